@@ -1,0 +1,31 @@
+"""What the top-level group hands to every subcommand (settings, resolved lazily)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provision.settings import Settings, load_settings
+
+
+@dataclass
+class AppContext:
+    """Flags from the command line; settings are resolved when a command asks."""
+
+    workspace: Path | None
+    flags: dict[str, Any] = field(default_factory=dict)
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        # Resolved on first use, so that `--help` and `--version` work in any folder
+        # and a bad provision.yml is reported as a clean error by the boundary.
+        if self._settings is None:
+            self._settings = load_settings(workspace=self.workspace, flags=self.flags)
+        return self._settings
+
+
+pass_app = click.make_pass_decorator(AppContext)

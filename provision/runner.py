@@ -1,0 +1,271 @@
+"""The one door to ansible-runner: run a playbook, stream its events, return its stats.
+
+Only this module imports ansible_runner. Each run gets a private data dir under the
+state directory, so two runs never share artifacts and a crashed run leaves its
+events on disk for inspection.
+
+Two traps this module exists to avoid:
+
+* ansible-runner looks up `ansible-playbook` on PATH. Called from a virtual
+  environment that is not activated, that lookup fails with rc 127. We hand it the
+  binary that sits beside our own Python and put that folder first on PATH.
+* ansible-runner writes the environment it was given into its artifacts and turns
+  host key checking off unless told. Secrets therefore never travel in envvars,
+  env files are suppressed, and host key checking is switched on explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from provision.errors import PrerequisiteError, RunnerError
+
+
+@dataclass(frozen=True)
+class HostStats:
+    """Ansible's play recap for one host."""
+
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """One word for the host: unreachable, failed, changed or ok."""
+        if self.unreachable:
+            return "unreachable"
+        if self.failed:
+            return "failed"
+        return "changed" if self.changed else "ok"
+
+
+@dataclass(frozen=True)
+class PlaybookEvent:
+    """The part of an ansible-runner event that callers act on."""
+
+    kind: str  # e.g. runner_on_ok, runner_on_failed, playbook_on_task_start
+    host: str | None
+    task: str | None
+    counter: int
+    data: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    """What a playbook run came to."""
+
+    status: str  # successful, failed, timeout, canceled
+    rc: int
+    hosts: dict[str, HostStats]
+    private_data_dir: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    def hosts_with(self, outcome: str) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.outcome == outcome)
+
+
+EventCallback = Callable[[PlaybookEvent], None]
+
+
+def tool_path(name: str) -> Path | None:
+    """An Ansible command that belongs to this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def _event_from(raw: Mapping[str, Any]) -> PlaybookEvent:
+    data = raw.get("event_data") or {}
+    return PlaybookEvent(
+        kind=str(raw.get("event", "")),
+        host=data.get("host"),
+        task=data.get("task"),
+        counter=int(raw.get("counter", 0)),
+        data=data,
+    )
+
+
+class _EventPump:
+    """Hands events to a slow callback on its own thread so Ansible never waits.
+
+    ansible-runner calls the event handler on the thread that reads Ansible's
+    output; a callback that writes to a database or redraws a table there would
+    stall the run. The pump queues each event and a worker thread delivers them
+    in order.
+    """
+
+    _STOP = object()
+
+    def __init__(self, callback: EventCallback) -> None:
+        self._callback = callback
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._deliver, name="provision-events", daemon=True)
+        self._thread.start()
+
+    def __call__(self, raw: dict[str, Any]) -> bool:
+        self._queue.put(raw)
+        return True  # keep the event in the artifacts too
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._error is not None:
+                continue  # drain without calling a callback that already broke
+            try:
+                assert isinstance(item, dict)
+                self._callback(_event_from(item))
+            except BaseException as exc:  # reported after the run, not lost on a thread
+                self._error = exc
+
+    def close(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def new_run_dir(state_path: Path, label: str = "run") -> Path:
+    """A fresh private data dir for one run: `<state>/runs/<utc time>-<label>-<id>`."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = state_path / "runs" / f"{stamp}-{label}-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def run_playbook(
+    playbook: Path,
+    *,
+    workspace: Path,
+    private_data_dir: Path,
+    inventory: Path | Mapping[str, Any] | Sequence[Path],
+    limit: str | None = None,
+    tags: Sequence[str] = (),
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    forks: int = 20,
+    on_event: EventCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> PlaybookResult:
+    """Run one playbook through ansible-runner and return its per-host stats.
+
+    `inventory` is an inventory path, a list of them, or an inventory as a dict
+    (written to the private data dir as JSON, so Ansible loads only those hosts).
+    `on_event` receives every event on a separate thread; `cancel` is polled by
+    ansible-runner and stops the run when it returns True.
+    """
+    binary = tool_path("ansible-playbook")
+    if binary is None:
+        raise PrerequisiteError(
+            "ansible-playbook was not found beside this Python nor on PATH",
+            hint="install ansible-core into the same environment as provision (make setup)",
+        )
+    if not playbook.is_file():
+        raise RunnerError(f"playbook {playbook} does not exist", hint="check the playbook path")
+
+    cmdline: list[str] = []
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if tags:
+        cmdline += ["--tags", ",".join(tags)]
+
+    if isinstance(inventory, Path):
+        inventory_arg: Any = str(inventory)
+    elif isinstance(inventory, Mapping):
+        inventory_arg = dict(inventory)
+    else:
+        inventory_arg = [str(p) for p in inventory]
+
+    envvars = {
+        # The folder of our own Python first: ansible-playbook's helpers and modules
+        # run from the same environment as provision.
+        "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+        "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    }
+    pump = _EventPump(on_event) if on_event else None
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            project_dir=str(workspace / "playbooks"),
+            playbook=str(playbook.resolve()),
+            inventory=inventory_arg,
+            limit=limit,
+            forks=forks,
+            cmdline=" ".join(cmdline) if cmdline else None,
+            extravars=dict(extravars or {}),
+            envvars=envvars,
+            binary=str(binary),
+            suppress_env_files=True,
+            quiet=True,
+            event_handler=pump,
+            cancel_callback=cancel,
+        )
+    finally:
+        if pump is not None:
+            pump.close()
+
+    stats: Mapping[str, Mapping[str, int]] = runner.stats or {}
+    hosts: dict[str, HostStats] = {}
+    names = set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped")))
+    for host in names:
+        hosts[host] = HostStats(
+            host=host,
+            ok=stats.get("ok", {}).get(host, 0),
+            changed=stats.get("changed", {}).get(host, 0),
+            failed=stats.get("failures", {}).get(host, 0),
+            unreachable=stats.get("dark", {}).get(host, 0),
+            skipped=stats.get("skipped", {}).get(host, 0),
+            rescued=stats.get("rescued", {}).get(host, 0),
+            ignored=stats.get("ignored", {}).get(host, 0),
+        )
+    if runner.rc != 0 and not hosts:
+        # Ansible stopped before any host was touched: a syntax error, a bad
+        # inventory. Its own words are in the stdout artifact.
+        raise RunnerError(
+            f"ansible-playbook stopped before reaching any host (rc {runner.rc}): "
+            + _last_lines(private_data_dir),
+            hint=f"see {private_data_dir}/artifacts for the whole output",
+        )
+    return PlaybookResult(
+        status=str(runner.status),
+        rc=int(runner.rc),
+        hosts=dict(sorted(hosts.items())),
+        private_data_dir=private_data_dir,
+    )
+
+
+def _last_lines(private_data_dir: Path, count: int = 3) -> str:
+    for stdout in sorted(private_data_dir.glob("artifacts/*/stdout")):
+        lines = [ln.strip() for ln in stdout.read_text(errors="replace").splitlines() if ln.strip()]
+        return " | ".join(lines[-count:])
+    return "no output"

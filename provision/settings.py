@@ -1,0 +1,186 @@
+"""Settings, resolved in one precedence order, written down once.
+
+    built-in defaults  <  workspace file (provision.yml)  <  PROVISION_* environment  <  flags
+
+The workspace is the folder holding `provision.yml` (found by walking up from the
+current directory), or the current directory when there is none. Every setting has
+the same name in all four places: `forks` in provision.yml, `PROVISION_FORKS` in the
+environment, `--forks` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provision.errors import ConfigError
+
+WORKSPACE_FILE = "provision.yml"
+ENV_PREFIX = "PROVISION_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about where it works and how."""
+
+    workspace: Path
+    #: Inventory environment: `inventories/<env>/`.
+    env: str = "lab"
+    #: Where runs, the state database and private data dirs live (relative to workspace).
+    state_dir: Path = Path(".provision")
+    #: Database URL; empty means SQLite at `<state_dir>/state.db`.
+    db_url: str = ""
+    #: How many hosts Ansible works on at once.
+    forks: int = 20
+    #: The lab's private subnet (a /24); the control node takes .1, hosts from .10.
+    lab_subnet: str = "10.213.7.0/24"
+    #: Where the lab caches its Debian root filesystem, outside any repository.
+    lab_cache: Path = Path("/var/cache/provision/lab")
+    #: Show tracebacks for unexpected errors.
+    debug: bool = False
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir if self.state_dir.is_absolute() else self.workspace / self.state_dir
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.workspace / "inventories" / self.env
+
+    @property
+    def playbooks_path(self) -> Path:
+        return self.workspace / "playbooks"
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.state_path / 'state.db'}"
+
+
+_SETTABLE = {f.name: f for f in fields(Settings) if f.name != "workspace"}
+
+
+def find_workspace(start: Path) -> Path:
+    """The nearest folder at or above `start` holding provision.yml, else `start`."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / WORKSPACE_FILE).is_file():
+            return folder
+    return start
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn a raw value from a file or the environment into the setting's type."""
+    default = getattr(Settings, name)
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            number = int(value)
+            if number < 1:
+                raise ValueError(value)
+            return number
+        if isinstance(default, Path):
+            return Path(str(value)).expanduser()
+        return str(value)
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise ConfigError(
+            f"setting '{name}' from {source} has the value {value!r}, which is not a valid {kind}",
+            hint=f"give '{name}' a {kind} value",
+        ) from None
+
+
+def read_workspace_file(workspace: Path) -> dict[str, Any]:
+    """Settings from `<workspace>/provision.yml`; unknown keys are an error."""
+    path = workspace / WORKSPACE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise ConfigError(
+            "is not valid YAML",
+            hint="fix the YAML syntax",
+            path=path,
+            line=None if line is None else line + 1,
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError("is not UTF-8 text", hint="save it as UTF-8", path=path) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping of setting: value", path=path)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _SETTABLE:
+            raise ConfigError(
+                f"unknown setting '{key}'",
+                hint="known settings: " + ", ".join(sorted(_SETTABLE)),
+                path=path,
+            )
+        values[key] = _coerce(key, value, str(path))
+    return values
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from PROVISION_* variables (PROVISION_WORKSPACE is handled apart)."""
+    values: dict[str, Any] = {}
+    for name in _SETTABLE:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = _coerce(name, environ[key], f"the environment ({key})")
+    return values
+
+
+def load_settings(
+    *,
+    workspace: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve the settings: defaults < provision.yml < PROVISION_* < flags.
+
+    `flags` holds only the options the user gave on the command line (None means
+    "not given", so it does not override anything below it).
+    """
+    environ = os.environ if environ is None else environ
+    if workspace is None and environ.get(ENV_PREFIX + "WORKSPACE"):
+        workspace = Path(environ[ENV_PREFIX + "WORKSPACE"])
+    if workspace is None:
+        workspace = find_workspace(cwd or Path.cwd())
+    workspace = workspace.expanduser().resolve()
+    if not workspace.is_dir():
+        raise ConfigError(
+            f"workspace {workspace} is not a folder",
+            hint="pass --workspace with an existing folder, or run from inside one",
+        )
+    settings = Settings(workspace=workspace)
+    layers = [
+        read_workspace_file(workspace),
+        read_environment(environ),
+        {k: _coerce(k, v, "the command line") for k, v in (flags or {}).items() if v is not None},
+    ]
+    for layer in layers:
+        settings = replace(settings, **layer)
+    _check_env_name(settings.env)
+    return settings
+
+
+def _check_env_name(env: str) -> None:
+    if not env or "/" in env or env.startswith("."):
+        raise ConfigError(
+            f"'{env}' is not an environment name",
+            hint="use the name of a folder under inventories/, e.g. production or lab",
+        )
