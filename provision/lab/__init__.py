@@ -1,0 +1,1 @@
+"""The built-in lab: real Debian hosts booted with systemd inside systemd-nspawn."""

@@ -1,0 +1,239 @@
+"""One lab host: its overlay over the cached root filesystem, its boot, its stop.
+
+A host's files live in `<lab dir>/hosts/<name>/`: `upper/` and `work/` for the
+overlay, `root/` where it is mounted and booted, `console.log` for what systemd
+printed. Resetting a host is deleting `upper/` and booting again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision import crypto
+from provision.errors import PrerequisiteError, StateError
+from provision.lab.network import BRIDGE, PROXY_PORT, process_matches, stop_process
+from provision.lab.spec import LabHost
+
+NSPAWN_RUN = Path("/run/systemd/nspawn")
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    base: Path
+
+    @property
+    def upper(self) -> Path:
+        return self.base / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.base / "work"
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def console_log(self) -> Path:
+        return self.base / "console.log"
+
+
+def mounted_paths() -> list[Path]:
+    """Every mount point on this machine, from /proc/mounts."""
+    points = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 1:
+            points.append(Path(fields[1].replace("\\040", " ")))
+    return points
+
+
+def is_mounted(path: Path) -> bool:
+    return path in mounted_paths()
+
+
+def ensure_nspawn_runtime_dir() -> bool:
+    """systemd-nspawn refuses to start without a writable /run/systemd/nspawn.
+
+    On a machine whose PID 1 is not systemd nothing creates it, so the lab mounts a
+    tmpfs there. Returns True when this call mounted it (so `down` unmounts it).
+    """
+    if is_mounted(NSPAWN_RUN):
+        return False
+    NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
+    _run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(NSPAWN_RUN)])
+    return True
+
+
+def mount_overlay(paths: HostPaths, lower: Path) -> None:
+    for folder in (paths.upper, paths.work, paths.root):
+        folder.mkdir(parents=True, exist_ok=True)
+    if is_mounted(paths.root):
+        return
+    _run(
+        [
+            "mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}",
+            str(paths.root),
+        ]
+    )
+
+
+def unmount(path: Path) -> None:
+    """Unmount `path` if mounted; lazily if busy, so teardown always finishes."""
+    if not is_mounted(path):
+        return
+    proc = subprocess.run(["umount", str(path)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 and is_mounted(path):
+        _run(["umount", "-l", str(path)])
+
+
+def personalise(root: Path, host: LabHost, prefixlen: int, proxy: str, control_key: str) -> str:
+    """Give a freshly mounted host its identity; return its SSH host public key.
+
+    The host key is generated here, on the control node, and written into the
+    host's filesystem: the key recorded in known_hosts is the host's real key,
+    read from the source, not trusted on first contact over the network.
+    """
+    (root / "etc/hostname").write_text(host.name + "\n")
+    (root / "etc/hosts").write_text(
+        f"127.0.0.1\tlocalhost\n127.0.1.1\t{host.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    interfaces = root / "etc/network/interfaces.d"
+    interfaces.mkdir(parents=True, exist_ok=True)
+    (interfaces / "host0").write_text(
+        "# Written by provision lab: the host's address on the lab bridge.\n"
+        f"auto host0\niface host0 inet static\n    address {host.address}/{prefixlen}\n"
+    )
+    (root / "etc/apt/apt.conf.d/01proxy").write_text(
+        f'// The lab\'s package cache on the control node.\nAcquire::http::Proxy "http://{proxy}:{PROXY_PORT}";\n'
+    )
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(ssh_dir, 0o700)
+    authorized = ssh_dir / "authorized_keys"
+    authorized.write_text(control_key.strip() + " provision-lab-control\n")
+    os.chmod(authorized, 0o600)
+
+    pair = crypto.new_ed25519()
+    crypto.write_private_key(root / "etc/ssh/ssh_host_ed25519_key", pair, comment=f"root@{host.name}")
+    drop_in = root / "etc/ssh/sshd_config.d/provision-lab.conf"
+    drop_in.parent.mkdir(parents=True, exist_ok=True)
+    drop_in.write_text(
+        "# Written by provision lab: this host has only the Ed25519 key made for it.\n"
+        "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+    )
+    return pair.public_openssh
+
+
+CGROUP_BASE = Path("/sys/fs/cgroup")
+CGROUP_GROUP = "provision-lab"
+
+
+def cgroup_roots() -> list[Path]:
+    """The hierarchies systemd uses: the unified one alone, or name=systemd beside it."""
+    if (CGROUP_BASE / "cgroup.controllers").exists():
+        return [CGROUP_BASE]
+    return [CGROUP_BASE / sub for sub in ("systemd", "unified") if (CGROUP_BASE / sub / "cgroup.procs").exists()]
+
+
+def host_cgroups(name: str) -> list[Path]:
+    return [root / CGROUP_GROUP / name for root in cgroup_roots()]
+
+
+def remove_cgroups(name: str | None = None) -> list[Path]:
+    """Remove the lab's (or one host's) emptied cgroups, deepest first."""
+    removed = []
+    for root in cgroup_roots():
+        top = root / CGROUP_GROUP / name if name else root / CGROUP_GROUP
+        if not top.is_dir():
+            continue
+        for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            try:
+                os.rmdir(folder)
+                removed.append(Path(folder))
+            except OSError:
+                pass
+    return removed
+
+
+def boot(name: str, paths: HostPaths) -> int:
+    """Boot the host with systemd inside systemd-nspawn; return nspawn's pid.
+
+    Each host gets a cgroup of its own before nspawn starts. With --keep-unit and
+    no systemd on the control node, nspawn splits the cgroup it was started in into
+    `supervisor` and `payload`; hosts started from one cgroup would share one
+    `payload`, and their systemds would fight over it (units failing with
+    status 219/CGROUP).
+    """
+    nspawn = shutil.which("systemd-nspawn")
+    if nspawn is None:
+        raise PrerequisiteError("systemd-nspawn is not installed", hint="apt-get install systemd-container")
+    cgroups = host_cgroups(name)
+    for cgroup in cgroups:
+        cgroup.mkdir(parents=True, exist_ok=True)
+    # A shell moves itself into the host's cgroups, then becomes nspawn (same pid);
+    # done by the child itself so no other process is ever moved by mistake.
+    join = "; ".join(f'echo $$ > "{c}/cgroup.procs"' for c in cgroups)
+    log = paths.console_log.open("ab")
+    proc = subprocess.Popen(
+        [
+            "/bin/sh", "-c", f'{join}; exec "$@"' if cgroups else 'exec "$@"', "sh",
+            nspawn, "--quiet", "-D", str(paths.root), "-M", name, "-b",
+            # No system bus to register with, and no unit of our own to move into.
+            "--register=no", "--keep-unit",
+            f"--network-bridge={BRIDGE}", "--console=read-only",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # outlives `lab up`; stopped by pid at `lab stop`/`down`
+    )
+    log.close()
+    return proc.pid
+
+
+def is_running(pid: int | None, name: str) -> bool:
+    return pid is not None and process_matches(pid, f"-M {name} ")
+
+
+def stop(pid: int | None, name: str) -> None:
+    """Power the host off (nspawn turns SIGTERM into an orderly shutdown)."""
+    if pid is not None:
+        stop_process(pid, expect=f"-M {name} ", timeout=30)
+
+
+def wait_for_ssh(address: str, pid: int, name: str, ssh_args: list[str], timeout: float = 90) -> float:
+    """Wait until the host answers a real SSH login; return the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if not is_running(pid, name):
+            raise StateError(f"lab host {name} stopped while booting", hint="see its console.log")
+        if _port_open(address, 22):
+            proc = subprocess.run(
+                ["ssh", *ssh_args, f"root@{address}", "true"],
+                capture_output=True, text=True, check=False, timeout=30,
+            )
+            if proc.returncode == 0:
+                return time.monotonic() - started
+        time.sleep(0.3)
+    raise StateError(f"lab host {name} ({address}) did not answer SSH within {timeout:.0f}s")
+
+
+def _port_open(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((address, port)) == 0
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise StateError(f"{' '.join(argv[:3])} … failed: {proc.stderr.strip() or proc.stdout.strip()}")

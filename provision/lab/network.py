@@ -1,0 +1,164 @@
+"""The lab network: one bridge with the control node's lab address, and the package proxy.
+
+Hosts are attached to the bridge by systemd-nspawn (`--network-bridge`); each
+host's network namespace is created by nspawn for that host and goes with it.
+The bridge carries only the lab subnet: nothing is routed or forwarded off it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from provision.errors import PrerequisiteError, StateError
+
+BRIDGE = "pvlab0"
+PROXY_PORT = 3142
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise StateError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def bridge_exists(name: str = BRIDGE) -> bool:
+    return _ip("link", "show", "dev", name, check=False).returncode == 0
+
+
+def ensure_bridge(address: str, prefixlen: int, name: str = BRIDGE) -> None:
+    """Create the bridge with the control node's address (idempotent)."""
+    if not bridge_exists(name):
+        _ip("link", "add", "name", name, "type", "bridge")
+    wanted = f"{address}/{prefixlen}"
+    shown = _ip("-o", "addr", "show", "dev", name).stdout
+    if wanted not in shown:
+        _ip("addr", "add", wanted, "dev", name)
+    _ip("link", "set", "dev", name, "up")
+
+
+def remove_bridge(name: str = BRIDGE) -> None:
+    if bridge_exists(name):
+        _ip("link", "delete", "dev", name)
+
+
+def lab_interfaces(name: str = BRIDGE) -> list[str]:
+    """Interfaces the lab owns that still exist: the bridge and hosts' vb- links."""
+    shown = _ip("-o", "link", "show", check=False).stdout
+    found = []
+    for line in shown.splitlines():
+        parts = line.split(":")
+        if len(parts) > 1:
+            ifname = parts[1].strip().split("@")[0]
+            if ifname == name or ifname.startswith("vb-"):
+                found.append(ifname)
+    return found
+
+
+PROXY_CONF = """\
+# apt-cacher-ng for the provision lab: started and stopped by `provision lab`.
+# No Remap-* lines on purpose: with them apt-cacher-ng answers 503 for the
+# Debian mirror; without them it caches whatever mirror the hosts ask for.
+CacheDir: {cache}
+LogDir: {logs}
+SupportDir: /usr/lib/apt-cacher-ng
+Port: {port}
+BindAddress: {address}
+PidFile: {pidfile}
+ReportPage: acng-report.html
+ExThreshold: 4
+LocalDirs: acng-doc /usr/share/doc/apt-cacher-ng
+"""
+
+
+def start_proxy(address: str, run_dir: Path, cache_dir: Path) -> int:
+    """Start apt-cacher-ng on the lab address; return its pid."""
+    binary = Path("/usr/sbin/apt-cacher-ng")
+    if not binary.exists():
+        raise PrerequisiteError("apt-cacher-ng is not installed", hint="apt-get install apt-cacher-ng")
+    conf_dir = run_dir / "apt-cacher-ng"
+    logs = run_dir / "apt-cacher-ng-log"
+    for folder in (conf_dir, logs, cache_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    pidfile = run_dir / "apt-cacher-ng.pid"
+    (conf_dir / "acng.conf").write_text(
+        PROXY_CONF.format(cache=cache_dir, logs=logs, port=PROXY_PORT, address=address, pidfile=pidfile)
+    )
+    log = (logs / "stdout.log").open("ab")
+    proc = subprocess.Popen(
+        [str(binary), "-c", str(conf_dir), "ForeGround=1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # survives the command that started it; stopped by pid
+    )
+    log.close()
+    _wait_listening(address, PROXY_PORT, proc)
+    return proc.pid
+
+
+def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StateError(f"apt-cacher-ng exited at start (code {proc.returncode})")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((address, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise StateError(f"apt-cacher-ng did not listen on {address}:{port} within {timeout:.0f}s")
+
+
+def stop_process(pid: int, *, expect: str, timeout: float = 20) -> None:
+    """Stop a process the lab started, by pid, if it is still that process."""
+    if not process_matches(pid, expect):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_matches(pid, expect):
+            return
+        _reap(pid)
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        _reap(pid)
+        if not process_matches(pid, expect):
+            return
+        time.sleep(0.1)
+
+
+def _reap(pid: int) -> None:
+    # When this same process started the child (as the test fixture does), it must
+    # be reaped or it lingers as a zombie that still looks alive.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def process_matches(pid: int, expect: str) -> bool:
+    """True if `pid` is alive (not a zombie) and its command line mentions `expect`.
+
+    Checking the command line keeps a recycled pid from being killed by mistake.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
+    return state != "Z" and expect in cmdline

@@ -1,0 +1,161 @@
+"""Which hosts the lab boots: names, roles, places in the admin tree, addresses.
+
+Pure data: no I/O. `parse_hosts_spec` turns the `--hosts` option into a list of
+`LabHost`; addresses are assigned from the lab subnet in a stable order so a host
+keeps its address across `lab up` runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from provision.errors import InputError
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a host stands in the administrative tree and which site it serves."""
+
+    division: str
+    district: str
+    upazila: str
+    union: str
+    site_code: str
+    site_name: str
+    site_type: str
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    role: str
+    placement: Placement
+    address: str = ""
+
+
+GAZIPUR_DC = Placement("Dhaka", "Gazipur", "", "", "DHK-GAZ-DC", "Gazipur district data centre", "district_data_centre")
+KALIGANJ_UZ = Placement("Dhaka", "Gazipur", "Kaliganj", "", "DHK-GAZ-KAL", "Kaliganj upazila office", "upazila_office")
+NAGARI_SCHOOL = Placement(
+    "Dhaka", "Gazipur", "Kaliganj", "Nagari", "DHK-KAL-NAG-S01", "Nagari high school lab", "school_lab"
+)
+
+#: The default lab: one machine of each kind the department runs.
+DEFAULT_HOSTS: tuple[LabHost, ...] = (
+    LabHost("dhk-gaz-fs01", "field_server", GAZIPUR_DC),
+    LabHost("dhk-kal-fs01", "field_server", KALIGANJ_UZ),
+    LabHost("dhk-kal-lab01", "lab_pc", NAGARI_SCHOOL),
+    LabHost("dhk-gaz-portal01", "portal_host", GAZIPUR_DC),
+)
+
+#: Where extra hosts asked for by role (`lab_pc:3`) are placed, and their name stem.
+ROLE_TEMPLATES: dict[str, tuple[str, Placement]] = {
+    "field_server": ("dhk-kal-fs", KALIGANJ_UZ),
+    "lab_pc": ("dhk-kal-lab", NAGARI_SCHOOL),
+    "portal_host": ("dhk-gaz-portal", GAZIPUR_DC),
+    "digital_centre_pc": ("dhk-kal-udc", Placement(
+        "Dhaka", "Gazipur", "Kaliganj", "Nagari", "DHK-KAL-NAG-UDC", "Nagari union digital centre",
+        "union_digital_centre",
+    )),
+}
+
+#: Highest number of hosts one lab runs (a /24, the control node and headroom).
+MAX_HOSTS = 200
+FIRST_HOST_OCTET = 10
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+def parse_hosts_spec(spec: str | None) -> list[LabHost]:
+    """`--hosts` → hosts. Entries are comma-separated:
+
+    * a host name from the default lab (`dhk-kal-lab01`),
+    * `ROLE:COUNT` for COUNT hosts of a role (`lab_pc:3` → dhk-kal-lab01…03),
+    * `default` for the four default hosts.
+
+    No spec means the default four.
+    """
+    if spec is None or not spec.strip():
+        return list(DEFAULT_HOSTS)
+    chosen: dict[str, LabHost] = {}
+    known = {h.name: h for h in DEFAULT_HOSTS}
+    for raw in spec.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        if entry == "default":
+            for host in DEFAULT_HOSTS:
+                chosen.setdefault(host.name, host)
+        elif ":" in entry:
+            for host in _hosts_for_role(entry):
+                chosen.setdefault(host.name, host)
+        elif entry in known:
+            chosen.setdefault(entry, known[entry])
+        else:
+            raise InputError(
+                f"--hosts: unknown lab host '{entry}'",
+                hint="use one of " + ", ".join(known) + ", 'default', or ROLE:COUNT such as lab_pc:3 "
+                "(roles: " + ", ".join(ROLE_TEMPLATES) + ")",
+            )
+    if not chosen:
+        raise InputError("--hosts names no host", hint="e.g. --hosts default,lab_pc:3")
+    if len(chosen) > MAX_HOSTS:
+        raise InputError(f"--hosts asks for {len(chosen)} hosts; the lab runs at most {MAX_HOSTS}")
+    return list(chosen.values())
+
+
+def _hosts_for_role(entry: str) -> list[LabHost]:
+    role, _, count_text = entry.partition(":")
+    if role not in ROLE_TEMPLATES:
+        raise InputError(
+            f"--hosts: unknown role '{role}' in '{entry}'",
+            hint="roles: " + ", ".join(ROLE_TEMPLATES),
+        )
+    if not count_text.isdigit() or not 1 <= int(count_text) <= MAX_HOSTS:
+        raise InputError(
+            f"--hosts: '{entry}' needs a count from 1 to {MAX_HOSTS} after the colon",
+            hint="e.g. lab_pc:3",
+        )
+    stem, placement = ROLE_TEMPLATES[role]
+    return [LabHost(f"{stem}{i:02d}", role, placement) for i in range(1, int(count_text) + 1)]
+
+
+def check_subnet(subnet: str) -> ipaddress.IPv4Network:
+    """The lab subnet, which must be a private IPv4 /24 (or larger)."""
+    try:
+        network = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError:
+        raise InputError(
+            f"lab_subnet '{subnet}' is not an IPv4 network", hint="e.g. lab_subnet: 10.213.7.0/24"
+        ) from None
+    if not network.is_private or network.prefixlen > 24:
+        raise InputError(
+            f"lab_subnet {subnet} must be a private network of /24 or larger",
+            hint="e.g. lab_subnet: 10.213.7.0/24",
+        )
+    return network
+
+
+def control_address(network: ipaddress.IPv4Network) -> str:
+    """The control node's address on the lab bridge: the first in the subnet."""
+    return str(network.network_address + 1)
+
+
+def assign_addresses(
+    hosts: list[LabHost], network: ipaddress.IPv4Network, taken: dict[str, str]
+) -> list[LabHost]:
+    """Give each host an address, keeping the ones it had (`taken`: name → address)."""
+    used = set(taken.values())
+    free = (
+        str(network.network_address + i)
+        for i in range(FIRST_HOST_OCTET, network.num_addresses - 1)
+        if str(network.network_address + i) not in used
+    )
+    result = []
+    for host in hosts:
+        address = taken.get(host.name) or next(free)
+        result.append(LabHost(host.name, host.role, host.placement, address))
+    for host in result:
+        if not _NAME.match(host.name):
+            raise InputError(f"'{host.name}' is not a valid host name")
+    return result
