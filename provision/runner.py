@@ -224,7 +224,6 @@ def run_playbook(
             cmdline=" ".join(cmdline) if cmdline else None,
             extravars=dict(extravars or {}),
             envvars=envvars,
-            binary=str(binary),
             suppress_env_files=True,
             quiet=True,
             event_handler=pump,

@@ -28,3 +28,33 @@ def print_json(data: Any) -> None:
     """Machine-readable output for `--json`; always plain, whatever stdout is."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+class Steps:
+    """Renders a service's progress messages: a spinner on a terminal, plain lines elsewhere.
+
+    Use as a context manager and pass the instance as the service's step callback.
+    """
+
+    def __init__(self, title: str) -> None:
+        self._title = title
+        self._status: Any = None
+
+    def __enter__(self) -> Steps:
+        if is_interactive():
+            self._status = err.status(self._title)
+            self._status.__enter__()
+        else:
+            err.print(self._title, markup=False)
+        return self
+
+    def __call__(self, message: str) -> None:
+        if self._status is not None:
+            self._status.update(f"{self._title}: {message}")
+            err.print(f"  {message}", markup=False, style="dim")
+        else:
+            err.print(f"  {message}", markup=False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)

@@ -1,0 +1,1 @@
+"""Reference data shipped with provision (read through importlib.resources)."""

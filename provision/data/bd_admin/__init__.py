@@ -1,0 +1,1 @@
+"""The Bangladesh administrative tree: divisions, districts, upazilas, unions."""

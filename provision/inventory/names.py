@@ -1,0 +1,78 @@
+"""How names from the register become Ansible group names: one rule, written once.
+
+The rule (`normalise`):
+
+1. fold to ASCII (NFKD, combining marks dropped) and to lower case;
+2. drop apostrophes (``Cox's Bazar`` -> ``coxs bazar``);
+3. turn every run of other characters that are not ``a-z`` or ``0-9`` into one ``_``;
+4. strip ``_`` from both ends.
+
+Group names put the level first and, because upazila and union names repeat across
+the country (there is a Kaliganj upazila in Gazipur, Jhenaidah, Lalmonirhat and
+Satkhira), qualify the lower levels with their path through the tree:
+
+=================  ==============================================================
+level              group name
+=================  ==============================================================
+division           ``division_<division>``            ``division_dhaka``
+district           ``district_<district>``            ``district_gazipur``
+upazila            ``upazila_<district>_<upazila>``   ``upazila_gazipur_kaliganj``
+union              ``union_<district>_<upazila>_<union>``
+                                                       ``union_gazipur_kaliganj_bahadursadi``
+role               ``role_<role>``                    ``role_lab_pc``
+site type          ``site_type_<type>``               ``site_type_school_lab``
+site               ``site_<code>``                    ``site_khu_014``
+=================  ==============================================================
+
+District names are unique nationwide, so ``district_<district>`` needs no division.
+Every group name is a valid Ansible group name (letters, digits and ``_``, never a
+leading digit), so Ansible neither warns about nor rewrites it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union")
+
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def normalise(name: str) -> str:
+    """The normalised form of a name: ``"Cox's Bazar"`` -> ``"coxs_bazar"``."""
+    folded = unicodedata.normalize("NFKD", name)
+    ascii_text = folded.encode("ascii", "ignore").decode("ascii").casefold()
+    ascii_text = ascii_text.replace("'", "").replace("\u2019", "")
+    return _NOT_WORD.sub("_", ascii_text).strip("_")
+
+
+def tree_group(level: str, *path: str) -> str:
+    """The group of a place in the tree, from its path of names (division first).
+
+    ``tree_group("upazila", "Dhaka", "Gazipur", "Kaliganj")`` ->
+    ``"upazila_gazipur_kaliganj"``. The division is only part of the name at the
+    division level; from the upazila down the district qualifies the name.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"unknown tree level {level!r}")
+    depth = LEVELS.index(level) + 1
+    if len(path) != depth:
+        raise ValueError(f"a {level} needs a path of {depth} names, got {len(path)}")
+    parts = path[:1] if level == "division" else path[1:]
+    return level + "_" + "_".join(normalise(p) for p in parts)
+
+
+def role_group(role: str) -> str:
+    """``role_group("lab_pc")`` -> ``"role_lab_pc"``."""
+    return "role_" + normalise(role)
+
+
+def site_type_group(site_type: str) -> str:
+    """``site_type_group("school_lab")`` -> ``"site_type_school_lab"``."""
+    return "site_type_" + normalise(site_type)
+
+
+def site_group(site_code: str) -> str:
+    """``site_group("KHU-014")`` -> ``"site_khu_014"``."""
+    return "site_" + normalise(site_code)
