@@ -50,6 +50,8 @@ def write_private_key(path: Path, pair: KeyPair, comment: str = "") -> None:
 def public_key_of(path: Path) -> str:
     """The OpenSSH public key line of a private key file."""
     key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    return key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )

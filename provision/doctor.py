@@ -117,7 +117,10 @@ def _check_state_dir(settings: Settings) -> Check:
             pass
     except OSError as exc:
         return Check(
-            "state directory", "fail", f"{state}: {exc.strerror}", "make it writable or set state_dir"
+            "state directory",
+            "fail",
+            f"{state}: {exc.strerror}",
+            "make it writable or set state_dir",
         )
     return Check("state directory", "pass", f"{state} is writable")
 
@@ -140,7 +143,9 @@ def _lab_checks() -> list[Check]:
         ("apt-cacher-ng", "apt-cacher-ng"),
         ("ip", "iproute2"),
     ):
-        path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+        path = shutil.which(tool) or (
+            f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None
+        )
         checks.append(
             Check(
                 f"lab: {tool}",
@@ -150,7 +155,11 @@ def _lab_checks() -> list[Check]:
                 required=False,
             )
         )
-    overlay = "overlay" in Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else False
+    overlay = (
+        "overlay" in Path("/proc/filesystems").read_text()
+        if Path("/proc/filesystems").exists()
+        else False
+    )
     checks.append(
         Check(
             "lab: overlayfs",

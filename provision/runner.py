@@ -235,7 +235,9 @@ def run_playbook(
 
     stats: Mapping[str, Mapping[str, int]] = runner.stats or {}
     hosts: dict[str, HostStats] = {}
-    names = set().union(*(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped")))
+    names = set().union(
+        *(stats.get(k, {}) for k in ("ok", "changed", "failures", "dark", "skipped"))
+    )
     for host in names:
         hosts[host] = HostStats(
             host=host,

@@ -41,7 +41,9 @@ def _status_table(hosts: list[service.HostStatus]) -> Table:
     for column in ("host", "role", "site", "address", "state", "systemd"):
         table.add_column(column)
     for h in hosts:
-        table.add_row(h.name, h.role, h.site, h.address, f"[{_STATE_STYLE[h.state]}]{h.state}[/]", h.systemd)
+        table.add_row(
+            h.name, h.role, h.site, h.address, f"[{_STATE_STYLE[h.state]}]{h.state}[/]", h.systemd
+        )
     return table
 
 
@@ -75,7 +77,8 @@ def up(app: AppContext, hosts_spec: str | None, as_json: bool) -> None:
         return
     console.out.print(_status_table(result.hosts))
     console.out.print(
-        f"{len(result.hosts)} hosts up in {result.seconds:.1f}s; inventory in {result.inventory_dir}"
+        f"{len(result.hosts)} hosts up in {result.seconds:.1f}s; "
+        f"inventory in {result.inventory_dir}"
     )
 
 
@@ -111,7 +114,7 @@ def ssh(app: AppContext, name: str, command: tuple[str, ...]) -> None:
       provision lab ssh dhk-kal-lab01 -- systemctl is-system-running
     """
     argv = service.ssh_command(app.settings, name, list(command))
-    os.execvp(argv[0], argv)
+    os.execvp(argv[0], argv)  # noqa: S606 - replace this process with ssh, argv as a list
 
 
 @lab.command()
@@ -206,7 +209,11 @@ def ping(app: AppContext, as_json: bool) -> None:
 def _render_playbook_result(result: PlaybookResult, as_json: bool) -> None:
     if as_json:
         console.print_json(
-            {"status": result.status, "rc": result.rc, "hosts": [dataclasses.asdict(s) for s in result.hosts.values()]}
+            {
+                "status": result.status,
+                "rc": result.rc,
+                "hosts": [dataclasses.asdict(s) for s in result.hosts.values()],
+            }
         )
         return
     table = Table(title=f"playbook {result.status}")
@@ -215,8 +222,13 @@ def _render_playbook_result(result: PlaybookResult, as_json: bool) -> None:
     colours = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "magenta"}
     for s in result.hosts.values():
         table.add_row(
-            s.host, f"[{colours[s.outcome]}]{s.outcome}[/]", str(s.ok), str(s.changed),
-            str(s.failed), str(s.unreachable), str(s.skipped),
+            s.host,
+            f"[{colours[s.outcome]}]{s.outcome}[/]",
+            str(s.ok),
+            str(s.changed),
+            str(s.failed),
+            str(s.unreachable),
+            str(s.skipped),
         )
     console.out.print(table)
     console.out.print(f"artifacts: {result.private_data_dir}")

@@ -8,7 +8,6 @@ Ansible inventories built elsewhere (a slice per selection) for the same hosts.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -30,7 +29,12 @@ def slug(text: str) -> str:
 def host_groups(record: HostRecord) -> list[str]:
     """The groups a lab host belongs to, named like those of imported inventories."""
     p = record.placement
-    groups = ["lab", f"role_{record.role}", f"site_type_{p['site_type']}", f"site_{slug(p['site_code'])}"]
+    groups = [
+        "lab",
+        f"role_{record.role}",
+        f"site_type_{p['site_type']}",
+        f"site_{slug(p['site_code'])}",
+    ]
     groups.append(f"division_{slug(p['division'])}")
     groups.append(f"district_{slug(p['district'])}")
     if p.get("upazila"):
@@ -47,12 +51,18 @@ def known_hosts_lines(records: Iterable[HostRecord]) -> list[str]:
 def ssh_options(folder: Path) -> list[str]:
     """ssh(1) options that reach lab hosts with strict host key checking."""
     return [
-        "-i", str(folder / KEY_NAME),
-        "-o", f"UserKnownHostsFile={folder / 'known_hosts'}",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "BatchMode=yes",
-        "-o", "ConnectTimeout=5",
-        "-o", "LogLevel=ERROR",
+        "-i",
+        str(folder / KEY_NAME),
+        "-o",
+        f"UserKnownHostsFile={folder / 'known_hosts'}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
     ]
 
 
@@ -63,7 +73,11 @@ def write_inventory(folder: Path, records: Iterable[HostRecord]) -> None:
         for group in host_groups(record):
             groups.setdefault(group, {"hosts": {}})["hosts"][record.name] = None
     hostvars = {
-        r.name: {"ansible_host": r.address, "provision_role": r.role, **{f"provision_{k}": v for k, v in r.placement.items() if v}}
+        r.name: {
+            "ansible_host": r.address,
+            "provision_role": r.role,
+            **{f"provision_{k}": v for k, v in r.placement.items() if v},
+        }
         for r in records
     }
     groups.setdefault("lab", {})["hosts"] = hostvars
@@ -71,13 +85,19 @@ def write_inventory(folder: Path, records: Iterable[HostRecord]) -> None:
     connection = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(folder / KEY_NAME),
-        "ansible_ssh_common_args": f"-o UserKnownHostsFile={folder / 'known_hosts'} -o StrictHostKeyChecking=yes",
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={folder / 'known_hosts'} -o StrictHostKeyChecking=yes"
+        ),
     }
     (folder / "group_vars/all").mkdir(parents=True, exist_ok=True)
-    _write(folder / "hosts.yml", HEADER + yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False))
+    _write(
+        folder / "hosts.yml",
+        HEADER + yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False),
+    )
     _write(
         folder / "group_vars/all/lab_connection.yml",
-        HEADER + "# How the control node reaches lab hosts: the lab key, strict host keys.\n"
+        HEADER
+        + "# How the control node reaches lab hosts: the lab key, strict host keys.\n"
         + yaml.safe_dump(connection, sort_keys=False),
     )
     _write(folder / "known_hosts", "\n".join(known_hosts_lines(records)) + "\n")
@@ -92,7 +112,7 @@ def remove_inventory(folder: Path) -> None:
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def as_dict(record: HostRecord) -> dict[str, Any]:

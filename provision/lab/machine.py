@@ -7,6 +7,7 @@ printed. Resetting a host is deleting `upper/` and booting again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from provision import crypto
 from provision.errors import PrerequisiteError, StateError
-from provision.lab.network import BRIDGE, PROXY_PORT, process_matches, stop_process
+from provision.lab.network import PROXY_PORT, process_matches, stop_process
 from provision.lab.spec import LabHost
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
@@ -78,7 +79,11 @@ def mount_overlay(paths: HostPaths, lower: Path) -> None:
         return
     _run(
         [
-            "mount", "-t", "overlay", "overlay", "-o",
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
             f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}",
             str(paths.root),
         ]
@@ -116,13 +121,15 @@ def personalise(root: Path, host: LabHost, prefixlen: int, proxy: str, control_k
     )
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(ssh_dir, 0o700)
+    ssh_dir.chmod(0o700)
     authorized = ssh_dir / "authorized_keys"
     authorized.write_text(control_key.strip() + " provision-lab-control\n")
-    os.chmod(authorized, 0o600)
+    authorized.chmod(0o600)
 
     pair = crypto.new_ed25519()
-    crypto.write_private_key(root / "etc/ssh/ssh_host_ed25519_key", pair, comment=f"root@{host.name}")
+    crypto.write_private_key(
+        root / "etc/ssh/ssh_host_ed25519_key", pair, comment=f"root@{host.name}"
+    )
     drop_in = root / "etc/ssh/sshd_config.d/provision-lab.conf"
     drop_in.parent.mkdir(parents=True, exist_ok=True)
     drop_in.write_text(
@@ -140,30 +147,34 @@ def cgroup_roots() -> list[Path]:
     """The hierarchies systemd uses: the unified one alone, or name=systemd beside it."""
     if (CGROUP_BASE / "cgroup.controllers").exists():
         return [CGROUP_BASE]
-    return [CGROUP_BASE / sub for sub in ("systemd", "unified") if (CGROUP_BASE / sub / "cgroup.procs").exists()]
+    return [
+        CGROUP_BASE / sub
+        for sub in ("systemd", "unified")
+        if (CGROUP_BASE / sub / "cgroup.procs").exists()
+    ]
 
 
-def host_cgroups(name: str) -> list[Path]:
-    return [root / CGROUP_GROUP / name for root in cgroup_roots()]
+def lab_cgroups(bridge: str) -> list[Path]:
+    """The cgroups of one lab (named by its bridge), in every hierarchy."""
+    return [root / CGROUP_GROUP / bridge for root in cgroup_roots()]
 
 
-def remove_cgroups(name: str | None = None) -> list[Path]:
-    """Remove the lab's (or one host's) emptied cgroups, deepest first."""
+def remove_cgroups(bridge: str) -> list[Path]:
+    """Remove one lab's emptied cgroups, deepest first."""
     removed = []
-    for root in cgroup_roots():
-        top = root / CGROUP_GROUP / name if name else root / CGROUP_GROUP
+    for top in lab_cgroups(bridge):
         if not top.is_dir():
             continue
-        for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            try:
-                os.rmdir(folder)
-                removed.append(Path(folder))
-            except OSError:
-                pass
+        # The parent goes too when no other lab is left in it.
+        folders = [Path(f) for f, _, _ in os.walk(top)]
+        for folder in [*sorted(folders, key=lambda p: -len(p.parts)), top.parent]:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                removed.append(folder)
     return removed
 
 
-def boot(name: str, paths: HostPaths) -> int:
+def boot(name: str, paths: HostPaths, bridge: str) -> int:
     """Boot the host with systemd inside systemd-nspawn; return nspawn's pid.
 
     Each host gets a cgroup of its own before nspawn starts. With --keep-unit and
@@ -174,8 +185,10 @@ def boot(name: str, paths: HostPaths) -> int:
     """
     nspawn = shutil.which("systemd-nspawn")
     if nspawn is None:
-        raise PrerequisiteError("systemd-nspawn is not installed", hint="apt-get install systemd-container")
-    cgroups = host_cgroups(name)
+        raise PrerequisiteError(
+            "systemd-nspawn is not installed", hint="apt-get install systemd-container"
+        )
+    cgroups = [group / name for group in lab_cgroups(bridge)]
     for cgroup in cgroups:
         cgroup.mkdir(parents=True, exist_ok=True)
     # A shell moves itself into the host's cgroups, then becomes nspawn (same pid);
@@ -184,11 +197,22 @@ def boot(name: str, paths: HostPaths) -> int:
     log = paths.console_log.open("ab")
     proc = subprocess.Popen(
         [
-            "/bin/sh", "-c", f'{join}; exec "$@"' if cgroups else 'exec "$@"', "sh",
-            nspawn, "--quiet", "-D", str(paths.root), "-M", name, "-b",
+            "/bin/sh",
+            "-c",
+            f'{join}; exec "$@"' if cgroups else 'exec "$@"',
+            "sh",
+            nspawn,
+            "--quiet",
+            "-D",
+            str(paths.root),
+            "-M",
+            name,
+            "-b",
             # No system bus to register with, and no unit of our own to move into.
-            "--register=no", "--keep-unit",
-            f"--network-bridge={BRIDGE}", "--console=read-only",
+            "--register=no",
+            "--keep-unit",
+            f"--network-bridge={bridge}",
+            "--console=read-only",
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -209,7 +233,9 @@ def stop(pid: int | None, name: str) -> None:
         stop_process(pid, expect=f"-M {name} ", timeout=30)
 
 
-def wait_for_ssh(address: str, pid: int, name: str, ssh_args: list[str], timeout: float = 90) -> float:
+def wait_for_ssh(
+    address: str, pid: int, name: str, ssh_args: list[str], timeout: float = 90
+) -> float:
     """Wait until the host answers a real SSH login; return the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout
@@ -219,7 +245,10 @@ def wait_for_ssh(address: str, pid: int, name: str, ssh_args: list[str], timeout
         if _port_open(address, 22):
             proc = subprocess.run(
                 ["ssh", *ssh_args, f"root@{address}", "true"],
-                capture_output=True, text=True, check=False, timeout=30,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
             )
             if proc.returncode == 0:
                 return time.monotonic() - started
@@ -236,4 +265,19 @@ def _port_open(address: str, port: int) -> bool:
 def _run(argv: list[str]) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise StateError(f"{' '.join(argv[:3])} … failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise StateError(
+            f"{' '.join(argv[:3])} … failed: {proc.stderr.strip() or proc.stdout.strip()}"
+        )
+
+
+def other_nspawn_running(ours: set[int]) -> bool:
+    """Is a systemd-nspawn not started by this lab running (another lab, say)?"""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) not in ours:
+            try:
+                argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if argv0.endswith(b"systemd-nspawn"):
+                return True
+    return False

@@ -7,6 +7,8 @@ The bridge carries only the lab subnet: nothing is routed or forwarded off it.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -15,8 +17,14 @@ from pathlib import Path
 
 from provision.errors import PrerequisiteError, StateError
 
-BRIDGE = "pvlab0"
-PROXY_PORT = 3142
+#: Not apt-cacher-ng's usual 3142: a system-wide apt-cacher-ng on this machine
+#: listens there on every address, and the lab's own must not collide with it.
+PROXY_PORT = 3149
+
+
+def bridge_name(subnet: ipaddress.IPv4Network) -> str:
+    """One bridge per lab subnet, so a test lab and a person's lab can run side by side."""
+    return f"pvlab-{subnet.network_address.packed[2]}"
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -26,11 +34,11 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def bridge_exists(name: str = BRIDGE) -> bool:
+def bridge_exists(name: str) -> bool:
     return _ip("link", "show", "dev", name, check=False).returncode == 0
 
 
-def ensure_bridge(address: str, prefixlen: int, name: str = BRIDGE) -> None:
+def ensure_bridge(name: str, address: str, prefixlen: int) -> None:
     """Create the bridge with the control node's address (idempotent)."""
     if not bridge_exists(name):
         _ip("link", "add", "name", name, "type", "bridge")
@@ -41,22 +49,19 @@ def ensure_bridge(address: str, prefixlen: int, name: str = BRIDGE) -> None:
     _ip("link", "set", "dev", name, "up")
 
 
-def remove_bridge(name: str = BRIDGE) -> None:
+def remove_bridge(name: str) -> None:
     if bridge_exists(name):
         _ip("link", "delete", "dev", name)
 
 
-def lab_interfaces(name: str = BRIDGE) -> list[str]:
-    """Interfaces the lab owns that still exist: the bridge and hosts' vb- links."""
-    shown = _ip("-o", "link", "show", check=False).stdout
-    found = []
-    for line in shown.splitlines():
-        parts = line.split(":")
-        if len(parts) > 1:
-            ifname = parts[1].strip().split("@")[0]
-            if ifname == name or ifname.startswith("vb-"):
-                found.append(ifname)
-    return found
+def lab_interfaces(name: str) -> list[str]:
+    """The lab's interfaces that still exist: its bridge and the host links on it."""
+    if not bridge_exists(name):
+        return []
+    attached = _ip("-o", "link", "show", "master", name, check=False).stdout
+    return [name] + [
+        line.split(":")[1].strip().split("@")[0] for line in attached.splitlines() if ":" in line
+    ]
 
 
 PROXY_CONF = """\
@@ -79,14 +84,18 @@ def start_proxy(address: str, run_dir: Path, cache_dir: Path) -> int:
     """Start apt-cacher-ng on the lab address; return its pid."""
     binary = Path("/usr/sbin/apt-cacher-ng")
     if not binary.exists():
-        raise PrerequisiteError("apt-cacher-ng is not installed", hint="apt-get install apt-cacher-ng")
+        raise PrerequisiteError(
+            "apt-cacher-ng is not installed", hint="apt-get install apt-cacher-ng"
+        )
     conf_dir = run_dir / "apt-cacher-ng"
     logs = run_dir / "apt-cacher-ng-log"
     for folder in (conf_dir, logs, cache_dir):
         folder.mkdir(parents=True, exist_ok=True)
     pidfile = run_dir / "apt-cacher-ng.pid"
     (conf_dir / "acng.conf").write_text(
-        PROXY_CONF.format(cache=cache_dir, logs=logs, port=PROXY_PORT, address=address, pidfile=pidfile)
+        PROXY_CONF.format(
+            cache=cache_dir, logs=logs, port=PROXY_PORT, address=address, pidfile=pidfile
+        )
     )
     log = (logs / "stdout.log").open("ab")
     proc = subprocess.Popen(
@@ -101,7 +110,9 @@ def start_proxy(address: str, run_dir: Path, cache_dir: Path) -> int:
     return proc.pid
 
 
-def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def _wait_listening(
+    address: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10
+) -> None:
     import socket
 
     deadline = time.monotonic() + timeout
@@ -144,10 +155,8 @@ def stop_process(pid: int, *, expect: str, timeout: float = 20) -> None:
 def _reap(pid: int) -> None:
     # When this same process started the child (as the test fixture does), it must
     # be reaped or it lingers as a zombie that still looks alive.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def process_matches(pid: int, expect: str) -> bool:
@@ -156,7 +165,9 @@ def process_matches(pid: int, expect: str) -> bool:
     Checking the command line keeps a recycled pid from being killed by mistake.
     """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmdline = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False

@@ -21,7 +21,13 @@ from provision.errors import PrerequisiteError
 
 SUITE = "bookworm"
 PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "sudo", "iproute2",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "python3",
+    "sudo",
+    "iproute2",
     "ifupdown",
 )
 MARKER = ".provision-rootfs.json"
@@ -41,7 +47,12 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
                 continue
             suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
             uris = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
-            if uris and suites and SUITE in suites.group(1).split() and "security" not in uris.group(1):
+            if (
+                uris
+                and suites
+                and SUITE in suites.group(1).split()
+                and "security" not in uris.group(1)
+            ):
                 return uris.group(1).rstrip("/")
     lists = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*.list"))]
     for path in lists:
@@ -94,7 +105,14 @@ def ensure_rootfs(cache_dir: Path, on_step: Callable[[str], None]) -> Path:
     on_step(f"building the Debian {SUITE} root filesystem (once, about 2 minutes)")
     started = time.monotonic()
     proc = subprocess.run(
-        [debootstrap, "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, str(building), mirror],
+        [
+            debootstrap,
+            "--variant=minbase",
+            "--include=" + ",".join(PACKAGES),
+            SUITE,
+            str(building),
+            mirror,
+        ],
         capture_output=True,
         text=True,
         check=False,

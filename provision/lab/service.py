@@ -23,7 +23,13 @@ from pathlib import Path
 from provision import crypto
 from provision.errors import InputError, PrerequisiteError, StateError
 from provision.lab import inventory, machine, network, rootfs, state
-from provision.lab.spec import assign_addresses, check_subnet, control_address, parse_hosts_spec
+from provision.lab.spec import (
+    LabHost,
+    assign_addresses,
+    check_subnet,
+    control_address,
+    parse_hosts_spec,
+)
 from provision.lab.state import HostRecord, LabState
 from provision.settings import Settings
 
@@ -96,11 +102,15 @@ def check_prerequisites() -> None:
     ):
         if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
             raise PrerequisiteError(f"{tool} is not installed", hint=f"apt-get install {package}")
-    filesystems = Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
+    filesystems = (
+        Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
+    )
     if "overlay" not in filesystems:
         subprocess.run(["modprobe", "overlay"], capture_output=True, check=False)
         if "overlay" not in Path("/proc/filesystems").read_text():
-            raise PrerequisiteError("this kernel has no overlay filesystem", hint="modprobe overlay")
+            raise PrerequisiteError(
+                "this kernel has no overlay filesystem", hint="modprobe overlay"
+            )
 
 
 @contextmanager
@@ -122,7 +132,9 @@ def _running_hosts(lab: LabState) -> list[str]:
     return [h.name for h in lab.hosts.values() if machine.is_running(h.pid, h.name)]
 
 
-def up(settings: Settings, hosts_spec: str | None = None, on_step: StepCallback = _quiet) -> UpResult:
+def up(
+    settings: Settings, hosts_spec: str | None = None, on_step: StepCallback = _quiet
+) -> UpResult:
     """Boot the lab and write inventories/lab/. Fails cleanly, leaving nothing behind."""
     started = time.monotonic()
     wanted = parse_hosts_spec(hosts_spec)  # bad input is refused before anything is touched
@@ -142,7 +154,12 @@ def up(settings: Settings, hosts_spec: str | None = None, on_step: StepCallback 
             _teardown(paths, previous, on_step)
         _check_subnet_free(subnet)
         lower = rootfs.ensure_rootfs(paths.cache_dir, on_step)
-        lab = LabState(subnet=str(subnet), control_address=control_address(subnet), rootfs=str(lower))
+        lab = LabState(
+            subnet=str(subnet),
+            control_address=control_address(subnet),
+            rootfs=str(lower),
+            bridge=network.bridge_name(subnet),
+        )
         try:
             boot_seconds = _bring_up(paths, lab, wanted, subnet, on_step)
         except BaseException:
@@ -159,31 +176,36 @@ def up(settings: Settings, hosts_spec: str | None = None, on_step: StepCallback 
 
 def _check_subnet_free(subnet: ipaddress.IPv4Network) -> None:
     """Refuse a lab subnet that overlaps a network this machine already uses."""
-    shown = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False)
+    shown = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
+    )
     for line in shown.stdout.splitlines():
         fields = line.split()
-        if "inet" in fields and fields[1] != network.BRIDGE:
+        if "inet" in fields and fields[1] != network.bridge_name(subnet):
             other = ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network
             if other.overlaps(subnet) and not other.is_loopback:
                 raise InputError(
                     f"lab_subnet {subnet} overlaps {other} on {fields[1]}",
-                    hint="choose another private /24 with lab_subnet in provision.yml or PROVISION_LAB_SUBNET",
+                    hint="choose another private /24: lab_subnet in provision.yml "
+                    "or PROVISION_LAB_SUBNET",
                 )
 
 
 def _bring_up(
     paths: LabPaths,
     lab: LabState,
-    wanted: list[state.LabHost],
+    wanted: list[LabHost],
     subnet: ipaddress.IPv4Network,
     on_step: StepCallback,
 ) -> dict[str, float]:
     lab.mounted_nspawn_runtime = machine.ensure_nspawn_runtime_dir()
     state.save(paths.state_file, lab)
     control_key = _ensure_control_key(paths)
-    on_step(f"network: bridge {network.BRIDGE} at {lab.control_address}/{subnet.prefixlen}")
-    network.ensure_bridge(lab.control_address, subnet.prefixlen)
-    lab.proxy_pid = network.start_proxy(lab.control_address, paths.run_dir, paths.cache_dir / "apt-cacher-ng")
+    on_step(f"network: bridge {lab.bridge} at {lab.control_address}/{subnet.prefixlen}")
+    network.ensure_bridge(lab.bridge, lab.control_address, subnet.prefixlen)
+    lab.proxy_pid = network.start_proxy(
+        lab.control_address, paths.run_dir, paths.cache_dir / "apt-cacher-ng"
+    )
     state.save(paths.state_file, lab)
     for host in assign_addresses(wanted, subnet, {}):
         lab.hosts[host.name] = HostRecord.of(host)
@@ -201,7 +223,12 @@ def _ensure_control_key(paths: LabPaths) -> str:
 
 
 def _boot_one(
-    paths: LabPaths, lab: LabState, record: HostRecord, prefixlen: int, control_key: str, on_step: StepCallback
+    paths: LabPaths,
+    lab: LabState,
+    record: HostRecord,
+    prefixlen: int,
+    control_key: str,
+    on_step: StepCallback,
 ) -> None:
     host_paths = paths.host(record.name)
     on_step(f"booting {record.name} ({record.role}) at {record.address}")
@@ -210,7 +237,7 @@ def _boot_one(
     record.host_key = machine.personalise(
         host_paths.root, record.as_host(), prefixlen, lab.control_address, control_key
     )
-    record.pid = machine.boot(record.name, host_paths)
+    record.pid = machine.boot(record.name, host_paths, lab.bridge)
     state.save(paths.state_file, lab)
 
 
@@ -258,11 +285,18 @@ def status(settings: Settings) -> list[HostStatus]:
         if running:
             proc = subprocess.run(
                 ["ssh", *options, f"root@{record.address}", "systemctl is-system-running"],
-                capture_output=True, text=True, check=False, timeout=30,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
             )
             systemd = proc.stdout.strip() or "unreachable"
         return HostStatus(
-            record.name, record.role, record.address, "up" if running else "down", systemd,
+            record.name,
+            record.role,
+            record.address,
+            "up" if running else "down",
+            systemd,
             record.placement.get("site_code", ""),
         )
 
@@ -289,9 +323,11 @@ def start_host(settings: Settings, name: str) -> float:
             raise StateError(f"lab host {name} is already up")
         host_paths = paths.host(name)
         machine.mount_overlay(host_paths, Path(lab.rootfs))
-        record.pid = machine.boot(name, host_paths)
+        record.pid = machine.boot(name, host_paths, lab.bridge)
         state.save(paths.state_file, lab)
-        return machine.wait_for_ssh(record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir))
+        return machine.wait_for_ssh(
+            record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir)
+        )
 
 
 def reset_host(settings: Settings, name: str) -> float:
@@ -308,7 +344,9 @@ def reset_host(settings: Settings, name: str) -> float:
         _boot_one(paths, lab, record, subnet.prefixlen, crypto.public_key_of(paths.key), _quiet)
         inventory.write_inventory(paths.inventory_dir, lab.hosts.values())
         assert record.pid is not None
-        return machine.wait_for_ssh(record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir))
+        return machine.wait_for_ssh(
+            record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir)
+        )
 
 
 def ssh_command(settings: Settings, name: str, command: list[str]) -> list[str]:
@@ -332,25 +370,25 @@ def down(settings: Settings, on_step: StepCallback = _quiet) -> list[str]:
     with _locked(paths):
         lab = state.load(paths.state_file)
         if lab is None:
-            lab = LabState(subnet=settings.lab_subnet, control_address="", rootfs="")
+            subnet = check_subnet(settings.lab_subnet)
+            lab = LabState(str(subnet), "", "", network.bridge_name(subnet))
         return _teardown(paths, lab, on_step)
 
 
 def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str]:
     done: list[str] = []
-    pids = {r.name: r.pid for r in lab.hosts.values()}
+    pids: dict[str, int | None] = {r.name: r.pid for r in lab.hosts.values()}
     # Also any nspawn still running from our hosts folder whose pid was not saved
     # (a crash between Popen and the state file).
-    for pid, name in _nspawn_processes(paths.run_dir / "hosts"):
-        pids.setdefault(name, pid)
-        if pids[name] != pid:
-            machine.stop(pid, name)
+    for found_pid, found_name in _nspawn_processes(paths.run_dir / "hosts"):
+        if pids.setdefault(found_name, found_pid) != found_pid:
+            machine.stop(found_pid, found_name)
     for name, pid in sorted(pids.items()):
         if machine.is_running(pid, name):
             on_step(f"stopping {name}")
             machine.stop(pid, name)
             done.append(f"stopped {name}")
-    if machine.remove_cgroups():
+    if machine.remove_cgroups(lab.bridge):
         done.append("removed the hosts' cgroups")
     hosts_dir = paths.run_dir / "hosts"
     for point in machine.mounted_paths():
@@ -360,10 +398,14 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
     if lab.proxy_pid and network.process_matches(lab.proxy_pid, "apt-cacher-ng"):
         network.stop_process(lab.proxy_pid, expect="apt-cacher-ng")
         done.append("stopped the package proxy")
-    if network.bridge_exists():
-        network.remove_bridge()
-        done.append(f"removed bridge {network.BRIDGE}")
-    if lab.mounted_nspawn_runtime and machine.is_mounted(machine.NSPAWN_RUN):
+    if network.bridge_exists(lab.bridge):
+        network.remove_bridge(lab.bridge)
+        done.append(f"removed bridge {lab.bridge}")
+    if (
+        lab.mounted_nspawn_runtime
+        and machine.is_mounted(machine.NSPAWN_RUN)
+        and not machine.other_nspawn_running(set())
+    ):
         machine.unmount(machine.NSPAWN_RUN)
         done.append(f"unmounted {machine.NSPAWN_RUN}")
     if hosts_dir.exists():
@@ -399,14 +441,15 @@ def _nspawn_processes(hosts_dir: Path) -> list[tuple[int, str]]:
 def leftovers(settings: Settings) -> list[str]:
     """What of the lab still exists on this machine (empty after a clean `down`)."""
     paths = LabPaths.of(settings)
+    bridge = network.bridge_name(check_subnet(settings.lab_subnet))
     hosts_dir = paths.run_dir / "hosts"
     found = [f"process {pid} ({name})" for pid, name in _nspawn_processes(hosts_dir)]
     found += [f"mount {p}" for p in machine.mounted_paths() if hosts_dir in p.parents]
-    found += [f"interface {i}" for i in network.lab_interfaces()]
+    found += [f"interface {i}" for i in network.lab_interfaces(bridge)]
     found += [f"process {pid} (apt-cacher-ng)" for pid in _proxy_processes(paths.run_dir)]
     if hosts_dir.exists():
         found.append(f"folder {hosts_dir}")
-    found += [f"cgroup {c}" for c in machine.cgroup_roots() if (c / machine.CGROUP_GROUP).exists()]
+    found += [f"cgroup {c}" for c in machine.lab_cgroups(bridge) if c.exists()]
     return found
 
 

@@ -35,10 +35,20 @@ class LabHost:
     address: str = ""
 
 
-GAZIPUR_DC = Placement("Dhaka", "Gazipur", "", "", "DHK-GAZ-DC", "Gazipur district data centre", "district_data_centre")
-KALIGANJ_UZ = Placement("Dhaka", "Gazipur", "Kaliganj", "", "DHK-GAZ-KAL", "Kaliganj upazila office", "upazila_office")
+GAZIPUR_DC = Placement(
+    "Dhaka", "Gazipur", "", "", "DHK-GAZ-DC", "Gazipur district data centre", "district_data_centre"
+)
+KALIGANJ_UZ = Placement(
+    "Dhaka", "Gazipur", "Kaliganj", "", "DHK-GAZ-KAL", "Kaliganj upazila office", "upazila_office"
+)
 NAGARI_SCHOOL = Placement(
-    "Dhaka", "Gazipur", "Kaliganj", "Nagari", "DHK-KAL-NAG-S01", "Nagari high school lab", "school_lab"
+    "Dhaka",
+    "Gazipur",
+    "Kaliganj",
+    "Nagari",
+    "DHK-KAL-NAG-S01",
+    "Nagari high school lab",
+    "school_lab",
 )
 
 #: The default lab: one machine of each kind the department runs.
@@ -54,10 +64,18 @@ ROLE_TEMPLATES: dict[str, tuple[str, Placement]] = {
     "field_server": ("dhk-kal-fs", KALIGANJ_UZ),
     "lab_pc": ("dhk-kal-lab", NAGARI_SCHOOL),
     "portal_host": ("dhk-gaz-portal", GAZIPUR_DC),
-    "digital_centre_pc": ("dhk-kal-udc", Placement(
-        "Dhaka", "Gazipur", "Kaliganj", "Nagari", "DHK-KAL-NAG-UDC", "Nagari union digital centre",
-        "union_digital_centre",
-    )),
+    "digital_centre_pc": (
+        "dhk-kal-udc",
+        Placement(
+            "Dhaka",
+            "Gazipur",
+            "Kaliganj",
+            "Nagari",
+            "DHK-KAL-NAG-UDC",
+            "Nagari union digital centre",
+            "union_digital_centre",
+        ),
+    ),
 }
 
 #: Highest number of hosts one lab runs (a /24, the control node and headroom).
@@ -94,7 +112,9 @@ def parse_hosts_spec(spec: str | None) -> list[LabHost]:
         else:
             raise InputError(
                 f"--hosts: unknown lab host '{entry}'",
-                hint="use one of " + ", ".join(known) + ", 'default', or ROLE:COUNT such as lab_pc:3 "
+                hint="use one of "
+                + ", ".join(known)
+                + ", 'default', or ROLE:COUNT such as lab_pc:3 "
                 "(roles: " + ", ".join(ROLE_TEMPLATES) + ")",
             )
     if not chosen:

@@ -7,7 +7,6 @@ still finds every process, mount and interface it made.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ class LabState:
     subnet: str
     control_address: str
     rootfs: str
+    bridge: str
     proxy_pid: int | None = None
     mounted_nspawn_runtime: bool = False
     hosts: dict[str, HostRecord] = field(default_factory=dict)
@@ -61,4 +61,4 @@ def save(path: Path, state: LabState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(state.to_json())
-    os.replace(tmp, path)
+    tmp.replace(path)
