@@ -49,8 +49,17 @@ def _key(name: str) -> str:
     return json.dumps(name, ensure_ascii=False)
 
 
+_SIMPLE = re.compile(r'[^"\\\x00-\x1f\x7f\u0085\u2028\u2029\ufeff]*')
+
+
 def _value(value: Any) -> str:
     # JSON is valid YAML flow syntax: strings come back as strings, numbers as numbers.
+    # The two shortcuts give what json.dumps would, only faster.
+    kind = type(value)
+    if kind is str and _SIMPLE.fullmatch(value):
+        return f'"{value}"'
+    if kind is int:
+        return str(value)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

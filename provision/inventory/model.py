@@ -64,13 +64,13 @@ class Inventory:
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=lambda: {"all": Group("all")})
 
-    def group(self, name: str) -> Group:
-        """The group called `name`, created (as a child of `all`) when new."""
+    def group(self, name: str, parent: str = "all") -> Group:
+        """The group called `name`, created (as a child of `parent`) when new."""
         found = self.groups.get(name)
         if found is None:
             found = self.groups[name] = Group(name)
             if name != "all":
-                self.groups["all"].children.append(name)
+                self.groups[parent].children.append(name)
         return found
 
     def add_child(self, parent: str, child: str) -> None:
@@ -169,7 +169,6 @@ def build_inventory(records: Iterable[Record]) -> Inventory:
 
     tree = load_tree()
     inventory = Inventory()
-    tree_groups: list[str] = []
     other: dict[str, list[str]] = {}
     for record in records:
         path = record.place.path
@@ -178,14 +177,11 @@ def build_inventory(records: Iterable[Record]) -> Inventory:
             name = tree_group(LEVELS[depth - 1], *path[:depth])
             if name not in inventory.groups:
                 place = tree.find(*path[:depth])
-                group = inventory.group(name)
+                group = inventory.group(name, parent)
                 if place is not None:
                     level = LEVELS[depth - 1]
                     group.vars[f"provision_{level}_portal"] = place.portal
                     group.vars[f"provision_{level}_bn"] = place.name_bn
-                tree_groups.append(name)
-                if parent != "all":
-                    inventory.add_child(parent, name)
             parent = name
         inventory.groups[parent].hosts.append(record.hostname)
         inventory.hosts[record.hostname] = host_vars(record)

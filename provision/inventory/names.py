@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union")
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
+@lru_cache(maxsize=65536)
 def normalise(name: str) -> str:
     """The normalised form of a name: ``"Cox's Bazar"`` -> ``"coxs_bazar"``."""
     folded = unicodedata.normalize("NFKD", name)

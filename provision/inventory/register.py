@@ -161,11 +161,21 @@ class _Checker:
         self.addresses: dict[str, int] = {}
         self.asset_tags: dict[str, int] = {}
         self.sites: dict[str, tuple[int, tuple[str, ...], str, str]] = {}
+        self.places: dict[tuple[str, str, str, str], Place] = {}
 
     def problem(self, line: int, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(self.label, line, message, hint))
 
     def place(self, line: int, row: dict[str, str]) -> Place | None:
+        key = (row["division"], row["district"], row["upazila"], row["union"])
+        known = self.places.get(key)
+        if known is None:
+            known = self._place(line, row)
+            if known is not None:
+                self.places[key] = known
+        return known
+
+    def _place(self, line: int, row: dict[str, str]) -> Place | None:
         names: list[str] = []
         for level in ("division", "district", "upazila", "union"):
             value = row[level].strip()
