@@ -266,7 +266,9 @@ def run_playbook(
 
 
 def _last_lines(private_data_dir: Path, count: int = 3) -> str:
+    """Ansible's own error line if it printed one, else its last few lines."""
     for stdout in sorted(private_data_dir.glob("artifacts/*/stdout")):
         lines = [ln.strip() for ln in stdout.read_text(errors="replace").splitlines() if ln.strip()]
-        return " | ".join(lines[-count:])
+        errors = [ln for ln in lines if ln.startswith(("ERROR", "[ERROR]"))]
+        return errors[0] if errors else " | ".join(lines[-count:])
     return "no output"

@@ -1,0 +1,38 @@
+# The two commands of the README, and the steps they are made of.
+#   make demo   set everything up, boot the lab, run the first playbook on it
+#   make test   set everything up, run the quality gates and every test
+VENV := .venv
+BIN := $(VENV)/bin
+# Tools that run other tools (ansible-lint runs ansible-playbook) find them in the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup demo test lint unit integration benchmark clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/provision doctor
+	$(BIN)/provision lab status --json | grep -q '"state": "up"' || $(BIN)/provision lab up
+	$(BIN)/provision lab ping
+	@echo "The lab stays up: try 'provision lab status', then 'provision lab down' when done."
+
+lint: setup
+	$(BIN)/ruff check provision tests benchmarks
+	$(BIN)/ruff format --check provision tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint
+
+test: lint
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+benchmark: setup
+	$(BIN)/python benchmarks/lab_up.py
+
+clean:
+	-$(BIN)/provision lab down
+	rm -rf $(VENV) .provision .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,119 @@
+"""The error boundary: one line and the documented exit code, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from provision.errors import ExitStatus, InputError
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def failing_commands() -> None:
+    """Temporary commands that fail in each way the boundary must handle."""
+
+    @click.command("fail-input")
+    def fail_input() -> None:
+        raise InputError("register.csv: bad row", hint="fix the row", path="register.csv", line=4)
+
+    @click.command("fail-bug")
+    def fail_bug() -> None:
+        raise ZeroDivisionError("boom")
+
+    @click.command("fail-interrupt")
+    def fail_interrupt() -> None:
+        raise KeyboardInterrupt
+
+    for command in (fail_input, fail_bug, fail_interrupt):
+        cli.add_command(command)
+    yield
+    for name in ("fail-input", "fail-bug", "fail-interrupt"):
+        cli.commands.pop(name)
+
+
+@pytest.mark.usefixtures("failing_commands")
+def test_user_mistake_is_one_line_with_hint_and_exit_3(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fail-input"])
+    assert result.exit_code == ExitStatus.BAD_INPUT
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: register.csv:4: register.csv: bad row", "hint: fix the row"]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("failing_commands")
+def test_unexpected_error_is_internal_without_traceback(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fail-bug"])
+    assert result.exit_code == ExitStatus.INTERNAL_ERROR
+    assert "internal error: ZeroDivisionError: boom" in result.stderr
+    assert "--debug" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("failing_commands")
+def test_debug_shows_the_traceback(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--debug", "fail-bug"])
+    assert result.exit_code == ExitStatus.INTERNAL_ERROR
+    assert "Traceback" in result.stderr
+    assert "ZeroDivisionError" in result.stderr
+
+
+@pytest.mark.usefixtures("failing_commands")
+def test_interrupt_exits_130(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fail-interrupt"])
+    assert result.exit_code == ExitStatus.INTERRUPTED
+
+
+def test_usage_error_exits_2(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["no-such-command"])
+    assert result.exit_code == ExitStatus.USAGE_ERROR
+
+
+def test_bad_workspace_file_is_reported_by_a_real_command(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "provision.yml").write_text("---\nforks: lots\n")
+    result = runner.invoke(cli, ["--workspace", str(tmp_path), "doctor"])
+    assert result.exit_code == ExitStatus.BAD_INPUT
+    assert "forks" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found += _all_commands(command, path)
+    return found
+
+
+@pytest.mark.parametrize("path", _all_commands(cli), ids=" ".join)
+def test_every_command_help_teaches_with_an_example(runner: CliRunner, path: tuple[str, ...]) -> None:
+    result = runner.invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output, f"provision {' '.join(path)} --help has no example"
+
+
+def test_top_level_help_and_version(runner: CliRunner) -> None:
+    assert "Examples" in runner.invoke(cli, ["--help"]).output
+    version = runner.invoke(cli, ["--version"])
+    assert version.exit_code == 0 and "provision" in version.output
+
+
+def test_python_dash_m_works(repo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "provision", "--version"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("provision")

@@ -1,0 +1,131 @@
+"""The lab's pure parts: host specs, addresses, the mirror and the cache check."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pytest
+
+from provision.errors import InputError, PrerequisiteError
+from provision.lab import rootfs
+from provision.lab.inventory import host_groups, known_hosts_lines, write_inventory
+from provision.lab.spec import (
+    DEFAULT_HOSTS,
+    assign_addresses,
+    check_subnet,
+    control_address,
+    parse_hosts_spec,
+)
+from provision.lab.state import HostRecord
+
+
+def test_default_lab_is_one_machine_of_each_kind() -> None:
+    hosts = parse_hosts_spec(None)
+    assert [h.name for h in hosts] == ["dhk-gaz-fs01", "dhk-kal-fs01", "dhk-kal-lab01", "dhk-gaz-portal01"]
+    assert sorted({h.role for h in hosts}) == ["field_server", "lab_pc", "portal_host"]
+
+
+def test_spec_mixes_names_and_role_counts_without_duplicates() -> None:
+    hosts = parse_hosts_spec("dhk-kal-lab01, lab_pc:3,portal_host:1")
+    names = [h.name for h in hosts]
+    assert names == ["dhk-kal-lab01", "dhk-kal-lab02", "dhk-kal-lab03", "dhk-gaz-portal01"]
+
+
+@pytest.mark.parametrize("spec", ["dhk-nope", "printer:2", "lab_pc:0", "lab_pc:x", ",", "lab_pc:999"])
+def test_bad_specs_are_refused_with_a_hint(spec: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_hosts_spec(spec)
+    assert caught.value.hint or "at most" in caught.value.message
+
+
+def test_addresses_are_stable_and_skip_taken_ones() -> None:
+    network = check_subnet("10.213.7.0/24")
+    assert control_address(network) == "10.213.7.1"
+    hosts = assign_addresses(list(DEFAULT_HOSTS), network, {"dhk-kal-fs01": "10.213.7.10"})
+    assert {h.name: h.address for h in hosts} == {
+        "dhk-gaz-fs01": "10.213.7.11",
+        "dhk-kal-fs01": "10.213.7.10",
+        "dhk-kal-lab01": "10.213.7.12",
+        "dhk-gaz-portal01": "10.213.7.13",
+    }
+
+
+@pytest.mark.parametrize("subnet", ["8.8.8.0/24", "10.1.2.0/28", "not-a-net", "10.1.2.5/24"])
+def test_subnet_must_be_a_private_slash_24_or_larger(subnet: str) -> None:
+    with pytest.raises(InputError):
+        check_subnet(subnet)
+
+
+def test_mirror_is_read_from_deb822_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\n"
+    )
+    assert rootfs.debian_mirror(tmp_path) == "http://mirror.invalid/debian"
+
+
+def test_mirror_is_read_from_one_line_lists(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64] http://mirror.invalid/debian bookworm main\n"
+    )
+    assert rootfs.debian_mirror(tmp_path) == "http://mirror.invalid/debian"
+
+
+def test_no_mirror_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    with pytest.raises(PrerequisiteError):
+        rootfs.debian_mirror(tmp_path)
+
+
+def test_half_built_or_stale_cache_is_detected(tmp_path: Path) -> None:
+    root = tmp_path / "debian-bookworm"
+    assert rootfs.cache_status(root) == "missing"
+    for name in rootfs.REQUIRED_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    assert rootfs.cache_status(root).startswith("broken: the build never finished")
+    (root / rootfs.MARKER).write_text(json.dumps({"format": rootfs.FORMAT - 1}))
+    assert rootfs.cache_status(root).startswith("broken: built by an older")
+    (root / rootfs.MARKER).write_text(json.dumps({"format": rootfs.FORMAT}))
+    assert rootfs.cache_status(root) == "ready"
+    (root / "usr/sbin/sshd").unlink()
+    assert rootfs.cache_status(root) == "broken: lacks usr/sbin/sshd"
+
+
+def _records() -> list[HostRecord]:
+    network = ipaddress.IPv4Network("10.213.7.0/24")
+    records = [HostRecord.of(h) for h in assign_addresses(list(DEFAULT_HOSTS), network, {})]
+    for record in records:
+        record.host_key = f"ssh-ed25519 AAAAkey{record.name}"
+    return records
+
+
+def test_groups_follow_the_admin_tree() -> None:
+    lab_pc = next(r for r in _records() if r.role == "lab_pc")
+    assert set(host_groups(lab_pc)) >= {
+        "role_lab_pc",
+        "division_dhaka",
+        "district_gazipur",
+        "upazila_gazipur_kaliganj",
+        "union_gazipur_kaliganj_nagari",
+        "site_type_school_lab",
+    }
+
+
+def test_inventory_has_hosts_keys_and_strict_checking(tmp_path: Path) -> None:
+    import yaml
+
+    records = _records()
+    write_inventory(tmp_path, records)
+    inventory = yaml.safe_load((tmp_path / "hosts.yml").read_text())
+    lab_hosts = inventory["all"]["children"]["lab"]["hosts"]
+    assert lab_hosts["dhk-gaz-fs01"]["ansible_host"] == "10.213.7.10"
+    connection = yaml.safe_load((tmp_path / "group_vars/all/lab_connection.yml").read_text())
+    assert "StrictHostKeyChecking=yes" in connection["ansible_ssh_common_args"]
+    known = (tmp_path / "known_hosts").read_text().splitlines()
+    assert known == known_hosts_lines(sorted(records, key=lambda r: r.name))
+    assert known[0].startswith("dhk-gaz-fs01,10.213.7.10 ssh-ed25519 ")

@@ -1,0 +1,123 @@
+"""The runner wrapper, against a real ansible-playbook on localhost (local connection)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from provision import runner
+from provision.errors import RunnerError
+from tests.conftest import FIXTURES
+
+LOCAL = {
+    "all": {
+        "hosts": {
+            "localhost": {
+                "ansible_connection": "local",
+                # The control node's own Python, not whatever `python3` is on PATH.
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            }
+        }
+    }
+}
+
+
+def _run(workspace: Path, playbook: str, **kwargs: object) -> runner.PlaybookResult:
+    return runner.run_playbook(
+        FIXTURES / "playbooks" / playbook,
+        workspace=workspace,
+        private_data_dir=runner.new_run_dir(workspace / ".provision", "test"),
+        inventory=LOCAL,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_check_mode_reports_stats_and_changes_nothing(workspace: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    result = _run(workspace, "local_file.yml", check=True, extravars={"marker_path": str(marker)})
+    assert result.ok
+    assert result.status == "successful"
+    stats = result.hosts["localhost"]
+    assert stats.changed == 1  # the copy would change the file …
+    assert stats.failed == stats.unreachable == 0
+    assert not marker.exists()  # … but check mode wrote nothing
+
+
+def test_real_run_changes_then_is_idempotent(workspace: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    first = _run(workspace, "local_file.yml", extravars={"marker_path": str(marker)})
+    assert first.hosts["localhost"].outcome == "changed"
+    assert marker.read_text() == "written by the runner test\n"
+    second = _run(workspace, "local_file.yml", extravars={"marker_path": str(marker)})
+    assert second.hosts["localhost"].changed == 0
+
+
+def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> None:
+    events: list[runner.PlaybookEvent] = []
+    _run(workspace, "local_file.yml", check=True, on_event=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "playbook_on_start"
+    assert "runner_on_ok" in kinds
+    assert kinds[-1] == "playbook_on_stats"
+    assert [e.counter for e in events] == sorted(e.counter for e in events)
+    tasks = [e.task for e in events if e.kind == "playbook_on_task_start"]
+    assert tasks == ["Ensure the marker file exists", "Read the marker back"]
+
+
+def test_a_slow_callback_does_not_stall_the_run(workspace: Path) -> None:
+    """The run finishes while the callback is still busy with early events."""
+    release = threading.Event()
+    seen: list[str] = []
+
+    def slow(event: runner.PlaybookEvent) -> None:
+        if not seen:
+            release.wait(timeout=60)
+        seen.append(event.kind)
+
+    def let_go_later() -> None:
+        time.sleep(5)
+        release.set()
+
+    threading.Thread(target=let_go_later, daemon=True).start()
+    result = _run(workspace, "local_file.yml", check=True, on_event=slow)
+    assert result.ok
+    assert seen and seen[-1] == "playbook_on_stats"  # every event delivered by the end
+
+
+def test_failed_host_is_reported_not_raised(workspace: Path) -> None:
+    result = _run(workspace, "local_fail.yml")
+    assert not result.ok
+    assert result.hosts_with("failed") == ["localhost"]
+
+
+def test_broken_playbook_raises_with_ansibles_words(workspace: Path) -> None:
+    with pytest.raises(RunnerError) as caught:
+        _run(workspace, "broken_syntax.yml")
+    assert "no_such_module_anywhere" in caught.value.message
+
+
+def test_runs_without_the_venv_on_path(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called from a venv that is not activated, ansible-playbook is still found."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    result = _run(workspace, "local_file.yml", check=True)
+    assert result.ok
+
+
+def test_host_key_checking_is_on_and_env_files_are_not_written(workspace: Path) -> None:
+    result = _run(workspace, "local_file.yml", check=True)
+    assert not (result.private_data_dir / "env" / "envvars").exists()
+    commands = list(result.private_data_dir.glob("artifacts/*/command"))
+    assert commands and '"ANSIBLE_HOST_KEY_CHECKING": "True"' in commands[0].read_text()
+
+
+def test_missing_playbook_is_an_error(workspace: Path) -> None:
+    with pytest.raises(RunnerError):
+        runner.run_playbook(
+            workspace / "playbooks" / "nope.yml",
+            workspace=workspace,
+            private_data_dir=runner.new_run_dir(workspace / ".provision"),
+            inventory=LOCAL,
+        )
