@@ -110,10 +110,11 @@ def cli(
 
 def _register_commands() -> None:
     # Imported here so that each subcommand module stays free of the group's wiring.
-    from provision.cli import doctor, lab
+    from provision.cli import doctor, inventory, lab
 
     cli.add_command(doctor.doctor)
     cli.add_command(lab.lab)
+    cli.add_command(inventory.inventory)
 
 
 _register_commands()
