@@ -25,7 +25,14 @@ from provision.inventory.names import (
     tree_group,
 )
 from provision.inventory.problems import Problem, ProblemsError
-from provision.inventory.register import COLUMNS, ROLES, SITE_TYPES, Record, read_register
+from provision.inventory.register import (
+    COLUMNS,
+    ROLES,
+    SITE_TYPES,
+    Record,
+    parse_register,
+    read_register,
+)
 from provision.inventory.select import Selection, parse_selection, select_hosts
 from provision.inventory.service import ImportResult, import_register
 from provision.inventory.slice import slice_inventory, write_slice
@@ -60,6 +67,7 @@ __all__ = [
     "load_inventory",
     "load_tree",
     "normalise",
+    "parse_register",
     "parse_selection",
     "read_register",
     "role_group",

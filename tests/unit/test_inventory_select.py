@@ -1,0 +1,84 @@
+"""The selection language: AND with ',', OR with ';' or a space, '!' to exclude."""
+
+from __future__ import annotations
+
+import pytest
+
+from provision.errors import InputError
+from provision.inventory import Inventory, build_inventory, parse_register, select_hosts
+from tests.unit.inventory_helpers import register_text
+
+ALL = [
+    "gaz-001-fs01",
+    "gaz-002-fs01",
+    "gaz-003-lab01",
+    "gaz-003-lab02",
+    "jhe-001-fs01",
+    "khu-014-lab01",
+    "khu-015-lab01",
+    "khu-001-web01",
+]
+
+
+@pytest.fixture(scope="module")
+def inventory() -> Inventory:
+    return build_inventory(parse_register(register_text()))
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        ("", ALL),
+        ("district:gazipur,role:lab_pc", ["gaz-003-lab01", "gaz-003-lab02"]),
+        ("division:khulna,!site:KHU-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
+        ("division:Khulna,!site:khu-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
+        ("role:portal_host;site:GAZ-002", ["gaz-002-fs01", "khu-001-web01"]),
+        ("role:portal_host site:GAZ-002", ["gaz-002-fs01", "khu-001-web01"]),
+        ("!role:lab_pc", ["gaz-001-fs01", "gaz-002-fs01", "jhe-001-fs01", "khu-001-web01"]),
+        ("upazila:kaliganj", ["gaz-002-fs01", "gaz-003-lab01", "gaz-003-lab02", "jhe-001-fs01"]),
+        ("upazila:jhenaidah/kaliganj", ["jhe-001-fs01"]),
+        ("union:bahadursadi", ["gaz-003-lab01", "gaz-003-lab02"]),
+        ("gaz-003-*", ["gaz-003-lab01", "gaz-003-lab02"]),
+        ("host:khu-01?-lab01", ["khu-014-lab01", "khu-015-lab01"]),
+        ("role_portal_host", ["khu-001-web01"]),
+        (
+            "group:upazila_*_kaliganj,!host:gaz-003-lab02",
+            ["gaz-002-fs01", "gaz-003-lab01", "jhe-001-fs01"],
+        ),
+        ("district:*na*", ["jhe-001-fs01", "khu-014-lab01", "khu-015-lab01", "khu-001-web01"]),
+        ("type:school_lab,district:gazipur", ["gaz-003-lab01", "gaz-003-lab02"]),
+        ("district:gazipur,district:khulna", []),
+        ("no-such-host", []),
+    ],
+)
+def test_selection(inventory: Inventory, selection: str, expected: list[str]) -> None:
+    assert select_hosts(inventory, selection) == expected
+
+
+@pytest.mark.parametrize(
+    ("selection", "message", "hint"),
+    [
+        ("distrikt:gazipur", "unknown key 'distrikt'", "keys: division"),
+        ("district:gazipor", "no district named 'gazipor'", "did you mean 'gazipur'?"),
+        ("role:lab", "no role 'lab'", "did you mean 'lab_pc'?"),
+        ("district:gazipur,,role:lab_pc", "empty term", "district:gazipur,role:lab_pc"),
+        ("site:", "has no value", None),
+    ],
+)
+def test_bad_selection(inventory: Inventory, selection: str, message: str, hint: str) -> None:
+    with pytest.raises(InputError) as caught:
+        select_hosts(inventory, selection)
+    assert message in caught.value.message
+    if hint:
+        assert caught.value.hint and hint in caught.value.hint
+
+
+def test_hand_written_hosts_match_level_terms_by_group(inventory: Inventory) -> None:
+    bare = Inventory()
+    bare.group("division_dhaka")
+    bare.group("district_gazipur", "division_dhaka")
+    bare.group("upazila_gazipur_kaliganj", "district_gazipur").hosts.append("lab-fs02")
+    bare.hosts["lab-fs02"] = {"ansible_host": "10.213.7.11"}
+    assert select_hosts(bare, "district:gazipur") == ["lab-fs02"]
+    assert select_hosts(bare, "upazila:gazipur/kaliganj") == ["lab-fs02"]
+    assert select_hosts(bare, "division:khulna") == []
