@@ -100,7 +100,7 @@ def check_prerequisites() -> None:
         ("ip", "iproute2"),
         ("ssh", "openssh-client"),
     ):
-        if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()):
+        if find_tool(tool) is None:
             raise PrerequisiteError(f"{tool} is not installed", hint=f"apt-get install {package}")
     filesystems = (
         Path("/proc/filesystems").read_text() if Path("/proc/filesystems").exists() else ""
@@ -111,6 +111,15 @@ def check_prerequisites() -> None:
             raise PrerequisiteError(
                 "this kernel has no overlay filesystem", hint="modprobe overlay"
             )
+
+
+def find_tool(name: str) -> str | None:
+    """A program on PATH, or in /usr/sbin where root's tools live even off PATH."""
+    found = shutil.which(name)
+    if found:
+        return found
+    sbin = Path("/usr/sbin") / name
+    return str(sbin) if sbin.exists() else None
 
 
 @contextmanager

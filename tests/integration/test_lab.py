@@ -1,0 +1,195 @@
+"""The lab against real hosts: reach them, change them, verify on the hosts themselves."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+from click.testing import CliRunner
+
+from provision import runner
+from provision.cli.main import cli
+from provision.errors import ExitStatus, StateError
+from provision.lab import demo, service
+from provision.lab.inventory import KEY_NAME
+from tests.conftest import FIXTURES, REPO
+from tests.integration.conftest import Lab
+
+pytestmark = pytest.mark.lab
+
+PORTAL = "dhk-gaz-portal01"
+
+
+def _run(
+    lab: Lab, playbook: Path, inventory: Path | None = None, limit: str | None = None
+) -> runner.PlaybookResult:
+    return runner.run_playbook(
+        playbook,
+        workspace=lab.settings.workspace,
+        private_data_dir=runner.new_run_dir(lab.settings.state_path, "test"),
+        inventory=inventory or lab.inventory,
+        limit=limit,
+    )
+
+
+def _host(lab: Lab, name: str) -> testinfra.host.Host:
+    """A testinfra view of a lab host over SSH, with the lab's strict host keys."""
+    config = lab.settings.state_path / "ssh_config"
+    config.write_text(
+        "Host *\n"
+        f"  IdentityFile {lab.inventory / KEY_NAME}\n"
+        f"  UserKnownHostsFile {lab.inventory / 'known_hosts'}\n"
+        "  StrictHostKeyChecking yes\n  BatchMode yes\n  User root\n"
+    )
+    return testinfra.get_host(f"ssh://{lab.address(name)}", ssh_config=str(config))
+
+
+def test_default_lab_has_four_running_hosts(lab: Lab) -> None:
+    assert sorted(h.name for h in lab.hosts) == sorted(
+        ["dhk-gaz-fs01", "dhk-kal-fs01", "dhk-kal-lab01", PORTAL]
+    )
+    for host in lab.hosts:
+        assert host.state == "up"
+        assert host.systemd in {"running", "degraded"}, host
+        # Each host is what it says it is: its own hostname and a real systemd boot.
+        assert lab.ssh(host.name, "hostname").strip() == host.name
+        assert lab.ssh(host.name, "cat /proc/1/comm").strip() == "systemd"
+
+
+def test_hosts_have_distinct_host_keys_recorded(lab: Lab) -> None:
+    known = (lab.inventory / "known_hosts").read_text().split("\n")
+    keys = [line.split(" ", 1)[1] for line in known if line]
+    assert len(keys) == len(lab.hosts) == len(set(keys))
+    for host in lab.hosts:
+        served = lab.ssh(host.name, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        assert f"{served[0]} {served[1]}" in keys
+
+
+def test_first_playbook_reaches_every_host_with_strict_host_keys(lab: Lab) -> None:
+    result = demo.ping(lab.settings)
+    assert result.ok
+    assert sorted(result.hosts) == sorted(h.name for h in lab.hosts)
+    assert all(s.outcome == "ok" for s in result.hosts.values())
+
+
+def test_plain_ansible_playbook_uses_the_lab_inventory(lab: Lab) -> None:
+    ansible_playbook = runner.tool_path("ansible-playbook")
+    assert ansible_playbook is not None
+    proc = subprocess.run(
+        [str(ansible_playbook), "-i", str(lab.inventory), str(REPO / "playbooks" / "ping.yml")],
+        cwd=lab.settings.workspace,
+        env={"PATH": f"{ansible_playbook.parent}:/usr/bin:/bin", "HOME": str(Path.home())},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "unreachable=0" in proc.stdout and "failed=0" in proc.stdout
+
+
+def test_a_changed_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
+    """A host whose key differs from the recorded one is unreachable, not trusted."""
+    import shutil
+
+    from provision import crypto
+
+    forged = tmp_path / "inventory"
+    shutil.copytree(lab.inventory, forged)
+    address = lab.address("dhk-kal-fs01")
+    lines = (forged / "known_hosts").read_text().splitlines()
+    other_key = crypto.new_ed25519().public_openssh
+    (forged / "known_hosts").write_text(
+        "\n".join(
+            f"dhk-kal-fs01,{address} {other_key}" if line.startswith("dhk-kal-fs01,") else line
+            for line in lines
+        )
+        + "\n"
+    )
+    connection = (forged / "group_vars/all/lab_connection.yml").read_text()
+    (forged / "group_vars/all/lab_connection.yml").write_text(
+        connection.replace(str(lab.inventory), str(forged))
+        # A fresh SSH master: a persisted connection from an earlier test was
+        # verified already and would be reused without looking at known_hosts.
+        + f"ansible_control_path_dir: {tmp_path / 'cp'}\n"
+    )
+    result = _run(
+        lab,
+        lab.settings.playbooks_path / "ping.yml",
+        inventory=forged,
+        limit="dhk-kal-fs01,dhk-kal-lab01",
+    )
+    assert result.hosts_with("unreachable") == ["dhk-kal-fs01"]
+    assert result.hosts["dhk-kal-lab01"].outcome == "ok"
+
+
+def test_install_a_package_and_start_a_service(lab: Lab) -> None:
+    playbook = FIXTURES / "playbooks" / "web_service.yml"
+    first = _run(lab, playbook, limit=PORTAL)
+    assert first.ok, first
+    assert first.hosts[PORTAL].changed >= 1
+
+    host = _host(lab, PORTAL)
+    assert host.package("lighttpd").is_installed
+    service_ = host.service("lighttpd")
+    assert service_.is_running
+    assert service_.is_enabled
+    assert host.socket("tcp://0.0.0.0:80").is_listening
+    assert host.file("/var/www/html/provision.txt").mode == 0o644
+    page = host.check_output(
+        "python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1/provision.txt').read().decode())\""
+    )
+    assert page.strip() == f"served by {PORTAL}"
+
+    second = _run(lab, playbook, limit=PORTAL)
+    assert second.hosts[PORTAL].changed == 0, "the playbook is not idempotent"
+
+
+def test_stopped_host_is_unreachable_then_comes_back(lab: Lab) -> None:
+    name = "dhk-kal-lab01"
+    lab.ssh(name, "echo kept > /root/kept-across-restart")
+    service.stop_host(lab.settings, name)
+    try:
+        states = {h.name: h.state for h in service.status(lab.settings)}
+        assert states[name] == "down"
+        assert sum(s == "up" for s in states.values()) == len(lab.hosts) - 1
+        result = demo.ping(lab.settings)
+        assert result.hosts_with("unreachable") == [name]
+    finally:
+        service.start_host(lab.settings, name)
+    assert lab.ssh(name, "cat /root/kept-across-restart").strip() == "kept"
+
+
+def test_reset_brings_back_the_pristine_image(lab: Lab) -> None:
+    name = "dhk-kal-fs01"
+    before_key = lab.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+    lab.ssh(name, "touch /root/dirt")
+    service.reset_host(lab.settings, name)
+    assert lab.ssh(name, "ls /root/dirt 2>/dev/null || echo clean").strip() == "clean"
+    assert lab.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub") != before_key
+    assert demo.ping(lab.settings).hosts[name].outcome == "ok"
+
+
+def test_second_up_is_refused_and_changes_nothing(lab: Lab) -> None:
+    before = (lab.settings.state_path / "lab" / "lab.json").read_text()
+    with pytest.raises(StateError) as caught:
+        service.up(lab.settings)
+    assert "already up" in caught.value.message
+    assert (lab.settings.state_path / "lab" / "lab.json").read_text() == before
+    assert all(h.state == "up" for h in service.status(lab.settings))
+
+
+def test_cli_names_an_unknown_host_in_one_line(lab: Lab) -> None:
+    for verb in ("ssh", "stop", "start", "reset"):
+        result = CliRunner().invoke(
+            cli,
+            ["--workspace", str(lab.settings.workspace), "lab", verb, "nope"],
+            env={
+                "PROVISION_STATE_DIR": str(lab.settings.state_path),
+                "PROVISION_LAB_SUBNET": lab.settings.lab_subnet,
+            },
+        )
+        assert result.exit_code == ExitStatus.BAD_INPUT, (verb, result.output)
+        assert result.stderr.splitlines()[0] == "error: no lab host named 'nope'"
+        assert "Traceback" not in result.output

@@ -1,0 +1,90 @@
+"""`lab up` and `lab down` from the command line: down leaves nothing, twice is safe."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from provision.lab import network, service
+from tests.integration.conftest import lab_settings, lab_unavailable_reason
+
+pytestmark = pytest.mark.lab
+
+SUBNET = "10.213.10.0/24"
+
+
+def _invoke(workspace: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli,
+        ["--workspace", str(workspace), *args],
+        env={"PROVISION_LAB_SUBNET": SUBNET, "PROVISION_STATE_DIR": str(workspace / ".provision")},
+    )
+    assert "Traceback" not in result.output, result.output
+    return result.exit_code, result.stdout
+
+
+def _container_namespace(nspawn_pid: int) -> str:
+    """The network namespace of the host's systemd: nspawn's child, not nspawn itself."""
+    children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()
+    return str(Path(f"/proc/{children[0]}/ns/net").readlink())
+
+
+def _live_network_namespaces() -> set[str]:
+    live = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                live.add(str((proc / "ns" / "net").readlink()))
+    return live
+
+
+def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path) -> None:
+    reason = lab_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    settings = lab_settings(tmp_path / "workspace", SUBNET)
+    workspace = settings.workspace
+    try:
+        code, out = _invoke(workspace, "lab", "up", "--hosts", "dhk-kal-fs01,lab_pc:2")
+        assert code == 0, out
+        assert "3 hosts up" in out
+        up_leftovers = service.leftovers(settings)
+        assert any(item.startswith("process") for item in up_leftovers)
+        assert any(item.startswith("mount") for item in up_leftovers)
+        assert f"interface {network.bridge_name(service.check_subnet(SUBNET))}" in up_leftovers
+        pids = [
+            r.pid
+            for r in service.state.load(service.LabPaths.of(settings).state_file).hosts.values()
+        ]  # type: ignore[union-attr]
+        namespaces = {_container_namespace(pid) for pid in pids if pid}
+        assert len(namespaces) == 3  # one network namespace per host, none the host's own
+        assert str(Path("/proc/self/ns/net").readlink()) not in namespaces
+    finally:
+        code, _ = _invoke(workspace, "lab", "down")
+    assert code == 0
+    assert service.leftovers(settings) == []
+    # Independently of the lab's own bookkeeping: the kernel's view.
+    bridge = network.bridge_name(service.check_subnet(SUBNET))
+    assert (
+        subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode
+        != 0
+    )
+    mounts = Path("/proc/mounts").read_text()
+    assert str(settings.state_path) not in mounts
+    assert not namespaces & _live_network_namespaces()
+    assert not any(
+        Path(f"/proc/{p}/cmdline").exists()
+        and str(settings.state_path) in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+        for p in (d.name for d in Path("/proc").iterdir() if d.name.isdigit())
+    )
+    assert namespaces  # the hosts had network namespaces of their own …
+    assert not (settings.state_path / "lab" / "hosts").exists()
+
+    code, out = _invoke(workspace, "lab", "down")  # … and a second down is harmless
+    assert code == 0
+    assert "nothing was running" in out
