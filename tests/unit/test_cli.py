@@ -77,7 +77,9 @@ def test_usage_error_exits_2(runner: CliRunner) -> None:
     assert result.exit_code == ExitStatus.USAGE_ERROR
 
 
-def test_bad_workspace_file_is_reported_by_a_real_command(runner: CliRunner, tmp_path: Path) -> None:
+def test_bad_workspace_file_is_reported_by_a_real_command(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     (tmp_path / "provision.yml").write_text("---\nforks: lots\n")
     result = runner.invoke(cli, ["--workspace", str(tmp_path), "doctor"])
     assert result.exit_code == ExitStatus.BAD_INPUT
@@ -96,7 +98,9 @@ def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tupl
 
 
 @pytest.mark.parametrize("path", _all_commands(cli), ids=" ".join)
-def test_every_command_help_teaches_with_an_example(runner: CliRunner, path: tuple[str, ...]) -> None:
+def test_every_command_help_teaches_with_an_example(
+    runner: CliRunner, path: tuple[str, ...]
+) -> None:
     result = runner.invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output, f"provision {' '.join(path)} --help has no example"
@@ -113,7 +117,10 @@ def test_python_dash_m_works(repo_root: Path) -> None:
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "provision", "--version"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "provision", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("provision")

@@ -26,7 +26,9 @@ def test_healthy_control_node_passes(workspace: Path) -> None:
     assert checks["state directory"]["status"] == "pass"
 
 
-def test_ansible_missing_from_path_is_said(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ansible_missing_from_path_is_said(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Neither beside "our" Python nor on PATH: provision cannot run playbooks.
     monkeypatch.setenv("PATH", str(workspace))
     monkeypatch.setattr(runner.sys, "executable", str(workspace / "no-python-here"))
@@ -39,7 +41,9 @@ def test_ansible_missing_from_path_is_said(workspace: Path, monkeypatch: pytest.
     assert checks["ssh client"]["status"] == "fail"
 
 
-def test_venv_not_on_path_is_a_warning_only(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_venv_not_on_path_is_a_warning_only(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     result = CliRunner().invoke(cli, ["--workspace", str(workspace), "doctor", "--json"])
     checks = _checks(result.stdout)

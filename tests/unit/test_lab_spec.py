@@ -23,7 +23,12 @@ from provision.lab.state import HostRecord
 
 def test_default_lab_is_one_machine_of_each_kind() -> None:
     hosts = parse_hosts_spec(None)
-    assert [h.name for h in hosts] == ["dhk-gaz-fs01", "dhk-kal-fs01", "dhk-kal-lab01", "dhk-gaz-portal01"]
+    assert [h.name for h in hosts] == [
+        "dhk-gaz-fs01",
+        "dhk-kal-fs01",
+        "dhk-kal-lab01",
+        "dhk-gaz-portal01",
+    ]
     assert sorted({h.role for h in hosts}) == ["field_server", "lab_pc", "portal_host"]
 
 
@@ -33,7 +38,9 @@ def test_spec_mixes_names_and_role_counts_without_duplicates() -> None:
     assert names == ["dhk-kal-lab01", "dhk-kal-lab02", "dhk-kal-lab03", "dhk-gaz-portal01"]
 
 
-@pytest.mark.parametrize("spec", ["dhk-nope", "printer:2", "lab_pc:0", "lab_pc:x", ",", "lab_pc:999"])
+@pytest.mark.parametrize(
+    "spec", ["dhk-nope", "printer:2", "lab_pc:0", "lab_pc:x", ",", "lab_pc:999"]
+)
 def test_bad_specs_are_refused_with_a_hint(spec: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_hosts_spec(spec)

@@ -19,7 +19,9 @@ def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
 
 
 def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
-    (tmp_path / "provision.yml").write_text("---\nenv: staging\nforks: 7\nlab_subnet: 10.9.9.0/24\n")
+    (tmp_path / "provision.yml").write_text(
+        "---\nenv: staging\nforks: 7\nlab_subnet: 10.9.9.0/24\n"
+    )
     from_file = load_settings(workspace=tmp_path, environ={})
     assert (from_file.env, from_file.forks, from_file.lab_subnet) == ("staging", 7, "10.9.9.0/24")
 
@@ -28,7 +30,9 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
     assert (from_env.env, from_env.forks) == ("production", 11)
     assert from_env.lab_subnet == "10.9.9.0/24"  # untouched by the environment
 
-    from_flags = load_settings(workspace=tmp_path, environ=environ, flags={"env": "lab", "forks": None})
+    from_flags = load_settings(
+        workspace=tmp_path, environ=environ, flags={"env": "lab", "forks": None}
+    )
     assert from_flags.env == "lab"
     assert from_flags.forks == 11  # a flag that was not given overrides nothing
 
@@ -71,7 +75,9 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
         ({"PROVISION_DEBUG": "perhaps"}, "PROVISION_DEBUG"),
     ],
 )
-def test_bad_environment_values_are_named(tmp_path: Path, environ: dict[str, str], needle: str) -> None:
+def test_bad_environment_values_are_named(
+    tmp_path: Path, environ: dict[str, str], needle: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(workspace=tmp_path, environ=environ)
     assert needle in caught.value.message
