@@ -181,7 +181,8 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
     if as_slice:
         console.print_json(slice_inventory(loaded.inventory, hosts, loaded.folder))
         return
-    values = loaded.inventory.hosts
+    # What Ansible would see: group_vars and host_vars resolved.
+    values = slice_inventory(loaded.inventory, hosts, loaded.folder)["all"]["hosts"]
     if as_json:
         console.print_json([{"host": h, **values[h]} for h in hosts])
         return

@@ -1,15 +1,19 @@
 """The inventory model: hosts with their own variables, and groups of hosts and groups.
 
 It holds any Ansible inventory (the lab's hand-written one too), and
-`build_inventory` makes one from register records:
+`build_inventory` makes one from register records. Each value is written once, at
+the level it belongs to, so that hosts.yml stays small and Ansible reads it fast:
 
 * every host sits in the group of its deepest place in the tree, which sits in
   its parent's group up to the division (see `provision.inventory.names`), and in
   one `role_*`, one `site_type_*` and one `site_*` group;
-* the host's own variables are `ansible_host` and the register's record, each
-  prefixed `provision_` (the HOST_VARS list below);
-* each tree group carries the office's portal domain and Bangla name as
-  `provision_<level>_portal` and `provision_<level>_bn`.
+* a host's own variables are its address and its machine (HOST_VARS);
+* each tree group carries the place's name, Bangla name and office portal domain
+  (`provision_<level>`, `provision_<level>_bn`, `provision_<level>_portal`);
+* each site group carries `provision_site_code`, `provision_site_name` and
+  `provision_site_type`.
+
+Ansible merges them, so every host sees all of these as its variables.
 """
 
 from __future__ import annotations
@@ -27,16 +31,9 @@ from provision.inventory.names import (
 )
 from provision.inventory.register import Record
 
-#: The variables every imported host carries, in the order they are written.
+#: The variables written on each imported host, in the order they are written.
 HOST_VARS: tuple[str, ...] = (
     "ansible_host",
-    "provision_division",
-    "provision_district",
-    "provision_upazila",
-    "provision_union",
-    "provision_site_code",
-    "provision_site_name",
-    "provision_site_type",
     "provision_role",
     "provision_asset_tag",
     "provision_model",
@@ -45,6 +42,10 @@ HOST_VARS: tuple[str, ...] = (
     "provision_disk_gb",
     "provision_purchase_year",
 )
+#: The variables written on each site group.
+SITE_VARS: tuple[str, ...] = ("provision_site_code", "provision_site_name", "provision_site_type")
+#: The prefixes of the groups that make up the tree, top down.
+TREE_PREFIXES: tuple[str, ...] = tuple(level + "_" for level in LEVELS)
 
 
 @dataclass
@@ -137,17 +138,39 @@ class Inventory:
         return depth
 
 
+    def placements(self) -> dict[str, tuple[str, ...]]:
+        """Host -> names of its places from the division down (as far as it stands).
+
+        Read from the tree groups (``division_*`` down to ``union_*``) and their
+        ``provision_<level>`` variables, or the group name when a hand-written group
+        has no such variable.
+        """
+        result: dict[str, tuple[str, ...]] = {}
+
+        def walk(name: str, depth: int, path: tuple[str, ...], seen: frozenset[str]) -> None:
+            group = self.groups[name]
+            level = LEVELS[depth]
+            label = group.vars.get(f"provision_{level}")
+            here = (*path, str(label) if label else name[len(level) + 1 :])
+            for host in group.hosts:
+                if len(result.get(host, ())) < len(here):
+                    result[host] = here
+            if depth + 1 < len(LEVELS):
+                prefix = TREE_PREFIXES[depth + 1]
+                for child in group.children:
+                    if child.startswith(prefix) and child in self.groups and child not in seen:
+                        walk(child, depth + 1, here, seen | {child})
+
+        for name in self.groups:
+            if name.startswith(TREE_PREFIXES[0]):
+                walk(name, 0, (), frozenset({name}))
+        return result
+
+
 def host_vars(record: Record) -> dict[str, Any]:
-    """The variables of one register record, as written for its host."""
+    """The variables of one register record written on its host."""
     values: dict[str, Any] = {
         "ansible_host": record.address,
-        "provision_division": record.division,
-        "provision_district": record.district,
-        "provision_upazila": record.upazila,
-        "provision_union": record.union,
-        "provision_site_code": record.site_code,
-        "provision_site_name": record.site_name,
-        "provision_site_type": record.site_type,
         "provision_role": record.role,
         "provision_asset_tag": record.asset_tag,
         "provision_model": record.model,
@@ -170,28 +193,37 @@ def build_inventory(records: Iterable[Record]) -> Inventory:
     tree = load_tree()
     inventory = Inventory()
     other: dict[str, list[str]] = {}
+    site_vars: dict[str, dict[str, Any]] = {}
     for record in records:
         path = record.place.path
         parent = "all"
         for depth in range(1, len(path) + 1):
-            name = tree_group(LEVELS[depth - 1], *path[:depth])
+            level = LEVELS[depth - 1]
+            name = tree_group(level, *path[:depth])
             if name not in inventory.groups:
                 place = tree.find(*path[:depth])
                 group = inventory.group(name, parent)
+                group.vars[f"provision_{level}"] = path[depth - 1]
                 if place is not None:
-                    level = LEVELS[depth - 1]
-                    group.vars[f"provision_{level}_portal"] = place.portal
                     group.vars[f"provision_{level}_bn"] = place.name_bn
+                    group.vars[f"provision_{level}_portal"] = place.portal
             parent = name
         inventory.groups[parent].hosts.append(record.hostname)
         inventory.hosts[record.hostname] = host_vars(record)
-        for name in (
-            role_group(record.role),
-            site_type_group(record.site_type),
-            site_group(record.site_code),
-        ):
+        site = site_group(record.site_code)
+        site_vars.setdefault(
+            site,
+            {
+                "provision_site_code": record.site_code,
+                "provision_site_name": record.site_name,
+                "provision_site_type": record.site_type,
+            },
+        )
+        for name in (role_group(record.role), site_type_group(record.site_type), site):
             other.setdefault(name, []).append(record.hostname)
     for prefix in ("role_", "site_type_", "site_"):
         for name in sorted(n for n in other if n.startswith(prefix) and n not in inventory.groups):
-            inventory.group(name).hosts.extend(other[name])
+            group = inventory.group(name)
+            group.hosts.extend(other[name])
+            group.vars.update(site_vars.get(name, {}))
     return inventory

@@ -21,8 +21,9 @@ Grammar (one positional argument; quote it in the shell)::
   group name (``role_lab_pc``), as in Ansible's ``--limit``.
 * An empty selection is every host.
 
-Level terms read the host's ``provision_<level>`` variables, and for hosts without
-them (a hand-written inventory) membership of the ``<level>_...`` group.
+Level terms pick the ``<level>_*`` groups whose ``provision_<level>`` variable (the
+place's real name) matches, and every host in them; for a hand-written group without
+that variable, its name.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
 
 from provision.errors import InputError
 from provision.inventory.model import Inventory
@@ -173,27 +173,27 @@ class _Matcher:
         return found
 
     def level(self, level: str, pattern: str) -> set[str]:
-        depth = LEVELS.index(level)
+        """Hosts in the tree groups of `level` whose name (or path) matches."""
+        prefix = level + "_"
         parts = pattern.split("/")
         found: set[str] = set()
-        cache: dict[tuple[str, ...], bool] = {}
-        for host, values in self.inventory.hosts.items():
-            path = _placement(values, depth)
-            if path is None:
+        for name, group in self.inventory.groups.items():
+            if not name.startswith(prefix):
                 continue
-            verdict = cache.get(path)
-            if verdict is None:
-                tail = path[len(path) - len(parts) :] if len(parts) <= len(path) else ()
-                verdict = cache[path] = bool(tail) and all(
-                    fnmatchcase(n, p) for n, p in zip(tail, parts, strict=True)
-                )
-            if verdict:
-                found.add(host)
-        # Hosts without placement variables: by group name.
-        group = f"{level}_" + "_".join(parts[-1:] if level in ("division", "district") else parts)
-        for host in self.in_groups(group):
-            if _placement(self.inventory.hosts.get(host, {}), depth) is None:
-                found.add(host)
+            if len(parts) > 1:  # a path: match the group name, district first
+                keep = max(1, LEVELS.index(level))
+                hit = fnmatchcase(name, prefix + "_".join(parts[-keep:]))
+            else:
+                label = group.vars.get(f"provision_{level}")
+                if isinstance(label, str) and label:
+                    hit = fnmatchcase(normalise(label), pattern)
+                else:  # a hand-written group: its name ends with the place's name
+                    qualified = level in ("upazila", "union")
+                    hit = fnmatchcase(name, f"{prefix}{pattern}") or (
+                        qualified and fnmatchcase(name, f"{prefix}*_{pattern}")
+                    )
+            if hit:
+                found |= self.hosts_of(name)
         return found
 
     def term(self, term: Term) -> set[str]:
@@ -212,17 +212,6 @@ class _Matcher:
         if key is None:
             hosts |= self.in_groups(pattern)
         return hosts
-
-
-def _placement(values: dict[str, Any], depth: int) -> tuple[str, ...] | None:
-    """The normalised names from the division down to `depth`, if the host has them."""
-    names = []
-    for level in LEVELS[: depth + 1]:
-        value = values.get(f"provision_{level}")
-        if not isinstance(value, str) or not value:
-            return None
-        names.append(normalise(value))
-    return tuple(names)
 
 
 def select_hosts(inventory: Inventory, selection: Selection | str | None) -> list[str]:

@@ -33,24 +33,16 @@ class TreeNode:
 
 
 def count_tree(inventory: Inventory, hosts: Iterable[str]) -> TreeNode:
-    """Count hosts per division, district, upazila and union (from provision_* vars)."""
+    """Count hosts per division, district, upazila and union (from the tree groups)."""
+    placements = inventory.placements()
     root = TreeNode("all", "all")
     for host in hosts:
-        values = inventory.hosts.get(host, {})
         root.hosts += 1
         node = root
-        for level in LEVELS:
-            name = values.get(f"provision_{level}")
-            if not name:
-                if level == "division":
-                    name = UNPLACED
-                else:
-                    break
-            child = node.children.get(str(name))
+        for level, name in zip(LEVELS, placements.get(host) or (UNPLACED,), strict=False):
+            child = node.children.get(name)
             if child is None:
-                child = node.children[str(name)] = TreeNode(str(name), level)
+                child = node.children[name] = TreeNode(name, level)
             child.hosts += 1
             node = child
-            if name == UNPLACED:
-                break
     return root

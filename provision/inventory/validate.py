@@ -11,7 +11,7 @@ from typing import Any
 from provision.errors import InputError
 from provision.inventory.files import HOSTS_FILE, LoadedInventory, load_inventory, read_vars
 from provision.inventory.files import vars_names as _vars_names
-from provision.inventory.names import LEVELS, tree_group
+from provision.inventory.names import LEVELS
 from provision.inventory.problems import Problem, ProblemsError
 from provision.inventory.register import ROLES, read_register
 
@@ -136,7 +136,7 @@ def _check_hosts(loaded: LoadedInventory, report: ValidationReport) -> None:
                         "give each host its own address",
                     )
         groups = members.get(host, set())
-        _check_place(host, values, groups, problem)
+        _check_place(host, groups, problem)
         roles = sorted(g for g in groups if g.startswith("role_"))
         if len(roles) != 1:
             problem(
@@ -152,7 +152,7 @@ def _check_hosts(loaded: LoadedInventory, report: ValidationReport) -> None:
             )
 
 
-def _check_place(host: str, values: dict[str, Any], groups: set[str], problem: Any) -> None:
+def _check_place(host: str, groups: set[str], problem: Any) -> None:
     by_level = {level: sorted(g for g in groups if g.startswith(level + "_")) for level in LEVELS}
     for level in ("division", "district"):
         if len(by_level[level]) != 1:
@@ -170,21 +170,6 @@ def _check_place(host: str, values: dict[str, Any], groups: set[str], problem: A
                 f"host '{host}' is in {len(by_level[level])} {level} groups "
                 f"({', '.join(by_level[level])})",
                 f"a host has exactly one place in the tree: keep one {level}",
-            )
-            return
-    names: list[str] = []
-    for level in LEVELS:
-        value = values.get(f"provision_{level}")
-        if not value:
-            break
-        names.append(str(value))
-        expected = tree_group(level, *names)
-        if expected not in groups:
-            problem(
-                host,
-                f"host '{host}' says provision_{level} is {value}, "
-                f"but it is not in the group {expected}",
-                "re-import the register, or fix the variable or the group",
             )
             return
 

@@ -34,8 +34,20 @@ def test_hosts_yml_is_ansible_yaml_with_the_tree_and_the_record(folder: Path) ->
     assert gazipur["hosts"]["gaz-001-fs01"]["ansible_host"] == "10.1.0.10"
     kaliganj = gazipur["children"]["upazila_gazipur_kaliganj"]
     lab = kaliganj["children"]["union_gazipur_kaliganj_bahadursadi"]["hosts"]["gaz-003-lab01"]
-    assert lab["provision_site_name"] == "Bahadursadi Govt. High School"
     assert lab["provision_cpu_cores"] == 4 and lab["provision_purchase_year"] == 2020
+    assert set(lab) == {
+        "ansible_host",
+        "provision_role",
+        "provision_asset_tag",
+        "provision_model",
+        "provision_cpu_cores",
+        "provision_ram_gb",
+        "provision_disk_gb",
+        "provision_purchase_year",
+    }
+    assert kaliganj["vars"]["provision_upazila"] == "Kaliganj"
+    site = data["all"]["children"]["site_gaz_003"]
+    assert site["vars"]["provision_site_name"] == "Bahadursadi Govt. High School"
     assert set(data["all"]["children"]["role_lab_pc"]["hosts"]) == {
         "gaz-003-lab01",
         "gaz-003-lab02",
@@ -43,6 +55,7 @@ def test_hosts_yml_is_ansible_yaml_with_the_tree_and_the_record(folder: Path) ->
         "khu-015-lab01",
     }
     assert data["all"]["children"]["site_khu_014"]["hosts"] == {"khu-014-lab01": None}
+    assert data["all"]["children"]["site_khu_014"]["vars"]["provision_site_type"] == "school_lab"
     assert (folder / HOSTS_FILE).read_text().startswith("# Written by provision")
 
 
@@ -85,7 +98,13 @@ def test_reimport_reports_added_removed_changed_and_keeps_your_files(
     assert result.diff.removed == ["gaz-002-fs01"]
     assert result.diff.changed == {"gaz-001-fs01": ["ansible_host"]}
     assert {p: p.read_text() for p in mine} == mine
-    again = import_register(tmp_path / "changed.csv", folder)
+    renamed = [r.replace("Bahadursadi Govt. High School", "Bahadursadi High School") for r in rows]
+    result = import_register(write(tmp_path / "renamed.csv", renamed), folder)
+    assert result.diff.changed == {
+        "gaz-003-lab01": ["provision_site_name"],
+        "gaz-003-lab02": ["provision_site_name"],
+    }
+    again = import_register(tmp_path / "renamed.csv", folder)
     assert again.diff.empty and not again.written
 
 
@@ -141,6 +160,7 @@ def test_a_few_thousand_hosts_round_trip_quickly(tmp_path: Path) -> None:
     assert result.hosts == 3000
     loaded = load_inventory(folder)
     gazipur = select_hosts(loaded.inventory, "district:gazipur")
-    assert gazipur and all(
-        loaded.inventory.hosts[h]["provision_district"] == "Gazipur" for h in gazipur
-    )
+    placements = loaded.inventory.placements()
+    assert gazipur and all(placements[h][:2] == ("Dhaka", "Gazipur") for h in gazipur)
+    others = set(loaded.inventory.hosts) - set(gazipur)
+    assert all(placements[h][1] != "Gazipur" for h in others)
