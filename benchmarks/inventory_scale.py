@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from provision.inventory import (
     generate_rows,
@@ -33,6 +35,8 @@ from provision.inventory import (
     write_slice,
 )
 
+P = ParamSpec("P")
+T = TypeVar("T")
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
 
 
@@ -49,7 +53,9 @@ def _child_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def _timed(label: str, function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _timed(
+    label: str, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> tuple[T, float]:
     start = time.perf_counter()
     result = function(*args, **kwargs)
     seconds = time.perf_counter() - start

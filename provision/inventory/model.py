@@ -137,7 +137,6 @@ class Inventory:
             depth.setdefault(name, 1)
         return depth
 
-
     def placements(self) -> dict[str, tuple[str, ...]]:
         """Host -> names of its places from the division down (as far as it stands).
 
