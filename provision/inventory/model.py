@@ -144,13 +144,24 @@ class Inventory:
         ``provision_<level>`` variables, or the group name when a hand-written group
         has no such variable.
         """
+        from provision.inventory.tree import load_tree
+
+        tree = load_tree()
         result: dict[str, tuple[str, ...]] = {}
 
-        def walk(name: str, depth: int, path: tuple[str, ...], seen: frozenset[str]) -> None:
+        def walk(
+            name: str, depth: int, path: tuple[str, ...], parent: str, seen: frozenset[str]
+        ) -> None:
             group = self.groups[name]
             level = LEVELS[depth]
             label = group.vars.get(f"provision_{level}")
-            here = (*path, str(label) if label else name[len(level) + 1 :])
+            if not label:  # a hand-written group: take the name apart, then ask the tree
+                label = name[len(level) + 1 :]
+                qualifier = parent.partition("_")[2] + "_" if depth >= 2 else ""
+                label = label.removeprefix(qualifier)
+                place = tree.find(*path, str(label))
+                label = place.name if place is not None else label
+            here = (*path, str(label))
             for host in group.hosts:
                 if len(result.get(host, ())) < len(here):
                     result[host] = here
@@ -158,11 +169,11 @@ class Inventory:
                 prefix = TREE_PREFIXES[depth + 1]
                 for child in group.children:
                     if child.startswith(prefix) and child in self.groups and child not in seen:
-                        walk(child, depth + 1, here, seen | {child})
+                        walk(child, depth + 1, here, name, seen | {child})
 
         for name in self.groups:
             if name.startswith(TREE_PREFIXES[0]):
-                walk(name, 0, (), frozenset({name}))
+                walk(name, 0, (), "all", frozenset({name}))
         return result
 
 

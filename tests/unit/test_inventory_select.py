@@ -82,3 +82,11 @@ def test_hand_written_hosts_match_level_terms_by_group(inventory: Inventory) -> 
     assert select_hosts(bare, "district:gazipur") == ["lab-fs02"]
     assert select_hosts(bare, "upazila:gazipur/kaliganj") == ["lab-fs02"]
     assert select_hosts(bare, "division:khulna") == []
+    assert select_hosts(bare, "upazila:kaliganj") == ["lab-fs02"]
+    assert bare.placements() == {"lab-fs02": ("Dhaka", "Gazipur", "Kaliganj")}
+
+
+def test_placements_of_an_imported_inventory(inventory: Inventory) -> None:
+    placements = inventory.placements()
+    assert placements["gaz-003-lab01"] == ("Dhaka", "Gazipur", "Kaliganj", "Bahadursadi")
+    assert placements["khu-001-web01"] == ("Khulna", "Khulna")
