@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -159,8 +160,35 @@ def lab_cgroups(bridge: str) -> list[Path]:
     return [root / CGROUP_GROUP / bridge for root in cgroup_roots()]
 
 
+def cgroup_pids(tops: list[Path]) -> set[int]:
+    """Every process in these cgroups and below."""
+    pids: set[int] = set()
+    for top in tops:
+        for procs in top.rglob("cgroup.procs") if top.is_dir() else ():
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
+def kill_cgroups(tops: list[Path], timeout: float = 10) -> None:
+    """SIGKILL whatever still runs in these cgroups and wait until they are empty.
+
+    A host whose nspawn died (or had to be killed) leaves its systemd running as
+    an orphan in its own namespaces; its cgroup is how the lab finds it again.
+    """
+    deadline = time.monotonic() + timeout
+    while (pids := cgroup_pids(tops)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+
+
 def remove_cgroups(bridge: str) -> list[Path]:
-    """Remove one lab's emptied cgroups, deepest first."""
+    """Kill what is left in one lab's cgroups and remove them, deepest first."""
+    kill_cgroups(lab_cgroups(bridge))
     removed = []
     for top in lab_cgroups(bridge):
         if not top.is_dir():
@@ -205,8 +233,11 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
             "--quiet",
             "-D",
             str(paths.root),
+            # The machine name names the host's link on the bridge (vb-…), so it
+            # carries the lab's bridge: two labs may each have a dhk-kal-fs01.
             "-M",
-            name,
+            f"{bridge}-{name}",
+            f"--hostname={name}",
             "-b",
             # No system bus to register with, and no unit of our own to move into.
             "--register=no",
@@ -224,13 +255,18 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
 
 
 def is_running(pid: int | None, name: str) -> bool:
-    return pid is not None and process_matches(pid, f"-M {name} ")
+    return pid is not None and process_matches(pid, f"--hostname={name} ")
 
 
-def stop(pid: int | None, name: str) -> None:
-    """Power the host off (nspawn turns SIGTERM into an orderly shutdown)."""
+def stop(pid: int | None, name: str, bridge: str) -> None:
+    """Power the host off (nspawn turns SIGTERM into an orderly shutdown).
+
+    If the host does not go in time, everything in its cgroup is killed: killing
+    only nspawn would leave the host's systemd running as an orphan.
+    """
     if pid is not None:
-        stop_process(pid, expect=f"-M {name} ", timeout=30)
+        stop_process(pid, expect=f"--hostname={name} ", timeout=30)
+    kill_cgroups([group / name for group in lab_cgroups(bridge)])
 
 
 def wait_for_ssh(

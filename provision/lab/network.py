@@ -137,9 +137,10 @@ def stop_process(pid: int, *, expect: str, timeout: float = 20) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process_matches(pid, expect):
-            return
         _reap(pid)
+        if not process_matches(pid, expect):
+            _reap(pid)
+            return
         time.sleep(0.2)
     try:
         os.kill(pid, signal.SIGKILL)

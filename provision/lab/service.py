@@ -318,7 +318,7 @@ def stop_host(settings: Settings, name: str) -> None:
     paths, lab = _require(settings)
     with _locked(paths):
         record = _record(lab, name)
-        machine.stop(record.pid, record.name)
+        machine.stop(record.pid, record.name, lab.bridge)
         record.pid = None
         state.save(paths.state_file, lab)
 
@@ -344,7 +344,7 @@ def reset_host(settings: Settings, name: str) -> float:
     paths, lab = _require(settings)
     with _locked(paths):
         record = _record(lab, name)
-        machine.stop(record.pid, record.name)
+        machine.stop(record.pid, record.name, lab.bridge)
         record.pid = None
         host_paths = paths.host(name)
         machine.unmount(host_paths.root)
@@ -391,11 +391,11 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
     # (a crash between Popen and the state file).
     for found_pid, found_name in _nspawn_processes(paths.run_dir / "hosts"):
         if pids.setdefault(found_name, found_pid) != found_pid:
-            machine.stop(found_pid, found_name)
+            machine.stop(found_pid, found_name, lab.bridge)
     for name, pid in sorted(pids.items()):
         if machine.is_running(pid, name):
             on_step(f"stopping {name}")
-            machine.stop(pid, name)
+            machine.stop(pid, name, lab.bridge)
             done.append(f"stopped {name}")
     if machine.remove_cgroups(lab.bridge):
         done.append("removed the hosts' cgroups")
@@ -440,10 +440,11 @@ def _nspawn_processes(hosts_dir: Path) -> list[tuple[int, str]]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv]
-        if words and words[0].endswith("systemd-nspawn") and "-D" in words and "-M" in words:
+        names = [w.removeprefix("--hostname=") for w in words if w.startswith("--hostname=")]
+        if words and words[0].endswith("systemd-nspawn") and "-D" in words and names:
             root = words[words.index("-D") + 1]
             if root.startswith(str(hosts_dir) + "/"):
-                found.append((int(proc.name), words[words.index("-M") + 1]))
+                found.append((int(proc.name), names[0]))
     return found
 
 

@@ -25,7 +25,7 @@ def _invoke(workspace: Path, *args: str) -> tuple[int, str]:
         env={"PROVISION_LAB_SUBNET": SUBNET, "PROVISION_STATE_DIR": str(workspace / ".provision")},
     )
     assert "Traceback" not in result.output, result.output
-    return result.exit_code, result.stdout
+    return result.exit_code, result.stdout + result.stderr
 
 
 def _container_namespace(nspawn_pid: int) -> str:
