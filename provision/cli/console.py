@@ -13,10 +13,14 @@ from typing import Any
 
 from rich.console import Console
 
+#: Off a terminal (a pipe, a log, a mail) rich would assume 80 columns and cut
+#: host names short in tables; logs are read wide.
+_PLAIN_WIDTH = None if sys.stdout.isatty() else 160
+
 #: Normal output (tables, results) goes to stdout.
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=_PLAIN_WIDTH)
 #: Errors, warnings and progress go to stderr so stdout stays parseable.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PLAIN_WIDTH)
 
 
 def is_interactive() -> bool:

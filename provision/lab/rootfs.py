@@ -8,6 +8,7 @@ last; a cache without the marker, or missing what the lab needs, is rebuilt.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -90,6 +91,16 @@ def cache_status(rootfs: Path) -> str:
 def ensure_rootfs(cache_dir: Path, on_step: Callable[[str], None]) -> Path:
     """The cached root filesystem, built first if missing or broken."""
     rootfs = cache_dir / f"debian-{SUITE}"
+    if cache_status(rootfs) == "ready":
+        return rootfs
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Two labs starting at once (two test runs, say) build the cache only once.
+    with (cache_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_if_needed(rootfs, cache_dir, on_step)
+
+
+def _build_if_needed(rootfs: Path, cache_dir: Path, on_step: Callable[[str], None]) -> Path:
     status = cache_status(rootfs)
     if status == "ready":
         return rootfs
@@ -99,7 +110,6 @@ def ensure_rootfs(cache_dir: Path, on_step: Callable[[str], None]) -> Path:
     mirror = debian_mirror()
     if status != "missing":
         on_step(f"root filesystem cache at {rootfs} is {status}; rebuilding")
-    cache_dir.mkdir(parents=True, exist_ok=True)
     building = cache_dir / f".building-{SUITE}"
     shutil.rmtree(building, ignore_errors=True)
     on_step(f"building the Debian {SUITE} root filesystem (once, about 2 minutes)")

@@ -9,6 +9,8 @@ running from the repository.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +18,15 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ProvisionError
-from provision.lab import service
+from provision.lab import network, service
 from provision.lab.inventory import ssh_options
+from provision.lab.spec import check_subnet
 from provision.settings import Settings, load_settings
 from tests.conftest import make_workspace
 
-TEST_SUBNET = "10.213.9.0/24"
+#: Test labs take 10.213.N.0/24 for the first free N in this range.
+TEST_SUBNETS = range(20, 250)
+SUBNET_CLAIMS = Path("/run/provision-test-labs")
 
 
 @dataclass
@@ -52,7 +57,41 @@ class Lab:
         return proc.stdout
 
 
-def lab_settings(root: Path, subnet: str = TEST_SUBNET) -> Settings:
+def claim_test_subnet() -> str:
+    """A lab subnet no other test run on this machine is using.
+
+    Several test runs may share a machine (two developers, a CI run): each claims a
+    subnet by creating a folder (atomic) named after it, holding its pid. A claim
+    whose process is gone is taken over.
+    """
+    SUBNET_CLAIMS.mkdir(parents=True, exist_ok=True)
+    for octet in TEST_SUBNETS:
+        subnet = f"10.213.{octet}.0/24"
+        claim = SUBNET_CLAIMS / str(octet)
+        owner = claim / "pid"
+        try:
+            claim.mkdir()
+        except FileExistsError:
+            try:
+                alive = Path(f"/proc/{int(owner.read_text())}").exists()
+            except (OSError, ValueError):
+                alive = True  # being claimed right now
+            if alive or network.bridge_exists(network.bridge_name(check_subnet(subnet))):
+                continue
+        if network.bridge_exists(network.bridge_name(check_subnet(subnet))):
+            shutil.rmtree(claim, ignore_errors=True)  # in use by a lab outside the tests
+            continue
+        owner.write_text(str(os.getpid()))
+        return subnet
+    raise RuntimeError("no free test lab subnet")
+
+
+def release_test_subnet(subnet: str) -> None:
+    octet = subnet.split(".")[2]
+    shutil.rmtree(SUBNET_CLAIMS / octet, ignore_errors=True)
+
+
+def lab_settings(root: Path, subnet: str) -> Settings:
     workspace = make_workspace(root)
     return load_settings(
         workspace=workspace,
@@ -74,10 +113,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     reason = lab_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    settings = lab_settings(tmp_path_factory.mktemp("lab") / "workspace")
+    subnet = claim_test_subnet()
+    settings = lab_settings(tmp_path_factory.mktemp("lab") / "workspace", subnet)
     try:
         result = service.up(settings)
         yield Lab(settings, result.hosts)
     finally:
         # Runs on failures and on Ctrl-C too (pytest tears fixtures down then).
         service.down(settings)
+        release_test_subnet(subnet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,28 @@ from click.testing import CliRunner
 
 from provision.cli.main import cli
 from provision.lab import network, service
-from tests.integration.conftest import lab_settings, lab_unavailable_reason
+from tests.integration.conftest import (
+    claim_test_subnet,
+    lab_settings,
+    lab_unavailable_reason,
+    release_test_subnet,
+)
 
 pytestmark = pytest.mark.lab
 
-SUBNET = "10.213.10.0/24"
+
+@pytest.fixture
+def subnet() -> Iterator[str]:
+    claimed = claim_test_subnet()
+    yield claimed
+    release_test_subnet(claimed)
 
 
-def _invoke(workspace: Path, *args: str) -> tuple[int, str]:
+def _invoke(workspace: Path, subnet: str, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(
         cli,
         ["--workspace", str(workspace), *args],
-        env={"PROVISION_LAB_SUBNET": SUBNET, "PROVISION_STATE_DIR": str(workspace / ".provision")},
+        env={"PROVISION_LAB_SUBNET": subnet, "PROVISION_STATE_DIR": str(workspace / ".provision")},
     )
     assert "Traceback" not in result.output, result.output
     return result.exit_code, result.stdout + result.stderr
@@ -43,20 +54,20 @@ def _live_network_namespaces() -> set[str]:
     return live
 
 
-def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path) -> None:
+def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path, subnet: str) -> None:
     reason = lab_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    settings = lab_settings(tmp_path / "workspace", SUBNET)
+    settings = lab_settings(tmp_path / "workspace", subnet)
     workspace = settings.workspace
     try:
-        code, out = _invoke(workspace, "lab", "up", "--hosts", "dhk-kal-fs01,lab_pc:2")
+        code, out = _invoke(workspace, subnet, "lab", "up", "--hosts", "dhk-kal-fs01,lab_pc:2")
         assert code == 0, out
         assert "3 hosts up" in out
         up_leftovers = service.leftovers(settings)
         assert any(item.startswith("process") for item in up_leftovers)
         assert any(item.startswith("mount") for item in up_leftovers)
-        assert f"interface {network.bridge_name(service.check_subnet(SUBNET))}" in up_leftovers
+        assert f"interface {network.bridge_name(service.check_subnet(subnet))}" in up_leftovers
         pids = [
             r.pid
             for r in service.state.load(service.LabPaths.of(settings).state_file).hosts.values()
@@ -65,11 +76,11 @@ def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path) -> 
         assert len(namespaces) == 3  # one network namespace per host, none the host's own
         assert str(Path("/proc/self/ns/net").readlink()) not in namespaces
     finally:
-        code, _ = _invoke(workspace, "lab", "down")
+        code, _ = _invoke(workspace, subnet, "lab", "down")
     assert code == 0
     assert service.leftovers(settings) == []
     # Independently of the lab's own bookkeeping: the kernel's view.
-    bridge = network.bridge_name(service.check_subnet(SUBNET))
+    bridge = network.bridge_name(service.check_subnet(subnet))
     assert (
         subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode
         != 0
@@ -85,6 +96,6 @@ def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path) -> 
     assert namespaces  # the hosts had network namespaces of their own …
     assert not (settings.state_path / "lab" / "hosts").exists()
 
-    code, out = _invoke(workspace, "lab", "down")  # … and a second down is harmless
+    code, out = _invoke(workspace, subnet, "lab", "down")  # … and a second down is harmless
     assert code == 0
     assert "nothing was running" in out
