@@ -118,8 +118,9 @@ class _EventPump:
 
     _STOP = object()
 
-    def __init__(self, callback: EventCallback) -> None:
+    def __init__(self, callback: EventCallback, keep_events: bool = True) -> None:
         self._callback = callback
+        self._keep_events = keep_events
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._deliver, name="provision-events", daemon=True)
@@ -127,7 +128,9 @@ class _EventPump:
 
     def __call__(self, raw: dict[str, Any]) -> bool:
         self._queue.put(raw)
-        return True  # keep the event in the artifacts too
+        # True keeps the event as a JSON file in the artifacts too. The play recap
+        # is always kept: ansible-runner reads its stats back from that file.
+        return self._keep_events or raw.get("event") == "playbook_on_stats"
 
     def _deliver(self) -> None:
         while True:
@@ -171,13 +174,16 @@ def run_playbook(
     forks: int = 20,
     on_event: EventCallback | None = None,
     cancel: Callable[[], bool] | None = None,
+    keep_events: bool = True,
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
     `inventory` is an inventory path, a list of them, or an inventory as a dict
     (written to the private data dir as JSON, so Ansible loads only those hosts).
     `on_event` receives every event on a separate thread; `cancel` is polled by
-    ansible-runner and stops the run when it returns True.
+    ansible-runner and stops the run when it returns True. `keep_events=False`
+    (with `on_event`) leaves each event's JSON file out of the artifacts, for a
+    caller that records events itself: one file write and read less per event.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -212,7 +218,7 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
     }
-    pump = _EventPump(on_event) if on_event else None
+    pump = _EventPump(on_event, keep_events) if on_event else None
     try:
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),

@@ -1,0 +1,566 @@
+"""Rollouts: run one playbook over a selection in waves, recording every host's result.
+
+    plan = plan_rollout(settings, RolloutOptions("site.yml", "district:gazipur", canary="1"))
+    result = run_rollout(settings, plan, on_progress=print)
+
+A run is created in the store with its whole plan before anything touches a
+host. Each wave gets an inventory of just its hosts (a slice, variables
+resolved) and its own ansible-runner private data dir. Task results are
+committed in batches as they arrive and each host's final result as soon as
+the play recap names it, so a control node that dies mid-wave loses at most
+the wave's hosts that had not finished: `resume_rollout` runs those again.
+
+Between waves the run stops when the canary did not succeed entirely, when
+the share of failed and unreachable hosts so far is above `max_fail`, or when
+the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision import runner
+from provision.errors import InputError, StateError
+from provision.inventory import load_inventory, select_hosts, slice_inventory
+from provision.inventory.files import LoadedInventory
+from provision.inventory.names import LEVELS
+from provision.rollout.artifacts import prune_run_dirs
+from provision.rollout.plan import (
+    Wave,
+    check_level,
+    parse_percent,
+    parse_size,
+    plan_waves,
+)
+from provision.rollout.recorder import WaveRecorder, outcome_of
+from provision.settings import Settings
+from provision.store import (
+    BatchWriter,
+    HostResult,
+    RunInfo,
+    Store,
+    WaveInfo,
+    open_store,
+    pid_alive,
+)
+
+#: How many rollout private data dirs (one per wave) to keep under <state>/runs.
+KEEP_RUN_DIRS = 50
+_CONTROL_ID = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """What the user asked for. Stored with the run (no extravars, no secrets)."""
+
+    playbook: str
+    selection: str = ""
+    canary: str | None = None
+    batch: str | None = None
+    by: str | None = None
+    max_fail: str = "0%"
+    check: bool = False
+    diff: bool = False
+    tags: tuple[str, ...] = ()
+    control: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("playbook")
+        data.pop("selection")
+        data["tags"] = list(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    options: RolloutOptions
+    playbook: Path
+    waves: list[Wave]
+    env: str
+    parent_id: int | None = None
+    kind: str = "rollout"
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h for w in self.waves for h in w.hosts]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a rollout reports while it runs; the CLI draws it."""
+
+    kind: str  # run, wave_start, task, results, wave_done, stopping, finished
+    run_id: int
+    wave: int | None = None
+    waves: int = 0
+    label: str = ""
+    wave_hosts: int = 0
+    task: str | None = None
+    results: tuple[HostResult, ...] = ()
+    message: str | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class StopSignal:
+    """Set from a signal handler: `after_wave` lets the current wave finish, `now` cancels it."""
+
+    def __init__(self) -> None:
+        self.after_wave = threading.Event()
+        self.now = threading.Event()
+
+    def request(self) -> None:
+        """First call: stop after this wave. A second: stop the wave now."""
+        if self.after_wave.is_set():
+            self.now.set()
+        self.after_wave.set()
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    run: RunInfo
+    waves: list[WaveInfo]
+    results: dict[str, HostResult] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    def hosts_with(self, outcome: str) -> list[str]:
+        return sorted(h for h, r in self.results.items() if r.outcome == outcome)
+
+    @property
+    def pending(self) -> list[str]:
+        return [h for w in self.waves for h in w.hosts if h not in self.results]
+
+
+# -- planning -------------------------------------------------------------------
+
+
+def resolve_playbook(settings: Settings, playbook: str) -> Path:
+    """A playbook path as given (from the current folder), or under playbooks/."""
+    for candidate in (Path(playbook), settings.playbooks_path / playbook):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise InputError(
+        f"playbook {playbook!r} was found neither here nor in {settings.playbooks_path}",
+        hint="give a path to the playbook, or its name under playbooks/ (site.yml)",
+    )
+
+
+def _stored_path(settings: Settings, path: Path) -> str:
+    """Playbooks inside the workspace are recorded relative to it, so runs read well."""
+    try:
+        return str(path.relative_to(settings.workspace))
+    except ValueError:
+        return str(path)
+
+
+def _load(settings: Settings) -> LoadedInventory:
+    if not (settings.inventory_path / "hosts.yml").is_file():
+        raise StateError(
+            f"there is no inventory in {settings.inventory_path}",
+            hint="import one with provision inventory import, or start the lab (provision lab up)",
+        )
+    return load_inventory(settings.inventory_path)
+
+
+def _places(loaded: LoadedInventory, hosts: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each host's place names by level, from its resolved variables."""
+    data = slice_inventory(loaded.inventory, hosts, loaded.folder)
+    hostvars = data["all"]["hosts"]
+    return {
+        h: {
+            lv: str(hostvars[h][f"provision_{lv}"])
+            for lv in LEVELS
+            if hostvars[h].get(f"provision_{lv}")
+        }
+        for h in hosts
+    }
+
+
+def _check_options(options: RolloutOptions) -> None:
+    if options.batch is not None:
+        parse_size(options.batch, "--batch")
+    if options.by is not None:
+        check_level(options.by)
+    parse_percent(options.max_fail, "--max-fail")
+    if options.control is not None and (
+        not options.control or not set(options.control) <= _CONTROL_ID
+    ):
+        raise InputError(
+            f"--control {options.control!r} is not a control id",
+            hint="give one control's id from the standards, e.g. --control SSH-001",
+        )
+
+
+def plan_rollout(settings: Settings, options: RolloutOptions) -> RolloutPlan:
+    """Check the options, pick the hosts and cut them into waves. Touches nothing."""
+    _check_options(options)
+    playbook = resolve_playbook(settings, options.playbook)
+    loaded = _load(settings)
+    hosts = select_hosts(loaded.inventory, options.selection)
+    if not hosts:
+        raise InputError(
+            f"the selection {options.selection!r} matches no host in {settings.inventory_path}",
+            hint="check it with provision inventory show SELECTION",
+        )
+    waves = plan_waves(
+        hosts,
+        places=_places(loaded, hosts) if options.by else {},
+        canary=options.canary,
+        batch=parse_size(options.batch, "--batch") if options.batch else None,
+        by=options.by,
+        select=lambda text: select_hosts(loaded.inventory, text),
+    )
+    return RolloutPlan(options, playbook, waves, settings.env)
+
+
+def plan_retry(settings: Settings, run_id: int, which: Sequence[str]) -> RolloutPlan:
+    """A new run of the same playbook and options over the hosts of `run_id` that ended `which`."""
+    with open_store(settings) as store:
+        run = store.get_run(run_id)
+        results = store.host_results(run_id)
+    hosts = [h for h, r in results.items() if r.outcome in which]
+    if not hosts:
+        raise StateError(
+            f"run {run_id} has no {' or '.join(which)} hosts to retry",
+            hint=f"see its results with provision runs show {run_id}",
+        )
+    stored = dict(run.options)
+    options = RolloutOptions(
+        playbook=run.playbook
+        if Path(run.playbook).is_absolute()
+        else str(settings.workspace / run.playbook),
+        selection=",".join(hosts) if len(hosts) < 20 else f"retry of run {run_id}",
+        max_fail=str(stored.get("max_fail", "0%")),
+        check=bool(stored.get("check")),
+        diff=bool(stored.get("diff")),
+        tags=tuple(stored.get("tags") or ()),
+        control=stored.get("control"),
+    )
+    playbook = resolve_playbook(settings, options.playbook)
+    label = f"retry of run {run_id} ({' and '.join(which)})"
+    ordered = sorted(hosts, key=lambda h: (results[h].wave, h))
+    return RolloutPlan(
+        options, playbook, [Wave(1, label, tuple(ordered))], run.env, parent_id=run_id, kind="retry"
+    )
+
+
+# -- running --------------------------------------------------------------------
+
+
+def git_revision(workspace: Path) -> str | None:
+    """The commit of the content (`git rev-parse HEAD`), if the workspace is a git repo."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(workspace), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    revision = proc.stdout.strip()
+    return revision if proc.returncode == 0 and revision else None
+
+
+def current_user() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (as {user})" if sudo and sudo != user else user
+
+
+def create_run(settings: Settings, plan: RolloutPlan, store: Store) -> int:
+    options = plan.options.record()
+    options["forks"] = settings.forks
+    return store.create_run(
+        kind=plan.kind,
+        user=current_user(),
+        node=socket.gethostname(),
+        env=plan.env,
+        playbook=_stored_path(settings, plan.playbook),
+        selection=plan.options.selection,
+        options=options,
+        git_revision=git_revision(settings.workspace),
+        plan=[(w.label, w.hosts) for w in plan.waves],
+        parent_id=plan.parent_id,
+    )
+
+
+def run_rollout(
+    settings: Settings,
+    plan: RolloutPlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    stop: StopSignal | None = None,
+    on_created: Callable[[int], None] | None = None,
+) -> RolloutResult:
+    """Record the run, then run its waves. Returns when it finished or stopped."""
+    with open_store(settings) as store:
+        run_id = create_run(settings, plan, store)
+        if on_created:
+            on_created(run_id)
+        return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=False)
+
+
+def resume_rollout(
+    settings: Settings,
+    run_id: int,
+    *,
+    on_progress: ProgressCallback | None = None,
+    stop: StopSignal | None = None,
+) -> RolloutResult:
+    """Continue a stopped, failed or crashed run with the hosts that have no result yet."""
+    with open_store(settings) as store:
+        run = store.get_run(run_id)
+        if run.status == "running":
+            if run.node == socket.gethostname() and not pid_alive(run.pid):
+                store.mark_crashed(run_id)
+            else:
+                raise StateError(
+                    f"run {run_id} is still running (pid {run.pid} on {run.node})",
+                    hint="wait for it, or stop it with Ctrl-C where it runs",
+                )
+        elif run.status == "succeeded" or run.planned == run.done:
+            raise StateError(
+                f"run {run_id} has a result for every host; nothing to resume",
+                hint=f"rerun failed hosts with provision rollout retry {run_id} --failed",
+            )
+        return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
+
+
+def _settings_for(settings: Settings, run: RunInfo) -> Settings:
+    from dataclasses import replace
+
+    return settings if settings.env == run.env else replace(settings, env=run.env)
+
+
+def _drive(
+    settings: Settings,
+    store: Store,
+    run_id: int,
+    on_progress: ProgressCallback | None,
+    stop: StopSignal,
+    *,
+    resumed: bool,
+) -> RolloutResult:
+    report = on_progress or (lambda _p: None)
+    run = store.get_run(run_id)
+    settings = _settings_for(settings, run)
+    waves = store.waves(run_id)
+    results = store.host_results(run_id)
+    pending = [h for w in waves for h in w.hosts if h not in results]
+    options = run.options
+    max_fail = parse_percent(str(options.get("max_fail", "0%")), "--max-fail")
+    playbook = Path(run.playbook)
+    if not playbook.is_absolute():
+        playbook = settings.workspace / playbook
+    loaded = _load(settings)
+
+    pid = os.getpid()
+    store.acquire_locks(run_id, pending, user=current_user(), node=socket.gethostname(), pid=pid)
+    attempt = store.start_attempt(run_id, pid)
+    report(Progress("run", run_id, waves=len(waves), message="resumed" if resumed else None))
+    status, reason = "running", None
+    writer = BatchWriter(store)
+    try:
+        for wave in waves:
+            todo = [h for h in wave.hosts if h not in results]
+            if not todo:
+                if wave.status != "done":
+                    store.set_wave(run_id, wave.number, "done")
+                continue
+            if stop.after_wave.is_set():
+                status, reason = "stopped", "stopped by the user (Ctrl-C) between waves"
+                break
+            outcome = _run_wave(
+                settings, store, writer, run, wave, todo, attempt, loaded, playbook, report, stop
+            )
+            results.update(outcome)
+            if stop.now.is_set():
+                status, reason = "stopped", "stopped by the user (Ctrl-C) during a wave"
+                break
+            remaining = any(h not in results for w in waves for h in w.hosts)
+            if not remaining:
+                break
+            reason = _threshold(wave, outcome, results, max_fail, waves)
+            if reason:
+                status = "stopped"
+                break
+            if stop.after_wave.is_set():
+                status, reason = "stopped", "stopped by the user (Ctrl-C) after a wave"
+                break
+        if status == "running":
+            bad = [r for r in results.values() if r.outcome in ("failed", "unreachable")]
+            missing = [h for w in waves for h in w.hosts if h not in results]
+            if missing:
+                status, reason = "stopped", f"{len(missing)} hosts have no result"
+            else:
+                status = "failed" if bad else "succeeded"
+                if bad:
+                    reason = f"{len(bad)} of {len(results)} hosts failed or were unreachable"
+    except BaseException:
+        status, reason = "stopped", "stopped by an error on the control node"
+        raise
+    finally:
+        try:
+            writer.close()
+        finally:
+            store.finish_run(run_id, status, reason)
+            store.release_locks(run_id)
+            prune_run_dirs(settings.state_path, KEEP_RUN_DIRS)
+    final = store.get_run(run_id)
+    report(Progress("finished", run_id, waves=len(waves), message=reason))
+    return RolloutResult(final, store.waves(run_id), store.host_results(run_id))
+
+
+def _threshold(
+    wave: WaveInfo,
+    outcome: dict[str, HostResult],
+    results: dict[str, HostResult],
+    max_fail: float,
+    waves: list[WaveInfo],
+) -> str | None:
+    """Why the rollout must stop before the next wave, or None."""
+    if wave.number == 0 and wave.label.startswith("canary"):
+        bad = sorted(h for h, r in outcome.items() if r.outcome in ("failed", "unreachable"))
+        missing = sorted(h for h in wave.hosts if h not in results)
+        if bad or missing:
+            return "the canary did not succeed: " + ", ".join(
+                [f"{h} {outcome[h].outcome}" for h in bad] + [f"{h} no result" for h in missing]
+            )
+    done = len(results)
+    bad_count = sum(1 for r in results.values() if r.outcome in ("failed", "unreachable"))
+    if done and bad_count * 100 / done > max_fail:
+        return (
+            f"{bad_count} of {done} hosts so far failed or were unreachable "
+            f"({bad_count * 100 / done:.0f}%), more than --max-fail {max_fail:g}%"
+        )
+    return None
+
+
+def _run_wave(
+    settings: Settings,
+    store: Store,
+    writer: BatchWriter,
+    run: RunInfo,
+    wave: WaveInfo,
+    hosts: list[str],
+    attempt: int,
+    loaded: LoadedInventory,
+    playbook: Path,
+    report: ProgressCallback,
+    stop: StopSignal,
+) -> dict[str, HostResult]:
+    """Run the playbook on one wave's hosts that have no result yet; return their results."""
+    known = [h for h in hosts if h in loaded.inventory.hosts]
+    gone = [h for h in hosts if h not in loaded.inventory.hosts]
+    count = len(store.waves(run.id))
+    report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts)))
+    private = runner.new_run_dir(settings.state_path, f"rollout-{run.id}-w{wave.number}")
+    store.set_wave(run.id, wave.number, "running", artifacts=str(private))
+
+    def on_results(fresh: list[HostResult]) -> None:
+        report(Progress("results", run.id, wave.number, count, wave.label, results=tuple(fresh)))
+
+    recorder = WaveRecorder(
+        store,
+        writer,
+        run_id=run.id,
+        wave=wave.number,
+        attempt=attempt,
+        hosts=set(known),
+        on_task=lambda task: report(
+            Progress("task", run.id, wave.number, count, wave.label, task=task)
+        ),
+        on_results=on_results,
+    )
+    if gone:
+        recorder.finish(
+            [
+                HostResult(
+                    host=h,
+                    wave=wave.number,
+                    outcome="skipped",
+                    message="no longer in the inventory",
+                    attempt=attempt,
+                )
+                for h in gone
+            ]
+        )
+    canceled = False
+    if known:
+        options = run.options
+        tags = list(options.get("tags") or [])
+        if options.get("control"):
+            tags.append(str(options["control"]))
+        result = runner.run_playbook(
+            playbook,
+            workspace=settings.workspace,
+            private_data_dir=private,
+            inventory=slice_inventory(loaded.inventory, known, loaded.folder),
+            tags=tags,
+            check=bool(options.get("check")),
+            diff=bool(options.get("diff")),
+            forks=int(options.get("forks") or settings.forks),
+            on_event=recorder,
+            cancel=stop.now.is_set,
+            keep_events=False,
+        )
+        canceled = result.status == "canceled"
+        if not canceled:
+            # The recap normally made these final already; this catches a recap the
+            # event stream missed, and hosts the play never matched (skipped).
+            late = [
+                HostResult(
+                    host=h,
+                    wave=wave.number,
+                    outcome=outcome_of(stats.ok, stats.changed, stats.failed, stats.unreachable),
+                    ok=stats.ok,
+                    changed=stats.changed,
+                    failed=stats.failed,
+                    unreachable=stats.unreachable,
+                    skipped=stats.skipped,
+                    rescued=stats.rescued,
+                    ignored=stats.ignored,
+                    started_at=recorder.started,
+                    attempt=attempt,
+                )
+                for h, stats in result.hosts.items()
+                if h in known and h not in recorder.results
+            ]
+            untouched = [
+                HostResult(
+                    host=h,
+                    wave=wave.number,
+                    outcome="skipped",
+                    message="the playbook did not run on this host",
+                    started_at=recorder.started,
+                    attempt=attempt,
+                )
+                for h in known
+                if h not in result.hosts and h not in recorder.results
+            ]
+            recorder.finish(late + untouched)
+    store.set_wave(run.id, wave.number, "stopped" if canceled else "done")
+    report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts)))
+    return dict(recorder.results)
