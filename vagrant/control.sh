@@ -3,7 +3,7 @@
 # managed hosts are up. It does what Rumana does on a new control node:
 #   1. put the automation key where inventories/vagrant expects it;
 #   2. install provision from the repository (`make setup`);
-#   3. record each host's SSH host key in inventories/vagrant/known_hosts;
+#   3. record each host's SSH host key in inventories/vagrant/.ssh/known_hosts;
 #   4. run a playbook against the four hosts through the repository's venv.
 # Safe to run again (`vagrant provision control`): every step converges.
 set -euo pipefail
@@ -17,7 +17,7 @@ home=$(getent passwd "$user" | cut -d: -f6)
 upload=$home/.ssh/provision_upload
 # Same repository-relative paths as inventories/vagrant/group_vars/all/connection.yml.
 key=$repo/.vagrant/provision/id_ed25519
-known_hosts=$repo/inventories/vagrant/known_hosts
+known_hosts=$repo/inventories/vagrant/.ssh/known_hosts
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -61,6 +61,7 @@ for address in $PROVISION_MANAGED_ADDRESSES; do
     cat "$one" >>"$scanned"
 done
 # Replace the whole file: a host rebuilt with `vagrant destroy/up` has new keys.
+install -d -m 0700 -o "$user" -g "$user" "$(dirname "$known_hosts")"
 install -m 0644 -o "$user" -g "$user" "$scanned" "$known_hosts"
 
 log "running $playbook against inventories/vagrant"

@@ -97,7 +97,7 @@ def render_hosts_yml(inventory: Inventory, header: str = "") -> str:
                 if child not in written_groups and child in inventory.groups:
                     group(inventory.groups[child], indent + "    ")
 
-    lines.append("all:")
+    lines.extend(["---", "all:"])  # yamllint: a document start after the header
     top = inventory.groups["all"]
     grouped = {h for g in inventory.groups.values() if g.name != "all" for h in g.hosts}
     ungrouped = [h for h in inventory.hosts if h not in grouped]

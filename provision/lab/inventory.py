@@ -8,40 +8,59 @@ Ansible inventories built elsewhere (a slice per selection) for the same hosts.
 
 from __future__ import annotations
 
-import re
+import csv
+import io
+import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from provision.inventory import COLUMNS, build_inventory, files, parse_register
 from provision.lab.state import HostRecord
 
-KEY_NAME = "lab_id_ed25519"
+#: Key and known hosts live in a hidden folder: Ansible reads every other file of
+#: an inventory folder as inventory, and warns about a key or a known_hosts file.
+SSH_DIR = ".ssh"
+KEY_NAME = f"{SSH_DIR}/lab_id_ed25519"
+KNOWN_HOSTS = f"{SSH_DIR}/known_hosts"
 HEADER = "# Written by `provision lab up`; rewritten whenever the lab changes. Do not edit.\n"
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+def register_text(records: Iterable[HostRecord]) -> str:
+    """The lab's hosts as rows of a site register, as central IT would write them.
 
-
-def host_groups(record: HostRecord) -> list[str]:
-    """The groups a lab host belongs to, named like those of imported inventories."""
-    p = record.placement
-    groups = [
-        "lab",
-        f"role_{record.role}",
-        f"site_type_{p['site_type']}",
-        f"site_{slug(p['site_code'])}",
-    ]
-    groups.append(f"division_{slug(p['division'])}")
-    groups.append(f"district_{slug(p['district'])}")
-    if p.get("upazila"):
-        groups.append(f"upazila_{slug(p['district'])}_{slug(p['upazila'])}")
-    if p.get("union"):
-        groups.append(f"union_{slug(p['district'])}_{slug(p['upazila'])}_{slug(p['union'])}")
-    return groups
+    The lab's inventory is built by the same import as the fleet's, so groups,
+    variables and selections mean the same on the lab as in production. The
+    hardware columns are the control node's own: that is what the hosts have.
+    """
+    cores = os.cpu_count() or 1
+    ram_gb = max(1, round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30))
+    disk_gb = max(1, round(shutil.disk_usage("/").total / 2**30))
+    year = datetime.now(UTC).year
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in records:
+        p = r.placement
+        row = {
+            **p,
+            "hostname": r.name,
+            "address": r.address,
+            "role": r.role,
+            "asset_tag": f"LAB-{r.name.upper()}",
+            "model": "provision lab (systemd-nspawn)",
+            "cpu_cores": cores,
+            "ram_gb": ram_gb,
+            "disk_gb": disk_gb,
+            "purchase_year": year,
+        }
+        writer.writerow([row[column] for column in COLUMNS])
+    return buffer.getvalue()
 
 
 def known_hosts_lines(records: Iterable[HostRecord]) -> list[str]:
@@ -54,7 +73,7 @@ def ssh_options(folder: Path) -> list[str]:
         "-i",
         str(folder / KEY_NAME),
         "-o",
-        f"UserKnownHostsFile={folder / 'known_hosts'}",
+        f"UserKnownHostsFile={folder / KNOWN_HOSTS}",
         "-o",
         "StrictHostKeyChecking=yes",
         "-o",
@@ -67,45 +86,33 @@ def ssh_options(folder: Path) -> list[str]:
 
 
 def write_inventory(folder: Path, records: Iterable[HostRecord]) -> None:
+    """Write hosts.yml (through the register import), connection vars and known_hosts."""
     records = sorted(records, key=lambda r: r.name)
-    groups: dict[str, dict[str, Any]] = {}
-    for record in records:
-        for group in host_groups(record):
-            groups.setdefault(group, {"hosts": {}})["hosts"][record.name] = None
-    hostvars = {
-        r.name: {
-            "ansible_host": r.address,
-            "provision_role": r.role,
-            **{f"provision_{k}": v for k, v in r.placement.items() if v},
-        }
-        for r in records
-    }
-    groups.setdefault("lab", {})["hosts"] = hostvars
-    inventory = {"all": {"children": dict(sorted(groups.items()))}}
+    fleet = build_inventory(parse_register(register_text(records), "lab register"))
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_inventory(fleet, folder, source="provision lab up")
     connection = {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(folder / KEY_NAME),
         "ansible_ssh_common_args": (
-            f"-o UserKnownHostsFile={folder / 'known_hosts'} -o StrictHostKeyChecking=yes"
+            f"-o UserKnownHostsFile={folder / KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
         ),
     }
     (folder / "group_vars/all").mkdir(parents=True, exist_ok=True)
-    _write(
-        folder / "hosts.yml",
-        HEADER + yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False),
-    )
+    (folder / SSH_DIR).mkdir(exist_ok=True)
+    (folder / SSH_DIR).chmod(0o700)
     _write(
         folder / "group_vars/all/lab_connection.yml",
         HEADER
-        + "# How the control node reaches lab hosts: the lab key, strict host keys.\n"
+        + "# How the control node reaches lab hosts: the lab key, strict host keys.\n---\n"
         + yaml.safe_dump(connection, sort_keys=False),
     )
-    _write(folder / "known_hosts", "\n".join(known_hosts_lines(records)) + "\n")
+    _write(folder / KNOWN_HOSTS, "\n".join(known_hosts_lines(records)) + "\n")
 
 
 def remove_inventory(folder: Path) -> None:
     """Remove what describes running hosts; the control key stays for the next `up`."""
-    for name in ("hosts.yml", "known_hosts", "group_vars/all/lab_connection.yml"):
+    for name in ("hosts.yml", files.CACHE_FILE, KNOWN_HOSTS, "group_vars/all/lab_connection.yml"):
         (folder / name).unlink(missing_ok=True)
 
 

@@ -13,7 +13,7 @@ from provision import runner
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
 from provision.lab import demo, service
-from provision.lab.inventory import KEY_NAME
+from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from tests.conftest import FIXTURES, REPO
 from tests.integration.conftest import Lab
 
@@ -40,7 +40,7 @@ def _host(lab: Lab, name: str) -> testinfra.host.Host:
     config.write_text(
         "Host *\n"
         f"  IdentityFile {lab.inventory / KEY_NAME}\n"
-        f"  UserKnownHostsFile {lab.inventory / 'known_hosts'}\n"
+        f"  UserKnownHostsFile {lab.inventory / KNOWN_HOSTS}\n"
         "  StrictHostKeyChecking yes\n  BatchMode yes\n  User root\n"
     )
     return testinfra.get_host(f"ssh://{lab.address(name)}", ssh_config=str(config))
@@ -59,7 +59,7 @@ def test_default_lab_has_four_running_hosts(lab: Lab) -> None:
 
 
 def test_hosts_have_distinct_host_keys_recorded(lab: Lab) -> None:
-    known = (lab.inventory / "known_hosts").read_text().split("\n")
+    known = (lab.inventory / KNOWN_HOSTS).read_text().split("\n")
     keys = [line.split(" ", 1)[1] for line in known if line]
     assert len(keys) == len(lab.hosts) == len(set(keys))
     for host in lab.hosts:
@@ -98,9 +98,9 @@ def test_a_changed_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
     forged = tmp_path / "inventory"
     shutil.copytree(lab.inventory, forged)
     address = lab.address("dhk-kal-fs01")
-    lines = (forged / "known_hosts").read_text().splitlines()
+    lines = (forged / KNOWN_HOSTS).read_text().splitlines()
     other_key = crypto.new_ed25519().public_openssh
-    (forged / "known_hosts").write_text(
+    (forged / KNOWN_HOSTS).write_text(
         "\n".join(
             f"dhk-kal-fs01,{address} {other_key}" if line.startswith("dhk-kal-fs01,") else line
             for line in lines

@@ -191,5 +191,5 @@ def test_vagrant_environment_never_disables_host_key_checking() -> None:
         assert not re.search(r"StrictHostKeyChecking\s*=?\s*no", text, re.IGNORECASE), path
     connection = yaml.safe_load((INVENTORY / "group_vars" / "all" / "connection.yml").read_text())
     assert "StrictHostKeyChecking=yes" in connection["ansible_ssh_common_args"]
-    known_hosts = "UserKnownHostsFile={{ inventory_dir }}/known_hosts"
+    known_hosts = "UserKnownHostsFile={{ inventory_dir }}/.ssh/known_hosts"
     assert known_hosts in connection["ansible_ssh_common_args"]

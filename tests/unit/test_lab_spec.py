@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from provision.errors import InputError, PrerequisiteError
+from provision.inventory import load_inventory, select_hosts
 from provision.lab import rootfs
-from provision.lab.inventory import host_groups, known_hosts_lines, write_inventory
+from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS, known_hosts_lines, write_inventory
 from provision.lab.spec import (
     DEFAULT_HOSTS,
     assign_addresses,
@@ -111,16 +112,16 @@ def _records() -> list[HostRecord]:
     return records
 
 
-def test_groups_follow_the_admin_tree() -> None:
-    lab_pc = next(r for r in _records() if r.role == "lab_pc")
-    assert set(host_groups(lab_pc)) >= {
-        "role_lab_pc",
-        "division_dhaka",
-        "district_gazipur",
-        "upazila_gazipur_kaliganj",
-        "union_gazipur_kaliganj_nagari",
-        "site_type_school_lab",
-    }
+def test_inventory_groups_follow_the_admin_tree(tmp_path: Path) -> None:
+    write_inventory(tmp_path, _records())
+    loaded = load_inventory(tmp_path).inventory
+    assert select_hosts(loaded, "role:lab_pc") == ["dhk-kal-lab01"]
+    assert select_hosts(loaded, "district:gazipur,role:field_server") == [
+        "dhk-gaz-fs01",
+        "dhk-kal-fs01",
+    ]
+    assert select_hosts(loaded, "union:gazipur/kaliganj/nagari") == ["dhk-kal-lab01"]
+    assert select_hosts(loaded, "site:DHK-GAZ-DC") == ["dhk-gaz-fs01", "dhk-gaz-portal01"]
 
 
 def test_inventory_has_hosts_keys_and_strict_checking(tmp_path: Path) -> None:
@@ -128,11 +129,38 @@ def test_inventory_has_hosts_keys_and_strict_checking(tmp_path: Path) -> None:
 
     records = _records()
     write_inventory(tmp_path, records)
-    inventory = yaml.safe_load((tmp_path / "hosts.yml").read_text())
-    lab_hosts = inventory["all"]["children"]["lab"]["hosts"]
-    assert lab_hosts["dhk-gaz-fs01"]["ansible_host"] == "10.213.7.10"
+    loaded = load_inventory(tmp_path).inventory
+    assert loaded.hosts["dhk-gaz-fs01"]["ansible_host"] == "10.213.7.10"
     connection = yaml.safe_load((tmp_path / "group_vars/all/lab_connection.yml").read_text())
     assert "StrictHostKeyChecking=yes" in connection["ansible_ssh_common_args"]
-    known = (tmp_path / "known_hosts").read_text().splitlines()
+    known = (tmp_path / KNOWN_HOSTS).read_text().splitlines()
     assert known == known_hosts_lines(sorted(records, key=lambda r: r.name))
     assert known[0].startswith("dhk-gaz-fs01,10.213.7.10 ssh-ed25519 ")
+
+
+def test_ansible_reads_the_lab_inventory_without_warnings(tmp_path: Path) -> None:
+    """Key and known hosts must not be mistaken for inventory sources."""
+    import subprocess
+
+    from provision import crypto
+    from provision.runner import tool_path
+
+    records = _records()
+    write_inventory(tmp_path, records)
+    crypto.write_private_key(tmp_path / KEY_NAME, crypto.new_ed25519())
+    binary = tool_path("ansible-inventory")
+    assert binary is not None
+    proc = subprocess.run(
+        [str(binary), "-i", str(tmp_path), "--list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "PATH": f"{binary.parent}:/usr/bin:/bin",
+            "ANSIBLE_NOCOLOR": "1",
+            "HOME": str(tmp_path),
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert "dhk-kal-lab01" in proc.stdout
