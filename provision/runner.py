@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shlex
 import shutil
 import sys
 import threading
@@ -175,6 +176,7 @@ def run_playbook(
     on_event: EventCallback | None = None,
     cancel: Callable[[], bool] | None = None,
     keep_events: bool = True,
+    vault_password_file: Path | None = None,
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -184,6 +186,9 @@ def run_playbook(
     ansible-runner and stops the run when it returns True. `keep_events=False`
     (with `on_event`) leaves each event's JSON file out of the artifacts, for a
     caller that records events itself: one file write and read less per event.
+    `vault_password_file` is a file holding the vault password or a client script
+    printing it (see `provision.secrets.password_file` for a prompted one): only its
+    name reaches the command line recorded in the artifacts, never the password.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -201,6 +206,8 @@ def run_playbook(
         cmdline.append("--diff")
     if tags:
         cmdline += ["--tags", ",".join(tags)]
+    if vault_password_file is not None:
+        cmdline += ["--vault-password-file", shlex.quote(str(vault_password_file))]
 
     if isinstance(inventory, Path):
         inventory_arg: Any = str(inventory)

@@ -43,6 +43,14 @@ class Settings:
     lab_cache: Path = Path("/var/cache/provision/lab")
     #: Show tracebacks for unexpected errors.
     debug: bool = False
+    #: The control node's automation key (private; `.pub` beside it), relative to the
+    #: workspace; empty means `<state_dir>/keys/automation_ed25519`. See docs/bootstrap.md.
+    ssh_key: str = ""
+    #: The account `provision bootstrap` creates on hosts; Ansible logs in as it afterwards.
+    automation_user: str = "provision"
+    #: The vault password: a file holding it, or an executable client script printing it
+    #: (relative to the workspace); empty means ask. See docs/secrets.md.
+    vault_password_file: str = ""
 
     @property
     def state_path(self) -> Path:

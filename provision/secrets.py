@@ -1,0 +1,236 @@
+"""Secrets at rest: files encrypted with Ansible Vault, and where the password comes from.
+
+Files are in ansible-vault's own format (see `provision.crypto`), so a file
+encrypted here opens with `ansible-vault` and the reverse. The vault password
+comes from one of three places, the same three ansible-vault knows:
+
+* a prompt (the command line asks; never an argument, so never in `ps` or history);
+* a file holding it (`vault_password_file`, first line, mode 0600 advised);
+* a client script: an executable `vault_password_file` is run and prints it
+  (a password manager or a keyring behind one command).
+
+A run that needs the password hands Ansible a *file name* (the setting's file or
+client script as it is, or `password_file()` for a prompted password: a 0600 file
+in a private tmpfs folder, removed as soon as the run ends). The password itself
+never travels in an argument or an environment variable, which ansible-runner
+would write into the run's artifacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision import crypto
+from provision.errors import InputError, PrerequisiteError
+from provision.settings import Settings
+
+#: A tmpfs every Linux has: a decrypted file for `edit` never reaches a disk there.
+#: Safe to share: each use makes its own 0700 folder with mkdtemp (random name, O_EXCL).
+PRIVATE_TMP_ROOTS = (
+    Path("/dev/shm"),  # noqa: S108 - a private mkdtemp folder inside, see above
+    Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")),
+)
+
+
+@dataclass(frozen=True)
+class EditResult:
+    path: Path
+    changed: bool
+    created: bool
+
+
+def read_password(source: Path) -> str:
+    """The vault password from a file (its first line) or a client script (its output)."""
+    try:
+        mode = source.stat().st_mode
+    except OSError as exc:
+        raise InputError(
+            f"cannot read the vault password file: {exc.strerror}",
+            hint="set vault_password_file to an existing file or client script",
+            path=source,
+        ) from None
+    if mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        try:
+            proc = subprocess.run(
+                [str(source)], capture_output=True, text=True, check=False, timeout=60
+            )
+        except OSError as exc:
+            raise InputError(
+                f"the vault password client could not be run: {exc.strerror}", path=source
+            ) from None
+        if proc.returncode != 0:
+            # Its stderr may say why; its stdout may hold a secret and is not shown.
+            reason = proc.stderr.strip().splitlines()[-1:] or ["no message"]
+            raise InputError(
+                f"the vault password client exited {proc.returncode}: {reason[0]}", path=source
+            )
+        text = proc.stdout
+    else:
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"cannot read the vault password file: {getattr(exc, 'strerror', None) or exc}",
+                path=source,
+            ) from None
+    password = text.splitlines()[0].strip() if text.strip() else ""
+    if not password:
+        raise InputError("the vault password file is empty", path=source)
+    return password
+
+
+@contextlib.contextmanager
+def private_dir(prefix: str = "provision-") -> Iterator[Path]:
+    """A 0700 folder on a tmpfs where possible, removed with everything in it on exit."""
+    root = next((r for r in PRIVATE_TMP_ROOTS if r.is_dir() and os.access(r, os.W_OK)), None)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    try:
+        folder.chmod(0o700)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def password_file(password: str) -> Iterator[Path]:
+    """A file holding `password` for `--vault-password-file`, for the length of a run.
+
+    Kept outside the run's private data dir (so not in its artifacts), mode 0600 in
+    a 0700 folder on a tmpfs, and removed when the block ends, even on an error.
+    """
+    with private_dir("provision-vault-") as folder:
+        path = folder / "vault-password"
+        _write_private(path, password.encode() + b"\n")
+        yield path
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read it: {exc.strerror}", path=path) from None
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` atomically, keeping its mode (0600 for a new file)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    tmp = path.with_name(f".{path.name}.provision-tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    tmp.replace(path)
+
+
+def _open(path: Path, password: str) -> bytes:
+    data = _read(path)
+    try:
+        return crypto.vault_decrypt(data, password)
+    except crypto.VaultError as exc:
+        hint = (
+            "check the vault password (prompt, vault_password_file or client script)"
+            if "password" in str(exc)
+            else "is it the right file?"
+        )
+        raise InputError(str(exc), hint=hint, path=path) from None
+
+
+def encrypt_file(path: Path, password: str, label: str | None = None) -> None:
+    """Encrypt a plain file in place; refuses one that is encrypted already."""
+    data = _read(path)
+    if crypto.is_vault(data):
+        raise InputError("is encrypted already", hint="use provision secrets rekey", path=path)
+    _replace(path, crypto.vault_encrypt(data, password, label))
+
+
+def decrypt_file(path: Path, password: str) -> None:
+    """Decrypt a vault file in place (to plain text on disk: the user asked for it)."""
+    _replace(path, _open(path, password))
+
+
+def view(path: Path, password: str) -> bytes:
+    """The plaintext of a vault file, read into memory only."""
+    return _open(path, password)
+
+
+def rekey(path: Path, old_password: str, new_password: str) -> None:
+    """Encrypt a vault file again under a new password (keeping its vault-id label)."""
+    plain = _open(path, old_password)
+    header = _read(path).split(b"\n", 1)[0].decode("ascii", errors="replace").split(";")
+    label = header[3].strip() if len(header) > 3 else None
+    _replace(path, crypto.vault_encrypt(plain, new_password, label))
+
+
+def encrypt_string(value: str, password: str, name: str) -> str:
+    """`name: !vault |` with `value` encrypted, for group_vars/host_vars files."""
+    body = crypto.vault_encrypt(value.encode(), password).decode().rstrip("\n")
+    return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in body.splitlines())
+
+
+def editor_command(environ: dict[str, str] | None = None) -> list[str]:
+    """$VISUAL, else $EDITOR, else the first of sensible-editor, editor, nano, vi."""
+    environ = dict(os.environ) if environ is None else environ
+    for name in ("VISUAL", "EDITOR"):
+        if environ.get(name, "").strip():
+            return environ[name].split()
+    for candidate in ("sensible-editor", "editor", "nano", "vi"):
+        if shutil.which(candidate):
+            return [candidate]
+    raise PrerequisiteError("no text editor found", hint="set EDITOR, e.g. EDITOR=nano")
+
+
+def edit(
+    path: Path,
+    password: str,
+    editor: Sequence[str],
+    run: Callable[[list[str]], int] | None = None,
+) -> EditResult:
+    """Open the plaintext in an editor; encrypt it back if it changed.
+
+    The plaintext lives only in a 0600 file in a private 0700 folder on a tmpfs,
+    removed whatever happens. A file that does not exist yet is created. `run`
+    starts the editor and returns its exit status (a test passes its own).
+    """
+    created = not path.exists()
+    plain = b"" if created else _open(path, password)
+    run = run or (lambda argv: subprocess.run(argv, check=False).returncode)
+    with private_dir("provision-edit-") as folder:
+        scratch = folder / (path.name if path.suffix else path.name + ".yml")
+        _write_private(scratch, plain)
+        status = run([*editor, str(scratch)])
+        if status != 0:
+            raise InputError(f"the editor exited {status}; the file was left as it was", path=path)
+        edited = scratch.read_bytes()
+    if edited == plain and not created:
+        return EditResult(path, changed=False, created=False)
+    label = None
+    if not created:
+        header = _read(path).split(b"\n", 1)[0].decode("ascii", errors="replace").split(";")
+        label = header[3].strip() if len(header) > 3 else None
+    _replace(path, crypto.vault_encrypt(edited, password, label))
+    return EditResult(path, changed=True, created=created)
+
+
+def configured_source(settings: Settings) -> Path | None:
+    """The `vault_password_file` setting as a path (relative to the workspace), if set."""
+    if not settings.vault_password_file:
+        return None
+    path = Path(settings.vault_password_file).expanduser()
+    return path if path.is_absolute() else settings.workspace / path

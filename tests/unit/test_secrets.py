@@ -1,0 +1,238 @@
+"""Vault files, password sources, edit, and a run that uses a secret without leaking it."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provision import crypto, runner, secrets
+from provision.cli.main import cli
+from provision.errors import ExitStatus, InputError
+from provision.runner import tool_path
+
+CANARY = "canary-7f3a9c2e51d04b8e"
+PASSWORD = "vault-pass-0b5e6d1c"
+
+
+@pytest.fixture
+def pass_file(tmp_path: Path) -> Path:
+    path = tmp_path / "vault-pass"
+    path.write_text(PASSWORD + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_password_from_file_and_from_client_script(tmp_path: Path, pass_file: Path) -> None:
+    assert secrets.read_password(pass_file) == PASSWORD
+    client = tmp_path / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    assert secrets.read_password(client) == PASSWORD
+    failing = tmp_path / "failing-client"
+    failing.write_text("#!/bin/sh\necho 'keyring locked' >&2\nexit 4\n")
+    failing.chmod(0o700)
+    with pytest.raises(InputError, match="exited 4: keyring locked"):
+        secrets.read_password(failing)
+    with pytest.raises(InputError, match="cannot read the vault password file"):
+        secrets.read_password(tmp_path / "missing")
+
+
+def test_encrypt_view_rekey_decrypt_round_trip(tmp_path: Path, pass_file: Path) -> None:
+    target = tmp_path / "vault.yml"
+    target.write_text(f"canary: {CANARY}\n")
+    target.chmod(0o640)
+    secrets.encrypt_file(target, PASSWORD)
+    assert CANARY not in target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # the mode is kept
+    with pytest.raises(InputError, match="encrypted already"):
+        secrets.encrypt_file(target, PASSWORD)
+    assert secrets.view(target, PASSWORD) == f"canary: {CANARY}\n".encode()
+    secrets.rekey(target, PASSWORD, "new-pass")
+    with pytest.raises(InputError, match="password is wrong"):
+        secrets.view(target, PASSWORD)
+    # ansible-vault opens the rekeyed file with the new password.
+    new_pass = tmp_path / "new-pass"
+    new_pass.write_text("new-pass\n")
+    shown = subprocess.run(
+        [
+            str(tool_path("ansible-vault")),
+            "view",
+            str(target),
+            "--vault-password-file",
+            str(new_pass),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert CANARY in shown.stdout
+    secrets.decrypt_file(target, "new-pass")
+    assert target.read_text() == f"canary: {CANARY}\n"
+
+
+def test_edit_uses_a_private_file_that_is_gone_afterwards(tmp_path: Path) -> None:
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
+    seen: dict[str, object] = {}
+
+    def editor(argv: list[str]) -> int:
+        scratch = Path(argv[-1])
+        seen["path"] = scratch
+        seen["mode"] = stat.S_IMODE(scratch.stat().st_mode)
+        seen["dir_mode"] = stat.S_IMODE(scratch.parent.stat().st_mode)
+        seen["text"] = scratch.read_text()
+        scratch.write_text("a: 2\n")
+        return 0
+
+    result = secrets.edit(target, PASSWORD, ["fake-editor"], run=editor)
+    assert result.changed and not result.created
+    assert seen["text"] == "a: 1\n"
+    assert (seen["mode"], seen["dir_mode"]) == (0o600, 0o700)
+    scratch = seen["path"]
+    assert isinstance(scratch, Path) and not scratch.exists() and not scratch.parent.exists()
+    if Path("/dev/shm").is_dir():
+        assert str(scratch).startswith("/dev/shm/")
+    assert secrets.view(target, PASSWORD) == b"a: 2\n"
+    unchanged = secrets.edit(target, PASSWORD, ["fake-editor"], run=lambda argv: 0)
+    before = target.read_bytes()
+    assert not unchanged.changed and target.read_bytes() == before
+
+
+def test_a_failing_editor_changes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
+    before = target.read_bytes()
+
+    def editor(argv: list[str]) -> int:
+        Path(argv[-1]).write_text("half: done\n")
+        return 1
+
+    with pytest.raises(InputError, match="editor exited 1"):
+        secrets.edit(target, PASSWORD, ["fake-editor"], run=editor)
+    assert target.read_bytes() == before
+
+
+def test_password_file_is_private_and_removed() -> None:
+    with secrets.password_file(PASSWORD) as path:
+        assert path.read_text() == PASSWORD + "\n"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_cli_round_trip_and_wrong_password_is_one_line(
+    workspace: Path, tmp_path: Path, pass_file: Path
+) -> None:
+    target = tmp_path / "vault.yml"
+    target.write_text(f"canary: {CANARY}\n")
+    cli_runner = CliRunner()
+    base = ["--workspace", str(workspace), "secrets"]
+    done = cli_runner.invoke(
+        cli, [*base, "encrypt", str(target), "--vault-password-file", str(pass_file)]
+    )
+    assert done.exit_code == 0, done.output
+    assert crypto.is_vault(target.read_bytes())
+    shown = cli_runner.invoke(
+        cli, [*base, "view", str(target), "--vault-password-file", str(pass_file)]
+    )
+    assert shown.exit_code == 0 and CANARY in shown.output
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope\n")
+    before = target.read_bytes()
+    refused = cli_runner.invoke(
+        cli, [*base, "decrypt", str(target), "--vault-password-file", str(wrong)]
+    )
+    assert refused.exit_code == ExitStatus.BAD_INPUT
+    assert "vault password is wrong" in refused.output
+    assert "Traceback" not in refused.output
+    assert target.read_bytes() == before
+
+
+def test_setting_names_a_client_script(workspace: Path, tmp_path: Path) -> None:
+    client = workspace / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    (workspace / "provision.yml").write_text("---\nenv: lab\nvault_password_file: vault-client\n")
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(f"canary: {CANARY}\n".encode(), PASSWORD))
+    shown = CliRunner().invoke(cli, ["--workspace", str(workspace), "secrets", "view", str(target)])
+    assert shown.exit_code == 0, shown.output
+    assert CANARY in shown.output
+
+
+PLAYBOOK = """\
+- name: Use a vaulted secret
+  hosts: all
+  gather_facts: false
+  vars_files:
+    - secret.yml
+  tasks:
+    - name: Write the secret where the test can see it was decrypted
+      ansible.builtin.copy:
+        content: "{{ canary }}"
+        dest: "{{ marker_path }}"
+        mode: "0600"
+      no_log: true
+"""
+
+
+def _all_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("source", ["prompted", "client"])
+def test_a_run_uses_the_vault_and_leaves_no_trace(
+    workspace: Path, tmp_path: Path, source: str
+) -> None:
+    """The canary is decrypted on the host, and found in no file of the state directory."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "use_secret.yml").write_text(PLAYBOOK)
+    (project / "secret.yml").write_bytes(
+        crypto.vault_encrypt(f"canary: {CANARY}\n".encode(), PASSWORD)
+    )
+    marker = tmp_path / "marker"
+    state = workspace / ".provision"
+    local = {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                }
+            }
+        }
+    }
+
+    def run(password_file: Path) -> runner.PlaybookResult:
+        return runner.run_playbook(
+            project / "use_secret.yml",
+            workspace=workspace,
+            private_data_dir=runner.new_run_dir(state, "canary"),
+            inventory=local,
+            extravars={"marker_path": str(marker)},
+            vault_password_file=password_file,
+        )
+
+    if source == "prompted":
+        with secrets.password_file(PASSWORD) as path:
+            result = run(path)
+        assert not path.exists()
+    else:
+        client = tmp_path / "vault-client"
+        client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+        client.chmod(0o700)
+        result = run(client)
+    assert result.ok, result
+    assert marker.read_text() == CANARY  # the secret really was decrypted and used
+    files = _all_files(state)
+    assert any(p.name == "command" for p in files)  # the artifacts we search are there
+    for path in files:
+        data = path.read_bytes()
+        assert CANARY.encode() not in data, path
+        assert PASSWORD.encode() not in data, path
+    assert os.environ.get("ANSIBLE_VAULT_PASSWORD") is None
