@@ -111,11 +111,15 @@ def cli(
 def _register_commands() -> None:
     # Imported here so that each subcommand module stays free of the group's wiring.
     from provision.cli import doctor, inventory, lab
+    from provision.cli import rollout as rollout_cli
+    from provision.cli import runs as runs_cli
     from provision.cli import secrets as secrets_cli
 
     cli.add_command(doctor.doctor)
     cli.add_command(lab.lab)
     cli.add_command(inventory.inventory)
+    cli.add_command(rollout_cli.rollout)
+    cli.add_command(runs_cli.runs)
     cli.add_command(secrets_cli.secrets)
 
 

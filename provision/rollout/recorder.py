@@ -107,6 +107,10 @@ class WaveRecorder:
         if kind == "playbook_on_stats":
             self._recap(event.data)
             return
+        if kind == "runner_on_start" and event.host:
+            # The host's clock starts with its first task, not with the wave.
+            self._track.setdefault(event.host, _HostTrack(started=utcnow()))
+            return
         status = _STATUS.get(kind)
         if status is None or not event.host:
             return

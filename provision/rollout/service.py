@@ -17,8 +17,10 @@ the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -107,6 +109,8 @@ class Progress:
     task: str | None = None
     results: tuple[HostResult, ...] = ()
     message: str | None = None
+    #: The wave's position in the run, 1-based ("wave 2 of 5").
+    index: int = 0
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -335,6 +339,7 @@ def resume_rollout(
         if run.status == "running":
             if run.node == socket.gethostname() and not pid_alive(run.pid):
                 store.mark_crashed(run_id)
+                _stop_orphans(store.waves(run_id))
             else:
                 raise StateError(
                     f"run {run_id} is still running (pid {run.pid} on {run.node})",
@@ -346,6 +351,34 @@ def resume_rollout(
                 hint=f"rerun failed hosts with provision rollout retry {run_id} --failed",
             )
         return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
+
+
+def _stop_orphans(waves: Sequence[WaveInfo]) -> list[int]:
+    """Stop ansible-playbook processes a crashed run left behind.
+
+    ansible-runner starts ansible-playbook on a pty that ignores SIGHUP, so when
+    the provision process is killed the playbook may go on working on the
+    wave's hosts. Resuming beside it would run two plays on one host at once.
+    They are found by the wave's private data dir in their command line.
+    """
+    marks = [w.artifacts for w in waves if w.artifacts]
+    found: list[int] = []
+    proc = Path("/proc")
+    if not marks or not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(mark in cmdline for mark in marks if mark):
+            found.append(int(entry.name))
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return found
 
 
 def _settings_for(settings: Settings, run: RunInfo) -> Settings:
@@ -377,13 +410,20 @@ def _drive(
     loaded = _load(settings)
 
     pid = os.getpid()
-    store.acquire_locks(run_id, pending, user=current_user(), node=socket.gethostname(), pid=pid)
+    try:
+        store.acquire_locks(
+            run_id, pending, user=current_user(), node=socket.gethostname(), pid=pid
+        )
+    except StateError:
+        if not resumed:
+            store.delete_unstarted_run(run_id)  # refused before it began: no history to keep
+        raise
     attempt = store.start_attempt(run_id, pid)
     report(Progress("run", run_id, waves=len(waves), message="resumed" if resumed else None))
     status, reason = "running", None
     writer = BatchWriter(store)
     try:
-        for wave in waves:
+        for index, wave in enumerate(waves, 1):
             todo = [h for h in wave.hosts if h not in results]
             if not todo:
                 if wave.status != "done":
@@ -393,7 +433,18 @@ def _drive(
                 status, reason = "stopped", "stopped by the user (Ctrl-C) between waves"
                 break
             outcome = _run_wave(
-                settings, store, writer, run, wave, todo, attempt, loaded, playbook, report, stop
+                settings,
+                store,
+                writer,
+                run,
+                wave,
+                index,
+                todo,
+                attempt,
+                loaded,
+                playbook,
+                report,
+                stop,
             )
             results.update(outcome)
             if stop.now.is_set():
@@ -464,6 +515,7 @@ def _run_wave(
     writer: BatchWriter,
     run: RunInfo,
     wave: WaveInfo,
+    index: int,
     hosts: list[str],
     attempt: int,
     loaded: LoadedInventory,
@@ -475,7 +527,7 @@ def _run_wave(
     known = [h for h in hosts if h in loaded.inventory.hosts]
     gone = [h for h in hosts if h not in loaded.inventory.hosts]
     count = len(store.waves(run.id))
-    report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts)))
+    report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts), index=index))
     private = runner.new_run_dir(settings.state_path, f"rollout-{run.id}-w{wave.number}")
     store.set_wave(run.id, wave.number, "running", artifacts=str(private))
 
@@ -562,5 +614,5 @@ def _run_wave(
             ]
             recorder.finish(late + untouched)
     store.set_wave(run.id, wave.number, "stopped" if canceled else "done")
-    report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts)))
+    report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts), index=index))
     return dict(recorder.results)

@@ -159,6 +159,16 @@ class Store:
                 .values(status="pending")
             )
 
+    def delete_unstarted_run(self, run_id: int) -> None:
+        """Forget a run that never started (its hosts were locked by another)."""
+        with self.engine.begin() as conn:
+            started = conn.execute(sa.select(runs.c.attempts).where(runs.c.id == run_id)).scalar()
+            if started:
+                return
+            for table in (run_hosts, waves):
+                conn.execute(table.delete().where(table.c.run_id == run_id))
+            conn.execute(runs.delete().where(runs.c.id == run_id))
+
     def get_run(self, run_id: int) -> RunInfo:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
@@ -402,8 +412,7 @@ class Store:
                 ):
                     finished = row.status not in ("running", "planned")
                     dead_here = row.node == node and not pid_alive(row.pid)
-                    mine = row.run_id == run_id and row.node == node and row.pid == pid
-                    if row.run_id == run_id or finished or dead_here or mine:
+                    if row.run_id == run_id or finished or dead_here:
                         stale.append(row.host)
                     else:
                         held.append(

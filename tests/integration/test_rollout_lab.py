@@ -1,0 +1,294 @@
+"""Rollouts against the lab's real hosts, recorded in SQLite (and, through
+test_rollout_postgres.py, in PostgreSQL): every result on record, the canary and
+--max-fail stopping where they should, a killed control node resumed, an
+unreachable host caught up later. Changes are verified on the hosts over SSH.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from provision.lab import service
+from provision.rollout import (
+    Progress,
+    RolloutOptions,
+    plan_retry,
+    plan_rollout,
+    run_rollout,
+)
+from provision.settings import Settings
+from provision.store import Store, open_store
+from tests.conftest import FIXTURES, REPO
+from tests.integration.conftest import Lab
+
+pytestmark = pytest.mark.lab
+
+CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
+SLOW = str(FIXTURES / "playbooks" / "rollout_slow.yml")
+STAMPS = "/var/tmp/provision-rollout"
+FAIL_MARKER = "/etc/provision-rollout-fail"
+
+
+@pytest.fixture
+def db_settings(lab: Lab, tmp_path: Path) -> Settings:
+    """The lab's settings with a fresh SQLite store of this test's own."""
+    return replace(lab.settings, db_url=f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def clean_hosts(lab: Lab) -> None:
+    for host in lab.hosts:
+        lab.ssh(host.name, f"rm -rf {STAMPS} {FAIL_MARKER}")
+
+
+def stamp(lab: Lab, host: str, name: str = "stamp") -> str | None:
+    out = lab.ssh(host, f"cat {STAMPS}/{name} 2>/dev/null || true").strip()
+    return out or None
+
+
+@pytest.fixture
+def clean(lab: Lab) -> Iterator[None]:
+    clean_hosts(lab)
+    yield
+    clean_hosts(lab)
+
+
+def check_canary_and_two_waves(lab: Lab, settings: Settings) -> None:
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "", canary="1", batch="2"))
+    assert [len(w.hosts) for w in plan.waves] == [1, 2, 1]
+    seen: list[Progress] = []
+    result = run_rollout(settings, plan, on_progress=seen.append)
+    assert result.status == "succeeded"
+    assert sorted(result.results) == sorted(h.name for h in lab.hosts)
+    for wave in plan.waves:
+        for host in wave.hosts:
+            r = result.results[host]
+            assert r.wave == wave.number and r.outcome == "changed" and r.changed == 2
+            assert r.seconds is not None and r.seconds >= 0
+            # The change is real: the host itself holds the stamp.
+            assert stamp(lab, host) == host
+    assert [p.index for p in seen if p.kind == "wave_start"] == [1, 2, 3]
+    with open_store(settings) as store:
+        run = store.get_run(result.run_id)
+        assert run.user and run.node and run.playbook.endswith("rollout_change.yml")
+        assert run.options["canary"] == "1" and run.options["batch"] == "2"
+        assert [w.status for w in store.waves(run.id)] == ["done"] * 3
+        rows = store.task_rows(run.id)
+        assert {r.host for r in rows} == set(result.results)
+        assert store.locks() == []  # released at the end
+
+
+def check_failing_canary_stops(lab: Lab, settings: Settings) -> None:
+    canary = "dhk-kal-lab01"
+    lab.ssh(canary, f"touch {FAIL_MARKER}")
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "", canary=f"host:{canary}", batch="2"))
+    result = run_rollout(settings, plan)
+    assert result.status == "stopped"
+    assert "canary" in (result.run.stop_reason or "")
+    assert list(result.results) == [canary]
+    failed = result.results[canary]
+    assert failed.outcome == "failed"
+    assert failed.failed_task == "Fail where the marker is"
+    assert "failing on purpose" in (failed.message or "")
+    assert sorted(result.pending) == sorted(h.name for h in lab.hosts if h.name != canary)
+    assert [w.status for w in result.waves] == ["done", "pending", "pending"]
+    for host in result.pending:  # wave 1 never ran: nothing changed there
+        assert stamp(lab, host) is None
+
+
+def check_max_fail_stops(lab: Lab, settings: Settings) -> None:
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "", batch="1", max_fail="30%"))
+    order = plan.hosts
+    lab.ssh(order[1], f"touch {FAIL_MARKER}")
+    result = run_rollout(settings, plan)
+    # After wave 2: 1 of 2 hosts failed (50 %) > 30 %: waves 3 and 4 never start.
+    assert result.status == "stopped"
+    assert "--max-fail 30%" in (result.run.stop_reason or "")
+    assert result.results[order[0]].outcome == "changed"
+    assert result.results[order[1]].outcome == "failed"
+    assert sorted(result.pending) == sorted(order[2:])
+    assert stamp(lab, order[0]) == order[0]
+    assert all(stamp(lab, h) is None for h in order[2:])
+
+
+@pytest.mark.usefixtures("clean")
+def test_canary_and_two_waves_record_every_host(lab: Lab, db_settings: Settings) -> None:
+    check_canary_and_two_waves(lab, db_settings)
+
+
+@pytest.mark.usefixtures("clean")
+def test_failing_canary_stops_before_wave_1(lab: Lab, db_settings: Settings) -> None:
+    check_failing_canary_stops(lab, db_settings)
+
+
+@pytest.mark.usefixtures("clean")
+def test_max_fail_stops_launching_waves(lab: Lab, db_settings: Settings) -> None:
+    check_max_fail_stops(lab, db_settings)
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISION_")}
+    env.update(
+        PROVISION_WORKSPACE=str(settings.workspace),
+        PROVISION_STATE_DIR=str(settings.state_path),
+        PROVISION_LAB_SUBNET=settings.lab_subnet,
+        PROVISION_DB_URL=settings.db_url,
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def _wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check_sigkill_then_resume(lab: Lab, settings: Settings) -> None:
+    env = _cli_env(settings)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", SLOW, "", "--batch", "2", "--yes"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    store = Store.open(settings.database_url)
+    try:
+
+        def second_wave_running() -> bool:
+            runs = store.list_runs(limit=1)
+            if not runs:
+                return False
+            waves = store.waves(runs[0].id)
+            return len(waves) == 2 and waves[1].status == "running"
+
+        _wait_for(second_wave_running, 120, "the second wave to start")
+        time.sleep(4)  # in the middle of the 12 s task on the second wave's hosts
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        run = store.list_runs(limit=1)[0]
+        assert run.status == "running"  # nobody could record anything else
+        before = store.host_results(run.id)
+        first, second = (w.hosts for w in store.waves(run.id))
+        assert sorted(before) == sorted(first)  # wave 1 committed, wave 2 not finished
+        rows_before = store.count_task_rows(run.id)
+        assert rows_before > 0
+
+        resumed = subprocess.run(
+            [sys.executable, "-m", "provision", "rollout", "resume", str(run.id)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        after = store.get_run(run.id)
+        assert after.status == "succeeded" and after.attempts == 2
+        results = store.host_results(run.id)
+        # Every host exactly one final result (the key is (run, host)); wave 1's
+        # results are the ones recorded before the kill, untouched.
+        assert sorted(results) == sorted([*first, *second])
+        assert all(results[h] == before[h] and results[h].attempt == 1 for h in first)
+        assert all(results[h].attempt == 2 for h in second)
+        assert store.count_task_rows(run.id) > rows_before  # nothing recorded was lost
+        for host in [*first, *second]:
+            assert stamp(lab, host, "slow") == host
+        assert store.locks() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
+
+
+@pytest.mark.usefixtures("clean")
+def test_sigkill_mid_wave_then_resume_finishes_every_host(lab: Lab, db_settings: Settings) -> None:
+    check_sigkill_then_resume(lab, db_settings)
+
+
+@pytest.mark.usefixtures("clean")
+def test_host_stopped_mid_run_is_unreachable_and_retried(lab: Lab, db_settings: Settings) -> None:
+    victim, other = "dhk-kal-lab01", "dhk-gaz-portal01"
+    plan = plan_rollout(db_settings, RolloutOptions(SLOW, f"{victim};{other}"))
+    sleeping = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.kind == "task" and p.task and p.task.startswith("Take a while"):
+            sleeping.set()
+
+    def stop_victim() -> None:
+        sleeping.wait(120)
+        time.sleep(2)
+        service.stop_host(lab.settings, victim)
+
+    stopper = threading.Thread(target=stop_victim)
+    stopper.start()
+    try:
+        result = run_rollout(db_settings, plan, on_progress=on_progress)
+    finally:
+        stopper.join()
+    try:
+        assert result.results[victim].outcome == "unreachable"
+        assert result.results[victim].failed == 0
+        assert result.results[other].outcome in ("ok", "changed")
+        assert result.status == "failed"
+        service.start_host(lab.settings, victim)
+        retry = run_rollout(db_settings, plan_retry(db_settings, result.run_id, ["unreachable"]))
+        assert retry.run.parent_id == result.run_id
+        assert list(retry.results) == [victim]
+        assert retry.results[victim].outcome == "changed"
+        assert retry.status == "succeeded"
+        assert stamp(lab, victim, "slow") == victim
+    finally:
+        if not any(h.name == victim and h.state == "up" for h in service.status(lab.settings)):
+            service.start_host(lab.settings, victim)
+
+
+@pytest.mark.usefixtures("clean")
+def test_two_rollouts_never_share_a_host(lab: Lab, db_settings: Settings) -> None:
+    plan = plan_rollout(db_settings, RolloutOptions(SLOW, "dhk-kal-fs01"))
+    started = threading.Event()
+    first: list[object] = []
+
+    def run_first() -> None:
+        first.append(
+            run_rollout(db_settings, plan, on_progress=lambda p: p.kind == "task" and started.set())
+        )
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert started.wait(60)
+        # A second process holds no lock of the first: it is refused, naming the holder.
+        env = _cli_env(db_settings)
+        second = subprocess.run(
+            [sys.executable, "-m", "provision", "rollout", CHANGE, "district:gazipur", "--yes"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode == 3, second.stderr
+        assert "dhk-kal-fs01" in second.stderr and "run 1" in second.stderr
+    finally:
+        thread.join()
+    assert stamp(lab, "dhk-kal-fs01") is None  # the second rollout changed nothing there
+    with open_store(db_settings) as store:
+        # The refused rollout left no run behind; the first one finished.
+        assert [r.id for r in store.list_runs()] == [1]
