@@ -8,6 +8,7 @@ Ansible inventories built elsewhere (a slice per selection) for the same hosts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from provision import keys
 from provision.inventory import COLUMNS, build_inventory, files, parse_register
 from provision.lab.state import HostRecord
 
@@ -64,7 +66,36 @@ def register_text(records: Iterable[HostRecord]) -> str:
 
 
 def known_hosts_lines(records: Iterable[HostRecord]) -> list[str]:
-    return [f"{r.name},{r.address} {r.host_key}" for r in records if r.host_key]
+    """The lab's own hosts' keys. New machines are left out: their first contact
+    (bootstrap) must see an unknown key and record it itself."""
+    return [f"{r.name},{r.address} {r.host_key}" for r in records if r.host_key and not r.new]
+
+
+def _recorded_by_bootstrap(folder: Path, records: Iterable[HostRecord]) -> list[str]:
+    """Lines that bootstrap recorded for the lab's new machines: kept across rewrites."""
+    path = folder / KNOWN_HOSTS
+    new = {name for r in records if r.new for name in (r.name, r.address)}
+    if not new or not path.is_file():
+        return []
+    return [
+        line
+        for line in path.read_text().splitlines()
+        if set(line.split(" ", 1)[0].split(",")) & new
+    ]
+
+
+def forget_bootstrap(folder: Path, record: HostRecord) -> None:
+    """Drop what bootstrap recorded for one new machine (its key, its connection vars)."""
+    path = folder / KNOWN_HOSTS
+    if path.is_file():
+        names = {record.name, record.address}
+        kept = [
+            line
+            for line in path.read_text().splitlines()
+            if not set(line.split(" ", 1)[0].split(",")) & names
+        ]
+        _write(path, "".join(line + "\n" for line in kept))
+    keys.connection_vars_path(folder, record.name).unlink(missing_ok=True)
 
 
 def ssh_options(folder: Path) -> list[str]:
@@ -107,13 +138,19 @@ def write_inventory(folder: Path, records: Iterable[HostRecord]) -> None:
         + "# How the control node reaches lab hosts: the lab key, strict host keys.\n---\n"
         + yaml.safe_dump(connection, sort_keys=False),
     )
-    _write(folder / KNOWN_HOSTS, "\n".join(known_hosts_lines(records)) + "\n")
+    lines = known_hosts_lines(records) + _recorded_by_bootstrap(folder, records)
+    _write(folder / KNOWN_HOSTS, "\n".join(lines) + "\n")
 
 
 def remove_inventory(folder: Path) -> None:
     """Remove what describes running hosts; the control key stays for the next `up`."""
     for name in ("hosts.yml", files.CACHE_FILE, KNOWN_HOSTS, "group_vars/all/lab_connection.yml"):
         (folder / name).unlink(missing_ok=True)
+    # What bootstrap wrote for hosts that are gone with the lab.
+    for written in folder.glob(f"host_vars/*/{keys.CONNECTION_VARS}"):
+        written.unlink()
+        with contextlib.suppress(OSError):
+            written.parent.rmdir()
 
 
 def _write(path: Path, text: str) -> None:

@@ -21,6 +21,7 @@ from provision import crypto
 from provision.errors import PrerequisiteError, StateError
 from provision.lab.network import PROXY_PORT, process_matches, stop_process
 from provision.lab.spec import LabHost
+from provision.lab.state import INSTALLER_USER
 
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 
@@ -100,12 +101,22 @@ def unmount(path: Path) -> None:
         _run(["umount", "-l", str(path)])
 
 
-def personalise(root: Path, host: LabHost, prefixlen: int, proxy: str, control_key: str) -> str:
+def personalise(
+    root: Path,
+    host: LabHost,
+    prefixlen: int,
+    proxy: str,
+    control_key: str,
+    installer_password: str | None = None,
+) -> str:
     """Give a freshly mounted host its identity; return its SSH host public key.
 
     The host key is generated here, on the control node, and written into the
     host's filesystem: the key recorded in known_hosts is the host's real key,
     read from the source, not trusted on first contact over the network.
+
+    A new machine (`host.new`) gets no key for root, only an installer account
+    with `installer_password` in the sudo group, as machines come from a supplier.
     """
     (root / "etc/hostname").write_text(host.name + "\n")
     (root / "etc/hosts").write_text(
@@ -120,12 +131,15 @@ def personalise(root: Path, host: LabHost, prefixlen: int, proxy: str, control_k
     (root / "etc/apt/apt.conf.d/01proxy").write_text(
         f'// The lab\'s package cache on the control node.\nAcquire::http::Proxy "http://{proxy}:{PROXY_PORT}";\n'
     )
-    ssh_dir = root / "root/.ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ssh_dir.chmod(0o700)
-    authorized = ssh_dir / "authorized_keys"
-    authorized.write_text(control_key.strip() + " provision-lab-control\n")
-    authorized.chmod(0o600)
+    if host.new:
+        _add_installer(root, installer_password or "")
+    else:
+        ssh_dir = root / "root/.ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ssh_dir.chmod(0o700)
+        authorized = ssh_dir / "authorized_keys"
+        authorized.write_text(control_key.strip() + " provision-lab-control\n")
+        authorized.chmod(0o600)
 
     pair = crypto.new_ed25519()
     crypto.write_private_key(
@@ -138,6 +152,29 @@ def personalise(root: Path, host: LabHost, prefixlen: int, proxy: str, control_k
         "HostKey /etc/ssh/ssh_host_ed25519_key\n"
     )
     return pair.public_openssh
+
+
+def _add_installer(root: Path, password: str) -> None:
+    """The installer account of a new machine: a password, sudo, no key."""
+    if not password:
+        raise StateError("a new lab host needs an installer password")
+    if not (root / "home" / INSTALLER_USER).exists():
+        _run(
+            [
+                *("useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash"),
+                *("--groups", "sudo", "--comment", "supplier's installer account", INSTALLER_USER),
+            ]
+        )
+    # The password on stdin, never in argv.
+    proc = subprocess.run(
+        ["chpasswd", "--root", str(root)],
+        input=f"{INSTALLER_USER}:{password}\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StateError(f"chpasswd for the installer account failed: {proc.stderr.strip()}")
 
 
 CGROUP_BASE = Path("/sys/fs/cgroup")
@@ -270,15 +307,26 @@ def stop(pid: int | None, name: str, bridge: str) -> None:
 
 
 def wait_for_ssh(
-    address: str, pid: int, name: str, ssh_args: list[str], timeout: float = 90
+    address: str,
+    pid: int,
+    name: str,
+    ssh_args: list[str],
+    timeout: float = 90,
+    banner_only: bool = False,
 ) -> float:
-    """Wait until the host answers a real SSH login; return the seconds it took."""
+    """Wait until the host answers a real SSH login; return the seconds it took.
+
+    `banner_only` waits for the SSH server's banner instead: a new machine has
+    no key the lab could log in with.
+    """
     started = time.monotonic()
     deadline = started + timeout
     while time.monotonic() < deadline:
         if not is_running(pid, name):
             raise StateError(f"lab host {name} stopped while booting", hint="see its console.log")
-        if _port_open(address, 22):
+        if banner_only and ssh_banner(address):
+            return time.monotonic() - started
+        if not banner_only and _port_open(address, 22):
             proc = subprocess.run(
                 ["ssh", *ssh_args, f"root@{address}", "true"],
                 capture_output=True,
@@ -290,6 +338,15 @@ def wait_for_ssh(
                 return time.monotonic() - started
         time.sleep(0.3)
     raise StateError(f"lab host {name} ({address}) did not answer SSH within {timeout:.0f}s")
+
+
+def ssh_banner(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=0.5) as sock:
+            sock.settimeout(2)
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def _port_open(address: str, port: int) -> bool:

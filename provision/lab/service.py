@@ -243,8 +243,9 @@ def _boot_one(
     on_step(f"booting {record.name} ({record.role}) at {record.address}")
     machine.mount_overlay(host_paths, Path(lab.rootfs))
     state.save(paths.state_file, lab)
+    password = state.installer_password(paths.run_dir, record.name) if record.new else None
     record.host_key = machine.personalise(
-        host_paths.root, record.as_host(), prefixlen, lab.control_address, control_key
+        host_paths.root, record.as_host(), prefixlen, lab.control_address, control_key, password
     )
     record.pid = machine.boot(record.name, host_paths, lab.bridge)
     state.save(paths.state_file, lab)
@@ -255,7 +256,9 @@ def _wait_all(paths: LabPaths, lab: LabState, on_step: StepCallback) -> dict[str
 
     def wait(record: HostRecord) -> tuple[str, float]:
         assert record.pid is not None
-        seconds = machine.wait_for_ssh(record.address, record.pid, record.name, options)
+        seconds = machine.wait_for_ssh(
+            record.address, record.pid, record.name, options, banner_only=record.new
+        )
         on_step(f"{record.name} answers SSH ({seconds:.1f}s)")
         return record.name, seconds
 
@@ -291,7 +294,12 @@ def status(settings: Settings) -> list[HostStatus]:
     def one(record: HostRecord) -> HostStatus:
         running = machine.is_running(record.pid, record.name)
         systemd = "-"
-        if running:
+        if running and record.new and not _in_known_hosts(paths, record):
+            # A new machine: no key the lab could log in with until it is bootstrapped.
+            systemd = "awaiting bootstrap" if machine.ssh_banner(record.address) else "booting"
+        elif running and record.new:
+            systemd = "bootstrapped"
+        elif running:
             proc = subprocess.run(
                 ["ssh", *options, f"root@{record.address}", "systemctl is-system-running"],
                 capture_output=True,
@@ -335,7 +343,11 @@ def start_host(settings: Settings, name: str) -> float:
         record.pid = machine.boot(name, host_paths, lab.bridge)
         state.save(paths.state_file, lab)
         return machine.wait_for_ssh(
-            record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir)
+            record.address,
+            record.pid,
+            name,
+            inventory.ssh_options(paths.inventory_dir),
+            banner_only=record.new,
         )
 
 
@@ -351,11 +363,27 @@ def reset_host(settings: Settings, name: str) -> float:
         shutil.rmtree(host_paths.base, ignore_errors=True)
         subnet = ipaddress.IPv4Network(lab.subnet)
         _boot_one(paths, lab, record, subnet.prefixlen, crypto.public_key_of(paths.key), _quiet)
+        if record.new:
+            # A pristine new machine again: nothing recorded about it from before.
+            inventory.forget_bootstrap(paths.inventory_dir, record)
         inventory.write_inventory(paths.inventory_dir, lab.hosts.values())
         assert record.pid is not None
         return machine.wait_for_ssh(
-            record.address, record.pid, name, inventory.ssh_options(paths.inventory_dir)
+            record.address,
+            record.pid,
+            name,
+            inventory.ssh_options(paths.inventory_dir),
+            banner_only=record.new,
         )
+
+
+def _in_known_hosts(paths: LabPaths, record: HostRecord) -> bool:
+    known = paths.inventory_dir / inventory.KNOWN_HOSTS
+    if not known.is_file():
+        return False
+    return any(
+        record.name in line.split(" ", 1)[0].split(",") for line in known.read_text().splitlines()
+    )
 
 
 def ssh_command(settings: Settings, name: str, command: list[str]) -> list[str]:
@@ -419,7 +447,13 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
         done.append(f"unmounted {machine.NSPAWN_RUN}")
     if hosts_dir.exists():
         shutil.rmtree(hosts_dir)
-    for leftover in ("lab.json", "apt-cacher-ng", "apt-cacher-ng-log", "apt-cacher-ng.pid"):
+    for leftover in (
+        "lab.json",
+        "apt-cacher-ng",
+        "apt-cacher-ng-log",
+        "apt-cacher-ng.pid",
+        state.INSTALLER_PASSWORDS,
+    ):
         target = paths.run_dir / leftover
         if target.is_dir():
             shutil.rmtree(target)

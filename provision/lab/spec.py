@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from provision.errors import InputError
 
@@ -33,6 +33,9 @@ class LabHost:
     role: str
     placement: Placement
     address: str = ""
+    #: Boots as a machine arrives from the supplier: an `installer` account with a
+    #: password, no automation account, no key, its host key not yet known.
+    new: bool = False
 
 
 GAZIPUR_DC = Placement(
@@ -81,6 +84,8 @@ ROLE_TEMPLATES: dict[str, tuple[str, Placement]] = {
 #: Highest number of hosts one lab runs (a /24, the control node and headroom).
 MAX_HOSTS = 200
 FIRST_HOST_OCTET = 10
+#: `--hosts` entries ending in this boot as new machines.
+NEW_SUFFIX = "@new"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 
 
@@ -89,9 +94,11 @@ def parse_hosts_spec(spec: str | None) -> list[LabHost]:
 
     * a host name from the default lab (`dhk-kal-lab01`),
     * `ROLE:COUNT` for COUNT hosts of a role (`lab_pc:3` → dhk-kal-lab01…03),
-    * `default` for the four default hosts.
+    * `default` for the four default hosts,
 
-    No spec means the default four.
+    each optionally ending in `@new` (`lab_pc:2@new`): those hosts boot as new
+    machines arrive, to be bootstrapped (see `LabHost.new`). No spec means the
+    default four.
     """
     if spec is None or not spec.strip():
         return list(DEFAULT_HOSTS)
@@ -99,22 +106,28 @@ def parse_hosts_spec(spec: str | None) -> list[LabHost]:
     known = {h.name: h for h in DEFAULT_HOSTS}
     for raw in spec.split(","):
         entry = raw.strip()
+        new = entry.endswith(NEW_SUFFIX)
+        entry = entry.removesuffix(NEW_SUFFIX).strip()
         if not entry:
+            if new:
+                raise InputError(
+                    f"--hosts: '{raw.strip()}' names no host", hint="e.g. lab_pc:2@new"
+                )
             continue
         if entry == "default":
             for host in DEFAULT_HOSTS:
-                chosen.setdefault(host.name, host)
+                chosen.setdefault(host.name, replace(host, new=new))
         elif ":" in entry:
             for host in _hosts_for_role(entry):
-                chosen.setdefault(host.name, host)
+                chosen.setdefault(host.name, replace(host, new=new))
         elif entry in known:
-            chosen.setdefault(entry, known[entry])
+            chosen.setdefault(entry, replace(known[entry], new=new))
         else:
             raise InputError(
                 f"--hosts: unknown lab host '{entry}'",
                 hint="use one of "
                 + ", ".join(known)
-                + ", 'default', or ROLE:COUNT such as lab_pc:3 "
+                + ", 'default', or ROLE:COUNT such as lab_pc:3, each optionally with @new "
                 "(roles: " + ", ".join(ROLE_TEMPLATES) + ")",
             )
     if not chosen:
@@ -174,7 +187,7 @@ def assign_addresses(
     result = []
     for host in hosts:
         address = taken.get(host.name) or next(free)
-        result.append(LabHost(host.name, host.role, host.placement, address))
+        result.append(replace(host, address=address))
     for host in result:
         if not _NAME.match(host.name):
             raise InputError(f"'{host.name}' is not a valid host name")

@@ -7,6 +7,8 @@ still finds every process, mount and interface it made.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,15 @@ class HostRecord:
     placement: dict[str, str]
     host_key: str = ""
     pid: int | None = None
+    #: A new machine (see LabHost.new): its host key is kept here, not in known_hosts.
+    new: bool = False
 
     @classmethod
     def of(cls, host: LabHost) -> HostRecord:
-        return cls(host.name, host.role, host.address, asdict(host.placement))
+        return cls(host.name, host.role, host.address, asdict(host.placement), new=host.new)
 
     def as_host(self) -> LabHost:
-        return LabHost(self.name, self.role, Placement(**self.placement), self.address)
+        return LabHost(self.name, self.role, Placement(**self.placement), self.address, self.new)
 
 
 @dataclass
@@ -62,3 +66,35 @@ def save(path: Path, state: LabState) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(state.to_json())
     tmp.replace(path)
+
+
+#: The account a new machine arrives with (LabHost.new), in the sudo group.
+INSTALLER_USER = "installer"
+INSTALLER_PASSWORDS = "installer-passwords.json"
+
+
+def installer_passwords(run_dir: Path) -> dict[str, str]:
+    """Host → installer password of the lab's new machines (lab test data, mode 0600)."""
+    path = run_dir / INSTALLER_PASSWORDS
+    if not path.is_file():
+        return {}
+    data: dict[str, str] = json.loads(path.read_text())
+    return data
+
+
+def installer_password(run_dir: Path, name: str) -> str:
+    """The installer password for host `name`, made up (and saved 0600) on first use.
+
+    One lab shares one password, as one supplier's batch of machines would.
+    """
+    known = installer_passwords(run_dir)
+    if name not in known:
+        known[name] = next(iter(known.values()), None) or secrets.token_urlsafe(12)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / (INSTALLER_PASSWORDS + ".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(known, indent=2, sort_keys=True))
+        tmp.replace(run_dir / INSTALLER_PASSWORDS)
+    return known[name]
