@@ -12,8 +12,10 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 
 # What the lab and the tests need from Debian: systemd-nspawn, debootstrap, the
-# package cache for lab hosts, ip, the ssh client, vagrant for `vagrant validate`.
-APT_PACKAGES=(systemd-container debootstrap apt-cacher-ng iproute2 openssh-client vagrant)
+# package cache for lab hosts, ip, the ssh client, vagrant for `vagrant validate`,
+# postgresql for the tests that keep the state store in PostgreSQL (they start a
+# throwaway server of their own; the system service is not used).
+APT_PACKAGES=(systemd-container debootstrap apt-cacher-ng iproute2 openssh-client vagrant postgresql)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
