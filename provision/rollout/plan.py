@@ -145,8 +145,10 @@ def _canary_hosts(
         return hosts[:n]
     if select is None:
         raise InputError(f"--canary {canary!r} needs the inventory to resolve it")
-    text = canary if ":" in canary else f"site:{canary}"
-    picked = set(select(text))
+    # A bare word is a site code first; failing that, a host or group name.
+    picked = set(select(canary if ":" in canary else f"site:{canary}"))
+    if not picked and ":" not in canary:
+        picked = set(select(canary))
     chosen = [h for h in hosts if h in picked]
     if not chosen:
         raise InputError(

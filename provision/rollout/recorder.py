@@ -13,8 +13,9 @@ message is Ansible's short `msg`, cut to a few hundred characters.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,30 @@ _STATUS = {
     "runner_on_skipped": "skipped",
     "runner_on_async_failed": "failed",
 }
+
+
+#: Inventory variables whose values are masked in any message recorded.
+SECRET_NAME = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+MASK = "********"
+
+
+def secret_values(hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The values of variables named like secrets, longest first (for masking)."""
+    found = {
+        str(value)
+        for variables in hostvars.values()
+        for name, value in variables.items()
+        if SECRET_NAME.search(name) and isinstance(value, str | int) and len(str(value)) >= 4
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+def mask(text: str | None, secrets: Sequence[str]) -> str | None:
+    if text is None:
+        return None
+    for value in secrets:
+        text = text.replace(value, MASK)
+    return text
 
 
 def short_message(res: Any) -> str | None:
@@ -83,7 +108,9 @@ class WaveRecorder:
         hosts: set[str],
         on_task: Callable[[str], None] | None = None,
         on_results: Callable[[list[HostResult]], None] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
+        self._secrets = secrets
         self._store = store
         self._writer = writer
         self._run_id = run_id
@@ -126,7 +153,7 @@ class WaveRecorder:
         elif status == "failed" and data.get("ignore_errors"):
             status = "ignored"
         elif status in ("failed", "unreachable"):
-            message = short_message(res)
+            message = mask(short_message(res), self._secrets)
             track.failed_task = event.task
             track.message = message
         duration = data.get("duration")

@@ -42,7 +42,7 @@ from provision.rollout.plan import (
     parse_size,
     plan_waves,
 )
-from provision.rollout.recorder import WaveRecorder, outcome_of
+from provision.rollout.recorder import WaveRecorder, outcome_of, secret_values
 from provision.settings import Settings
 from provision.store import (
     BatchWriter,
@@ -534,6 +534,7 @@ def _run_wave(
     def on_results(fresh: list[HostResult]) -> None:
         report(Progress("results", run.id, wave.number, count, wave.label, results=tuple(fresh)))
 
+    inventory = slice_inventory(loaded.inventory, known, loaded.folder)
     recorder = WaveRecorder(
         store,
         writer,
@@ -545,6 +546,7 @@ def _run_wave(
             Progress("task", run.id, wave.number, count, wave.label, task=task)
         ),
         on_results=on_results,
+        secrets=secret_values(inventory["all"]["hosts"]),
     )
     if gone:
         recorder.finish(
@@ -569,7 +571,7 @@ def _run_wave(
             playbook,
             workspace=settings.workspace,
             private_data_dir=private,
-            inventory=slice_inventory(loaded.inventory, known, loaded.folder),
+            inventory=inventory,
             tags=tags,
             check=bool(options.get("check")),
             diff=bool(options.get("diff")),

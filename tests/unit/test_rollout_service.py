@@ -1,0 +1,246 @@
+"""Rollouts end to end on local-connection hosts (no lab): waves, stops, resume, retry, CLI.
+
+Five inventory hosts that Ansible reaches over its local connection stand in for
+machines here; the lab tests (tests/integration/test_rollout_lab.py) do the same
+against real hosts over SSH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from provision.errors import ExitStatus, InputError, StateError
+from provision.rollout import (
+    RolloutOptions,
+    plan_retry,
+    plan_rollout,
+    resume_rollout,
+    run_rollout,
+)
+from provision.settings import Settings, load_settings
+from provision.store import HostResult, Store, open_store
+from tests.conftest import FIXTURES, make_workspace
+
+CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
+SECRET = str(FIXTURES / "playbooks" / "rollout_secret.yml")
+
+
+def _local_workspace(root: Path, failing: tuple[str, ...] = ()) -> Settings:
+    workspace = make_workspace(root / "workspace")
+    folder = workspace / "inventories" / "lab"
+    folder.mkdir(parents=True, exist_ok=True)
+    hosts = {
+        f"h{i}": {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "rollout_stamp_dir": str(root / "stamps" / f"h{i}"),
+            "provision_district": "Gazipur" if i <= 3 else "Narsingdi",
+            "rollout_db_password": "s3cr3t-Value-42",
+            **({"rollout_fail": True} if f"h{i}" in failing else {}),
+        }
+        for i in range(1, 6)
+    }
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    return load_settings(workspace=workspace, environ={})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return _local_workspace(tmp_path, failing=("h4",))
+
+
+def _stamp(settings: Settings, host: str) -> str | None:
+    path = settings.workspace.parent / "stamps" / host / "stamp"
+    return path.read_text().strip() if path.exists() else None
+
+
+def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
+    subprocess.run(["git", "init", "-q", str(settings.workspace)], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(settings.workspace),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "content",
+        ],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(settings.workspace), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    plan = plan_rollout(
+        settings, RolloutOptions(CHANGE, "!h4", canary="1", by="district", max_fail="50%")
+    )
+    assert [w.hosts for w in plan.waves] == [("h1",), ("h2", "h3"), ("h5",)]
+    result = run_rollout(settings, plan)
+    assert result.status == "succeeded"
+    assert {h: r.outcome for h, r in result.results.items()} == dict.fromkeys(
+        ["h1", "h2", "h3", "h5"], "changed"
+    )
+    assert all(_stamp(settings, h) == h for h in result.results)
+    assert _stamp(settings, "h4") is None
+    run = result.run
+    assert run.git_revision == head and run.selection == "!h4" and run.user
+    assert run.options["by"] == "district" and run.options["max_fail"] == "50%"
+
+
+def test_a_failing_canary_stops_before_wave_1(settings: Settings) -> None:
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "", canary="h4", batch="2"))
+    result = run_rollout(settings, plan)
+    assert result.status == "stopped" and "canary" in (result.run.stop_reason or "")
+    assert list(result.results) == ["h4"]
+    assert result.results["h4"].failed_task == "Fail where the marker is"
+    assert all(_stamp(settings, h) is None for h in ("h1", "h2", "h3", "h5"))
+
+
+def test_max_fail_stops_launching_waves_and_resume_goes_on(settings: Settings) -> None:
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "", batch="2", max_fail="20%"))
+    result = run_rollout(settings, plan)
+    # Wave 2 (h3, h4): 1 of 4 hosts failed, 25 % > 20 %: wave 3 (h5) never starts.
+    assert result.status == "stopped" and "--max-fail 20%" in (result.run.stop_reason or "")
+    assert result.pending == ["h5"] and _stamp(settings, "h5") is None
+    resumed = resume_rollout(settings, result.run_id)
+    assert resumed.status == "failed"  # every host has a result; h4 failed
+    assert resumed.pending == [] and resumed.results["h5"].outcome == "changed"
+    assert resumed.run.attempts == 2 and resumed.results["h5"].attempt == 2
+    with pytest.raises(StateError, match="nothing to resume"):
+        resume_rollout(settings, result.run_id)
+
+
+def test_resume_after_a_crash_runs_only_hosts_without_a_result(settings: Settings) -> None:
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "!h4", batch="2"))
+    with open_store(settings) as store:
+        from provision.rollout.service import create_run
+
+        run_id = create_run(settings, plan, store)
+        # What a control node killed mid-wave 2 leaves: wave 1 recorded, a dead pid.
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        store.start_attempt(run_id, dead.pid)
+        store.acquire_locks(run_id, plan.hosts, user="u", node=os.uname().nodename, pid=dead.pid)
+        store.add_host_results(run_id, [HostResult("h1", 1, "ok", ok=3), HostResult("h2", 1, "ok")])
+        store.set_wave(run_id, 2, "running")
+    result = resume_rollout(settings, run_id)
+    assert result.status == "succeeded"
+    assert sorted(result.results) == ["h1", "h2", "h3", "h5"]
+    assert result.results["h1"].ok == 3 and result.results["h1"].attempt == 1  # kept as it was
+    assert _stamp(settings, "h1") is None and _stamp(settings, "h3") == "h3"
+
+
+def test_retry_failed_is_a_new_run_linked_to_the_old(settings: Settings, tmp_path: Path) -> None:
+    result = run_rollout(settings, plan_rollout(settings, RolloutOptions(CHANGE, "h3;h4")))
+    assert result.hosts_with("failed") == ["h4"]
+    # The host is fixed; retry runs only it.
+    fixed = _local_workspace(tmp_path / "fixed")
+    fixed = replace(fixed, db_url=settings.database_url)
+    retry = run_rollout(fixed, plan_retry(fixed, result.run_id, ["failed"]))
+    assert retry.run.parent_id == result.run_id and retry.run.kind == "retry"
+    assert list(retry.results) == ["h4"] and retry.status == "succeeded"
+    with pytest.raises(StateError, match="no unreachable hosts"):
+        plan_retry(settings, result.run_id, ["unreachable"])
+
+
+def test_the_store_never_holds_a_secret(settings: Settings) -> None:
+    result = run_rollout(settings, plan_rollout(settings, RolloutOptions(SECRET, "h1")))
+    failed = result.results["h1"]
+    assert failed.outcome == "failed" and failed.failed_task == "Fail with the secret on stderr"
+    assert failed.message is not None and "********" in failed.message
+    # The secret reached the host (the module had it) but no byte of the store has it.
+    assert (settings.workspace.parent / "stamps/h1/secret").read_text().strip() == "s3cr3t-Value-42"
+    store_files = list((settings.state_path).glob("state.db*"))
+    assert store_files
+    for path in store_files:
+        assert b"s3cr3t-Value-42" not in path.read_bytes()
+
+
+def test_bad_options_change_nothing(settings: Settings) -> None:
+    for options in (
+        RolloutOptions(CHANGE, "", batch="ten"),
+        RolloutOptions(CHANGE, "", max_fail="200%"),
+        RolloutOptions(CHANGE, "", control="SSH 001"),
+        RolloutOptions("missing.yml", ""),
+        RolloutOptions(CHANGE, "nohost*"),
+    ):
+        with pytest.raises(InputError):
+            plan_rollout(settings, options)
+    assert not (settings.state_path / "state.db").exists()
+
+
+# -- the command line -----------------------------------------------------------
+
+
+def _invoke(settings: Settings, *args: str) -> object:
+    return CliRunner().invoke(
+        cli, ["--workspace", str(settings.workspace), *args], catch_exceptions=False
+    )
+
+
+def test_cli_rollout_runs_and_runs_commands_show_it(settings: Settings) -> None:
+    done = _invoke(
+        settings,
+        "rollout",
+        CHANGE,
+        "h1;h4",
+        "--batch",
+        "1",
+        "--max-fail",
+        "100%",
+        "--yes",
+        "--json",
+    )
+    assert done.exit_code == ExitStatus.HOSTS_FAILED, done.output
+    data = json.loads(done.stdout)
+    assert {h["host"]: h["outcome"] for h in data["hosts"]} == {"h1": "changed", "h4": "failed"}
+    run_id = data["run"]["id"]
+
+    listed = _invoke(settings, "runs", "list", "--json")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
+    shown = _invoke(settings, "runs", "show", str(run_id))
+    assert shown.exit_code == 0
+    assert "Fail where the marker is" in shown.stdout and "failing on purpose" in shown.stdout
+    as_json = json.loads(_invoke(settings, "runs", "show", str(run_id), "--json").stdout)
+    assert as_json["run"]["status"] == "failed" and len(as_json["waves"]) == 2
+
+
+def test_cli_refuses_without_yes_when_input_is_not_a_terminal(settings: Settings) -> None:
+    refused = _invoke(settings, "rollout", CHANGE, "h1")
+    assert refused.exit_code == ExitStatus.BAD_INPUT
+    assert "--yes" in refused.stderr and "plan" in refused.stderr
+    assert not (settings.state_path / "state.db").exists()  # nothing recorded, nothing run
+
+
+def test_cli_rollout_group_takes_subcommands_and_playbooks(settings: Settings) -> None:
+    missing = _invoke(settings, "rollout", "resume", "42")
+    assert missing.exit_code == ExitStatus.BAD_INPUT and "no run 42" in missing.stderr
+    bad = _invoke(settings, "rollout", "nothere.yml", "h1", "--yes")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "nothere.yml" in bad.stderr
+    helped = _invoke(settings, "rollout", "--help")
+    assert "resume" in helped.stdout and "retry" in helped.stdout and "Example" in helped.stdout
+    retry_help = _invoke(settings, "rollout", "retry", "--help")
+    assert "--unreachable" in retry_help.stdout
+
+
+def test_runs_list_on_an_empty_store(settings: Settings) -> None:
+    empty = _invoke(settings, "runs", "list")
+    assert empty.exit_code == 0 and "no runs" in empty.stdout
+    assert Store.open(settings.database_url).list_runs() == []
