@@ -116,6 +116,7 @@ def _register_commands() -> None:
     from provision.cli import rollout as rollout_cli
     from provision.cli import runs as runs_cli
     from provision.cli import secrets as secrets_cli
+    from provision.cli import standards as standards_cli
 
     cli.add_command(doctor.doctor)
     cli.add_command(lab.lab)
@@ -126,6 +127,7 @@ def _register_commands() -> None:
     cli.add_command(runs_cli.runs)
     cli.add_command(secrets_cli.secrets)
 
+    cli.add_command(standards_cli.standards)
 
 _register_commands()
 

@@ -13,7 +13,7 @@ The public surface:
 * `CHECK_TYPES`: every check type and its fields
 """
 
-from provision.standards.checks import CHECK_TYPES, CheckType
+from provision.standards.checks import CHECK_TYPES, CheckType, normalise_sshd
 from provision.standards.hostvars import host_layers
 from provision.standards.model import (
     PARAMETER_TYPES,
@@ -55,6 +55,7 @@ __all__ = [
     "find_standards",
     "host_layers",
     "load_standard",
+    "normalise_sshd",
     "parse_standard",
     "resolve_check",
     "resolve_control_checks",

@@ -160,3 +160,16 @@ KIND_ACCEPTS: dict[str, tuple[str, ...]] = {
     "mode": ("str",),
     "port": ("int",),
 }
+
+#: Values `sshd -T` prints under another name than the one people write:
+#: compare both sides through `normalise_sshd` (`prohibit-password` is printed
+#: as `without-password` by OpenSSH 9).
+SSHD_ALIASES: dict[str, dict[str, str]] = {
+    "permitrootlogin": {"without-password": "prohibit-password"},
+}
+
+
+def normalise_sshd(setting: str, value: str) -> str:
+    """A `sshd_setting` value in one canonical spelling, for comparison."""
+    text = str(value).strip()
+    return SSHD_ALIASES.get(setting.lower(), {}).get(text.lower(), text)

@@ -91,7 +91,7 @@ def resolve_check(check: Check, values: Mapping[str, Any]) -> Check:
             whole = REFERENCE.fullmatch(value)
             if whole:
                 return values[whole.group(1)]
-            return REFERENCE.sub(lambda m: str(values[m.group(1)]), value)
+            return REFERENCE.sub(lambda m: _text(values[m.group(1)]), value)
         if isinstance(value, list):
             return [fill(v) for v in value]
         if isinstance(value, dict):
@@ -100,6 +100,13 @@ def resolve_check(check: Check, values: Mapping[str, Any]) -> Check:
 
     assert check.type in CHECK_TYPES
     return Check(check.type, {k: fill(v) for k, v in check.fields.items()}, check.line)
+
+
+def _text(value: Any) -> str:
+    # Inside a text, a bool is written as apt, sshd and systemd write it.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def resolve_control_checks(control: Control, values: Mapping[str, Any]) -> tuple[Check, ...]:
