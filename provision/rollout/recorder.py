@@ -148,7 +148,8 @@ class WaveRecorder:
         if track is None:
             track = self._track[event.host] = _HostTrack(started=now)
         message = None
-        if status == "ok" and isinstance(res, Mapping) and res.get("changed"):
+        # `type(...) is dict`: Mapping's ABC check is slow on the hot path.
+        if status == "ok" and type(res) is dict and res.get("changed"):
             status = "changed"
         elif status == "failed" and data.get("ignore_errors"):
             status = "ignored"

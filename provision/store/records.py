@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 #: A run's status: planned (not started), running, succeeded (every host ok or
 #: changed), failed (finished, some hosts failed or unreachable), stopped (a
@@ -82,9 +82,12 @@ class HostResult:
         return (self.finished_at - self.started_at).total_seconds()
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    """One task result on one host, as it arrived from Ansible."""
+class TaskRow(NamedTuple):
+    """One task result on one host, as it arrived from Ansible.
+
+    A NamedTuple, not a dataclass: a rollout makes one per event, and the store
+    hands these tuples to the database driver as they are.
+    """
 
     run_id: int
     wave: int

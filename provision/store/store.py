@@ -20,6 +20,20 @@ from provision.store.engine import create_engine, migrate
 from provision.store.records import HostResult, LockHolder, RunInfo, TaskRow, WaveInfo
 from provision.store.schema import host_locks, host_results, run_hosts, runs, task_results, waves
 
+_TASK_COLUMNS = (
+    "run_id",
+    "wave",
+    "attempt",
+    "counter",
+    "host",
+    "task",
+    "action",
+    "status",
+    "at",
+    "duration",
+    "message",
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -335,29 +349,28 @@ class Store:
             }
 
     def add_task_rows(self, rows: Sequence[TaskRow]) -> None:
-        """Insert a batch of task results in one transaction."""
+        """Insert a batch of task results in one transaction.
+
+        This is the hot path of event ingest: rows go to the driver's own
+        executemany as tuples, skipping SQLAlchemy's per-row parameter
+        processing (five times faster on SQLite; see benchmarks/store_ingest.py).
+        """
         if not rows:
             return
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+        # Built only from the constant column names and the driver's placeholder.
+        columns, marks = ", ".join(_TASK_COLUMNS), ", ".join([mark] * len(_TASK_COLUMNS))
+        sql = f"INSERT INTO task_results ({columns}) VALUES ({marks})"  # noqa: S608
+        params: Sequence[tuple[Any, ...]] = rows
+        if self.engine.dialect.name == "sqlite":
+            # SQLAlchemy's own SQLite DateTime text form (naive UTC), so reads parse it.
+            params = [
+                (*r[:8], r.at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "), *r[9:])
+                for r in rows
+            ]
         with self.engine.begin() as conn:
-            conn.execute(
-                task_results.insert(),
-                [
-                    {
-                        "run_id": r.run_id,
-                        "wave": r.wave,
-                        "attempt": r.attempt,
-                        "counter": r.counter,
-                        "host": r.host,
-                        "task": r.task,
-                        "action": r.action,
-                        "status": r.status,
-                        "at": r.at,
-                        "duration": r.duration,
-                        "message": r.message,
-                    }
-                    for r in rows
-                ],
-            )
+            conn.exec_driver_sql(sql, params)
 
     def task_rows(self, run_id: int, host: str | None = None) -> list[TaskRow]:
         query = sa.select(task_results).where(task_results.c.run_id == run_id)
