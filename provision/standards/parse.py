@@ -107,6 +107,9 @@ class _Parser:
     def __init__(self, located: Located) -> None:
         self.src = located
         self.problems: list[Problem] = []
+        #: Parameters declared with a mistake (already reported): references to
+        #: them are not reported again as undeclared.
+        self.broken_parameters: set[str] = set()
 
     def problem(self, at: PathKey, message: str, hint: str | None = None) -> None:
         self.problems.append(Problem(str(self.src.path), self.src.line(at), message, hint))
@@ -316,6 +319,7 @@ class _Parser:
                 self.problem(here, f"parameter '{name}' must be a mapping with type and default")
                 continue
             self.unknown_keys(spec, here, PARAMETER_KEYS)
+            self.broken_parameters.add(name)  # until it is found whole, below
             kind = spec.get("type")
             if kind not in PARAMETER_TYPES:
                 self.problem(
@@ -343,6 +347,7 @@ class _Parser:
                     self.problem((*here, "choices", i), f"choice {choice!r} is not {kind}")
             if choices and default not in choices:
                 self.problem((*here, "default"), f"default {default!r} is not one of the choices")
+            self.broken_parameters.discard(name)
             found.append(
                 Parameter(
                     name=name,
@@ -440,6 +445,8 @@ class _Parser:
                 spec = CHECK_TYPES[check.type]
                 for name, value in check.fields.items():
                     for ref in references_in(value):
+                        if ref in self.broken_parameters:
+                            continue
                         if ref not in declared:
                             self.problem(
                                 (*at, name),
