@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import paramiko
 
@@ -96,11 +97,22 @@ class KnownHosts:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    _cache: ClassVar[dict[Path, tuple[tuple[float, int], paramiko.HostKeys]]] = {}
+
     def _entries(self) -> paramiko.HostKeys:
+        """The file's entries, parsed once per version of the file (sweeps read it often)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return paramiko.HostKeys()
+        version = (info.st_mtime, info.st_size)
+        cached = self._cache.get(self.path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         keys = paramiko.HostKeys()
-        if self.path.is_file():
-            # paramiko skips lines it cannot read (with a warning) and reads hashed ones.
-            keys.load(str(self.path))
+        # paramiko skips lines it cannot read (with a warning) and reads hashed ones.
+        keys.load(str(self.path))
+        self._cache[self.path] = (version, keys)
         return keys
 
     def recorded(self, names: Iterable[str]) -> dict[str, str]:
@@ -166,7 +178,9 @@ class Connection:
         self._transport = transport
         self.offer = offer
         self.user = user
+        #: from the first byte sent to logged in; and the TCP handshake alone (a round trip)
         self.connect_seconds = 0.0
+        self.tcp_seconds = 0.0
 
     def __enter__(self) -> Connection:
         return self
@@ -244,6 +258,7 @@ def connect(
     pkey = _load_key(key_path) if key_path is not None else None
     started = time.monotonic()
     sock = _open_socket(address, port, timeout)
+    tcp_seconds = time.monotonic() - started
     transport = paramiko.Transport(sock)
     transport.banner_timeout = timeout
     transport.handshake_timeout = timeout
@@ -300,6 +315,7 @@ def connect(
         raise
     connection = Connection(transport, offer, user)
     connection.connect_seconds = time.monotonic() - started
+    connection.tcp_seconds = tcp_seconds
     return connection
 
 
@@ -318,7 +334,22 @@ def wait_for_banner(address: str, *, timeout: float = 90, port: int = 22) -> boo
     return False
 
 
+_KEYS: dict[tuple[Path, float], paramiko.PKey] = {}
+
+
 def _load_key(path: Path) -> paramiko.PKey:
+    """A private key, read once per file version (a sweep opens hundreds of connections)."""
+    try:
+        stamp = path.stat().st_mtime
+    except OSError as exc:
+        raise InputError(f"cannot read the SSH key: {exc.strerror}", path=path) from None
+    key = _KEYS.get((path, stamp))
+    if key is None:
+        key = _KEYS[(path, stamp)] = _read_key(path)
+    return key
+
+
+def _read_key(path: Path) -> paramiko.PKey:
     try:
         return paramiko.Ed25519Key.from_private_key_file(str(path))
     except paramiko.SSHException:

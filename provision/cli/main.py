@@ -110,9 +110,10 @@ def cli(
 
 def _register_commands() -> None:
     # Imported here so that each subcommand module stays free of the group's wiring.
-    from provision.cli import doctor, inventory, lab
     from provision.cli import bootstrap as bootstrap_cli
+    from provision.cli import doctor, inventory, lab
     from provision.cli import keys as keys_cli
+    from provision.cli import preflight as preflight_cli
     from provision.cli import rollout as rollout_cli
     from provision.cli import runs as runs_cli
     from provision.cli import secrets as secrets_cli
@@ -123,11 +124,12 @@ def _register_commands() -> None:
     cli.add_command(inventory.inventory)
     cli.add_command(keys_cli.keys)
     cli.add_command(bootstrap_cli.bootstrap)
+    cli.add_command(preflight_cli.preflight)
     cli.add_command(rollout_cli.rollout)
     cli.add_command(runs_cli.runs)
     cli.add_command(secrets_cli.secrets)
-
     cli.add_command(standards_cli.standards)
+
 
 _register_commands()
 
