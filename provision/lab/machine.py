@@ -150,6 +150,9 @@ def personalise(
     drop_in.write_text(
         "# Written by provision lab: this host has only the Ed25519 key made for it.\n"
         "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+        "# Sweeps (provision preflight, benchmarks) open many connections to a few lab\n"
+        "# hosts at once; the default 10:30:100 would drop some before they log in.\n"
+        "MaxStartups 100:30:200\n"
     )
     return pair.public_openssh
 
