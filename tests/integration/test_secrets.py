@@ -1,0 +1,91 @@
+"""A vaulted secret used on lab hosts, and found nowhere under the state directory.
+
+The canary travels as an inline `!vault` value in the host's variables (the form
+provision keeps encrypted when it resolves an inventory slice) and the vault
+password as a file name only: a prompted password through
+`secrets.password_file` (0600 on a tmpfs, removed after the run), or a client
+script. The playbook writes the secret on the host (checked there), then every
+file under the state directory, the run's artifacts included, is searched for
+the canary and for the password.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from provision import crypto, runner, secrets
+from provision.inventory import load_inventory, slice_inventory
+from tests.integration.conftest import Lab
+
+pytestmark = pytest.mark.lab
+
+CANARY = "canary-lab-3d8f0a61c2b94e57"
+PASSWORD = "vault-pass-lab-9e27c4d1"
+HOST = "dhk-kal-lab01"
+
+PLAYBOOK = """\
+- name: Use a vaulted variable on the host
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write the secret where only root can read it
+      ansible.builtin.copy:
+        content: "{{ provision_test_canary }}"
+        dest: /root/provision-canary
+        mode: "0600"
+      no_log: true
+"""
+
+
+def _files(root: Path) -> list[Path]:
+    """Every file of the control node's state: the lab hosts' own disks (which live
+    under it too, in lab/hosts/) are where the secret is meant to arrive."""
+    disks = root / "lab" / "hosts"
+    return [p for p in root.rglob("*") if p.is_file() and disks not in p.parents]
+
+
+@pytest.mark.parametrize("source", ["prompted", "client"])
+def test_vaulted_secret_reaches_the_host_and_no_file_of_the_run(
+    lab: Lab, tmp_path: Path, source: str
+) -> None:
+    loaded = load_inventory(lab.inventory)
+    inventory = slice_inventory(loaded.inventory, [HOST], loaded.folder)
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    inventory["all"]["hosts"][HOST]["provision_test_canary"] = {"__ansible_vault": sealed}
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+
+    def run(password_file: Path) -> runner.PlaybookResult:
+        return runner.run_playbook(
+            playbook,
+            workspace=lab.settings.workspace,
+            private_data_dir=runner.new_run_dir(lab.settings.state_path, "canary"),
+            inventory=inventory,
+            vault_password_file=password_file,
+        )
+
+    if source == "prompted":
+        with secrets.password_file(PASSWORD) as path:
+            result = run(path)
+        assert not path.exists()
+    else:
+        client = tmp_path / "vault-client"
+        client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+        client.chmod(0o700)
+        result = run(client)
+    try:
+        assert result.ok, result
+        # On the host itself: the secret arrived decrypted.
+        assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
+        files = _files(lab.settings.state_path)
+        assert any(p.name == "command" for p in files)  # the run's artifacts are searched
+        for path in files:
+            data = path.read_bytes()
+            assert CANARY.encode() not in data, path
+            assert PASSWORD.encode() not in data, path
+        assert PASSWORD not in "".join(os.environ.values())
+    finally:
+        lab.ssh(HOST, "rm -f /root/provision-canary")
