@@ -53,8 +53,9 @@ def _status_table(hosts: list[service.HostStatus]) -> Table:
     "hosts_spec",
     metavar="SPEC",
     help="Which hosts: comma-separated names of the default hosts, 'default', "
-    "or ROLE:COUNT (field_server, lab_pc, portal_host, digital_centre_pc). "
-    "Default: the four default hosts.",
+    "or ROLE:COUNT (field_server, lab_pc, portal_host, digital_centre_pc); "
+    "an entry ending in @new boots as a machine arrives, to be bootstrapped "
+    "(lab_pc:2@new). Default: the four default hosts.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the hosts as JSON.")
 @pass_app
@@ -69,6 +70,7 @@ def up(app: AppContext, hosts_spec: str | None, as_json: bool) -> None:
     Example:
       provision lab up
       provision lab up --hosts default,lab_pc:3
+      provision lab up --hosts default,lab_pc:3@new
     """
     with console.Steps("lab up") as steps:
         result = service.up(app.settings, hosts_spec, steps)
