@@ -1,0 +1,111 @@
+"""From Ansible events to recorded rows: messages without secrets, outcomes, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provision import runner
+from provision.rollout.recorder import (
+    MASK,
+    WaveRecorder,
+    mask,
+    outcome_of,
+    secret_values,
+    short_message,
+)
+from provision.runner import PlaybookEvent
+from provision.store import BatchWriter, Store
+from tests.conftest import FIXTURES
+
+LOCAL = {
+    "all": {
+        "hosts": {
+            "localhost": {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            }
+        }
+    }
+}
+
+
+def test_short_message_is_the_reason_never_the_whole_result() -> None:
+    assert short_message({"msg": "boom", "stdout": "x" * 10_000, "invocation": {}}) == "boom"
+    assert short_message({"msg": "non-zero return code", "stderr": "a\nE: no package\n"}) == (
+        "non-zero return code: E: no package"
+    )
+    assert short_message({"censored": "hidden", "msg": "secret"}) is not None
+    assert "secret" not in (short_message({"censored": "hidden", "msg": "secret"}) or "")
+    assert len(short_message({"msg": "y" * 5000}) or "") == 400
+    assert short_message("not a mapping") is None
+
+
+def test_values_of_secret_named_variables_are_masked() -> None:
+    hostvars = {
+        "h1": {"db_password": "hunter22", "api_token": 12345678, "provision_role": "lab_pc"},
+        "h2": {"ssh_key_passphrase": "abc", "ansible_host": "10.0.0.1"},  # too short to mask
+    }
+    secrets = secret_values(hostvars)
+    assert set(secrets) == {"hunter22", "12345678"}
+    assert mask("login hunter22 with 12345678 on lab_pc", secrets) == (
+        f"login {MASK} with {MASK} on lab_pc"
+    )
+
+
+def test_outcomes() -> None:
+    assert outcome_of(1, 0, 0, 1) == "unreachable"
+    assert outcome_of(3, 1, 1, 0) == "failed"
+    assert outcome_of(3, 1, 0, 0) == "changed"
+    assert outcome_of(3, 0, 0, 0) == "ok"
+    assert outcome_of(0, 0, 0, 0) == "skipped"
+
+
+def test_recap_makes_results_final_at_once(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+    run_id = store.create_run(
+        kind="rollout",
+        user="u",
+        node="n",
+        env="lab",
+        playbook="p",
+        selection="",
+        options={},
+        git_revision=None,
+        plan=[("w", ["a", "b"])],
+    )
+    writer = BatchWriter(store)
+    recorder = WaveRecorder(store, writer, run_id=run_id, wave=0, attempt=1, hosts={"a", "b"})
+    recorder(PlaybookEvent("runner_on_start", "a", "t1", 1, {}))
+    recorder(PlaybookEvent("runner_on_ok", "a", "t1", 2, {"res": {"changed": True}}))
+    recorder(PlaybookEvent("runner_on_failed", "b", "t1", 3, {"res": {"msg": "nope"}}))
+    recorder(PlaybookEvent("runner_on_failed", "a", "t2", 4, {"ignore_errors": True, "res": {}}))
+    recap = {"ok": {"a": 2}, "changed": {"a": 1}, "failures": {"b": 1}, "ignored": {"a": 1}}
+    recorder(PlaybookEvent("playbook_on_stats", None, None, 5, recap))
+    # Committed before the writer is even closed, as the recap arrived.
+    results = store.host_results(run_id)
+    assert results["a"].outcome == "changed" and results["a"].ignored == 1
+    assert results["a"].failed_task is None
+    assert (results["b"].outcome, results["b"].failed_task, results["b"].message) == (
+        "failed",
+        "t1",
+        "nope",
+    )
+    writer.close()
+    assert [r.status for r in store.task_rows(run_id, "a")] == ["changed", "ignored"]
+
+
+def test_runner_can_leave_per_event_files_out_and_still_read_the_recap(workspace: Path) -> None:
+    events: list[PlaybookEvent] = []
+    result = runner.run_playbook(
+        FIXTURES / "playbooks" / "local_file.yml",
+        workspace=workspace,
+        private_data_dir=runner.new_run_dir(workspace / ".provision", "test"),
+        inventory=LOCAL,
+        check=True,
+        on_event=events.append,
+        keep_events=False,
+    )
+    assert result.hosts["localhost"].changed == 1  # stats read back from the recap file
+    files = list(result.private_data_dir.glob("artifacts/*/job_events/*.json"))
+    assert len(files) == 1 and "playbook_on_stats" in files[0].read_text()
+    assert len(events) > 5  # the caller still saw every event
