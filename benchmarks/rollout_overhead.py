@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,10 +64,18 @@ def write_playbook(path: Path, tasks: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def timed(action: Callable[[], None]) -> float:
-    started = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (ansible, ssh)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed(action: Callable[[], None]) -> tuple[float, float]:
+    """Wall seconds and control-node CPU seconds of one action."""
+    started, cpu = time.perf_counter(), _cpu()
     action()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu() - cpu
 
 
 def main() -> int:
@@ -142,16 +151,27 @@ def main() -> int:
             }
             plain()  # warm caches (SSH host keys, Python bytecode) before timing
             times: dict[str, list[float]] = {name: [] for name in actions}
+            cpus: dict[str, list[float]] = {name: [] for name in actions}
             names = list(actions)
             for round_ in range(args.rounds):
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 for name in order:
-                    times[name].append(timed(actions[name]))
+                    wall, cpu = timed(actions[name])
+                    times[name].append(wall)
+                    cpus[name].append(cpu)
             base = statistics.median(times["ansible-playbook"])
-            print(f"{'':<18} {'median s':>9} {'min s':>7} {'ratio':>6}")
+            base_cpu = statistics.median(cpus["ansible-playbook"])
+            print(
+                f"{'':<20} {'wall median s':>13} {'wall min s':>10} {'wall ratio':>10} "
+                f"{'CPU median s':>12} {'CPU ratio':>9}"
+            )
             for name in names:
-                med = statistics.median(times[name])
-                print(f"{name:<18} {med:>9.2f} {min(times[name]):>7.2f} {med / base:>6.3f}")
+                med, cpu = statistics.median(times[name]), statistics.median(cpus[name])
+                print(
+                    f"{name:<20} {med:>13.2f} {min(times[name]):>10.2f} {med / base:>10.3f} "
+                    f"{cpu:>12.2f} {cpu / base_cpu:>9.3f}"
+                )
+            print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         finally:
             service.down(settings)
     return 0

@@ -177,6 +177,7 @@ def run_playbook(
     cancel: Callable[[], bool] | None = None,
     keep_events: bool = True,
     vault_password_file: Path | None = None,
+    fact_cache_type: str = "jsonfile",
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -189,6 +190,9 @@ def run_playbook(
     `vault_password_file` is a file holding the vault password or a client script
     printing it (see `provision.secrets.password_file` for a prompted one): only its
     name reaches the command line recorded in the artifacts, never the password.
+    `fact_cache_type="memory"` keeps gathered facts in memory, as plain
+    ansible-playbook does with our ansible.cfg, instead of ansible-runner's
+    default of a JSON file per host in the artifacts.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -241,6 +245,7 @@ def run_playbook(
             quiet=True,
             event_handler=pump,
             cancel_callback=cancel,
+            fact_cache_type=fact_cache_type,
         )
     finally:
         if pump is not None:

@@ -579,6 +579,7 @@ def _run_wave(
             on_event=recorder,
             cancel=stop.now.is_set,
             keep_events=False,
+            fact_cache_type="memory",  # no facts file per host per wave on disk
         )
         canceled = result.status == "canceled"
         if not canceled:
