@@ -144,10 +144,21 @@ def main() -> int:
                 )
                 assert proc.returncode == 0, proc.stdout + proc.stderr
 
+            def startup() -> None:
+                # What every provision command pays before any work: Python and imports.
+                subprocess.run(
+                    [sys.executable, "-m", "provision", "--version"],
+                    cwd=workspace,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+
             actions = {
                 "ansible-playbook": plain,
                 "ansible-runner": runner_alone,
                 "provision rollout": rollout,
+                "provision --version": startup,
             }
             plain()  # warm caches (SSH host keys, Python bytecode) before timing
             times: dict[str, list[float]] = {name: [] for name in actions}

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Group as RichGroup
@@ -21,17 +21,9 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
-from provision.rollout import (
-    Progress,
-    RolloutOptions,
-    RolloutPlan,
-    RolloutResult,
-    StopSignal,
-    plan_retry,
-    plan_rollout,
-    resume_rollout,
-    run_rollout,
-)
+
+if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
+    from provision.rollout import Progress, RolloutPlan, RolloutResult, StopSignal
 
 
 class RolloutGroup(click.Group):
@@ -199,6 +191,8 @@ def _confirm(plan: RolloutPlan, yes: bool) -> None:
 
 
 def _drive(app: AppContext, total: int, as_json: bool, action: Any) -> None:
+    from provision.rollout import StopSignal
+
     stop = StopSignal()
     display = Display(total, live=console.is_interactive() and not as_json)
     with display, _ctrl_c(stop, display):
@@ -299,6 +293,8 @@ def run_command(
       provision rollout site.yml division:dhaka --by district --max-fail 10% --yes
       provision rollout site.yml role:field_server --control SSH-001 --check --diff
     """
+    from provision.rollout import RolloutOptions, plan_rollout, run_rollout
+
     options = RolloutOptions(
         playbook=playbook,
         selection=selection,
@@ -336,6 +332,7 @@ def resume(app: AppContext, run_id: int, as_json: bool) -> None:
     Example:
       provision rollout resume 12
     """
+    from provision.rollout import resume_rollout
     from provision.store import open_store
 
     with open_store(app.settings) as store:
@@ -369,6 +366,8 @@ def retry(
     Example:
       provision rollout retry 12 --unreachable
     """
+    from provision.rollout import plan_retry, run_rollout
+
     which = [w for w, on in (("failed", failed), ("unreachable", unreachable)) if on] or [
         "failed",
         "unreachable",

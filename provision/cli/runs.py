@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.store import RUN_STATUSES, HostResult, RunInfo, WaveInfo, open_store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a command runs, not at start-up
+    from provision.store import HostResult, RunInfo, WaveInfo
+
+#: Run statuses (provision.store.RUN_STATUSES; a unit test keeps the two equal).
+STATUSES = ("planned", "running", "succeeded", "failed", "stopped", "crashed")
 
 _STYLE = {
     "ok": "green",
@@ -170,7 +175,7 @@ def runs() -> None:
     show_default=True,
     help="How many runs, newest first.",
 )
-@click.option("--status", type=click.Choice(RUN_STATUSES), help="Only runs with this status.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @pass_app
 def list_runs(app: AppContext, limit: int, status: str | None, as_json: bool) -> None:
@@ -181,6 +186,8 @@ def list_runs(app: AppContext, limit: int, status: str | None, as_json: bool) ->
       provision runs list
       provision runs list --status stopped --limit 5
     """
+    from provision.store import open_store
+
     with open_store(app.settings) as store:
         found = store.list_runs(limit=limit, status=status)
     if as_json:
@@ -202,6 +209,8 @@ def show(app: AppContext, run_id: int, as_json: bool) -> None:
     Example:
       provision runs show 12
     """
+    from provision.store import open_store
+
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
         waves = store.waves(run_id)

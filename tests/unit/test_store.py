@@ -181,3 +181,10 @@ def test_a_run_refused_before_it_started_leaves_nothing(store: Store) -> None:
     run_id = _run(store)
     store.delete_unstarted_run(run_id)
     assert store.list_runs() == []
+
+
+def test_the_cli_offers_the_store_statuses() -> None:
+    from provision.cli.runs import STATUSES
+    from provision.store import RUN_STATUSES
+
+    assert STATUSES == RUN_STATUSES
