@@ -4,9 +4,10 @@ Runs site.yml once per module on the session's lab hosts and verifies the result
 on the hosts themselves (testinfra over SSH, strict host keys), never from
 Ansible's own report. The order matters and is done in one fixture:
 
-1. a check-mode run on the hosts as they are: /etc (content, modes, owners,
-   links) and the package database must be byte-identical afterwards;
-2. the converge run, then a second run that must change nothing anywhere;
+1. the converge run, then a second run that must change nothing anywhere;
+2. drift by hand on every host, then a check-mode run: it must see the drift,
+   and /etc (content, modes, owners, links) and the package database must be
+   byte-identical afterwards; the drift is undone by hand;
 3. the assertions below, then one control enforced alone by its tag.
 
 Afterwards every host is reset to the pristine image, so the tests that share
@@ -29,7 +30,7 @@ import yaml
 
 from provision import runner
 from provision.lab import service
-from provision.lab.inventory import KEY_NAME
+from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from provision.standards import load_standard
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
@@ -73,17 +74,37 @@ def _diff(before: str, after: str) -> list[str]:
     return sorted(old ^ new)[:20]
 
 
+#: Drift made by hand before the check-mode run (and undone after it), so that
+#: check mode has something to change and must still change nothing.
+DRIFT = (
+    "mv /etc/ssh/sshd_config.d/00-provision-ssh-003.conf /root/ssh-003.saved"
+    " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime"
+)
+UNDRIFT = (
+    "mv /root/ssh-003.saved /etc/ssh/sshd_config.d/00-provision-ssh-003.conf"
+    " && ln -sf /usr/share/zoneinfo/Asia/Dhaka /etc/localtime"
+)
+
+
 @pytest.fixture(scope="module")
 def converged(lab: Lab) -> Iterator[Converged]:
     names = [h.name for h in lab.hosts]
     try:
-        before = {n: lab.ssh(n, SNAPSHOT) for n in names}
-        check = _run(lab, check=True)
-        assert check.ok, f"check mode failed: {check.hosts}"
-        changes = {n: _diff(before[n], lab.ssh(n, SNAPSHOT)) for n in names}
         first = _run(lab)
         assert first.ok, f"converge failed: {first.hosts} (see {first.private_data_dir})"
         second = _run(lab)
+        # Check mode needs python3-apt on the host (Ansible's apt module), which a
+        # pristine lab image lacks and the baseline installs: so check mode is
+        # tried on converged hosts, each with some drift to preview.
+        for name in names:
+            lab.ssh(name, DRIFT)
+        before = {n: lab.ssh(n, SNAPSHOT) for n in names}
+        check = _run(lab, check=True)
+        assert check.ok, f"check mode failed: {check.hosts} (see {check.private_data_dir})"
+        changes = {n: _diff(before[n], lab.ssh(n, SNAPSHOT)) for n in names}
+        assert all(check.hosts[n].changed >= 2 for n in names), check.hosts  # it saw the drift
+        for name in names:
+            lab.ssh(name, UNDRIFT)
         yield Converged(lab, first, second, changes)
     finally:
         for name in names:
@@ -95,7 +116,7 @@ def _host(lab: Lab, name: str) -> testinfra.host.Host:
     config.write_text(
         "Host *\n"
         f"  IdentityFile {lab.inventory / KEY_NAME}\n"
-        f"  UserKnownHostsFile {lab.inventory / 'known_hosts'}\n"
+        f"  UserKnownHostsFile {lab.inventory / KNOWN_HOSTS}\n"
         "  StrictHostKeyChecking yes\n  BatchMode yes\n  User root\n"
     )
     return testinfra.get_host(f"ssh://{lab.address(name)}", ssh_config=str(config))

@@ -243,3 +243,41 @@ def test_help_teaches_with_examples() -> None:
     for args in (["standards"], ["standards", "validate"], ["standards", "show"]):
         result = CliRunner().invoke(cli, [*args, "--help"])
         assert result.exit_code == 0 and "Example" in result.output
+
+
+# -- the provision_linear strategy ---------------------------------------------------------
+
+
+def _strategy_bases(environ: dict[str, str]) -> list[str]:
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('s', sys.argv[1])\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "print(','.join(f'{c.__module__}.{c.__name__}' for c in m.StrategyModule.__mro__))\n"
+    )
+    plugin = REPO / "playbooks" / "plugins" / "strategy" / "provision_linear.py"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(plugin)],
+        env={"PATH": "/usr/bin:/bin", **environ},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.strip().split(",")
+
+
+def test_strategy_is_plain_linear_unless_mitogen_is_asked_for() -> None:
+    for environ in ({}, {"PROVISION_MITOGEN": "0"}):
+        bases = _strategy_bases(environ)
+        assert "ansible.plugins.strategy.linear.StrategyModule" in bases
+        assert not any("mitogen" in b for b in bases)
+
+
+def test_strategy_uses_mitogen_when_asked_and_installed() -> None:
+    pytest.importorskip("ansible_mitogen.strategy", reason="mitogen is not installed")
+    bases = _strategy_bases({"PROVISION_MITOGEN": "1"})
+    assert "ansible_mitogen.strategy.StrategyMixin" in bases
+    assert "ansible.plugins.strategy.linear.StrategyModule" in bases
