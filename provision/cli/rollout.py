@@ -83,9 +83,12 @@ class Display:
             head = Text.from_markup(
                 f"[bold]run {self.run_id}[/]  wave {self.wave_index} of {self.waves}: {self.wave}"
             )
-            bar = ProgressBar(total=max(self.total, 1), completed=done, width=50)
+            bar = Table.grid(padding=(0, 1))
+            bar.add_row(
+                ProgressBar(total=max(self.total, 1), completed=done, width=50),
+                f"{done}/{self.total} hosts done",
+            )
             line = Text.from_markup(
-                f"{done}/{self.total} hosts done  "
                 f"[green]{self.counts['ok'] + self.counts['changed']} ok[/]  "
                 f"[bold red]{self.counts['failed']} failed[/]  "
                 f"[magenta]{self.counts['unreachable']} unreachable[/]  "
@@ -171,8 +174,8 @@ def _show_plan(plan: RolloutPlan) -> None:
         table.add_row(str(w.number), w.label, str(len(w.hosts)), shown)
     console.err.print(table)
     console.err.print(
-        f"stops after the canary unless it succeeds entirely, and once more than "
-        f"{o.max_fail} of the hosts so far failed or were unreachable",
+        ("stops after the canary unless it succeeds entirely, and " if o.canary else "stops ")
+        + f"once more than {o.max_fail} of the hosts so far failed or were unreachable",
         markup=False,
     )
 
