@@ -234,3 +234,27 @@ def configured_source(settings: Settings) -> Path | None:
         return None
     path = Path(settings.vault_password_file).expanduser()
     return path if path.is_absolute() else settings.workspace / path
+
+
+@contextlib.contextmanager
+def vault_for_run(settings: Settings, password: str | None = None) -> Iterator[Path | None]:
+    """The `vault_password_file` to hand `runner.run_playbook` for one run, or None.
+
+    A typed `password` wins (a private file, removed when the block ends); else the
+    configured file or client script, as it is; else None (no vault in use).
+
+        with secrets.vault_for_run(settings, typed) as vault:
+            runner.run_playbook(..., vault_password_file=vault)
+    """
+    if password is not None:
+        with password_file(password) as path:
+            yield path
+        return
+    source = configured_source(settings)
+    if source is not None and not source.exists():
+        raise InputError(
+            "the vault password file does not exist",
+            hint="fix vault_password_file in provision.yml (or PROVISION_VAULT_PASSWORD_FILE)",
+            path=source,
+        )
+    yield source

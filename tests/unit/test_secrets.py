@@ -236,3 +236,22 @@ def test_a_run_uses_the_vault_and_leaves_no_trace(
         assert CANARY.encode() not in data, path
         assert PASSWORD.encode() not in data, path
     assert os.environ.get("ANSIBLE_VAULT_PASSWORD") is None
+
+
+def test_vault_for_run_prefers_a_typed_password_then_the_setting(workspace: Path) -> None:
+    from provision.settings import load_settings
+
+    plain = load_settings(workspace=workspace, environ={})
+    with secrets.vault_for_run(plain) as none:
+        assert none is None
+    with secrets.vault_for_run(plain, PASSWORD) as typed:
+        assert typed is not None and typed.read_text() == PASSWORD + "\n"
+    assert not typed.exists()
+    configured = load_settings(
+        workspace=workspace, environ={"PROVISION_VAULT_PASSWORD_FILE": "vault-client"}
+    )
+    with pytest.raises(InputError, match="does not exist"), secrets.vault_for_run(configured):
+        pass
+    (workspace / "vault-client").write_text(PASSWORD + "\n")
+    with secrets.vault_for_run(configured) as source:
+        assert source == workspace / "vault-client"
