@@ -74,7 +74,7 @@ def main() -> int:
             selection="",
             options={},
             git_revision=None,
-            plan=[("wave 1", [f"host-{h:05d}" for h in range(hosts)])],
+            plan=[(1, "wave 1", [f"host-{h:05d}" for h in range(hosts)])],
         )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()

@@ -305,7 +305,7 @@ def create_run(settings: Settings, plan: RolloutPlan, store: Store) -> int:
         selection=plan.options.selection,
         options=options,
         git_revision=git_revision(settings.workspace),
-        plan=[(w.label, w.hosts) for w in plan.waves],
+        plan=[(w.number, w.label, w.hosts) for w in plan.waves],
         parent_id=plan.parent_id,
     )
 

@@ -92,10 +92,10 @@ class Store:
         selection: str,
         options: dict[str, Any],
         git_revision: str | None,
-        plan: Sequence[tuple[str, Sequence[str]]],
+        plan: Sequence[tuple[int, str, Sequence[str]]],
         parent_id: int | None = None,
     ) -> int:
-        """Record a new run and its plan (wave label, hosts) in one transaction."""
+        """Record a new run and its plan (wave number, label, hosts) in one transaction."""
         with self.engine.begin() as conn:
             run_id = conn.execute(
                 runs.insert()
@@ -117,7 +117,7 @@ class Store:
             ).scalar_one()
             rows: list[dict[str, Any]] = []
             position = 0
-            for number, (label, hosts) in enumerate(plan):
+            for number, label, hosts in plan:
                 conn.execute(
                     waves.insert().values(
                         run_id=run_id, number=number, label=label, status="pending"

@@ -71,7 +71,7 @@ def test_recap_makes_results_final_at_once(tmp_path: Path) -> None:
         selection="",
         options={},
         git_revision=None,
-        plan=[("w", ["a", "b"])],
+        plan=[(0, "w", ["a", "b"])],
     )
     writer = BatchWriter(store)
     recorder = WaveRecorder(store, writer, run_id=run_id, wave=0, attempt=1, hosts={"a", "b"})

@@ -28,7 +28,7 @@ def store(tmp_path: Path) -> Store:
     return Store.open(f"sqlite:///{tmp_path / 'state' / 'state.db'}")
 
 
-def _run(store: Store, plan: list[tuple[str, list[str]]] | None = None) -> int:
+def _run(store: Store, plan: list[tuple[int, str, list[str]]] | None = None) -> int:
     return store.create_run(
         kind="rollout",
         user="rumana",
@@ -38,7 +38,7 @@ def _run(store: Store, plan: list[tuple[str, list[str]]] | None = None) -> int:
         selection="district:gazipur",
         options={"canary": "1"},
         git_revision="abc123",
-        plan=plan or [("canary", ["a"]), ("wave 1", ["b", "c"])],
+        plan=plan or [(0, "canary", ["a"]), (1, "wave 1", ["b", "c"])],
     )
 
 
@@ -137,7 +137,7 @@ def test_batch_writer_commits_by_size_and_by_time(store: Store) -> None:
 
 
 def test_a_second_rollout_is_refused_the_hosts_of_a_live_one(store: Store) -> None:
-    first, second = _run(store), _run(store, [("w", ["c", "d"])])
+    first, second = _run(store), _run(store, [(1, "w", ["c", "d"])])
     store.start_attempt(first, os.getpid())
     store.acquire_locks(first, ["a", "b", "c"], user="rumana", node="ctl", pid=os.getpid())
     with pytest.raises(StateError) as caught:
