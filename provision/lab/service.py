@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision import crypto
+from provision import crypto, keys
 from provision.errors import InputError, PrerequisiteError, StateError
 from provision.lab import inventory, machine, network, rootfs, state
 from provision.lab.spec import (
@@ -398,7 +398,18 @@ def ssh_command(settings: Settings, name: str, command: list[str]) -> list[str]:
             continue
         cleaned.append(option)
     tty = [] if command else ["-t"]
-    return ["ssh", *tty, *cleaned, f"root@{record.address}", *command]
+    login = f"root@{record.address}"
+    if record.new:
+        # A new machine lets no lab key in; once bootstrapped, the automation key does.
+        if not keys.connection_vars_path(paths.inventory_dir, name).is_file():
+            raise StateError(
+                f"{name} is a new machine awaiting bootstrap: root has no key on it",
+                hint=f"provision bootstrap {name} --user {state.INSTALLER_USER} "
+                f"(its password: {paths.run_dir / state.INSTALLER_PASSWORDS})",
+            )
+        cleaned[cleaned.index("-i") + 1] = str(keys.key_path(settings))
+        login = f"{settings.automation_user}@{record.address}"
+    return ["ssh", *tty, *cleaned, login, *command]
 
 
 def down(settings: Settings, on_step: StepCallback = _quiet) -> list[str]:

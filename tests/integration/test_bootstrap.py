@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from provision import bootstrap, crypto, keys
-from provision.errors import ExitStatus
+from provision.errors import ExitStatus, StateError
 from provision.lab import service, state
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
@@ -122,6 +122,8 @@ def test_new_hosts_have_no_key_login_and_unknown_host_keys(new_lab: Settings) ->
     assert {h.name: h.systemd for h in service.status(new_lab)} == dict.fromkeys(
         HOSTS, "awaiting bootstrap"
     )
+    with pytest.raises(StateError, match="awaiting bootstrap"):
+        service.ssh_command(new_lab, HOSTS[0], ["true"])
 
 
 def test_bootstrap_then_rollout_with_the_key_alone_then_nothing_to_do(
@@ -163,6 +165,13 @@ def test_bootstrap_then_rollout_with_the_key_alone_then_nothing_to_do(
         ).read_text() == "rolled out\n"
         journal = _as_automation(new_lab, host, "sudo -n journalctl -u ssh --no-pager")
         assert "Accepted publickey for provision" in journal.stdout
+
+    # `lab ssh` reaches a bootstrapped new machine as the automation account.
+    argv = service.ssh_command(new_lab, HOSTS[0], ["sudo", "-n", "id", "-un"])
+    assert subprocess.run(argv, capture_output=True, text=True, check=True).stdout == "root\n"
+    assert {h.name: h.systemd for h in service.status(new_lab)} == dict.fromkeys(
+        HOSTS, "bootstrapped"
+    )
 
     drop_in = _root_of(new_lab, HOSTS[0]) / "etc/sudoers.d/provision-provision"
     before = drop_in.stat().st_mtime_ns
