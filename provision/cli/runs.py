@@ -36,6 +36,17 @@ def styled(word: str) -> str:
     return f"[{style}]{word}[/]" if style else word
 
 
+def shown_status(run: RunInfo) -> str:
+    """The status, flagging a run still marked running whose process on this node is gone."""
+    import socket
+
+    from provision.store import pid_alive
+
+    if run.status == "running" and run.node == socket.gethostname() and not pid_alive(run.pid):
+        return styled("running") + " [bold red]crashed?[/]"
+    return styled(run.status)
+
+
 def _when(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
 
@@ -59,7 +70,7 @@ def runs_table(found: list[RunInfo]) -> Table:
         o = run.outcomes
         table.add_row(
             str(run.id) + (f" (of {run.parent_id})" if run.parent_id else ""),
-            styled(run.status),
+            shown_status(run),
             run.kind,
             _when(run.created_at),
             run.user,
@@ -105,7 +116,7 @@ def results_table(waves: list[WaveInfo], results: dict[str, HostResult]) -> Tabl
 def print_run(run: RunInfo, waves: list[WaveInfo], results: dict[str, HostResult]) -> None:
     out = console.out
     out.print(
-        f"[bold]run {run.id}[/] {styled(run.status)}  ({run.kind}"
+        f"[bold]run {run.id}[/] {shown_status(run)}  ({run.kind}"
         + (f" of run {run.parent_id}" if run.parent_id else "")
         + ")"
     )

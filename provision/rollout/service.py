@@ -25,7 +25,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -382,8 +382,6 @@ def _stop_orphans(waves: Sequence[WaveInfo]) -> list[int]:
 
 
 def _settings_for(settings: Settings, run: RunInfo) -> Settings:
-    from dataclasses import replace
-
     return settings if settings.env == run.env else replace(settings, env=run.env)
 
 

@@ -140,6 +140,8 @@ def test_resume_after_a_crash_runs_only_hosts_without_a_result(settings: Setting
         store.acquire_locks(run_id, plan.hosts, user="u", node=os.uname().nodename, pid=dead.pid)
         store.add_host_results(run_id, [HostResult("h1", 1, "ok", ok=3), HostResult("h2", 1, "ok")])
         store.set_wave(run_id, 2, "running")
+    listed = _invoke(settings, "runs", "list")
+    assert "crashed?" in listed.stdout  # its process is gone: shown before anyone resumes
     result = resume_rollout(settings, run_id)
     assert result.status == "succeeded"
     assert sorted(result.results) == ["h1", "h2", "h3", "h5"]
