@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provision import bootstrap, crypto, keys
+from provision import bootstrap, crypto, keys, ssh
 from provision.errors import ExitStatus, StateError
 from provision.lab import service, state
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
@@ -202,6 +202,28 @@ def test_a_swapped_host_key_is_refused_by_bootstrap_and_rollout(new_lab: Setting
         assert "man-in-the-middle" in (rolled.results[host].message or "")
     finally:
         service.reset_host(new_lab, host)  # pristine again, its bootstrap forgotten
+
+
+def test_first_contact_shows_the_real_key_and_a_refusal_sends_nothing(new_lab: Settings) -> None:
+    host = HOSTS[1]
+    service.reset_host(new_lab, host)
+    offers: list[ssh.HostKeyOffer] = []
+
+    def decline(offer: ssh.HostKeyOffer) -> bool:
+        offers.append(offer)
+        return False
+
+    result = bootstrap.bootstrap(
+        new_lab, host, login_user="installer", password=lambda _h: _password(new_lab), trust=decline
+    )
+    (one,) = result.hosts
+    assert (one.outcome, one.problem) == ("failed", "host_key_unknown")
+    assert result.exit_status == ExitStatus.BAD_INPUT
+    (offer,) = offers  # asked once, with the key the lab wrote into the host
+    assert offer.fingerprint == crypto.fingerprint(_lab(new_lab).hosts[host].host_key)
+    known = keys.known_hosts_path(new_lab.inventory_path)
+    assert host not in known.read_text()
+    assert "provision:" not in (_root_of(new_lab, host) / "etc/passwd").read_text()
 
 
 def test_wrong_installer_password_leaves_the_host_untouched(new_lab: Settings) -> None:
