@@ -158,7 +158,8 @@ def bootstrap(
 
     def show(host: service.HostBootstrap) -> None:
         if not as_json:
-            detail = ", ".join(host.changes) if host.outcome != "failed" else host.message
+            failed = host.outcome in {"failed", "unreachable"}
+            detail = host.message if failed else ", ".join(host.changes)
             console.err.print(f"  {host.host}: {host.outcome} {detail}".rstrip(), markup=False)
 
     result = service.bootstrap(
