@@ -18,6 +18,7 @@ a command line, an exception or a log line.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shlex
 import socket
@@ -32,6 +33,12 @@ import paramiko
 
 from provision import crypto
 from provision.errors import InputError, ProvisionError
+
+#: paramiko logs a traceback from its transport thread for every connection that
+#: fails before login (a reset, a dropped banner). Without a handler of its own,
+#: Python's last-resort handler would print them on stderr; our callers report
+#: each failure as one line instead. (Nothing secret is in them either way.)
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 #: Host key types, most preferred first. The lab and Debian 12 offer Ed25519.
 KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
@@ -307,6 +314,14 @@ def connect(
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
         kind = "timeout" if isinstance(exc, TimeoutError | socket.timeout) else "ssh_error"
+        if "protocol banner" in str(exc):
+            # sshd closes connections beyond its MaxStartups before it greets them.
+            raise SshError(
+                kind,
+                f"{host} ({address}): the SSH server closed the connection before greeting",
+                hint="it may be busy with other connections (sshd MaxStartups); "
+                "try a lower --concurrency",
+            ) from None
         raise SshError(
             kind, f"{host} ({address}): SSH failed: {exc or type(exc).__name__}"
         ) from None
