@@ -95,7 +95,10 @@ def forget_bootstrap(folder: Path, record: HostRecord) -> None:
             if not set(line.split(" ", 1)[0].split(",")) & names
         ]
         _write(path, "".join(line + "\n" for line in kept))
-    keys.connection_vars_path(folder, record.name).unlink(missing_ok=True)
+    written = keys.connection_vars_path(folder, record.name)
+    written.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        written.parent.rmdir()  # only if bootstrap's file was all there was
 
 
 def ssh_options(folder: Path) -> list[str]:

@@ -69,7 +69,7 @@ def test_new_machines_keys_are_not_known_until_bootstrap_records_them(tmp_path: 
     # forgets when that host is reset to a pristine new machine,
     forget_bootstrap(tmp_path, records[1])
     assert "dhk-kal-lab01" not in (tmp_path / KNOWN_HOSTS).read_text()
-    assert not connection.exists()
+    assert not connection.exists() and not connection.parent.exists()
     # and removes with the lab.
     connection.parent.mkdir(parents=True, exist_ok=True)
     connection.write_text("ansible_user: provision\n")
