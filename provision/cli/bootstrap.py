@@ -12,7 +12,7 @@ import yaml
 from rich.table import Table
 
 from provision import bootstrap as service
-from provision import secrets
+from provision import keys, secrets
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.secrets import password_options, vault_password
@@ -143,6 +143,7 @@ def bootstrap(
       provision bootstrap dhk-kal-lab01 --user installer --password-vault secrets/installer.yml
     """
     settings = app.settings
+    keys.load(settings)  # a missing or unreadable key is said before any password is asked
     if password_vault is not None:
         lookup = _passwords_from_vault(
             password_vault, vault_password(app, vault_password_file, ask_vault_pass)
