@@ -98,9 +98,12 @@ def test_unreadable_or_open_key_is_one_clear_error(workspace: Path) -> None:
 
 
 def test_bootstrap_refuses_a_password_without_a_terminal(workspace: Path) -> None:
-    done = CliRunner().invoke(
-        cli, ["--workspace", str(workspace), "bootstrap", "--user", "installer"]
-    )
+    base = ["--workspace", str(workspace), "bootstrap", "--user", "installer"]
+    no_key = CliRunner().invoke(cli, base)
+    assert no_key.exit_code == ExitStatus.BAD_INPUT
+    assert "no automation key" in no_key.output  # said before any password is asked
+    keys.generate(load_settings(workspace=workspace, environ={}))
+    done = CliRunner().invoke(cli, base)
     assert done.exit_code == ExitStatus.BAD_INPUT
     assert "must be typed on a terminal or come from a vault file" in done.output
 
