@@ -37,6 +37,9 @@ def test_every_role_task_is_tagged_with_a_control_id() -> None:
             if "ansible.builtin.import_tasks" in task:
                 continue
             tags = set(task.get("tags", []))
+            if tags == {"always"}:  # read-only guards that must run under any tag
+                assert task.get("when") == "ansible_check_mode", task["name"]
+                continue
             assert tags and tags <= ids, f"{tasks}: {task['name']} has tags {tags}"
 
 
