@@ -242,6 +242,22 @@ def remove_cgroups(bridge: str) -> list[Path]:
     return removed
 
 
+def _wait_link_gone(link: str, timeout: float = 15) -> None:
+    """Wait until no interface is named (or alt-named) `link`.
+
+    nspawn names a host's link `vb-<machine>`, shortened with a hash when too long;
+    the full name stays as the link's altname, which `ip link show dev` accepts.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["ip", "link", "show", "dev", link], capture_output=True, check=False
+        )
+        if shown.returncode != 0:
+            return
+        time.sleep(0.2)
+
+
 def boot(name: str, paths: HostPaths, bridge: str) -> int:
     """Boot the host with systemd inside systemd-nspawn; return nspawn's pid.
 
@@ -256,6 +272,9 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
         raise PrerequisiteError(
             "systemd-nspawn is not installed", hint="apt-get install systemd-container"
         )
+    # A host stopped a moment ago may still hold its link on the bridge while the
+    # kernel tears its namespace down; nspawn cannot create the new one until then.
+    _wait_link_gone(f"vb-{bridge}-{name}")
     cgroups = [group / name for group in lab_cgroups(bridge)]
     for cgroup in cgroups:
         cgroup.mkdir(parents=True, exist_ok=True)
