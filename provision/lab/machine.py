@@ -333,7 +333,7 @@ def wait_for_ssh(
     pid: int,
     name: str,
     ssh_args: list[str],
-    timeout: float = 90,
+    timeout: float = 180,  # generous: a loaded 2-core machine boots slowly
     banner_only: bool = False,
 ) -> float:
     """Wait until the host answers a real SSH login; return the seconds it took.
