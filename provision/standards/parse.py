@@ -7,7 +7,6 @@ not at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -220,7 +219,6 @@ class _Parser:
         self.check_references(indexed, raw_controls)
         if self.problems:
             raise ProblemsError(self.src.path, self.problems, " in the standard")
-        text = self.src.path.read_bytes() if self.src.path.is_file() else b""
         return Standard(
             id=standard_id,
             version=version,
@@ -229,7 +227,7 @@ class _Parser:
             os_releases=os_releases,
             controls=tuple(controls),
             path=str(self.src.path),
-            digest=hashlib.sha256(text).hexdigest(),
+            digest=self.src.digest,
         )
 
     # -- one control ---------------------------------------------------------------

@@ -9,6 +9,7 @@ collapses to the last one, are reported instead of lost.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ class Located:
     lines: dict[PathKey, int] = field(default_factory=dict)
     #: (key path, line, first line) of each key that appears twice in one mapping.
     duplicates: list[tuple[PathKey, int, int]] = field(default_factory=list)
+    #: sha256 of the text that was parsed.
+    digest: str = ""
 
     def line(self, at: PathKey) -> int | None:
         """The line of `at`, or of its nearest ancestor that has one."""
@@ -56,7 +59,7 @@ def parse_located(text: str, path: Path) -> Located:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        located = Located(None, path)
+        located = Located(None, path, digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
         if node is not None:
             located.data = _build(loader, node, (), located)
         return located
