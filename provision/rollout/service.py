@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision import runner
+from provision import runner, secrets
 from provision.errors import InputError, StateError
 from provision.inventory import load_inventory, select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
@@ -565,20 +565,24 @@ def _run_wave(
         tags = list(options.get("tags") or [])
         if options.get("control"):
             tags.append(str(options["control"]))
-        result = runner.run_playbook(
-            playbook,
-            workspace=settings.workspace,
-            private_data_dir=private,
-            inventory=inventory,
-            tags=tags,
-            check=bool(options.get("check")),
-            diff=bool(options.get("diff")),
-            forks=int(options.get("forks") or settings.forks),
-            on_event=recorder,
-            cancel=stop.now.is_set,
-            keep_events=False,
-            fact_cache_type="memory",  # no facts file per host per wave on disk
-        )
+        # The vault password reaches Ansible as a file (or client script) outside the
+        # run's folder: never in its extravars, environment, artifacts or the store.
+        with secrets.vault_for_run(settings) as vault:
+            result = runner.run_playbook(
+                playbook,
+                workspace=settings.workspace,
+                private_data_dir=private,
+                inventory=inventory,
+                tags=tags,
+                check=bool(options.get("check")),
+                diff=bool(options.get("diff")),
+                forks=int(options.get("forks") or settings.forks),
+                on_event=recorder,
+                cancel=stop.now.is_set,
+                keep_events=False,
+                fact_cache_type="memory",  # no facts file per host per wave on disk
+                vault_password_file=vault,
+            )
         canceled = result.status == "canceled"
         if not canceled:
             # The recap normally made these final already; this catches a recap the

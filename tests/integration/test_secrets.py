@@ -89,3 +89,42 @@ def test_vaulted_secret_reaches_the_host_and_no_file_of_the_run(
         assert PASSWORD not in "".join(os.environ.values())
     finally:
         lab.ssh(HOST, "rm -f /root/provision-canary")
+
+
+def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The same canary through `provision rollout`: the run's artifacts, its store
+    rows (SQLite in the state directory) and every other state file stay clean."""
+    from dataclasses import replace
+
+    from provision.rollout import RolloutOptions, plan_rollout, run_rollout
+
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\nprovision_test_canary: !vault |\n"
+        + "".join(f"  {line}\n" for line in sealed.splitlines())
+    )
+    client = tmp_path / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    settings = replace(lab.settings, vault_password_file=client)
+    try:
+        plan = plan_rollout(settings, RolloutOptions(str(playbook), HOST))
+        result = run_rollout(settings, plan)
+        assert [r.outcome for r in result.results.values()] in (["changed"], ["ok"]), result
+        assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
+        files = _files(lab.settings.state_path)
+        assert any(p.name.startswith("state.db") for p in files)  # the store is searched
+        for path in files:
+            data = path.read_bytes()
+            assert CANARY.encode() not in data, path
+            assert PASSWORD.encode() not in data, path
+    finally:
+        canary_vars.unlink()
+        lab.ssh(HOST, "rm -f /root/provision-canary")
