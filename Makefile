@@ -30,8 +30,9 @@ test: lint
 unit: setup
 	$(BIN)/pytest tests/unit
 
+# Every benchmark, one after another (needs root for the lab; several minutes).
 benchmark: setup
-	$(BIN)/python benchmarks/lab_up.py
+	for script in benchmarks/[a-z]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	-$(BIN)/provision lab down
