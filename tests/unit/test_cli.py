@@ -124,3 +124,12 @@ def test_python_dash_m_works(repo_root: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("provision")
+
+
+def test_public_surface_resolves() -> None:
+    import provision
+
+    for name in provision.__all__:
+        assert getattr(provision, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = provision.no_such_thing  # type: ignore[attr-defined]
