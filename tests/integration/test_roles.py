@@ -305,7 +305,8 @@ def test_one_control_by_tag_touches_only_that_control(converged: Converged) -> N
         " /etc/ssh/sshd_config.d/00-provision-ssh-004.conf"
         " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime && systemctl reload ssh",
     )
-    assert "passwordauthentication yes" in lab.ssh(LAB_PC, "sshd -T")
+    # sshd re-executes on reload: give it a moment before the next login.
+    assert "passwordauthentication yes" in lab.ssh(LAB_PC, "sshd -T; sleep 2")
 
     events: list[runner.PlaybookEvent] = []
     lock = threading.Lock()
