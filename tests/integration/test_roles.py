@@ -303,10 +303,11 @@ def test_one_control_by_tag_touches_only_that_control(converged: Converged) -> N
         LAB_PC,
         "rm /etc/ssh/sshd_config.d/00-provision-ssh-002.conf"
         " /etc/ssh/sshd_config.d/00-provision-ssh-004.conf"
-        " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime && systemctl reload ssh",
+        " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime && systemctl reload ssh"
+        # sshd re-executes on reload: give it a moment before the next login.
+        " && sleep 2",
     )
-    # sshd re-executes on reload: give it a moment before the next login.
-    assert "passwordauthentication yes" in lab.ssh(LAB_PC, "sshd -T; sleep 2")
+    assert "passwordauthentication yes" in lab.ssh(LAB_PC, "sshd -T")
 
     events: list[runner.PlaybookEvent] = []
     lock = threading.Lock()
