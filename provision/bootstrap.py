@@ -38,7 +38,8 @@ import yaml
 
 from provision import crypto, keys, ssh
 from provision.errors import ExitStatus, InputError
-from provision.inventory import load_inventory, select_hosts, slice_inventory
+from provision.inventory import slice_inventory
+from provision.inventory.targets import select_targets
 from provision.settings import Settings
 
 #: Hosts bootstrapped at once: each holds one SSH connection and a thread.
@@ -103,19 +104,7 @@ class Target:
 
 def targets(settings: Settings, selection: str | None) -> list[Target]:
     """The selected hosts with the address and port Ansible would use."""
-    folder = settings.inventory_path
-    if not (folder / "hosts.yml").is_file():
-        raise InputError(
-            f"there is no inventory in {folder}",
-            hint="import one with provision inventory import, or start the lab (provision lab up)",
-        )
-    loaded = load_inventory(folder)
-    hosts = select_hosts(loaded.inventory, selection or "all")
-    if not hosts:
-        raise InputError(
-            f"the selection {selection!r} matches no host in {folder}",
-            hint="check it with provision inventory show SELECTION",
-        )
+    loaded, hosts = select_targets(settings.inventory_path, selection)
     data: dict[str, Any] = slice_inventory(loaded.inventory, hosts, loaded.folder)
     resolved: dict[str, dict[str, Any]] = data["all"]["hosts"]
     return [

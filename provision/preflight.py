@@ -24,7 +24,8 @@ from typing import Any
 
 from provision import keys, ssh
 from provision.errors import ExitStatus, InputError
-from provision.inventory import load_inventory, select_hosts, slice_inventory
+from provision.inventory import slice_inventory
+from provision.inventory.targets import select_targets
 from provision.settings import Settings
 
 DEFAULT_CONCURRENCY = 50
@@ -150,22 +151,10 @@ def _minimum(role: str, values: Mapping[str, Any]) -> Minimum | None:
 
 def targets(settings: Settings, selection: str | None) -> list[Target]:
     """The selected hosts, with how Ansible would log into each."""
-    folder = settings.inventory_path
-    if not (folder / "hosts.yml").is_file():
-        raise InputError(
-            f"there is no inventory in {folder}",
-            hint="import one with provision inventory import, or start the lab (provision lab up)",
-        )
-    loaded = load_inventory(folder)
-    names = select_hosts(loaded.inventory, selection or "all")
-    if not names:
-        raise InputError(
-            f"the selection {selection!r} matches no host in {folder}",
-            hint="check it with provision inventory show SELECTION",
-        )
-    resolved: dict[str, dict[str, Any]] = slice_inventory(loaded.inventory, names, folder)["all"][
-        "hosts"
-    ]
+    loaded, names = select_targets(settings.inventory_path, selection)
+    resolved: dict[str, dict[str, Any]] = slice_inventory(loaded.inventory, names, loaded.folder)[
+        "all"
+    ]["hosts"]
     default_key = keys.key_path(settings)
     chosen = []
     for name, values in resolved.items():

@@ -31,9 +31,10 @@ from typing import Any
 
 from provision import runner, secrets
 from provision.errors import InputError, StateError
-from provision.inventory import load_inventory, select_hosts, slice_inventory
+from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.names import LEVELS
+from provision.inventory.targets import load_environment, select_targets
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.plan import (
     Wave,
@@ -175,12 +176,7 @@ def _stored_path(settings: Settings, path: Path) -> str:
 
 
 def _load(settings: Settings) -> LoadedInventory:
-    if not (settings.inventory_path / "hosts.yml").is_file():
-        raise StateError(
-            f"there is no inventory in {settings.inventory_path}",
-            hint="import one with provision inventory import, or start the lab (provision lab up)",
-        )
-    return load_inventory(settings.inventory_path)
+    return load_environment(settings.inventory_path)
 
 
 def _places(loaded: LoadedInventory, hosts: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -216,13 +212,7 @@ def plan_rollout(settings: Settings, options: RolloutOptions) -> RolloutPlan:
     """Check the options, pick the hosts and cut them into waves. Touches nothing."""
     _check_options(options)
     playbook = resolve_playbook(settings, options.playbook)
-    loaded = _load(settings)
-    hosts = select_hosts(loaded.inventory, options.selection)
-    if not hosts:
-        raise InputError(
-            f"the selection {options.selection!r} matches no host in {settings.inventory_path}",
-            hint="check it with provision inventory show SELECTION",
-        )
+    loaded, hosts = select_targets(settings.inventory_path, options.selection)
     waves = plan_waves(
         hosts,
         places=_places(loaded, hosts) if options.by else {},
