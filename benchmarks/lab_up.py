@@ -10,19 +10,16 @@ person has running. Needs root (as the lab does).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provision.errors import ProvisionError  # noqa: E402
+from benchmarks.lab_workspace import lab_workspace  # noqa: E402
 from provision.lab import rootfs, service  # noqa: E402
-from provision.settings import load_settings  # noqa: E402
 
 SUBNET = "10.213.12.0/24"
 
@@ -39,16 +36,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     specs = args.hosts or ["default", "default,lab_pc:8"]
-    try:
-        service.check_prerequisites()
-    except ProvisionError as exc:
-        print(f"cannot run the lab here: {exc.message}", file=sys.stderr)
-        return 3
-    with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
-        workspace = Path(tmp)
-        shutil.copy(REPO / "ansible.cfg", workspace / "ansible.cfg")
-        (workspace / "playbooks").symlink_to(REPO / "playbooks")
-        settings = load_settings(workspace=workspace, environ={}, flags={"lab_subnet": SUBNET})
+    with lab_workspace(SUBNET) as settings:
         started = time.monotonic()
         rootfs.ensure_rootfs(settings.lab_cache, lambda m: print(f"  {m}", file=sys.stderr))
         print(f"root filesystem cache ready in {time.monotonic() - started:.1f}s (warm cache: ~0s)")

@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +32,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.lab_workspace import lab_workspace  # noqa: E402
 from provision import preflight  # noqa: E402
-from provision.errors import ProvisionError  # noqa: E402
 from provision.lab import service  # noqa: E402
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS  # noqa: E402
 from provision.runner import tool_path  # noqa: E402
@@ -101,16 +100,8 @@ def main() -> int:
     parser.add_argument("--copies", type=int, default=50, help="times each lab host is listed")
     parser.add_argument("--concurrency", type=int, default=50, help="sweep bound and --forks")
     args = parser.parse_args()
-    try:
-        service.check_prerequisites()
-    except ProvisionError as exc:
-        print(f"cannot run the lab here: {exc.message}", file=sys.stderr)
-        return 3
-    with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
-        workspace = Path(tmp)
-        shutil.copy(REPO / "ansible.cfg", workspace / "ansible.cfg")
-        (workspace / "playbooks").symlink_to(REPO / "playbooks")
-        settings = load_settings(workspace=workspace, environ={}, flags={"lab_subnet": SUBNET})
+    with lab_workspace(SUBNET) as settings:
+        workspace = settings.workspace
         try:
             up = service.up(settings)
             folder = write_targets(workspace, up.hosts, args.copies)

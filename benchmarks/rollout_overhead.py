@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +29,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.lab_workspace import lab_workspace  # noqa: E402
 from provision import runner  # noqa: E402
-from provision.errors import ProvisionError  # noqa: E402
 from provision.lab import service  # noqa: E402
-from provision.settings import Settings, load_settings  # noqa: E402
 
 SUBNET = "10.213.13.0/24"
 
@@ -85,24 +82,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=30)
     args = parser.parse_args()
-    try:
-        service.check_prerequisites()
-    except ProvisionError as exc:
-        print(f"cannot run the lab here: {exc.message}", file=sys.stderr)
-        return 3
     ansible_playbook = runner.tool_path("ansible-playbook")
     assert ansible_playbook is not None
-    with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
-        workspace = Path(tmp)
-        shutil.copy(REPO / "ansible.cfg", workspace / "ansible.cfg")
-        (workspace / "playbooks").mkdir()
-        (workspace / "inventories").mkdir()
-        (workspace / "provision.yml").write_text("---\nenv: lab\n")
+    with lab_workspace(SUBNET, link_playbooks=False) as settings:
+        workspace = settings.workspace
         playbook = workspace / "playbooks" / "bench.yml"
         write_playbook(playbook, args.tasks)
-        settings: Settings = load_settings(
-            workspace=workspace, environ={}, flags={"lab_subnet": SUBNET}
-        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISION_")}
         env.update(
             PROVISION_WORKSPACE=str(workspace),

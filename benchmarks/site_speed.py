@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provision.errors import ProvisionError  # noqa: E402
+from benchmarks.lab_workspace import lab_workspace  # noqa: E402
 from provision.lab import service  # noqa: E402
 from provision.runner import tool_path  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
@@ -127,16 +125,7 @@ def main() -> int:
     if args.workspace:
         _measure(load_settings(workspace=args.workspace.resolve()), args.rounds)
         return 0
-    try:
-        service.check_prerequisites()
-    except ProvisionError as exc:
-        print(f"cannot run the lab here: {exc.message}", file=sys.stderr)
-        return 3
-    with tempfile.TemporaryDirectory(prefix="provision-site-speed-") as tmp:
-        workspace = Path(tmp)
-        shutil.copy(REPO / "ansible.cfg", workspace / "ansible.cfg")
-        (workspace / "playbooks").symlink_to(REPO / "playbooks")
-        settings = load_settings(workspace=workspace, environ={}, flags={"lab_subnet": SUBNET})
+    with lab_workspace(SUBNET) as settings:
         service.up(settings)
         try:
             _measure(settings, args.rounds)

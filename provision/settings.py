@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from provision.errors import ConfigError
+from provision.yamlerrors import syntax_error
 
 WORKSPACE_FILE = "provision.yml"
 ENV_PREFIX = "PROVISION_"
@@ -118,13 +119,7 @@ def read_workspace_file(workspace: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise ConfigError(
-            "is not valid YAML",
-            hint="fix the YAML syntax",
-            path=path,
-            line=None if line is None else line + 1,
-        ) from None
+        raise syntax_error(exc, path, ConfigError) from None
     except UnicodeDecodeError:
         raise ConfigError("is not UTF-8 text", hint="save it as UTF-8", path=path) from None
     if not isinstance(data, dict):

@@ -28,6 +28,7 @@ import yaml
 from provision.errors import InputError
 from provision.inventory.model import Group, Inventory
 from provision.inventory.problems import Problem
+from provision.yamlerrors import syntax_error
 
 HOSTS_FILE = "hosts.yml"
 CACHE_FILE = ".inventory-cache.json"
@@ -232,13 +233,7 @@ def load_yaml(path: Path, text: str) -> tuple[Any, list[tuple[str, int]]]:
     try:
         return loader.get_single_data(), loader.duplicates
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"is not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            hint="fix the YAML syntax at that line",
-            path=path,
-            line=None if mark is None else mark.line + 1,
-        ) from None
+        raise syntax_error(exc, path, InputError) from None
     finally:
         loader.dispose()
 

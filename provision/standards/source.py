@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError
+from provision.yamlerrors import syntax_error
 
 PathKey = tuple[str | int, ...]
 
@@ -64,13 +65,7 @@ def parse_located(text: str, path: Path) -> Located:
             located.data = _build(loader, node, (), located)
         return located
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(
-            f"is not valid YAML: {getattr(exc, 'problem', None) or exc}",
-            hint="fix the YAML syntax at that line",
-            path=path,
-            line=None if mark is None else mark.line + 1,
-        ) from None
+        raise syntax_error(exc, path, InputError) from None
     finally:
         loader.dispose()
 
