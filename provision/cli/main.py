@@ -111,13 +111,19 @@ def cli(
 def _register_commands() -> None:
     # Imported here so that each subcommand module stays free of the group's wiring.
     from provision.cli import bootstrap as bootstrap_cli
+    from provision.cli import ca as ca_cli
+    from provision.cli import compliance as compliance_cli
     from provision.cli import doctor, inventory, lab
+    from provision.cli import image as image_cli
     from provision.cli import keys as keys_cli
+    from provision.cli import portal as portal_cli
     from provision.cli import preflight as preflight_cli
     from provision.cli import rollout as rollout_cli
     from provision.cli import runs as runs_cli
+    from provision.cli import schedule as schedule_cli
     from provision.cli import secrets as secrets_cli
     from provision.cli import standards as standards_cli
+    from provision.cli import waivers as waivers_cli
 
     cli.add_command(doctor.doctor)
     cli.add_command(lab.lab)
@@ -129,6 +135,12 @@ def _register_commands() -> None:
     cli.add_command(runs_cli.runs)
     cli.add_command(secrets_cli.secrets)
     cli.add_command(standards_cli.standards)
+    cli.add_command(compliance_cli.compliance)
+    cli.add_command(waivers_cli.waivers)
+    cli.add_command(schedule_cli.schedule)
+    cli.add_command(portal_cli.portal)
+    cli.add_command(ca_cli.ca)
+    cli.add_command(image_cli.image)
 
 
 _register_commands()
