@@ -143,7 +143,27 @@ def _v1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2_compliance(conn: Connection) -> None:
+    """Compliance runs, host reports and control results."""
+    from provision.store import compliance_tables  # defined there, on this metadata
+
+    for table in compliance_tables.TABLES:
+        table.create(conn)
+
+
+def _v3_preflight(conn: Connection) -> None:
+    """Preflight sweeps and their per-host results."""
+    from provision.store import preflight_tables  # defined there, on this metadata
+
+    for table in preflight_tables.TABLES:
+        table.create(conn)
+
+
 #: (version, name, function), in order. Append only.
-MIGRATIONS: tuple[tuple[int, str, Migration], ...] = ((1, "initial", _v1_initial),)
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "initial", _v1_initial),
+    (2, "compliance", _v2_compliance),
+    (3, "preflight", _v3_preflight),
+)
 
 LATEST = MIGRATIONS[-1][0]
