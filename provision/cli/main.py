@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,15 @@ class ProvisionGroup(click.Group):
     traceback only under --debug. click's own usage errors keep click's message and
     exit 2.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module_name, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -108,42 +118,27 @@ def cli(
     ctx.obj = AppContext(workspace=workspace, flags={"env": env, "forks": forks, "debug": debug})
 
 
-def _register_commands() -> None:
-    # Imported here so that each subcommand module stays free of the group's wiring.
-    from provision.cli import bootstrap as bootstrap_cli
-    from provision.cli import ca as ca_cli
-    from provision.cli import compliance as compliance_cli
-    from provision.cli import doctor, inventory, lab
-    from provision.cli import image as image_cli
-    from provision.cli import keys as keys_cli
-    from provision.cli import portal as portal_cli
-    from provision.cli import preflight as preflight_cli
-    from provision.cli import rollout as rollout_cli
-    from provision.cli import runs as runs_cli
-    from provision.cli import schedule as schedule_cli
-    from provision.cli import secrets as secrets_cli
-    from provision.cli import standards as standards_cli
-    from provision.cli import waivers as waivers_cli
-
-    cli.add_command(doctor.doctor)
-    cli.add_command(lab.lab)
-    cli.add_command(inventory.inventory)
-    cli.add_command(keys_cli.keys)
-    cli.add_command(bootstrap_cli.bootstrap)
-    cli.add_command(preflight_cli.preflight)
-    cli.add_command(rollout_cli.rollout)
-    cli.add_command(runs_cli.runs)
-    cli.add_command(secrets_cli.secrets)
-    cli.add_command(standards_cli.standards)
-    cli.add_command(compliance_cli.compliance)
-    cli.add_command(waivers_cli.waivers)
-    cli.add_command(schedule_cli.schedule)
-    cli.add_command(portal_cli.portal)
-    cli.add_command(ca_cli.ca)
-    cli.add_command(image_cli.image)
-
-
-_register_commands()
+#: Each subcommand and the module:attribute that defines it. Loaded only when a
+#: command is run (or --help lists them), so `provision rollout` does not pay
+#: for importing paramiko, SQLAlchemy or Jinja2 it does not use.
+COMMANDS: dict[str, str] = {
+    "doctor": "provision.cli.doctor:doctor",
+    "lab": "provision.cli.lab:lab",
+    "inventory": "provision.cli.inventory:inventory",
+    "keys": "provision.cli.keys:keys",
+    "bootstrap": "provision.cli.bootstrap:bootstrap",
+    "preflight": "provision.cli.preflight:preflight",
+    "rollout": "provision.cli.rollout:rollout",
+    "runs": "provision.cli.runs:runs",
+    "secrets": "provision.cli.secrets:secrets",
+    "standards": "provision.cli.standards:standards",
+    "compliance": "provision.cli.compliance:compliance",
+    "waivers": "provision.cli.waivers:waivers",
+    "schedule": "provision.cli.schedule:schedule",
+    "portal": "provision.cli.portal:portal",
+    "ca": "provision.cli.ca:ca",
+    "image": "provision.cli.image:image",
+}
 
 
 def main() -> None:

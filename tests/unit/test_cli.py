@@ -89,7 +89,10 @@ def test_bad_workspace_file_is_reported_by_a_real_command(
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, f"provision {' '.join((*prefix, name))} does not load"
         path = (*prefix, name)
         found.append(path)
         if isinstance(command, click.Group):
