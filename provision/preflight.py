@@ -8,46 +8,64 @@ inventory), with the host keys recorded in `inventories/<env>/.ssh/known_hosts`,
 strictly: an unknown or changed key is reported, never accepted.
 
 One command collects the OS release, CPU cores, memory and root disk size, and
-each host is compared with the equipment minimum of its role.
+each host is compared with the equipment minimum the standards set for its role:
+the `hardware` checks of the controls that apply to it (HW-001…003 of the
+baseline), with the host's own parameter values, so an inventory override
+(`hardware_pc_min_memory_mb` in group_vars) counts here as it does in compliance.
+
+Each sweep is recorded in the state store as the hosts answer (a sweep cut short
+keeps what it learned): `provision preflight show` reads one back.
 """
 
 from __future__ import annotations
 
-import json
+import getpass
+import os
+import socket
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from provision import keys, ssh
 from provision.errors import ExitStatus, InputError
 from provision.inventory import slice_inventory
+from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
 from provision.settings import Settings
+from provision.standards import (
+    Standard,
+    control_parameters,
+    find_standards,
+    host_layers,
+    load_standard,
+    resolve_check,
+    resolve_parameters,
+)
+from provision.store import open_store
+from provision.store.preflight_records import HostRecord, PreflightRecords, SweepInfo
 
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT = 5.0
 
 
+#: Results are written to the store in batches of this many, or at least this often.
+SAVE_BATCH = 50
+SAVE_EVERY = 0.5
+
+
 @dataclass(frozen=True)
 class Minimum:
-    cpu_cores: int
-    memory_mb: int
-    disk_gb: int
+    """The equipment a host must have; None where the standard asks nothing."""
 
+    cpu_cores: int | None
+    memory_mb: int | None
+    disk_gb: int | None
+    #: The control(s) it comes from, e.g. "HW-001" (comma-joined when several apply).
+    control: str = ""
 
-#: The equipment minimum per role: the defaults of the baseline standard's HW-001…003
-#: controls. A host's inventory variables of the same names (the standard's
-#: parameters, e.g. hardware_pc_min_memory_mb) override them per group or host.
-MINIMUMS: dict[str, tuple[str, Minimum]] = {
-    "lab_pc": ("hardware_pc", Minimum(2, 3500, 100)),
-    "digital_centre_pc": ("hardware_pc", Minimum(2, 3500, 100)),
-    "field_server": ("hardware_field_server", Minimum(4, 7500, 450)),
-    "portal_host": ("hardware_portal_host", Minimum(4, 15000, 450)),
-}
 
 #: What the sweep asks each host; plain POSIX tools every Debian has.
 PROBE = (
@@ -78,11 +96,23 @@ class HostPreflight:
     disk_gb: int | None = None
     #: None when unknown (unreachable, or a role without a minimum)
     meets_minimum: bool | None = None
+    #: The standard's control the minimum comes from (e.g. HW-001), "" when none.
+    minimum_control: str = ""
     shortfalls: tuple[str, ...] = ()
 
     @property
     def reachable(self) -> bool:
         return self.status == "reachable"
+
+    def record(self) -> HostRecord:
+        return HostRecord(**asdict(self))
+
+    @classmethod
+    def from_record(cls, record: HostRecord) -> HostPreflight:
+        values = asdict(record)
+        values.pop("at")
+        values["shortfalls"] = tuple(values["shortfalls"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -100,7 +130,8 @@ class PreflightResult:
     hosts: list[HostPreflight]
     districts: list[DistrictSummary]
     seconds: float
-    saved_to: Path | None = None
+    #: The sweep as recorded in the store (None when it was not saved).
+    sweep: SweepInfo | None = None
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -113,6 +144,7 @@ class PreflightResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "sweep": None if self.sweep is None else self.sweep.as_dict(),
             "seconds": round(self.seconds, 3),
             "hosts": [{**asdict(h), "reachable": h.reachable} for h in self.hosts],
             "districts": [asdict(d) for d in self.districts],
@@ -131,22 +163,41 @@ class Target:
     minimum: Minimum | None
 
 
-def _minimum(role: str, values: Mapping[str, Any]) -> Minimum | None:
-    if role not in MINIMUMS:
+def workspace_standards(settings: Settings) -> list[Standard]:
+    """Every standard in the workspace's standards/ folder (none: no minimums)."""
+    return [load_standard(path) for path in find_standards(settings.workspace / "standards")]
+
+
+def hardware_minimum(
+    standards: Sequence[Standard], loaded: LoadedInventory, host: str, role: str
+) -> Minimum | None:
+    """The equipment minimum of `host`: every `hardware` check of the controls that
+    apply to its role, with the host's parameter values (inventory overrides
+    included); the strictest figure wins when several apply. None when none does.
+    """
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    layers = None
+    for standard in standards:
+        for control in standard.applicable(role or None):
+            hardware = [c for c in control.checks if c.type == "hardware"]
+            if not hardware:
+                continue
+            if layers is None:
+                layers = host_layers(loaded, host)
+            names = control_parameters(control)
+            values = {
+                name: p.value for name, p in resolve_parameters(standard, layers, names).items()
+            }
+            found.extend((control.id, resolve_check(c, values).fields) for c in hardware)
+    if not found:
         return None
-    prefix, default = MINIMUMS[role]
 
-    def value(name: str, fallback: int) -> int:
-        try:
-            return int(values.get(f"{prefix}_min_{name}", fallback))
-        except (TypeError, ValueError):
-            return fallback
+    def strictest(name: str) -> int | None:
+        wanted = [int(fields[name]) for _, fields in found if fields.get(name) is not None]
+        return max(wanted) if wanted else None
 
-    return Minimum(
-        value("cpu_cores", default.cpu_cores),
-        value("memory_mb", default.memory_mb),
-        value("disk_gb", default.disk_gb),
-    )
+    controls = ",".join(dict.fromkeys(control for control, _ in found))
+    return Minimum(strictest("cpu_cores"), strictest("memory_mb"), strictest("disk_gb"), controls)
 
 
 def targets(settings: Settings, selection: str | None) -> list[Target]:
@@ -156,6 +207,7 @@ def targets(settings: Settings, selection: str | None) -> list[Target]:
         "all"
     ]["hosts"]
     default_key = keys.key_path(settings)
+    standards = workspace_standards(settings)
     chosen = []
     for name, values in resolved.items():
         key = values.get("ansible_ssh_private_key_file") or values.get("ansible_private_key_file")
@@ -169,7 +221,7 @@ def targets(settings: Settings, selection: str | None) -> list[Target]:
                 key=Path(str(key)).expanduser() if key else default_key,
                 role=role,
                 district=str(values.get("provision_district") or "-"),
-                minimum=_minimum(role, values),
+                minimum=hardware_minimum(standards, loaded, name, role),
             )
         )
     return chosen
@@ -221,15 +273,7 @@ def probe(target: Target, known_hosts: Path, timeout: float) -> HostPreflight:
             latency_ms=round(latency, 2),
             seconds=time.monotonic() - started,
         )
-    shortfalls: list[str] = []
-    if target.minimum is not None:
-        want = target.minimum
-        if cores < want.cpu_cores:
-            shortfalls.append(f"cpu_cores {cores} < {want.cpu_cores}")
-        if memory_mb < want.memory_mb:
-            shortfalls.append(f"memory_mb {memory_mb} < {want.memory_mb}")
-        if disk_gb < want.disk_gb:
-            shortfalls.append(f"disk_gb {disk_gb} < {want.disk_gb}")
+    shortfalls = _shortfalls(target.minimum, cores, memory_mb, disk_gb)
     return HostPreflight(
         **base,
         status="reachable",
@@ -240,8 +284,25 @@ def probe(target: Target, known_hosts: Path, timeout: float) -> HostPreflight:
         memory_mb=memory_mb,
         disk_gb=disk_gb,
         meets_minimum=None if target.minimum is None else not shortfalls,
+        minimum_control="" if target.minimum is None else target.minimum.control,
         shortfalls=tuple(shortfalls),
     )
+
+
+def _shortfalls(minimum: Minimum | None, cores: int, memory_mb: int, disk_gb: int) -> list[str]:
+    if minimum is None:
+        return []
+    have = {"cpu_cores": cores, "memory_mb": memory_mb, "disk_gb": disk_gb}
+    want = {
+        "cpu_cores": minimum.cpu_cores,
+        "memory_mb": minimum.memory_mb,
+        "disk_gb": minimum.disk_gb,
+    }
+    return [
+        f"{name} {have[name]} < {need}"
+        for name, need in want.items()
+        if need is not None and have[name] < need
+    ]
 
 
 def summarise(hosts: list[HostPreflight]) -> list[DistrictSummary]:
@@ -265,6 +326,33 @@ def summarise(hosts: list[HostPreflight]) -> list[DistrictSummary]:
     return summary
 
 
+def current_user() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    sudo = os.environ.get("SUDO_USER")
+    return f"{sudo} (as {user})" if sudo and sudo != user else user
+
+
+def _probe_all(
+    chosen: Sequence[Target], known_hosts: Path, timeout: float, concurrency: int
+) -> Iterator[HostPreflight]:
+    """Each host's answer as soon as it comes, in the caller's thread."""
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(chosen)))) as pool:
+        pending: set[Future[HostPreflight]] = {
+            pool.submit(probe, target, known_hosts, timeout) for target in chosen
+        }
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=SAVE_EVERY, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def sweep(
     settings: Settings,
     selection: str | None,
@@ -274,36 +362,71 @@ def sweep(
     on_host: Callable[[HostPreflight], None] | None = None,
     save: bool = True,
 ) -> PreflightResult:
-    """Sweep the selected hosts; results are also saved as JSON under the state dir."""
+    """Sweep the selected hosts; with `save`, record the sweep in the state store.
+
+    Results reach the store in small batches as hosts answer (one writer: this
+    thread), so a sweep stopped half-way keeps what it learned, marked
+    `interrupted`.
+    """
     chosen = targets(settings, selection)
     known_hosts = keys.known_hosts_path(settings.inventory_path)
     started = time.monotonic()
-
-    def one(target: Target) -> HostPreflight:
-        result = probe(target, known_hosts, timeout)
-        if on_host is not None:
-            on_host(result)
-        return result
-
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(chosen)))) as pool:
-        hosts = list(pool.map(one, chosen))
-    result = PreflightResult(hosts, summarise(hosts), time.monotonic() - started)
-    if save:
-        result = PreflightResult(
-            result.hosts, result.districts, result.seconds, _save(settings, result)
+    hosts: list[HostPreflight] = []
+    if not save:
+        for result in _probe_all(chosen, known_hosts, timeout, concurrency):
+            hosts.append(result)
+            if on_host is not None:
+                on_host(result)
+        return _result(hosts, time.monotonic() - started)
+    with open_store(settings) as store:
+        records = PreflightRecords(store)
+        sweep_id = records.add_sweep(
+            env=settings.env,
+            selection=selection or "",
+            user=current_user(),
+            node=socket.gethostname(),
+            hosts=len(chosen),
         )
-    return result
+        unsaved: list[HostPreflight] = []
+        last_save = time.monotonic()
+        status = "interrupted"
+        try:
+            for result in _probe_all(chosen, known_hosts, timeout, concurrency):
+                hosts.append(result)
+                unsaved.append(result)
+                if on_host is not None:
+                    on_host(result)
+                now = time.monotonic()
+                if len(unsaved) >= SAVE_BATCH or now - last_save >= SAVE_EVERY:
+                    records.add_results(sweep_id, [h.record() for h in unsaved])
+                    unsaved, last_save = [], now
+            status = "done"
+        finally:
+            records.add_results(sweep_id, [h.record() for h in unsaved])
+            records.finish_sweep(sweep_id, status, seconds=round(time.monotonic() - started, 3))
+        info = records.sweep(sweep_id)
+    return _result(hosts, time.monotonic() - started, info)
 
 
-def _save(settings: Settings, result: PreflightResult) -> Path:
-    """`<state>/preflight/<utc time>.json`, and `latest.json` beside it."""
-    folder = settings.state_path / "preflight"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    data = {"env": settings.env, "finished_at": stamp, **result.as_dict()}
-    path = folder / f"{stamp}.json"
-    path.write_text(json.dumps(data, indent=1, sort_keys=True))
-    latest = folder / "latest.json.tmp"
-    latest.write_text(path.read_text())
-    latest.replace(folder / "latest.json")
-    return path
+def _result(
+    hosts: list[HostPreflight], seconds: float, info: SweepInfo | None = None
+) -> PreflightResult:
+    ordered = sorted(hosts, key=lambda h: h.host)
+    return PreflightResult(ordered, summarise(ordered), seconds, info)
+
+
+def recorded(settings: Settings, sweep_id: int | None = None) -> PreflightResult:
+    """A sweep as recorded in the store: `sweep_id`, or the latest of this env."""
+    with open_store(settings) as store:
+        records = PreflightRecords(store)
+        info = records.sweep(sweep_id, env=None if sweep_id is not None else settings.env)
+        hosts = [HostPreflight.from_record(r) for r in records.sweep_results(info.id)]
+    return _result(hosts, info.seconds or 0.0, info)
+
+
+def history(settings: Settings, *, limit: int = 20, all_envs: bool = False) -> list[SweepInfo]:
+    """The latest recorded sweeps (of this env unless `all_envs`), newest first."""
+    with open_store(settings) as store:
+        return PreflightRecords(store).list_sweeps(
+            limit=limit, env=None if all_envs else settings.env
+        )

@@ -10,8 +10,9 @@ comes from one of three places, the same three ansible-vault knows:
   (a password manager or a keyring behind one command).
 
 A run that needs the password hands Ansible a *file name* (the setting's file or
-client script as it is, or `password_file()` for a prompted password: a 0600 file
-in a private tmpfs folder, removed as soon as the run ends). The password itself
+client script as it is, or `password_file()` for a prompted password: an
+anonymous 0600 memory file named by /proc/<pid>/fd/<n>, on no file system and
+closed as soon as the run ends). The password itself
 never travels in an argument or an environment variable, which ansible-runner
 would write into the run's artifacts.
 """
@@ -107,15 +108,49 @@ def _write_private(path: Path, data: bytes) -> None:
 
 @contextlib.contextmanager
 def password_file(password: str) -> Iterator[Path]:
-    """A file holding `password` for `--vault-password-file`, for the length of a run.
+    """A file name holding `password` for `--vault-password-file`, for the length of a run.
 
-    Kept outside the run's private data dir (so not in its artifacts), mode 0600 in
-    a 0700 folder on a tmpfs, and removed when the block ends, even on an error.
+    On Linux an anonymous memory file (`memfd_create`, mode 0600, close-on-exec)
+    named by `/proc/<pid>/fd/<n>`: it is on no file system at all, only this
+    process and its own user can open it, and it vanishes with the process, even
+    one killed with SIGKILL. Elsewhere a 0600 file in a private 0700 folder on a
+    tmpfs. Either way outside the run's private data dir (so not in its
+    artifacts), and gone when the block ends, even on an error.
     """
+    memfd = _memory_file(password)
+    if memfd is not None:
+        try:
+            yield Path(f"/proc/{os.getpid()}/fd/{memfd}")
+        finally:
+            os.close(memfd)
+        return
     with private_dir("provision-vault-") as folder:
         path = folder / "vault-password"
         _write_private(path, password.encode() + b"\n")
         yield path
+
+
+def _memory_file(password: str) -> int | None:
+    """A memfd holding the password, readable at /proc/<pid>/fd/<n>; None where there is none."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or not Path(f"/proc/{os.getpid()}/fd").is_dir():
+        return None
+    try:
+        fd: int = create("provision-vault", getattr(os, "MFD_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        os.fchmod(fd, 0o600)  # not executable: Ansible reads it, never runs it
+        data = password.encode() + b"\n"
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        if not os.access(f"/proc/{os.getpid()}/fd/{fd}", os.R_OK):
+            raise OSError("not readable through /proc")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _read(path: Path) -> bytes:

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
+from provision.settings import Settings
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.rollout import Progress, RolloutPlan, RolloutResult, StopSignal
@@ -193,6 +195,31 @@ def _confirm(plan: RolloutPlan, yes: bool) -> None:
         raise click.exceptions.Exit(int(ExitStatus.SUCCESS))
 
 
+_ASK_VAULT_PASS = click.option(
+    "--ask-vault-pass",
+    is_flag=True,
+    help="Ask for the vault password (not echoed) instead of using vault_password_file.",
+)
+
+
+@contextmanager
+def _vault_settings(app: AppContext, ask: bool) -> Iterator[Settings]:
+    """The settings for the run; with `ask`, the prompted vault password is handed to
+    Ansible as an anonymous in-memory file (see secrets.password_file) that is closed
+    when the run ends: never an argument, an environment variable or a file under
+    the state directory, so never in the run's artifacts, logs or the store."""
+    if not ask:
+        yield app.settings
+        return
+    from provision import secrets
+    from provision.cli.secrets import vault_password
+
+    password = vault_password(app, None, True)
+    with secrets.password_file(password) as path:
+        del password
+        yield replace(app.settings, vault_password_file=str(path))
+
+
 def _drive(app: AppContext, total: int, as_json: bool, action: Any) -> None:
     from provision.rollout import StopSignal
 
@@ -267,6 +294,7 @@ def _finish(result: RolloutResult, stop: StopSignal, as_json: bool) -> None:
     help="Enforce one control of the standard (its tasks carry its id as a tag).",
 )
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
+@_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @pass_app
 def run_command(
@@ -282,6 +310,7 @@ def run_command(
     tags: str | None,
     control: str | None,
     yes: bool,
+    ask_vault_pass: bool,
     as_json: bool,
 ) -> None:
     """Run PLAYBOOK over SELECTION in waves (the default command of `provision rollout`).
@@ -289,12 +318,15 @@ def run_command(
     PLAYBOOK is a path, or a name under playbooks/. SELECTION uses the selection
     language of docs/inventory.md; none means every host. Without --yes the plan
     is shown and confirmed first (and refused when input is not a terminal).
+    Vaulted variables are opened with the vault_password_file setting, or with
+    a password asked for after the plan is confirmed (--ask-vault-pass).
 
     \b
     Example:
       provision rollout site.yml district:gazipur --canary 1 --batch 25%
       provision rollout site.yml division:dhaka --by district --max-fail 10% --yes
       provision rollout site.yml role:field_server --control SSH-001 --check --diff
+      provision rollout portal.yml role:portal_host --ask-vault-pass
     """
     from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 
@@ -312,19 +344,21 @@ def run_command(
     )
     plan = plan_rollout(app.settings, options)
     _confirm(plan, yes)
-    _drive(
-        app,
-        len(plan.hosts),
-        as_json,
-        lambda display, stop: run_rollout(app.settings, plan, on_progress=display, stop=stop),
-    )
+    with _vault_settings(app, ask_vault_pass) as settings:
+        _drive(
+            app,
+            len(plan.hosts),
+            as_json,
+            lambda display, stop: run_rollout(settings, plan, on_progress=display, stop=stop),
+        )
 
 
 @rollout.command("resume")
 @click.argument("run_id", metavar="RUN", type=int)
+@_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @pass_app
-def resume(app: AppContext, run_id: int, as_json: bool) -> None:
+def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) -> None:
     """Continue a stopped, failed or crashed run with the hosts that have no result yet.
 
     Hosts that already have a result keep it (rerun failed ones with `retry`).
@@ -340,12 +374,13 @@ def resume(app: AppContext, run_id: int, as_json: bool) -> None:
 
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
-    _drive(
-        app,
-        run.planned,
-        as_json,
-        lambda display, stop: resume_rollout(app.settings, run_id, on_progress=display, stop=stop),
-    )
+    with _vault_settings(app, ask_vault_pass) as settings:
+        _drive(
+            app,
+            run.planned,
+            as_json,
+            lambda display, stop: resume_rollout(settings, run_id, on_progress=display, stop=stop),
+        )
 
 
 @rollout.command("retry")
@@ -355,10 +390,17 @@ def resume(app: AppContext, run_id: int, as_json: bool) -> None:
     "--unreachable", "unreachable", is_flag=True, help="Rerun the hosts that were unreachable."
 )
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
+@_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @pass_app
 def retry(
-    app: AppContext, run_id: int, failed: bool, unreachable: bool, yes: bool, as_json: bool
+    app: AppContext,
+    run_id: int,
+    failed: bool,
+    unreachable: bool,
+    yes: bool,
+    ask_vault_pass: bool,
+    as_json: bool,
 ) -> None:
     """Rerun the failed and/or unreachable hosts of RUN as a new run linked to it.
 
@@ -377,9 +419,10 @@ def retry(
     ]
     plan = plan_retry(app.settings, run_id, which)
     _confirm(plan, yes)
-    _drive(
-        app,
-        len(plan.hosts),
-        as_json,
-        lambda display, stop: run_rollout(app.settings, plan, on_progress=display, stop=stop),
-    )
+    with _vault_settings(app, ask_vault_pass) as settings:
+        _drive(
+            app,
+            len(plan.hosts),
+            as_json,
+            lambda display, stop: run_rollout(settings, plan, on_progress=display, stop=stop),
+        )

@@ -12,6 +12,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -21,12 +22,24 @@ from provision import crypto, preflight
 from provision.cli.main import cli
 from provision.errors import ExitStatus
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
+from tests.conftest import REPO
 from tests.integration.conftest import Lab
 
 pytestmark = pytest.mark.lab
 
 
-def test_sweep_reports_what_each_host_says(lab: Lab) -> None:
+@pytest.fixture
+def standard(lab: Lab) -> Iterator[Path]:
+    """The department's standard in the lab's workspace: where the minimums come from."""
+    path = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
+    shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", path)
+    try:
+        yield path
+    finally:
+        path.unlink()
+
+
+def test_sweep_reports_what_each_host_says(lab: Lab, standard: Path) -> None:
     result = preflight.sweep(lab.settings, None)
     assert result.exit_status == ExitStatus.SUCCESS
     assert sorted(h.host for h in result.hosts) == sorted(h.name for h in lab.hosts)
@@ -39,19 +52,40 @@ def test_sweep_reports_what_each_host_says(lab: Lab) -> None:
         assert host.memory_mb == mem_kb // 1024
         assert host.latency_ms is not None and host.latency_ms >= 0
         assert host.meets_minimum is not None
+        assert (
+            host.minimum_control
+            == {
+                "lab_pc": "HW-001",
+                "field_server": "HW-002",
+                "portal_host": "HW-003",
+            }[host.role]
+        )
     (gazipur,) = result.districts
     assert (gazipur.district, gazipur.hosts, gazipur.reachable) == ("Gazipur", 4, 4)
-    assert result.saved_to is not None
-    saved = json.loads(result.saved_to.read_text())
-    assert len(saved["hosts"]) == 4
+    # Recorded in the store, host by host, exactly as reported.
+    assert result.sweep is not None and result.sweep.status == "done"
+    assert preflight.recorded(lab.settings, result.sweep.id).hosts == result.hosts
 
 
-def test_minimum_comes_from_the_role_and_inventory_overrides() -> None:
-    low = preflight._minimum("lab_pc", {})
-    assert low == preflight.Minimum(2, 3500, 100)
-    raised = preflight._minimum("lab_pc", {"hardware_pc_min_memory_mb": 10**9})
-    assert raised is not None and raised.memory_mb == 10**9
-    assert preflight._minimum("printer", {}) is None
+def test_an_inventory_override_of_the_standard_decides_the_verdict(
+    lab: Lab, standard: Path
+) -> None:
+    """The lab PC has what it has; raising its minimum above that, for its group in
+    the inventory, turns the same host from meeting the standard to falling short."""
+    host = "dhk-kal-lab01"
+    before = preflight.sweep(lab.settings, host, save=False).hosts[0]
+    assert before.memory_mb is not None
+    override = lab.inventory / "host_vars" / host / "preflight-minimum.yml"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text(f"---\nhardware_pc_min_memory_mb: {before.memory_mb + 1}\n")
+    try:
+        after = preflight.sweep(lab.settings, host, save=False).hosts[0]
+    finally:
+        override.unlink()
+        if not any(override.parent.iterdir()):
+            override.parent.rmdir()
+    assert after.meets_minimum is False
+    assert after.shortfalls == (f"memory_mb {before.memory_mb} < {before.memory_mb + 1}",)
 
 
 @pytest.fixture
@@ -150,3 +184,13 @@ def test_cli_prints_districts_and_exits_5_when_a_host_is_down(sweep_env: Lab) ->
     )
     data = json.loads(as_json.stdout)
     assert {h["host"] for h in data["hosts"] if not h["reachable"]} == {"gone-host", "wrong-key"}
+    # The last sweep, read back from the store.
+    shown = CliRunner().invoke(
+        cli, ["--workspace", str(workspace), "--env", "sweep", "preflight", "show", "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    again = json.loads(shown.stdout)
+    assert again["sweep"]["id"] == data["sweep"]["id"]
+    assert {h["host"]: h["status"] for h in again["hosts"]} == {
+        h["host"]: h["status"] for h in data["hosts"]
+    }

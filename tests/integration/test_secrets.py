@@ -128,3 +128,54 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
     finally:
         canary_vars.unlink()
         lab.ssh(HOST, "rm -f /root/provision-canary")
+
+
+def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`provision rollout … --ask-vault-pass`: the typed password is not echoed, opens
+    the vault for the run, and is in no file under the state directory afterwards
+    (artifacts, store, logs), nor is the canary it opened."""
+    from click.testing import CliRunner
+
+    from provision.cli import console
+    from provision.cli.main import cli
+
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\nprovision_test_canary: !vault |\n"
+        + "".join(f"  {line}\n" for line in sealed.splitlines())
+    )
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    monkeypatch.setattr(console, "is_interactive", lambda: True)  # a person at the prompt
+    assert lab.settings.state_path == lab.settings.workspace / ".provision"
+    base = ["--workspace", str(lab.settings.workspace)]
+    try:
+        wrong = CliRunner().invoke(
+            cli,
+            [*base, "rollout", str(playbook), HOST, "--yes", "--ask-vault-pass"],
+            input="not-the-password\n",
+        )
+        assert wrong.exit_code == 4, wrong.output  # the host failed: the vault did not open
+        done = CliRunner().invoke(
+            cli,
+            [*base, "rollout", str(playbook), HOST, "--yes", "--ask-vault-pass", "--json"],
+            input=PASSWORD + "\n",
+        )
+        assert done.exit_code == 0, done.output
+        assert PASSWORD not in done.output  # never echoed
+        assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
+        files = _files(lab.settings.state_path)
+        assert any(p.name.startswith("state.db") for p in files)
+        assert any(p.name == "command" for p in files)
+        for path in files:
+            data = path.read_bytes()
+            assert CANARY.encode() not in data, path
+            assert PASSWORD.encode() not in data, path
+    finally:
+        canary_vars.unlink()
+        lab.ssh(HOST, "rm -f /root/provision-canary")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,11 +119,52 @@ def test_a_failing_editor_changes_nothing(tmp_path: Path) -> None:
     assert target.read_bytes() == before
 
 
-def test_password_file_is_private_and_removed() -> None:
+def test_password_file_is_in_memory_private_and_gone_afterwards() -> None:
+    with secrets.password_file(PASSWORD) as path:
+        assert path.read_text() == PASSWORD + "\n"
+        held = path.stat()
+        assert stat.S_IMODE(held.st_mode) == 0o600
+        # An anonymous memory file: on no file system, so on no disk and in no folder.
+        assert path.parent == Path(f"/proc/{os.getpid()}/fd")
+        assert str(path.readlink()).startswith("/memfd:provision-vault")
+    after = path.stat() if path.exists() else None
+    assert after is None or (after.st_dev, after.st_ino) != (held.st_dev, held.st_ino)
+
+
+def test_password_file_falls_back_to_a_private_tmpfs_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(secrets, "_memory_file", lambda _password: None)
     with secrets.password_file(PASSWORD) as path:
         assert path.read_text() == PASSWORD + "\n"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert not path.exists() and not path.parent.exists()
+
+
+def test_a_killed_process_leaves_no_password_behind(tmp_path: Path) -> None:
+    """SIGKILL runs no cleanup: the password must not be in a file that outlives it."""
+    script = (
+        "import sys, time\n"
+        "from provision import secrets\n"
+        f"with secrets.password_file({PASSWORD!r}) as path:\n"
+        "    print(path, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        shown = Path(proc.stdout.readline().strip())
+        assert shown.read_text() == PASSWORD + "\n"  # Ansible, a child, could read it
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not shown.exists()
+    for root in secrets.PRIVATE_TMP_ROOTS:
+        if root.is_dir():
+            for path in root.rglob("*"):
+                with contextlib.suppress(OSError):
+                    assert PASSWORD.encode() not in path.read_bytes(), path
 
 
 def test_cli_round_trip_and_wrong_password_is_one_line(
