@@ -160,12 +160,10 @@ def build(
       sudo provision image build --role field_server --format tar --out fs.tar
       sudo provision image build --role lab_pc --format vagrant-box --out lab_pc.box
     """
+    request = build_service.BuildRequest(role=role, format=fmt, out=out, force=force, size_gb=size)
+    build_service.preflight(app.settings, request)  # refused before any progress is shown
     with console.Steps(f"image build {role} ({fmt})") as steps:
-        result = build_service.build_image(
-            app.settings,
-            build_service.BuildRequest(role=role, format=fmt, out=out, force=force, size_gb=size),
-            on_step=steps,
-        )
+        result = build_service.build_image(app.settings, request, on_step=steps)
     if as_json:
         console.print_json(result.manifest)
         return

@@ -129,16 +129,22 @@ def check_tools(fmt: str) -> None:
             raise PrerequisiteError(f"{tool} is not installed", hint=f"apt-get install {package}")
 
 
+def preflight(settings: Settings, request: BuildRequest) -> tuple[Standard, Path, keys.KeyInfo]:
+    """Everything that can be refused before anything is touched, in the order a user
+    fixes it: the request, root, the tools, the automation key."""
+    standard, out = check_request(settings, request)
+    check_root()
+    check_tools(request.format)
+    lab_service.check_prerequisites()
+    return standard, out, keys.load(settings)
+
+
 def build_image(
     settings: Settings, request: BuildRequest, on_step: StepCallback = _quiet
 ) -> BuildResult:
     """Build, seal, pack and describe one image. Leaves nothing behind on failure."""
     started = time.monotonic()
-    standard, out = check_request(settings, request)
-    check_root()
-    check_tools(request.format)
-    lab_service.check_prerequisites()
-    control = keys.load(settings)
+    standard, out, control = preflight(settings, request)
     timings: dict[str, float] = {}
 
     base = settings.state_path / "images"
