@@ -7,13 +7,18 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, hmac, padding, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 @dataclass(frozen=True)
@@ -173,3 +178,224 @@ def vault_decrypt(data: bytes, password: str) -> bytes:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
         raise VaultError("is a damaged ansible-vault file (bad padding)") from None
+
+
+# -- the department's certificate authority (X.509) ----------------------------------
+#
+# A root CA and the certificates it issues to portals, all ECDSA P-256 (small and
+# fast; every TLS client of the last decade speaks it). Keys leave this module only
+# as PEM bytes for files written with mode 0600 (`write_secret`).
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A key and the certificate for it, both PEM."""
+
+    key_pem: bytes
+    cert_pem: bytes
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What a certificate says about itself."""
+
+    subject: str
+    issuer: str
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    dns_names: tuple[str, ...]
+    is_ca: bool
+    sha256: str  # fingerprint, hex
+
+    def days_left(self, now: datetime | None = None) -> float:
+        moment = now or datetime.now(UTC)
+        return (self.not_after - moment).total_seconds() / 86400
+
+
+class CertificateError(ValueError):
+    """A PEM file that is not a certificate or key, or a certificate that does not fit."""
+
+
+def _new_ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def new_root_ca(common_name: str, organisation: str, days: int) -> Issued:
+    """A self-signed root CA certificate (path length 0: it signs only leaf certificates)."""
+    key = _new_ec_key()
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        ]
+    )
+    now = datetime.now(UTC)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_server_certificate(
+    ca: Issued, dns_names: list[str], days: int, *, key_pem: bytes | None = None
+) -> Issued:
+    """A TLS server certificate for `dns_names` (the first is its subject), signed by `ca`.
+
+    A new key unless `key_pem` is given (a renewal may keep the key).
+    """
+    ca_key = _load_key(ca.key_pem)
+    ca_cert = _load_cert(ca.cert_pem)
+    if key_pem is not None:
+        loaded = _load_key(key_pem)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise CertificateError("the portal key is not an ECDSA key")
+        key = loaded
+    else:
+        key = _new_ec_key()
+    now = datetime.now(UTC)
+    not_after = min(now + timedelta(days=days), ca_cert.not_valid_after_utc)
+    public = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Issued(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _load_cert(pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise CertificateError("is not a PEM certificate") from None
+
+
+def _load_key(pem: bytes) -> Any:
+    try:
+        return serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise CertificateError("is not an unencrypted PEM private key") from None
+
+
+def certificate_info(pem: bytes) -> CertificateInfo:
+    """The first certificate of a PEM file (a chain starts with its leaf)."""
+    cert = _load_cert(pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = tuple(sans.value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = ()
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        dns_names=names,
+        is_ca=is_ca,
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def certificate_info_der(der: bytes) -> CertificateInfo:
+    """`certificate_info` of a DER certificate (what a TLS peer sends)."""
+    cert = x509.load_der_x509_certificate(der)
+    return certificate_info(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issued_by(cert_pem: bytes, ca_cert_pem: bytes) -> bool:
+    """Whether `ca_cert_pem` signed the (first) certificate of `cert_pem`."""
+    cert = _load_cert(cert_pem)
+    ca_cert = _load_cert(ca_cert_pem)
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether `key_pem` is the private key of the (first) certificate of `cert_pem`."""
+    cert = _load_cert(cert_pem)
+    key = _load_key(key_pem)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(
+        cert.public_key().public_bytes(serialization.Encoding.PEM, spki)
+        == key.public_key().public_bytes(serialization.Encoding.PEM, spki)
+    )
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write `path` with mode 0600 from the start, atomically (temp file and rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    tmp.replace(path)

@@ -74,6 +74,9 @@ class RolloutOptions:
     diff: bool = False
     tags: tuple[str, ...] = ()
     control: str | None = None
+    #: A YAML file of variables passed to every wave as extravars (portal deploys):
+    #: its path is recorded, its contents are not. Never put secrets in it.
+    vars_file: str | None = None
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
@@ -246,6 +249,7 @@ def plan_retry(settings: Settings, run_id: int, which: Sequence[str]) -> Rollout
         diff=bool(stored.get("diff")),
         tags=tuple(stored.get("tags") or ()),
         control=stored.get("control"),
+        vars_file=stored.get("vars_file"),
     )
     playbook = resolve_playbook(settings, options.playbook)
     label = f"retry of run {run_id} ({' and '.join(which)})"
@@ -472,6 +476,22 @@ def _drive(
     return RolloutResult(final, store.waves(run_id), store.host_results(run_id))
 
 
+def _vars_file(path: Any) -> dict[str, Any]:
+    """The variables of a rollout's `vars_file` (none without one)."""
+    if not path:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(str(path)).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(
+            f"cannot read the rollout's variables file {path}: {exc}",
+            hint="run the command that wrote it again (provision portal deploy)",
+        ) from None
+    return dict(data) if isinstance(data, dict) else {}
+
+
 def _threshold(
     wave: WaveInfo,
     outcome: dict[str, HostResult],
@@ -572,6 +592,7 @@ def _run_wave(
                 keep_events=False,
                 fact_cache_type="memory",  # no facts file per host per wave on disk
                 vault_password_file=vault,
+                extravars=_vars_file(options.get("vars_file")),
             )
         canceled = result.status == "canceled"
         if not canceled:

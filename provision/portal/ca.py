@@ -1,0 +1,187 @@
+"""The department's certificate authority for portal TLS, kept by provision.
+
+Files, under the state directory (never in version control):
+
+    <state>/ca/root.key                      the CA's private key (0600)
+    <state>/ca/root.crt                      the CA certificate clients trust
+    <state>/ca/portals/<domain>/privkey.pem  a portal's key (0600)
+    <state>/ca/portals/<domain>/cert.pem     its certificate
+    <state>/ca/portals/<domain>/fullchain.pem  certificate then CA: what nginx serves
+
+Keys are written 0600 from the start and never returned to callers or logged:
+results carry paths and certificate facts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from provision import crypto
+from provision.errors import InputError, StateError
+from provision.settings import Settings
+
+#: Validity of a portal certificate: 397 days, the most browsers accept.
+CERT_DAYS = 397
+#: A certificate with fewer days than this left is renewed by the next deploy.
+RENEW_WITHIN_DAYS = 30
+CA_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class CaInfo:
+    """The CA: where its files are and what its certificate says."""
+
+    cert_path: Path
+    key_path: Path
+    subject: str
+    not_after: datetime
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CertStatus:
+    """A portal certificate the CA issued: its files and its expiry."""
+
+    domain: str
+    cert_path: Path
+    chain_path: Path
+    key_path: Path
+    not_after: datetime
+    days_left: float
+    serial: int
+    #: What the last call did: issued, renewed or kept.
+    action: str = "kept"
+
+
+def ca_dir(settings: Settings) -> Path:
+    return settings.state_path / "ca"
+
+
+def _paths(settings: Settings) -> tuple[Path, Path]:
+    folder = ca_dir(settings)
+    return folder / "root.crt", folder / "root.key"
+
+
+def _portal_dir(settings: Settings, domain: str) -> Path:
+    return ca_dir(settings) / "portals" / domain
+
+
+def init_ca(
+    settings: Settings,
+    *,
+    name: str = "ICT Division Portal CA",
+    organisation: str = "ICT Division",
+    days: int = CA_DAYS,
+) -> CaInfo:
+    """Create the CA's key and certificate; refused when one exists (it would orphan every cert)."""
+    cert_path, key_path = _paths(settings)
+    if cert_path.exists() or key_path.exists():
+        raise StateError(
+            f"a certificate authority already exists in {cert_path.parent}",
+            hint="keep it: every portal certificate chains to it (see provision ca show)",
+        )
+    if days < 1:
+        raise InputError("--days must be at least 1", hint="give the CA's validity in days")
+    issued = crypto.new_root_ca(name, organisation, days)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.chmod(0o700)
+    crypto.write_secret(key_path, issued.key_pem)
+    cert_path.write_bytes(issued.cert_pem)
+    return ca_info(settings)
+
+
+def ca_info(settings: Settings) -> CaInfo:
+    """The CA, or a StateError saying how to create it."""
+    cert_path, key_path = _paths(settings)
+    if not cert_path.is_file() or not key_path.is_file():
+        raise StateError(
+            f"there is no certificate authority in {cert_path.parent}",
+            hint="create one with provision ca init",
+        )
+    info = crypto.certificate_info(cert_path.read_bytes())
+    return CaInfo(cert_path, key_path, info.subject, info.not_after, info.sha256)
+
+
+def _load(settings: Settings) -> crypto.Issued:
+    info = ca_info(settings)
+    mode = info.key_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise StateError(
+            f"the CA key {info.key_path} is readable by others (mode {mode:o})",
+            hint=f"chmod 600 {info.key_path}",
+        )
+    return crypto.Issued(info.key_path.read_bytes(), info.cert_path.read_bytes())
+
+
+def cert_status(settings: Settings, domain: str, action: str = "kept") -> CertStatus | None:
+    """The CA-issued certificate of `domain`, or None if it has none."""
+    folder = _portal_dir(settings, domain)
+    cert = folder / "cert.pem"
+    if not cert.is_file():
+        return None
+    info = crypto.certificate_info(cert.read_bytes())
+    return CertStatus(
+        domain=domain,
+        cert_path=cert,
+        chain_path=folder / "fullchain.pem",
+        key_path=folder / "privkey.pem",
+        not_after=info.not_after,
+        days_left=info.days_left(),
+        serial=info.serial,
+        action=action,
+    )
+
+
+def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStatus:
+    """Issue (or reissue) `domain`'s certificate with a new key; write key, cert and chain."""
+    if days < 1:
+        raise InputError("--days must be at least 1", hint="give the certificate's validity")
+    ca = _load(settings)
+    existed = (_portal_dir(settings, domain) / "cert.pem").is_file()
+    issued = crypto.issue_server_certificate(ca, [domain], days)
+    folder = _portal_dir(settings, domain)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    crypto.write_secret(folder / "privkey.pem", issued.key_pem)
+    for name, data in (
+        ("cert.pem", issued.cert_pem),
+        ("fullchain.pem", issued.cert_pem + ca.cert_pem),
+    ):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(folder / name)
+    status = cert_status(settings, domain, "renewed" if existed else "issued")
+    assert status is not None
+    return status
+
+
+def ensure(
+    settings: Settings,
+    domain: str,
+    *,
+    renew_within_days: float = RENEW_WITHIN_DAYS,
+    days: int = CERT_DAYS,
+) -> CertStatus:
+    """`domain`'s certificate, issued when missing and renewed when it expires within the window.
+
+    A certificate that no longer chains to the CA (a CA made anew) is renewed too.
+    """
+    current = cert_status(settings, domain)
+    if current is not None:
+        ca = _load(settings)
+        chained = crypto.issued_by(current.cert_path.read_bytes(), ca.cert_pem)
+        complete = current.key_path.is_file() and current.chain_path.is_file()
+        if chained and complete and current.days_left > renew_within_days:
+            return current
+    return issue(settings, domain, days=days)
+
+
+def issued(settings: Settings) -> list[CertStatus]:
+    """Every portal certificate the CA issued, by domain."""
+    folder = ca_dir(settings) / "portals"
+    if not folder.is_dir():
+        return []
+    found = [cert_status(settings, d.name) for d in sorted(folder.iterdir()) if d.is_dir()]
+    return [s for s in found if s is not None]
