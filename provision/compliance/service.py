@@ -1,0 +1,550 @@
+"""Compliance runs: a read-only audit of a selection against a standard, recorded as it goes.
+
+    plan = plan_audit(settings, "district:gazipur")
+    result = run_audit(settings, plan, on_progress=print)
+
+For each selected host, `plan_audit` decides which controls apply (by role;
+OS release is known only once the host answered), resolves the control's
+parameters with the host's inventory overrides, and derives the one module
+request that collects all the evidence those checks need. `run_audit` runs
+`playbooks/compliance.yml` (one `provision_evidence` call per host) through
+ansible-runner, judges each host's evidence on the control node as its result
+event arrives, and commits host reports in small batches: a run that dies
+keeps what it had collected.
+
+Module results are read from the event stream and kept nowhere else: the run
+keeps no event files (`keep_events=False`), its stdout holds no results (the
+default callback prints them only when verbose), and the store keeps only each
+control's evaluated expected and actual values and a digest of the evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from provision import runner
+from provision.compliance.evaluate import evaluate_control, evidence_request, release_name
+from provision.compliance.model import (
+    HOST_ERROR,
+    HOST_REPORTED,
+    HOST_UNREACHABLE,
+    NO_REPORT,
+    NOT_APPLICABLE,
+    UNREACHABLE,
+    WAIVED,
+    ComplianceRunInfo,
+    ControlResult,
+    HostReport,
+)
+from provision.errors import InputError
+from provision.inventory import slice_inventory
+from provision.inventory.files import LoadedInventory
+from provision.inventory.targets import select_targets
+from provision.rollout.artifacts import prune_run_dirs
+from provision.rollout.service import current_user, git_revision
+from provision.settings import Settings
+from provision.standards.hostvars import host_layers
+from provision.standards.model import Check, Control, Standard
+from provision.standards.params import (
+    VarLayer,
+    control_parameters,
+    resolve_control_checks,
+    resolve_parameters,
+)
+from provision.standards.service import pick_standard
+from provision.store import open_store
+from provision.store.compliance_records import ComplianceRecords, HostRow
+from provision.waivers import WaiverSet, load_waivers
+
+PLAYBOOK = "compliance.yml"
+#: Host reports are committed every this many hosts, or this many seconds.
+FLUSH_HOSTS = 50
+FLUSH_SECONDS = 2.0
+#: How many audit private data dirs to keep under <state>/runs.
+KEEP_RUN_DIRS = 50
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """What one host is audited for."""
+
+    host: str
+    role: str | None
+    place: Mapping[str, str]
+    groups: frozenset[str]
+    #: Controls that apply by role, each with its checks resolved for this host.
+    controls: tuple[tuple[Control, tuple[Check, ...]], ...]
+    #: Controls whose applies_to excludes the host's role.
+    not_applicable: tuple[Control, ...]
+    #: The module's request (what to collect) and its key among the run's requests.
+    request: Mapping[str, Any]
+    request_key: str
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    env: str
+    selection: str
+    standard: Standard
+    hosts: tuple[HostPlan, ...]
+    waivers: WaiverSet
+    today: date
+
+    @property
+    def requests(self) -> dict[str, Mapping[str, Any]]:
+        return {h.request_key: h.request for h in self.hosts}
+
+
+@dataclass(frozen=True)
+class AuditProgress:
+    """What an audit reports while it runs; the CLI draws it."""
+
+    kind: str  # started, host, finished
+    run_id: int
+    total: int
+    done: int = 0
+    host: str | None = None
+    #: The host's status (reported, unreachable, error) and its result counts.
+    status: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[AuditProgress], None]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    run: ComplianceRunInfo
+    #: Every host's line (score, counts, status), ordered by name.
+    hosts: tuple[HostRow, ...]
+
+    @property
+    def run_id(self) -> int:
+        return self.run.id
+
+    def hosts_with(self, status: str) -> list[str]:
+        return [h.host for h in self.hosts if h.status == status]
+
+    def below(self, threshold: float) -> list[str]:
+        """Reported hosts scoring under `threshold` (0 to 100) or failing a critical control."""
+        return [
+            h.host
+            for h in self.hosts
+            if h.status == HOST_REPORTED
+            and (
+                h.critical_failures
+                or (h.score is not None and h.score * 100 < threshold - 1e-9)
+                or (threshold >= 100 and not h.compliant)
+            )
+        ]
+
+
+# -- planning --------------------------------------------------------------------------
+
+
+def _request_key(request: Mapping[str, Any]) -> str:
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _place(hostvars: Mapping[str, Any]) -> dict[str, str]:
+    place = {
+        level: str(hostvars[f"provision_{level}"])
+        for level in ("division", "district", "upazila", "union")
+        if hostvars.get(f"provision_{level}")
+    }
+    if hostvars.get("provision_site_code"):
+        place["site"] = str(hostvars["provision_site_code"])
+    return place
+
+
+def plan_host(
+    standard: Standard,
+    host: str,
+    hostvars: Mapping[str, Any],
+    groups: Collection[str] = (),
+    *,
+    layers: Callable[[], Sequence[VarLayer]] | None = None,
+) -> HostPlan:
+    """One host's controls, resolved checks and module request, from its variables.
+
+    `hostvars` are the host's merged inventory variables; `layers`, when given,
+    re-resolves a bad override through the host's variable files so the error
+    names the file that set it.
+    """
+    role = hostvars.get("provision_role")
+    role = str(role) if role else None
+    applicable = standard.applicable(role=role)
+    names = sorted({n for c in applicable for n in control_parameters(c)})
+    try:
+        values = resolve_parameters(standard, [VarLayer(f"host {host}", hostvars)], names)
+    except InputError:
+        if layers is None:
+            raise
+        values = resolve_parameters(standard, layers(), names)
+    plain = {n: p.value for n, p in values.items()}
+    controls = tuple((c, resolve_control_checks(c, plain)) for c in applicable)
+    ids = {c.id for c in applicable}
+    request = evidence_request(check for _, checks in controls for check in checks)
+    return HostPlan(
+        host=host,
+        role=role,
+        place=_place(hostvars),
+        groups=frozenset(groups),
+        controls=controls,
+        not_applicable=tuple(c for c in standard.controls if c.id not in ids),
+        request=request,
+        request_key=_request_key(request),
+    )
+
+
+def waivers_path(settings: Settings) -> Path:
+    """The waivers file of the workspace: waivers.yml at its root."""
+    return settings.workspace / "waivers.yml"
+
+
+def plan_audit(
+    settings: Settings,
+    selection: str = "",
+    *,
+    standard: str | None = None,
+    waivers: Path | None = None,
+    today: date | None = None,
+) -> AuditPlan:
+    """Pick the hosts and the standard, resolve every host's checks. Touches no host.
+
+    `standard` is a standard's id or file (default: the only one in standards/);
+    `waivers` the waivers file (default: waivers.yml in the workspace; a missing
+    file is no waiver). Bad parameters or waivers raise `InputError` before any
+    host is contacted.
+    """
+    chosen = pick_standard(settings.workspace / "standards", standard)
+    loaded, hosts = select_targets(settings.inventory_path, selection)
+    day = today or datetime.now(UTC).date()
+    waiver_set = load_waivers(
+        waivers or waivers_path(settings),
+        chosen,
+        known_hosts=set(loaded.inventory.hosts),
+        known_groups=set(loaded.inventory.groups),
+        today=day,
+    )
+    return AuditPlan(
+        env=settings.env,
+        selection=selection,
+        standard=chosen,
+        hosts=tuple(_plan_hosts(chosen, loaded, hosts)),
+        waivers=waiver_set,
+        today=day,
+    )
+
+
+def _plan_hosts(standard: Standard, loaded: LoadedInventory, hosts: list[str]) -> list[HostPlan]:
+    hostvars = slice_inventory(loaded.inventory, hosts, loaded.folder)["all"]["hosts"]
+    groups = loaded.inventory.memberships(hosts)
+    return [
+        plan_host(
+            standard,
+            h,
+            hostvars[h],
+            groups.get(h, set()),
+            layers=lambda h=h: host_layers(loaded, h),  # type: ignore[misc]
+        )
+        for h in hosts
+    ]
+
+
+# -- judging ----------------------------------------------------------------------------
+
+
+def evidence_digest(evidence: Mapping[str, Any]) -> str:
+    """sha256 of the evidence's canonical JSON (without the collection time)."""
+    body = {k: v for k, v in evidence.items() if k != "collected_at"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _waive(
+    result: ControlResult, plan: HostPlan, waivers: WaiverSet | None, today: date
+) -> ControlResult:
+    if waivers is None or not len(waivers):
+        return result
+    active, expired = waivers.match(result.control, plan.host, plan.groups, plan.place, today)
+    if active is not None:
+        return ControlResult(
+            result.control,
+            WAIVED,
+            result.severity,
+            result.expected,
+            result.actual,
+            f"waived by {active.id} until {active.expires.isoformat()}"
+            + (f" (evaluated: {result.status})" if result.status != WAIVED else ""),
+            waiver=active.id,
+        )
+    if expired is not None:
+        return ControlResult(
+            result.control,
+            result.status,
+            result.severity,
+            result.expected,
+            result.actual,
+            result.message,
+            waiver=expired.id,
+            waiver_expired=True,
+        )
+    return result
+
+
+def judge_host(
+    plan: HostPlan,
+    evidence: Mapping[str, Any] | None,
+    *,
+    status: str = HOST_REPORTED,
+    message: str = "",
+    waivers: WaiverSet | None = None,
+    today: date | None = None,
+) -> HostReport:
+    """A host's report from its evidence (None when there is none: unreachable, error).
+
+    Controls the host's role or OS release excludes are not_applicable; every
+    applicable control of an unreachable host is unreachable, of a host that
+    gave no evidence no_report. Waivers apply to evaluated results only.
+    """
+    day = today or datetime.now(UTC).date()
+    os_release = release_name(evidence.get("os_release")) if evidence else None
+    results: list[ControlResult] = [
+        ControlResult(c.id, NOT_APPLICABLE, c.severity, message="not for this role")
+        for c in plan.not_applicable
+    ]
+    collected_at: datetime | None = None
+    if evidence is not None and status == HOST_REPORTED:
+        stamp = evidence.get("collected_at")
+        if isinstance(stamp, int | float):
+            collected_at = datetime.fromtimestamp(stamp, UTC)
+    for control, checks in plan.controls:
+        if os_release is not None and not control.applies_to.matches(plan.role, os_release):
+            results.append(
+                ControlResult(
+                    control.id, NOT_APPLICABLE, control.severity, message="not for this OS"
+                )
+            )
+        elif status == HOST_UNREACHABLE:
+            results.append(
+                ControlResult(control.id, UNREACHABLE, control.severity, message=message)
+            )
+        elif evidence is None:
+            results.append(
+                ControlResult(
+                    control.id, NO_REPORT, control.severity, message=message or "no evidence"
+                )
+            )
+        else:
+            result = evaluate_control(control, checks, evidence)
+            results.append(_waive(result, plan, waivers, day))
+    order = {c.id: i for i, c in enumerate(c for c in _all_controls(plan))}
+    results.sort(key=lambda r: order.get(r.control, len(order)))
+    return HostReport(
+        host=plan.host,
+        status=status,
+        role=plan.role,
+        os_release=os_release,
+        place=dict(plan.place),
+        collected_at=collected_at,
+        evidence_digest=evidence_digest(evidence) if evidence is not None else None,
+        message=message,
+        results=tuple(results),
+    )
+
+
+def _all_controls(plan: HostPlan) -> list[Control]:
+    return sorted([c for c, _ in plan.controls] + list(plan.not_applicable), key=_line)
+
+
+def _line(control: Control) -> int:
+    return control.line or 0
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+class _Collector:
+    """Turns result events into host reports and commits them in small batches."""
+
+    def __init__(
+        self,
+        records: ComplianceRecords,
+        run_id: int,
+        plan: AuditPlan,
+        report: ProgressCallback,
+    ) -> None:
+        self.records = records
+        self.run_id = run_id
+        self.plan = plan
+        self.by_host = {h.host: h for h in plan.hosts}
+        self.report = report
+        self.done: set[str] = set()
+        self._pending: list[HostReport] = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: runner.PlaybookEvent) -> None:
+        host = event.host
+        if host not in self.by_host or host in self.done:
+            return
+        res = event.data.get("res") or {}
+        if event.kind == "runner_on_ok":
+            evidence = res.get("evidence")
+            if isinstance(evidence, Mapping):
+                self.add(host, evidence, HOST_REPORTED, "")
+            else:
+                self.add(host, None, HOST_ERROR, "the evidence module returned no evidence")
+        elif event.kind == "runner_on_unreachable":
+            self.add(host, None, HOST_UNREACHABLE, _short(res.get("msg")) or "unreachable")
+        elif event.kind == "runner_on_failed":
+            why = _short(res.get("msg")) or _short(res.get("module_stderr")) or "module failed"
+            self.add(host, None, HOST_ERROR, why)
+
+    def add(self, host: str, evidence: Mapping[str, Any] | None, status: str, message: str) -> None:
+        report = judge_host(
+            self.by_host[host],
+            evidence,
+            status=status,
+            message=message,
+            waivers=self.plan.waivers,
+            today=self.plan.today,
+        )
+        with self._lock:
+            self.done.add(host)
+            self._pending.append(report)
+            due = (
+                len(self._pending) >= FLUSH_HOSTS
+                or time.monotonic() - self._last_flush > FLUSH_SECONDS
+            )
+        if due:
+            self.flush()
+        self.report(
+            AuditProgress(
+                "host",
+                self.run_id,
+                len(self.plan.hosts),
+                len(self.done),
+                host,
+                status,
+                report.counts(),
+            )
+        )
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        if batch:
+            self.records.add_host_reports(self.run_id, batch)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = " ".join(str(value or "").split())
+    return text[:limit]
+
+
+def run_audit(
+    settings: Settings,
+    plan: AuditPlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_created: Callable[[int], None] | None = None,
+) -> AuditResult:
+    """Record a run, collect and judge every host's evidence, and finish the run.
+
+    Read-only on the hosts. Returns when every host has a report (or the run was
+    cancelled: the run is then `interrupted` and keeps the hosts it had).
+    """
+    report = on_progress or (lambda _p: None)
+    playbook = settings.playbooks_path / PLAYBOOK
+    loaded, _ = select_targets(settings.inventory_path, plan.selection)
+    names = [h.host for h in plan.hosts]
+    inventory = slice_inventory(loaded.inventory, names, loaded.folder)
+    keys = {h.host: h.request_key for h in plan.hosts}
+    for name in names:
+        inventory["all"]["hosts"][name]["provision_evidence_key"] = keys[name]
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        run_id = records.create_run(
+            env=plan.env,
+            selection=plan.selection,
+            standard_id=plan.standard.id,
+            standard_version=plan.standard.version,
+            standard_digest=plan.standard.digest,
+            waivers_digest=plan.waivers.digest,
+            user=current_user(),
+            node=socket.gethostname(),
+            git_revision=git_revision(settings.workspace),
+            pid=os.getpid(),
+        )
+        if on_created:
+            on_created(run_id)
+        report(AuditProgress("started", run_id, len(names)))
+        collector = _Collector(records, run_id, plan, report)
+        status = "running"
+        try:
+            private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")
+            result = runner.run_playbook(
+                playbook,
+                workspace=settings.workspace,
+                private_data_dir=private,
+                inventory=inventory,
+                extravars={"provision_evidence_requests": plan.requests},
+                forks=settings.forks,
+                on_event=collector,
+                cancel=cancel,
+                keep_events=False,
+                fact_cache_type="memory",
+            )
+            canceled = result.status == "canceled"
+            if not canceled:
+                for name in names:
+                    if name in collector.done:
+                        continue
+                    stats = result.hosts.get(name)
+                    if stats is not None and stats.unreachable:
+                        collector.add(name, None, HOST_UNREACHABLE, "unreachable")
+                    else:
+                        collector.add(name, None, HOST_ERROR, "the audit did not run on this host")
+            status = "interrupted" if canceled else "done"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException:
+            status = "crashed"
+            raise
+        finally:
+            try:
+                collector.flush()
+            finally:
+                records.finish_run(run_id, status)
+                prune_run_dirs(settings.state_path, KEEP_RUN_DIRS)
+        report(AuditProgress("finished", run_id, len(names), len(collector.done)))
+        return AuditResult(records.get_run(run_id), tuple(records.host_rows(run_id)))
+
+
+def audit(
+    settings: Settings,
+    selection: str = "",
+    *,
+    standard: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Plan and run an audit in one call (what a script would use)."""
+    return run_audit(
+        settings, plan_audit(settings, selection, standard=standard), on_progress=on_progress
+    )
