@@ -32,7 +32,10 @@ must come after `approved`, and `approved` may not lie in the future.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import tempfile
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -277,6 +280,11 @@ def _read(path: Path) -> Located:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError("is not UTF-8 text", hint="save it as UTF-8", path=path) from None
+    return parse_text(text, path)
+
+
+def parse_text(text: str, path: Path) -> Located:
+    """Parse waivers text (dates kept as text); a YAML syntax error names its line."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -522,3 +530,99 @@ def waivers_digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+
+
+#: The head of a waivers.yml that `add_waiver` creates.
+NEW_FILE_HEAD = """\
+---
+# Approved exceptions to the controls of the standards in standards/.
+# Keep this file under version control. See docs/waivers.md.
+waivers:
+"""
+
+_WAIVERS_KEY = re.compile(r"^waivers:[ \t]*(\[\s*\]|null|~)?[ \t]*(#.*)?$", re.MULTILINE)
+_ITEM = re.compile(r"^([ \t]*)- ", re.MULTILINE)
+
+
+def waiver_entry(waiver: Waiver, indent: str = "  ") -> str:
+    """The YAML of one waiver, as `add_waiver` appends it (strings JSON-quoted)."""
+
+    def quoted(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)
+
+    pad = indent + "  "
+    return (
+        f"{indent}- id: {quoted(waiver.id)}\n"
+        f"{pad}control: {quoted(waiver.control)}\n"
+        f"{pad}scope: {quoted(str(waiver.scope))}\n"
+        f"{pad}justification: {quoted(waiver.justification)}\n"
+        f"{pad}approver: {quoted(waiver.approver)}\n"
+        f"{pad}approved: {waiver.approved.isoformat()}\n"
+        f"{pad}expires: {waiver.expires.isoformat()}\n"
+    )
+
+
+def add_waiver(
+    path: Path,
+    waiver: Waiver,
+    standard: Standard,
+    *,
+    known_hosts: Collection[str],
+    known_groups: Collection[str],
+    today: date,
+) -> WaiverSet:
+    """Append `waiver` to the file at `path` (created if missing), keeping its comments.
+
+    Refuses an expiry that is not after `today`: a waiver written today must
+    still be in force tomorrow. The new text is checked as a whole, with the
+    same rules as `load_waivers`, before it replaces the file (atomically); on any
+    problem the file is left as it was. Returns the file's waivers afterwards.
+    """
+    if waiver.expires <= today:
+        raise InputError(
+            f"expiry {waiver.expires.isoformat()} is not after today ({today.isoformat()})",
+            hint="a new waiver must expire in the future: --expires YYYY-MM-DD",
+        )
+    text = path.read_text(encoding="utf-8") if path.exists() else NEW_FILE_HEAD
+    key = _WAIVERS_KEY.search(text)
+    if key is None:
+        data = parse_text(text, path).data
+        if (isinstance(data, dict) and "waivers" in data) or not isinstance(data, dict | None):
+            raise InputError(
+                "cannot find a block 'waivers:' list to add to",
+                hint="write the list as '- control: …' items under 'waivers:' at the top level",
+                path=path,
+            )
+        key_text = text + ("" if text.endswith("\n") or not text else "\n") + "waivers:\n"
+        text, key = key_text, _WAIVERS_KEY.search(key_text)
+        assert key is not None
+    if key.group(1):  # "waivers: []": the list becomes a block list
+        text = text[: key.start()] + "waivers:" + text[key.end() :]
+    item = _ITEM.search(text, key.start())
+    indent = item.group(1) if item else "  "
+    if not text.endswith("\n"):
+        text += "\n"
+    text += waiver_entry(waiver, indent)
+    located = parse_text(text, path)
+    waivers, problems = parse_waivers(
+        located, standard, known_hosts=known_hosts, known_groups=known_groups, today=today
+    )
+    if problems:
+        raise ProblemsError(path, problems, " once the waiver is added")
+    if not any(w.id == waiver.id for w in waivers):  # pragma: no cover - a defect if reached
+        raise InputError("the new waiver did not parse back", path=path)
+    _write_atomic(path, text)
+    return WaiverSet(tuple(waivers), path=path, digest=located.digest)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        Path(temporary).chmod(mode)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
