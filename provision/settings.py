@@ -52,6 +52,26 @@ class Settings:
     #: The vault password: a file holding it, or an executable client script printing it
     #: (relative to the workspace); empty means ask. See docs/secrets.md.
     vault_password_file: str = ""
+    #: Where `provision schedule` writes its systemd units. See docs/schedule.md.
+    schedule_unit_dir: Path = Path("/etc/systemd/system")
+    #: Compliance notifications: an HTTP(S) URL that receives a JSON POST; empty: none.
+    notify_webhook: str = ""
+    #: Compliance notifications by email: recipients, comma-separated; empty: none.
+    notify_email_to: str = ""
+    #: The sender of notification mail; empty means `provision@<this host's name>`.
+    notify_email_from: str = ""
+    #: Seconds a webhook or mail server has to answer before the notice is given up.
+    notify_timeout: int = 10
+    #: The mail server notifications go through.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    #: Upgrade the SMTP connection with STARTTLS (port 465 always uses TLS).
+    smtp_starttls: bool = True
+    #: Log in to the mail server as this user; empty: no login.
+    smtp_user: str = ""
+    #: The SMTP password: a file holding it (plain, or ansible-vault encrypted and
+    #: opened with the vault password), or a client script printing it.
+    smtp_password_file: str = ""
 
     @property
     def state_path(self) -> Path:
