@@ -2,12 +2,576 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
 import click
+from rich.table import Table
+
+from provision.cli import console
+from provision.cli.context import AppContext, pass_app
+from provision.errors import ExitStatus, InputError
+
+if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
+    from provision.compliance.drift import DriftReport
+    from provision.compliance.model import ComplianceRunInfo
+    from provision.compliance.service import AuditProgress, AuditResult
+    from provision.store.compliance_records import HostRow
 
 
 @click.group()
 def compliance() -> None:
-    """Check hosts against the published standards: audit, drift, reports, fixes."""
+    """Check hosts against the published standards: audit, drift, reports, fixes.
+
+    A run is read-only: one module call per host collects the evidence its
+    controls need, and provision judges every control on the control node.
+    Runs are recorded in the state store; see docs/compliance.md.
+
+    \b
+    Example:
+      provision compliance run district:gazipur
+      provision compliance drift --since 2026-11-27
+      provision compliance fix 12 --control SSH-002
+    """
+
+
+# -- run ------------------------------------------------------------------------------
+
+
+class AuditDisplay:
+    """Draws an audit's progress: a bar on a terminal, one plain line per host elsewhere."""
+
+    def __init__(self, total: int, *, live: bool, quiet: bool = False) -> None:
+        self.total = total
+        self.live = live
+        self.quiet = quiet
+        self._progress: Any = None
+        self._task: Any = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> AuditDisplay:
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("auditing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                console=console.err,
+                transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def __call__(self, p: AuditProgress) -> None:
+        with self._lock:
+            if p.kind == "started":
+                if not self.quiet:
+                    console.err.print(
+                        f"compliance run {p.run_id}: auditing {p.total} hosts", markup=False
+                    )
+            elif p.kind == "host":
+                if self._progress is not None:
+                    self._progress.update(self._task, completed=p.done, description=p.host or "")
+                elif not self.quiet:
+                    counts = p.counts
+                    console.err.print(
+                        f"  {p.host} {p.status}: {counts.get('pass', 0)} pass, "
+                        f"{counts.get('fail', 0)} fail, {counts.get('error', 0)} error",
+                        markup=False,
+                    )
+
+
+@contextmanager
+def _ctrl_c(stop: threading.Event) -> Iterator[None]:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _percent(score: float | None) -> str:
+    return "-" if score is None else f"{score * 100:.0f}%"
+
+
+_HOST_STYLE = {"reported": "", "unreachable": "magenta", "error": "bold red"}
+
+
+def hosts_table(rows: list[HostRow], title: str | None = None) -> Table:
+    table = Table(title=title)
+    for column in ("host", "role", "status", "score", "pass", "fail", "error", "other", "verdict"):
+        table.add_column(column, justify="right" if column in ("score", "pass") else "left")
+    for r in rows:
+        other = sum(r.counts[s] for s in ("waived", "unreachable", "no_report"))
+        if r.status != "reported":
+            verdict = f"[magenta]{r.message or r.status}[/]"
+        elif r.compliant:
+            verdict = "[green]compliant[/]"
+        elif r.critical_failures:
+            verdict = "[bold red]critical: " + ", ".join(r.critical_failures) + "[/]"
+        else:
+            verdict = "[red]not compliant[/]"
+        style = _HOST_STYLE.get(r.status, "")
+        table.add_row(
+            r.host,
+            r.role or "-",
+            f"[{style}]{r.status}[/]" if style else r.status,
+            _percent(r.score),
+            str(r.counts["pass"]),
+            str(r.counts["fail"]),
+            str(r.counts["error"]),
+            str(other),
+            verdict,
+        )
+    return table
+
+
+def run_json(run: ComplianceRunInfo) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "env": run.env,
+        "selection": run.selection,
+        "standard": {
+            "id": run.standard_id,
+            "version": run.standard_version,
+            "digest": run.standard_digest,
+        },
+        "waivers_digest": run.waivers_digest,
+        "user": run.user,
+        "node": run.node,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "git_revision": run.git_revision,
+        "hosts": run.hosts,
+    }
+
+
+def row_json(r: HostRow) -> dict[str, Any]:
+    return {
+        "host": r.host,
+        "status": r.status,
+        "role": r.role,
+        "place": r.place,
+        "score": r.score,
+        "compliant": r.compliant,
+        "critical_failures": list(r.critical_failures),
+        "counts": r.counts,
+        "collected_at": r.collected_at.isoformat() if r.collected_at else None,
+        "message": r.message,
+    }
+
+
+def _threshold(text: str) -> float:
+    value = text.strip().rstrip("%")
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 100:
+        raise InputError(
+            f"--threshold {text!r} is not a percentage from 0 to 100", hint="e.g. --threshold 90"
+        )
+    return number
+
+
+def _write_reports(
+    app: AppContext, result: AuditResult, report_dir: Path, formats: str
+) -> list[Path]:
+    from provision.compliance.report import FORMATS, RunPoint, default_name, write_report
+    from provision.standards.service import pick_standard
+    from provision.store import open_store
+    from provision.store.compliance_records import ComplianceRecords
+
+    wanted = [f.strip() for f in formats.split(",") if f.strip()]
+    bad = [f for f in wanted if f not in FORMATS]
+    if bad or not wanted:
+        raise InputError(
+            f"--format {formats!r}: unknown format {', '.join(bad) or '(none)'}",
+            hint="formats: " + ", ".join(FORMATS),
+        )
+    run = result.run
+    standard = pick_standard(app.settings.workspace / "standards", run.standard_id)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with open_store(app.settings) as store:
+        records = ComplianceRecords(store)
+        history = [
+            RunPoint(
+                run_id=s.run_id,
+                started_at=s.started_at,
+                standard_id=run.standard_id,
+                standard_version=s.standard_version,
+                hosts=s.hosts,
+                reported=s.reported,
+                compliant=s.compliant,
+                median_score=s.median_score,
+                coverage=s.coverage,
+            )
+            for s in records.run_summaries(run.env, run.standard_id, run.standard_version)
+        ]
+        for fmt in wanted:
+            out = report_dir / default_name(run, fmt)
+            write_report(
+                run,
+                records.host_reports(run.id),
+                fmt,
+                out,
+                standard=standard if standard.digest == run.standard_digest else None,
+                history=history,
+            )
+            written.append(out)
+    return written
+
+
+@compliance.command("run")
+@click.argument("selection", required=False, default="")
+@click.option("--standard", metavar="ID|FILE", help="The standard (default: the only one).")
+@click.option(
+    "--waivers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The waivers file (default: waivers.yml in the workspace).",
+)
+@click.option(
+    "--threshold",
+    metavar="PCT",
+    default="100",
+    show_default=True,
+    help="Exit 6 if a reached host scores below PCT (or fails a critical control).",
+)
+@click.option(
+    "--fail-on-drift",
+    is_flag=True,
+    help="Exit 6 if a control got worse (into fail/error) since the previous run.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write the run's reports into this folder.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="json,html",
+    show_default=True,
+    help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@pass_app
+def run_command(
+    app: AppContext,
+    selection: str,
+    standard: str | None,
+    waivers: Path | None,
+    threshold: str,
+    fail_on_drift: bool,
+    report_dir: Path | None,
+    formats: str,
+    as_json: bool,
+) -> None:
+    """Audit SELECTION (default: every host) against the standard, read-only.
+
+    Every result is recorded as it arrives. Exit codes: 0 every reached host at
+    or above --threshold (default 100: fully compliant); 6 a host below it, a
+    failing critical control, or (with --fail-on-drift) new drift since the
+    previous run; otherwise 5 if some hosts were unreachable.
+
+    \b
+    Example:
+      provision compliance run
+      provision compliance run district:gazipur,role:lab_pc --threshold 90
+      provision compliance run --report-dir reports/ --format json,html,junit
+      provision compliance run --fail-on-drift --json > today.json
+    """
+    from provision.compliance.service import plan_audit, run_audit
+
+    pct = _threshold(threshold)
+    plan = plan_audit(app.settings, selection, standard=standard, waivers=waivers)
+    stop = threading.Event()
+    display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)
+    with display, _ctrl_c(stop):
+        result = run_audit(app.settings, plan, on_progress=display, cancel=stop.is_set)
+    drift_report = _drift_after(app, result) if fail_on_drift else None
+    written = _write_reports(app, result, report_dir, formats) if report_dir else []
+    below = result.below(pct)
+    unreachable = result.hosts_with("unreachable")
+    if as_json:
+        console.print_json(
+            {
+                "run": run_json(result.run),
+                "hosts": [row_json(r) for r in result.hosts],
+                "below_threshold": below,
+                "threshold": pct,
+                "new_drift": None
+                if drift_report is None
+                else [c.as_dict() for c in drift_report.new_drift],
+                "reports": [str(p) for p in written],
+            }
+        )
+    else:
+        console.out.print(hosts_table(list(result.hosts)))
+        reported = result.hosts_with("reported")
+        compliant = sum(1 for r in result.hosts if r.compliant)
+        console.out.print(
+            f"compliance run {result.run.id} {result.run.status}: {compliant} of "
+            f"{len(result.hosts)} hosts compliant, {len(reported)} reported, "
+            f"{len(unreachable)} unreachable",
+            markup=False,
+        )
+        for path in written:
+            console.out.print(f"report: {path}", markup=False)
+        if drift_report is not None and drift_report.new_drift:
+            console.out.print(
+                f"new drift since run {drift_report.since.id}: "
+                + ", ".join(f"{c.host} {c.control}" for c in drift_report.new_drift),
+                markup=False,
+            )
+    if result.run.status == "interrupted":
+        raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED))
+    if below or (drift_report is not None and drift_report.new_drift):
+        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
+    if unreachable:
+        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+
+
+def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:
+    from provision.compliance.drift import drift
+    from provision.errors import StateError
+
+    try:
+        return drift(app.settings, run=result.run.id)
+    except StateError:
+        return None  # the first run: nothing to compare with
+
+
+# -- drift ----------------------------------------------------------------------------
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@compliance.command("drift")
+@click.option("--since", metavar="RUN|DATE", help="Compare with this run, or the last before DATE.")
+@click.option("--run", "run_id", type=int, metavar="RUN", help="The later run (default: latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@pass_app
+def drift_command(app: AppContext, since: str | None, run_id: int | None, as_json: bool) -> None:
+    """What changed per host and control between the latest run and an earlier one.
+
+    Without --since, the run before the latest one (of the same standard). A
+    change is a different status, or the same status with a different actual
+    value. Exit 6 if there is new drift (a control that got worse).
+
+    \b
+    Example:
+      provision compliance drift
+      provision compliance drift --since 12
+      provision compliance drift --since 2026-11-27 --json
+    """
+    from provision.compliance.drift import drift
+
+    report = drift(app.settings, since=since, run=run_id)
+    if as_json:
+        console.print_json(report.as_dict())
+    else:
+        table = Table(title=f"drift from run {report.since.id} to run {report.run.id}")
+        for column in ("host", "control", "severity", "change", "before", "now", "message"):
+            table.add_column(column)
+        for c in report.changes:
+            if c.kind == "status":
+                change = f"{c.before} → {c.after}"
+            else:
+                change = f"{c.after}, actual changed"
+            table.add_row(
+                c.host,
+                c.control,
+                c.severity,
+                change,
+                _short(c.before_actual),
+                _short(c.after_actual),
+                _short(c.message, 80),
+                style="red" if c.is_new_drift else None,
+            )
+        console.out.print(table)
+        for label, names in (("new hosts", report.added_hosts), ("gone", report.removed_hosts)):
+            if names:
+                console.out.print(f"{label}: {', '.join(names)}", markup=False)
+        console.out.print(
+            f"{len(report.changes)} changes on {len(report.hosts())} hosts, "
+            f"{len(report.new_drift)} new drift",
+            markup=False,
+        )
+    if report.new_drift:
+        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
+
+
+# -- fix --------------------------------------------------------------------------------
+
+
+@compliance.command("fix")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--control", metavar="ID", help="Fix only this control.")
+@click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rollout's results as JSON.")
+@pass_app
+def fix_command(
+    app: AppContext, run_id: int, control: str | None, yes: bool, as_json: bool
+) -> None:
+    """Start a rollout that enforces RUN's failing controls on the hosts they failed on.
+
+    It runs site.yml with only the failing controls' tags (see `provision
+    rollout`). Controls no role enforces (hardware) are listed as not fixable.
+    Audit again afterwards to see the result.
+
+    \b
+    Example:
+      provision compliance fix 12
+      provision compliance fix 12 --control SSH-002 --yes
+    """
+    from provision.cli.rollout import _confirm, _drive
+    from provision.compliance.fix import plan_fix
+    from provision.rollout import run_rollout
+
+    plan = plan_fix(app.settings, run_id, control)
+    for control_id, hosts in plan.not_fixable.items():
+        console.err.print(
+            f"not fixable by a role: {control_id} on {', '.join(hosts)}", markup=False
+        )
+    if plan.rollout is None:
+        console.err.print(f"compliance run {run_id}: nothing to fix", markup=False)
+        return
+    for control_id, hosts in plan.failing.items():
+        console.err.print(f"fixing {control_id} on {', '.join(hosts)}", markup=False)
+    rollout = plan.rollout
+    _confirm(rollout, yes)
+    _drive(
+        app,
+        len(rollout.hosts),
+        as_json,
+        lambda display, stop: run_rollout(app.settings, rollout, on_progress=display, stop=stop),
+    )
+
+
+# -- runs and show ----------------------------------------------------------------------
+
+
+@compliance.command("runs")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs to list.")
+@click.option("--all-envs", is_flag=True, help="List runs of every environment.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@pass_app
+def runs_command(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> None:
+    """List compliance runs, newest first.
+
+    \b
+    Example:
+      provision compliance runs
+      provision compliance runs --limit 5 --json
+    """
+    from provision.store import open_store
+    from provision.store.compliance_records import ComplianceRecords
+
+    with open_store(app.settings) as store:
+        runs = ComplianceRecords(store).list_runs(
+            None if all_envs else app.settings.env, limit=limit
+        )
+    if as_json:
+        console.print_json([run_json(r) for r in runs])
+        return
+    table = Table()
+    for column in ("run", "status", "env", "selection", "standard", "hosts", "started", "user"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            r.status,
+            r.env,
+            r.selection or "(all)",
+            f"{r.standard_id} {r.standard_version}",
+            str(r.hosts),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.user,
+        )
+    console.out.print(table)
+
+
+@compliance.command("show")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--host", "host", help="Show every control's result for this host.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run (and host) as JSON.")
+@pass_app
+def show_command(app: AppContext, run_id: int, host: str | None, as_json: bool) -> None:
+    """Show one compliance run: its hosts, or one host's results in detail.
+
+    \b
+    Example:
+      provision compliance show 12
+      provision compliance show 12 --host dhk-kal-lab01 --json
+    """
+    from provision.store import open_store
+    from provision.store.compliance_records import ComplianceRecords
+
+    with open_store(app.settings) as store:
+        records = ComplianceRecords(store)
+        run = records.get_run(run_id)
+        rows = records.host_rows(run_id)
+        detail = records.host_report(run_id, host) if host else None
+    if host and detail is None:
+        raise InputError(
+            f"compliance run {run_id} has no host {host!r}",
+            hint=f"see its hosts with provision compliance show {run_id}",
+        )
+    if as_json:
+        data: dict[str, Any] = {"run": run_json(run), "hosts": [row_json(r) for r in rows]}
+        if detail is not None:
+            data["host"] = {
+                "host": detail.host,
+                "status": detail.status,
+                "evidence_digest": detail.evidence_digest,
+                "results": [r.as_dict() for r in detail.results],
+            }
+        console.print_json(data)
+        return
+    if detail is None:
+        console.out.print(
+            hosts_table(rows, title=f"compliance run {run.id} ({run.status}, {run.env})")
+        )
+        return
+    table = Table(title=f"{detail.host} in compliance run {run.id}")
+    for column in ("control", "severity", "status", "expected", "actual", "message"):
+        table.add_column(column)
+    for r in detail.results:
+        table.add_row(
+            r.control,
+            r.severity,
+            r.status + (f" ({r.waiver})" if r.waiver else ""),
+            _short(r.expected),
+            _short(r.actual),
+            _short(r.message, 80),
+        )
+    console.out.print(table)
 
 
 def _add_subcommands() -> None:
