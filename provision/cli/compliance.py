@@ -309,8 +309,12 @@ def run_command(
     display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)
     with display, _ctrl_c(stop):
         result = run_audit(app.settings, plan, on_progress=display, cancel=stop.is_set)
-    drift_report = _drift_after(app, result) if fail_on_drift else None
+    settings = app.settings
+    notify = bool(settings.notify_webhook or settings.notify_email_to)
+    drift_report = _drift_after(app, result) if fail_on_drift or notify else None
     written = _write_reports(app, result, report_dir, formats) if report_dir else []
+    if notify:
+        _notify(app, result, drift_report, written)
     below = result.below(pct)
     unreachable = result.hosts_with("unreachable")
     if as_json:
@@ -346,7 +350,7 @@ def run_command(
             )
     if result.run.status == "interrupted":
         raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED))
-    if below or (drift_report is not None and drift_report.new_drift):
+    if below or (fail_on_drift and drift_report is not None and drift_report.new_drift):
         raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
     if unreachable:
         raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
@@ -360,6 +364,43 @@ def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:
         return drift(app.settings, run=result.run.id)
     except StateError:
         return None  # the first run: nothing to compare with
+
+
+def _notify(
+    app: AppContext, result: AuditResult, report: DriftReport | None, written: list[Path]
+) -> None:
+    """Tell the configured channels about new failures and drift (a failing one warns)."""
+    from provision.notify import ComplianceNotice, notify_compliance
+
+    districts: dict[str, list[bool]] = {}
+    for row in result.hosts:
+        if row.status == "reported" and row.place.get("district"):
+            districts.setdefault(row.place["district"], []).append(row.compliant)
+    worst = sorted(
+        ((d, sum(flags) / len(flags)) for d, flags in districts.items()), key=lambda x: x[1]
+    )
+    reported = result.hosts_with("reported")
+    compliant = sum(1 for r in result.hosts if r.compliant)
+    html = [p for p in written if p.suffix == ".html"]
+    notice = ComplianceNotice(
+        run_id=result.run.id,
+        new_failures=[] if report is None else [(c.host, c.control) for c in report.new_drift],
+        drifted_hosts=[]
+        if report is None
+        else sorted({c.host for c in report.changes if c.kind == "status"}),
+        report_path=(html or written)[0] if written else None,
+        env=result.run.env,
+        counts={
+            "hosts": len(result.hosts),
+            "compliant": compliant,
+            "non_compliant": len(reported) - compliant,
+            "unreachable": len(result.hosts_with("unreachable")),
+        },
+        worst_districts=worst[:5],
+        compared_with=None if report is None else report.since.id,
+    )
+    for warning in notify_compliance(app.settings, notice):
+        console.err.print(f"warning: {warning}", markup=False)
 
 
 # -- drift ----------------------------------------------------------------------------
