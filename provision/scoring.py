@@ -8,6 +8,7 @@ control makes the host non-compliant whatever its score.
 
 from __future__ import annotations
 
+import heapq
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ from provision.compliance.model import (
     PLACE_LEVELS,
     STATUSES,
     ComplianceRunInfo,
+    ControlResult,
     HostReport,
 )
 from provision.errors import InputError
@@ -43,19 +45,35 @@ class HostScore:
 
 def host_score(report: HostReport) -> HostScore:
     """The score and verdict of one host's audit."""
-    counts = report.counts()
+    return _scan(report)[0]
+
+
+def _scan(report: HostReport) -> tuple[HostScore, list[int], list[ControlResult]]:
+    """One pass over a host's results: its score, its status counts (STATUSES order), and
+    the results that failed or errored (roll-ups count them per control)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    critical: list[str] = []
+    failing: list[ControlResult] = []
+    for result in report.results:
+        status = result.status
+        counts[status] += 1
+        if status in (FAIL, ERROR):
+            failing.append(result)
+            if status == FAIL and result.severity == "critical":
+                critical.append(result.control)
     scored = counts[PASS] + counts[FAIL] + counts[ERROR]
-    score = counts[PASS] / scored if scored else None
-    critical = tuple(
-        r.control for r in report.results if r.status == FAIL and r.severity == "critical"
-    )
     compliant = (
         report.status == HOST_REPORTED
         and counts[FAIL] == 0
         and counts[ERROR] == 0
         and counts[NO_REPORT] == 0
     )
-    return HostScore(score=score, compliant=compliant, critical_failures=critical)
+    score = HostScore(
+        score=counts[PASS] / scored if scored else None,
+        compliant=compliant,
+        critical_failures=tuple(critical),
+    )
+    return score, [counts[s] for s in STATUSES], failing
 
 
 # -- roll-ups along the administrative tree ----------------------------------------
@@ -264,39 +282,43 @@ class RollupBuilder:
         self.worst = worst
         self._tallies: dict[str, dict[tuple[str, ...], _Tally]] = {lv: {} for lv in self.levels}
         self._depth = {lv: ROLLUP_LEVELS.index(lv) for lv in self.levels}
+        self._window = freshness.total_seconds()
 
     def add(self, report: HostReport) -> HostScore:
         """Count one host's report in every place it belongs to; returns its score."""
-        scored = host_score(report)
+        scored, statuses, failing = _scan(report)
         names = tuple(report.place.get(level) or UNPLACED for level in PLACE_LEVELS)
         age = None
         if report.collected_at is not None:
             age = max((self.now - report.collected_at).total_seconds(), 0.0)
-        fresh = age is not None and age < self.freshness.total_seconds()
-        counts = report.counts()
-        statuses = [counts[s] for s in STATUSES]
-        failing = [r for r in report.results if r.status in (FAIL, ERROR)]
-        for level in self.levels:
-            key = names[: self._depth[level]]
-            tally = self._tallies[level].get(key)
+        fresh = age is not None and age < self._window
+        nonzero = [(i, n) for i, n in enumerate(statuses) if n]
+        kind = (
+            "reported"
+            if report.status == HOST_REPORTED
+            else "unreachable"
+            if report.status == HOST_UNREACHABLE
+            else "errored"
+        )
+        critical = bool(scored.critical_failures)
+        for level, depth in self._depth.items():
+            key = names[:depth]
+            places = self._tallies[level]
+            tally = places.get(key)
             if tally is None:
-                tally = self._tallies[level][key] = _Tally()
+                tally = places[key] = _Tally()
             tally.hosts += 1
-            if report.status == HOST_REPORTED:
-                tally.reported += 1
-            elif report.status == HOST_UNREACHABLE:
-                tally.unreachable += 1
-            else:
-                tally.errored += 1
+            setattr(tally, kind, getattr(tally, kind) + 1)
             tally.compliant += scored.compliant
-            tally.critical += bool(scored.critical_failures)
+            tally.critical += critical
             tally.fresh += fresh
             if scored.score is not None:
                 tally.scores.append(scored.score)
             if age is not None:
                 tally.ages.append(age)
-            for i, n in enumerate(statuses):
-                tally.statuses[i] += n
+            counts = tally.statuses
+            for i, n in nonzero:
+                counts[i] += n
             for result in failing:
                 (tally.fails if result.status == FAIL else tally.errors)[result.control] += 1
         return scored
@@ -318,11 +340,12 @@ class RollupBuilder:
         )
 
     def _rollup(self, level: str, key: tuple[str, ...], tally: _Tally) -> Rollup:
-        controls = set(tally.fails) | set(tally.errors)
-        worst = sorted(
-            (ControlTally(c, tally.fails[c], tally.errors[c]) for c in controls),
-            key=lambda t: (-t.total, -t.fail, t.control),
-        )[: self.worst]
+        fails, errors = tally.fails, tally.errors
+        ranked = heapq.nsmallest(
+            self.worst,
+            ((-(fails[c] + errors[c]), -fails[c], c) for c in fails.keys() | errors.keys()),
+        )
+        worst = [ControlTally(c, fails[c], errors[c]) for _, _, c in ranked]
         return Rollup(
             level=level,
             path=key,
