@@ -233,19 +233,16 @@ class ComplianceRecords:
     def _write(self, run_id: int, rows: list[dict[str, Any]]) -> int:
         hosts = [r["host"] for r in rows]
         with self.engine.begin() as conn:
-            conn.execute(
+            replaced = conn.execute(
                 compliance_hosts.delete().where(
                     compliance_hosts.c.run_id == run_id, compliance_hosts.c.host.in_(hosts)
                 )
-            )
+            ).rowcount
             conn.execute(compliance_hosts.insert(), rows)
-            total = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(compliance_hosts)
-                .where(compliance_hosts.c.run_id == run_id)
-            ).scalar_one()
             conn.execute(
-                compliance_runs.update().where(compliance_runs.c.id == run_id).values(hosts=total)
+                compliance_runs.update()
+                .where(compliance_runs.c.id == run_id)
+                .values(hosts=compliance_runs.c.hosts + len(rows) - (replaced or 0))
             )
         return len(rows)
 
