@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from provision import runner
+from provision import runner, secrets
 from provision.compliance.evaluate import evaluate_control, evidence_request, release_name
 from provision.compliance.model import (
     HOST_ERROR,
@@ -498,18 +498,22 @@ def run_audit(
         status = "running"
         try:
             private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")
-            result = runner.run_playbook(
-                playbook,
-                workspace=settings.workspace,
-                private_data_dir=private,
-                inventory=inventory,
-                extravars={"provision_evidence_requests": plan.requests},
-                forks=settings.forks,
-                on_event=collector,
-                cancel=cancel,
-                keep_events=False,
-                fact_cache_type="memory",
-            )
+            # Vaulted variables (a become password, say) open with the vault password,
+            # handed over as a file name outside the run's folder, as rollouts do.
+            with secrets.vault_for_run(settings) as vault:
+                result = runner.run_playbook(
+                    playbook,
+                    workspace=settings.workspace,
+                    private_data_dir=private,
+                    inventory=inventory,
+                    extravars={"provision_evidence_requests": plan.requests},
+                    forks=settings.forks,
+                    on_event=collector,
+                    cancel=cancel,
+                    keep_events=False,
+                    fact_cache_type="memory",
+                    vault_password_file=vault,
+                )
             canceled = result.status == "canceled"
             if not canceled:
                 for name in names:

@@ -113,7 +113,7 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
     client.chmod(0o700)
     playbook = tmp_path / "canary.yml"
     playbook.write_text(PLAYBOOK)
-    settings = replace(lab.settings, vault_password_file=client)
+    settings = replace(lab.settings, vault_password_file=str(client))
     try:
         plan = plan_rollout(settings, RolloutOptions(str(playbook), HOST))
         result = run_rollout(settings, plan)
@@ -179,3 +179,80 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
     finally:
         canary_vars.unlink()
         lab.ssh(HOST, "rm -f /root/provision-canary")
+
+
+def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """`provision compliance run` over a host whose become password is in the vault.
+
+    The audit playbook runs with become, so Ansible must open the vaulted
+    `ansible_become_password` to audit the host at all: without the vault
+    password the host is an error, with it (the vault_password_file setting, a
+    client script, as a timer's run would have it) the host reports. Afterwards
+    the canary and the password are in no file under the state directory: the
+    run's artifacts, the store (state.db and its WAL), the reports written with
+    --report-dir in every format, and in nothing the command printed.
+    """
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from tests.conftest import REPO
+
+    standard = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
+    added_standard = not standard.exists()
+    if added_standard:
+        shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", standard)
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\nansible_become_password: !vault |\n"
+        + "".join(f"  {line}\n" for line in sealed.splitlines())
+    )
+    client = tmp_path / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    reports = lab.settings.state_path / "reports"
+    command = [
+        *("--workspace", str(lab.settings.workspace), "compliance", "run", HOST),
+        *("--report-dir", str(reports), "--format", "json,junit,csv,html", "--json"),
+    ]
+
+    def audit(env: dict[str, str]) -> dict[str, object]:
+        done = CliRunner().invoke(cli, command, env=env)
+        assert done.exit_code in (0, 6), done.output  # judged (pass or below threshold)
+        assert CANARY not in done.output and PASSWORD not in done.output
+        data: dict[str, object] = json.loads(done.stdout)
+        return data
+
+    def host_status(data: dict[str, object]) -> str:
+        hosts = data["hosts"]
+        assert isinstance(hosts, list)
+        (row,) = (h for h in hosts if h["host"] == HOST)
+        return str(row["status"])
+
+    try:
+        without = CliRunner().invoke(cli, command, env={"PROVISION_VAULT_PASSWORD_FILE": ""})
+        assert CANARY not in without.output
+        assert host_status(json.loads(without.stdout)) != "reported", without.output
+        with_vault = audit({"PROVISION_VAULT_PASSWORD_FILE": str(client)})
+        assert host_status(with_vault) == "reported", with_vault
+        written = [Path(str(p)) for p in with_vault["reports"]]  # type: ignore[attr-defined]
+        assert {p.suffix for p in written} >= {".json", ".html", ".xml", ".csv"}, written
+        files = _files(lab.settings.state_path)
+        assert any(p.name.startswith("state.db") for p in files)  # the store is searched
+        assert any(p.parent == reports for p in files)  # the reports are searched
+        assert any(p.name == "command" for p in files)  # the run's artifacts are searched
+        for path in files:
+            data = path.read_bytes()
+            assert CANARY.encode() not in data, path
+            assert PASSWORD.encode() not in data, path
+    finally:
+        canary_vars.unlink()
+        if added_standard:
+            standard.unlink()
