@@ -37,6 +37,7 @@ from provision.inventory.targets import select_targets
 from provision.settings import Settings
 from provision.standards import (
     Standard,
+    VarLayer,
     control_parameters,
     find_standards,
     host_layers,
@@ -169,25 +170,37 @@ def workspace_standards(settings: Settings) -> list[Standard]:
 
 
 def hardware_minimum(
-    standards: Sequence[Standard], loaded: LoadedInventory, host: str, role: str
+    standards: Sequence[Standard],
+    loaded: LoadedInventory,
+    host: str,
+    role: str,
+    hostvars: Mapping[str, Any],
 ) -> Minimum | None:
     """The equipment minimum of `host`: every `hardware` check of the controls that
-    apply to its role, with the host's parameter values (inventory overrides
-    included); the strictest figure wins when several apply. None when none does.
+    apply to its role, with the host's parameter values; the strictest figure wins
+    when several apply. None when none applies (a control limited to roles does not
+    apply to a host without one).
+
+    `hostvars` are the host's variables as Ansible merges them (the inventory
+    slice), so group_vars and host_vars overrides count. Only when an override is
+    bad are the host's variable layers read one by one (`host_layers`), to name
+    the file that set it: reading them for every host would cost a pass over the
+    whole inventory per host.
     """
     found: list[tuple[str, Mapping[str, Any]]] = []
-    layers = None
+    merged = [VarLayer(f"the inventory variables of {host}", hostvars)]
     for standard in standards:
-        for control in standard.applicable(role or None):
+        for control in standard.applicable(role):
             hardware = [c for c in control.checks if c.type == "hardware"]
             if not hardware:
                 continue
-            if layers is None:
-                layers = host_layers(loaded, host)
             names = control_parameters(control)
-            values = {
-                name: p.value for name, p in resolve_parameters(standard, layers, names).items()
-            }
+            try:
+                resolved = resolve_parameters(standard, merged, names)
+            except InputError:
+                resolve_parameters(standard, host_layers(loaded, host), names)  # names the file
+                raise
+            values = {name: p.value for name, p in resolved.items()}
             found.extend((control.id, resolve_check(c, values).fields) for c in hardware)
     if not found:
         return None
@@ -221,7 +234,7 @@ def targets(settings: Settings, selection: str | None) -> list[Target]:
                 key=Path(str(key)).expanduser() if key else default_key,
                 role=role,
                 district=str(values.get("provision_district") or "-"),
-                minimum=hardware_minimum(standards, loaded, name, role),
+                minimum=hardware_minimum(standards, loaded, name, role, values),
             )
         )
     return chosen

@@ -278,3 +278,45 @@ def test_cli_sweeps_by_default_then_shows_and_lists(settings: Settings, fake_ssh
     missing = runner.invoke(cli, [*base, "preflight", "show", "7"])
     assert missing.exit_code == ExitStatus.BAD_INPUT
     assert "no preflight sweep 7" in missing.output and "Traceback" not in missing.output
+
+
+def test_merged_host_variables_agree_with_the_layers_read_one_by_one(settings: Settings) -> None:
+    """The sweep resolves parameters from the inventory slice (fast); the standards'
+    own `host_layers` read file by file must give every host the same minimum."""
+    from provision.inventory.targets import select_targets
+    from provision.standards import control_parameters, host_layers, resolve_parameters
+
+    folder = settings.inventory_path
+    (folder / "group_vars" / "all.yml").write_text("hardware_field_server_min_disk_gb: 300\n")
+    (folder / "group_vars" / "role_lab_pc.yml").write_text("hardware_pc_min_memory_mb: 7000\n")
+    (folder / "host_vars" / "pc2.yml").write_text("hardware_pc_min_memory_mb: 1000\n")
+    standards = preflight.workspace_standards(settings)
+    loaded, _ = select_targets(folder, None)
+    for target in preflight.targets(settings, None):
+        expected: dict[str, int] = {}
+        for standard in standards:
+            for control in standard.applicable(target.role):
+                if any(c.type == "hardware" for c in control.checks):
+                    names = control_parameters(control)
+                    layers = host_layers(loaded, target.host)
+                    for name, p in resolve_parameters(standard, layers, names).items():
+                        expected[name.rsplit("_min_", 1)[1]] = p.value
+        got = target.minimum
+        if not expected:
+            assert got is None, target
+            continue
+        assert got is not None
+        assert (got.cpu_cores, got.memory_mb, got.disk_gb) == (
+            expected["cpu_cores"],
+            expected["memory_mb"],
+            expected["disk_gb"],
+        ), target.host
+
+
+def test_a_host_without_a_role_has_no_minimum(settings: Settings) -> None:
+    hosts = settings.inventory_path / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    del data["all"]["children"]["role_printer"]["hosts"]["pr1"]["provision_role"]
+    hosts.write_text(yaml.safe_dump(data))
+    pr1 = next(t for t in preflight.targets(settings, "pr1"))
+    assert pr1.role == "" and pr1.minimum is None
