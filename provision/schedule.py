@@ -309,6 +309,12 @@ def _use_systemctl(unit_dir: Path) -> tuple[bool, str]:
     return True, ""
 
 
+def unit_folder(settings: Settings) -> Path:
+    """The `schedule_unit_dir` setting; a relative one is relative to the workspace."""
+    folder = settings.schedule_unit_dir
+    return folder if folder.is_absolute() else settings.workspace / folder
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.provision-tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -341,7 +347,7 @@ def install(
     if kind not in KINDS:
         raise InputError(f"cannot schedule '{kind}'", hint="schedulable: " + ", ".join(KINDS))
     selection = selection.strip()
-    unit_dir = settings.schedule_unit_dir
+    unit_dir = unit_folder(settings)
     base = unit_name(kind, settings.env, selection, name)
     calendar = on_calendar(every, at)
     check_calendar(calendar)
@@ -451,7 +457,7 @@ def _managed(path: Path) -> bool:
 
 def list_schedules(settings: Settings) -> list[Schedule]:
     """Every schedule provision installed in the unit folder, by name."""
-    unit_dir = settings.schedule_unit_dir
+    unit_dir = unit_folder(settings)
     if not unit_dir.is_dir():
         return []
     found = []
@@ -505,7 +511,7 @@ def _with_state(schedule: Schedule) -> Schedule:
 
 def remove(settings: Settings, name: str) -> Schedule:
     """Disable and delete one schedule's units (by unit name, with or without suffix)."""
-    unit_dir = settings.schedule_unit_dir
+    unit_dir = unit_folder(settings)
     wanted = name.removesuffix(".timer").removesuffix(".service")
     installed = {s.name: s for s in list_schedules(settings)}
     schedule = installed.get(wanted) or installed.get(f"{PREFIX}compliance-{wanted}")

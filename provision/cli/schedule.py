@@ -28,7 +28,9 @@ def _settings(app: AppContext, unit_dir: Path | None) -> Settings:
     from dataclasses import replace
 
     settings = app.settings
-    return settings if unit_dir is None else replace(settings, schedule_unit_dir=unit_dir)
+    if unit_dir is None:
+        return settings
+    return replace(settings, schedule_unit_dir=unit_dir.absolute())  # relative to here
 
 
 @click.group()

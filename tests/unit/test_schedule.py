@@ -196,3 +196,16 @@ def test_the_unit_dir_setting_comes_from_provision_yml(workspace: Path, tmp_path
     )
     assert done.exit_code == 0, done.output
     assert Path(json.loads(done.stdout)["timer"]).parent == units
+
+
+def test_a_relative_unit_dir_setting_is_relative_to_the_workspace(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workspace / "units").mkdir()
+    (workspace / "provision.yml").write_text("---\nenv: lab\nschedule_unit_dir: units\n")
+    monkeypatch.chdir(tmp_path)  # not the workspace
+    done = CliRunner().invoke(
+        cli, ["--workspace", str(workspace), "schedule", "install", "compliance", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    assert Path(json.loads(done.stdout)["timer"]).parent == workspace / "units"
