@@ -15,7 +15,7 @@ VENV=.venv
 # package cache for lab hosts, ip, the ssh client, vagrant for `vagrant validate`,
 # postgresql for the tests that keep the state store in PostgreSQL (they start a
 # throwaway server of their own; the system service is not used).
-APT_PACKAGES=(systemd-container debootstrap apt-cacher-ng iproute2 openssh-client vagrant postgresql)
+APT_PACKAGES=(systemd-container debootstrap apt-cacher-ng iproute2 openssh-client vagrant postgresql qemu-system-x86 qemu-utils fdisk chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -57,8 +57,8 @@ DEFAULT_SIZE_GB = 8
 #: What a bootable disk needs beyond the lab's root filesystem.
 DISK_PACKAGES = ("linux-image-amd64", "grub-pc", "initramfs-tools")
 #: Build labs take 10.214.N.0/24 for the first free N; the bridge is named after N
-#: (pvlab-N), so N stays clear of the lab (7) and of test labs (20 and up).
-BUILD_SUBNETS = range(10, 20)
+#: (pvlab-N), so N stays clear of the lab (7), the benchmarks (11-14) and test labs (20+).
+BUILD_SUBNETS = range(15, 20)
 CLAIMS = Path("/run/provision-image-builds")
 PLAYBOOK = "site.yml"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import tarfile
 import time
@@ -200,11 +201,23 @@ def build_disk(root: Path, raw: Path, size_gb: int) -> None:
             attached.mount(["--bind", f"/{name}"], mnt / name)
         _run(["chroot", str(mnt), "grub-install", "--target=i386-pc", "--recheck", loop])
         _run(["chroot", str(mnt), "update-grub"])
-        grub_cfg = (mnt / "boot/grub/grub.cfg").read_text()
-        if fs_uuid not in grub_cfg or "vmlinuz" not in grub_cfg:
-            raise StateError("update-grub wrote no boot entry for the image's kernel")
+        _root_by_uuid(mnt / "boot/grub/grub.cfg", part, fs_uuid)
     if is_mounted(mnt):
         raise StateError(f"{mnt} is still mounted after packing")
+
+
+def _root_by_uuid(grub_cfg: Path, part: str, fs_uuid: str) -> None:
+    """Point the kernel at the root filesystem by UUID, not by the build's loop device.
+
+    grub-mkconfig writes `root=UUID=` only when /dev/disk/by-uuid has the
+    filesystem, which it lacks where no udev runs (a container); the machine
+    itself writes UUIDs again at its next update-grub.
+    """
+    text = grub_cfg.read_text()
+    text = re.sub(rf"root={re.escape(part)}(?=\s)", f"root=UUID={fs_uuid}", text)
+    if f"root=UUID={fs_uuid}" not in text or "vmlinuz" not in text or part in text:
+        raise StateError("update-grub wrote no boot entry for the image's kernel by UUID")
+    grub_cfg.write_text(text)
 
 
 def pack_qcow2(root: Path, target: Path, work: Path, size_gb: int) -> None:
