@@ -15,7 +15,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,8 @@ class HttpsResponse:
     status: int
     body: bytes
     certificate: crypto.CertificateInfo | None
+    #: Response headers, names in lower case.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,14 @@ def https_get(
     """
     connection = _Connection(address, domain, port, tls_context(ca_file), timeout)
     try:
+        connection.connect()
+        der = connection.sock.getpeercert(binary_form=True) if connection.sock else None
         connection.request("GET", path, headers={"Host": domain, "User-Agent": "provision"})
         response = connection.getresponse()
         body = response.read()
-        der = connection.sock.getpeercert(binary_form=True) if connection.sock else None
         info = crypto.certificate_info_der(der) if der else None
-        return HttpsResponse(response.status, body, info)
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return HttpsResponse(response.status, body, info, headers)
     finally:
         connection.close()
 

@@ -108,8 +108,8 @@ def find_office(query: str) -> Place:
     """
     tree = load_tree()
     text = query.strip()
-    lowered = text.lower().rstrip(".")
-    by_domain = [p for p in tree.places.values() if p.portal.lower() == lowered]
+    bare = text.lower().rstrip(".").removeprefix("www.")
+    by_domain = [p for p in tree.places.values() if p.portal.lower().removeprefix("www.") == bare]
     if by_domain:
         return by_domain[0]
     parts = [normalise(p) for p in text.split("/") if p.strip()]

@@ -1,0 +1,278 @@
+"""Portal hosting on the lab's portal host, end to end through the product's services.
+
+Three portals (two static, one PHP) deployed by a recorded rollout, served over
+HTTPS with certificates from the department CA; each answers the control node
+with its own content; the PHP portal's pool user cannot read the other portals'
+files; a second deploy changes nothing; bad input changes nothing on the host;
+a certificate near expiry is renewed; a removed portal comes back from backup
+with the same checksums. Everything is checked on the host or over HTTPS.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from provision.errors import InputError
+from provision.portal import (
+    PortalRequest,
+    add_portal,
+    backup_portal,
+    check_portals,
+    https_get,
+    load_register,
+    plan_deploy,
+    register_path,
+    remove_portal,
+    restore_portal,
+)
+from provision.portal import ca as portal_ca
+from provision.rollout import RolloutResult, run_rollout
+from provision.settings import Settings
+from tests.integration.conftest import Lab
+
+pytestmark = pytest.mark.lab
+
+HOST = "dhk-gaz-portal01"
+STATIC_A = "gazipur.gov.bd"
+STATIC_B = "kaliganj.gazipur.gov.bd"
+PHP = "nagari.kaliganj.gazipur.gov.bd"
+ROOT = "/srv/portals"
+
+
+@dataclass
+class Portals:
+    lab: Lab
+    settings: Settings
+    content: Path
+
+    @property
+    def address(self) -> str:
+        return self.lab.address(HOST)
+
+    @property
+    def ca_file(self) -> Path:
+        return portal_ca.ca_info(self.settings).cert_path
+
+    def deploy(self, **kwargs: object) -> RolloutResult:
+        plan = plan_deploy(self.settings, HOST, **kwargs)  # type: ignore[arg-type]
+        return run_rollout(self.settings, plan.plan)
+
+    def get(self, domain: str, path: str = "/") -> tuple[int, str]:
+        answer = https_get(self.address, domain, path, ca_file=self.ca_file)
+        return answer.status, answer.body.decode()
+
+    def sh(self, command: str) -> str:
+        return self.lab.ssh(HOST, command)
+
+    def tree_sums(self, domain: str) -> str:
+        return self.sh(
+            f"cd {ROOT}/{domain} && find htdocs data -type f -print0 | sort -z "
+            "| xargs -0 sha256sum; find htdocs data -printf '%p %u %g %m\\n' | sort"
+        )
+
+
+def write_content(root: Path) -> Path:
+    for domain, files in {
+        STATIC_A: {"index.html": f"<h1>{STATIC_A}</h1>\n", "about/index.html": "about A\n"},
+        STATIC_B: {"index.html": f"<h1>{STATIC_B}</h1>\n"},
+        PHP: {
+            "index.php": "<?php echo 'php-portal:' . (40 + 2) . ':'"
+            " . posix_getpwuid(posix_geteuid())['name'];\n",
+            # Tries to read another portal's file: open_basedir must refuse it.
+            "peek.php": "<?php $r = @file_get_contents($_GET['f']);"
+            " echo $r === false ? 'refused' : 'READ:' . $r;\n",
+            "upload.php": "<?php"
+            " file_put_contents(__DIR__ . '/../data/note.txt', 'written by php');"
+            " echo 'stored';\n",
+        },
+    }.items():
+        for name, text in files.items():
+            path = root / domain / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def portals(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portals]:
+    content = write_content(tmp_path_factory.mktemp("portal-content"))
+    settings = lab.settings
+    portal_ca.init_ca(settings)
+    for domain, kind in ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")):
+        add_portal(
+            settings,
+            PortalRequest(host=HOST, kind=kind, content=str(content / domain), domain=domain),
+        )
+    yield Portals(lab, settings, content)
+
+
+def test_three_portals_are_served_over_https_with_the_department_ca(portals: Portals) -> None:
+    result = portals.deploy()
+    assert result.status == "succeeded", result.results
+    assert result.results[HOST].outcome == "changed"
+    # Each answers the control node with its own content, verified against the CA.
+    assert portals.get(STATIC_A) == (200, f"<h1>{STATIC_A}</h1>\n")
+    assert portals.get(STATIC_A, "/about/") == (200, "about A\n")
+    assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    assert portals.get(PHP) == (200, f"php-portal:42:{user}")
+    # Not trusted without the department CA: the chain is the CA's, not a public one.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(portals.address, STATIC_A, ca_file=None)
+    # Plain HTTP is redirected to HTTPS; security headers are sent.
+    connection = http.client.HTTPConnection(portals.address, 80, timeout=10)
+    connection.request("GET", "/x", headers={"Host": STATIC_B})
+    response = connection.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://{STATIC_B}/x"
+    headers = https_get(portals.address, STATIC_A, ca_file=portals.ca_file).headers
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    assert "server" not in headers or "/" not in headers["server"]  # no version
+    # Keys on the host are root's alone; per-portal logs exist.
+    assert portals.sh(f"stat -c '%a %U' /etc/ssl/portals/{PHP}/privkey.pem").split() == [
+        "600",
+        "root",
+    ]
+    assert portals.sh(f"ls /var/log/nginx/portals/{STATIC_A}.access.log").strip()
+    # Health: every portal ok, chained to the CA, about 397 days left.
+    health = {h.domain: h for h in check_portals(portals.settings, HOST)}
+    assert set(health) == {STATIC_A, STATIC_B, PHP}
+    for h in health.values():
+        assert h.ok and h.department_ca and h.http_status == 200, h
+        assert h.days_left is not None and 390 < h.days_left <= 397
+
+
+def test_the_php_portal_cannot_read_another_portals_files(portals: Portals) -> None:
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    # As the pool's own user, on the host: its own files yes, the others' no.
+    portals.sh(f"runuser -u {user} -- cat {ROOT}/{PHP}/htdocs/index.php")
+    for other in (f"{ROOT}/{STATIC_A}/htdocs/index.html", f"{ROOT}/{STATIC_B}/htdocs/index.html"):
+        out = portals.sh(f"runuser -u {user} -- cat {other} 2>&1 || echo DENIED")
+        assert "Permission denied" in out and "DENIED" in out
+    out = portals.sh(f"runuser -u {user} -- ls {ROOT}/{STATIC_A} 2>&1 || echo DENIED")
+    assert "DENIED" in out
+    out = portals.sh(f"runuser -u {user} -- cat /etc/ssl/portals/{PHP}/privkey.pem 2>&1 || true")
+    assert "Permission denied" in out
+    # Through PHP itself: open_basedir refuses another portal's files.
+    status, body = portals.get(PHP, f"/peek.php?f={ROOT}/{STATIC_A}/htdocs/index.html")
+    assert (status, body) == (200, "refused")
+    status, body = portals.get(PHP, f"/peek.php?f={ROOT}/{PHP}/htdocs/index.php")
+    assert body.startswith("READ:")
+    # The pool can write its data/ folder, not its code.
+    assert portals.get(PHP, "/upload.php") == (200, "stored")
+    assert portals.sh(f"cat {ROOT}/{PHP}/data/note.txt") == "written by php"
+    out = portals.sh(f"runuser -u {user} -- touch {ROOT}/{PHP}/htdocs/x 2>&1 || echo DENIED")
+    assert "DENIED" in out
+
+
+def test_a_second_deploy_changes_nothing(portals: Portals) -> None:
+    result = portals.deploy()
+    assert result.status == "succeeded"
+    r = result.results[HOST]
+    assert (r.outcome, r.changed) == ("ok", 0), r
+    preview = portals.deploy(check=True)
+    assert preview.results[HOST].outcome == "ok" and preview.results[HOST].changed == 0
+
+
+def test_bad_input_changes_nothing_and_says_why(portals: Portals) -> None:
+    register = register_path(portals.settings)
+    before = register.read_bytes()
+    request = PortalRequest(host=HOST, kind="static", content=str(portals.content / STATIC_A))
+    with pytest.raises(InputError, match="already registered") as dup:
+        add_portal(portals.settings, replace(request, domain=STATIC_A.upper()))
+    assert dup.value.path == register and dup.value.line is not None
+    with pytest.raises(InputError, match="not in the inventory"):
+        add_portal(portals.settings, replace(request, domain="new.gov.bd", host="nowhere01"))
+    with pytest.raises(InputError, match="does not have the portal_host role"):
+        add_portal(portals.settings, replace(request, domain="new.gov.bd", host="dhk-gaz-fs01"))
+    with pytest.raises(InputError, match="not a valid domain"):
+        add_portal(portals.settings, replace(request, domain="bad_domain..gov"))
+    assert register.read_bytes() == before
+
+    # A server block nginx -t refuses: the deploy fails, saying which portal and why,
+    # and the host keeps its configuration and keeps serving.
+    nginx_before = portals.sh(
+        "cd /etc/nginx && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    )
+    text = before.decode().replace(
+        f"- domain: {STATIC_B}\n",
+        f"- domain: {STATIC_B}\n  nginx_directives:\n  - bogus_directive on;\n",
+    )
+    assert text != before.decode()
+    register.write_text(text)
+    try:
+        result = portals.deploy()
+    finally:
+        register.write_bytes(before)
+    r = result.results[HOST]
+    assert r.outcome == "failed"
+    assert STATIC_B in (r.message or "") and "unknown directive" in (r.message or ""), r.message
+    nginx_after = portals.sh(
+        "cd /etc/nginx && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    )
+    assert nginx_after == nginx_before
+    assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
+
+
+def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portals) -> None:
+    short = portal_ca.issue(portals.settings, STATIC_A, days=10)
+    result = portals.deploy(renew_within_days=5)  # inside the window: kept and installed
+    assert result.status == "succeeded"
+    served = https_get(portals.address, STATIC_A, ca_file=portals.ca_file).certificate
+    assert served is not None and served.serial == short.serial
+    health = {h.domain: h for h in check_portals(portals.settings, HOST)}
+    assert health[STATIC_A].status == "expiring" and health[STATIC_A].days_left < 11  # type: ignore[operator]
+
+    plan = plan_deploy(portals.settings, HOST)  # default window: 30 days
+    renewed = {c.domain: c for c in plan.certificates}[STATIC_A]
+    assert renewed.action == "renewed" and renewed.days_left > 390
+    result = run_rollout(portals.settings, plan.plan)
+    assert result.status == "succeeded"
+    served = https_get(portals.address, STATIC_A, ca_file=portals.ca_file).certificate
+    assert served is not None and served.serial == renewed.serial != short.serial
+    assert all(h.ok for h in check_portals(portals.settings, HOST))
+
+
+def test_a_removed_portal_comes_back_from_its_backup(portals: Portals) -> None:
+    entry = load_register(register_path(portals.settings)).find(PHP)
+    assert entry is not None
+    sums = portals.tree_sums(PHP)
+    assert "data/note.txt" in sums  # written by the portal itself: only a backup has it
+    done = backup_portal(portals.settings, PHP)
+    assert done.result.status == "succeeded" and done.archive is not None
+    assert done.archive.is_file() and done.archive.name.startswith(f"{PHP}-")
+    assert portals.sh(f"ls /var/backups/portals/{PHP}/").split() == [done.archive.name]
+
+    remove_portal(portals.settings, PHP)
+    result = portals.deploy()
+    assert result.status == "succeeded"
+    gone = portals.sh(
+        f"ls /etc/nginx/portals.d/ /etc/php/8.2/fpm/pool.d/; "
+        f"test -e {ROOT}/{PHP} && echo FOLDER; getent passwd {entry.user} || true"
+    )
+    assert PHP not in gone and "FOLDER" not in gone and entry.user not in gone
+    assert "-retired.tar.gz" in portals.sh(f"ls /var/backups/portals/{PHP}/")
+    with pytest.raises((ssl.SSLError, OSError)):
+        https_get(portals.address, PHP, ca_file=portals.ca_file)
+    # Restoring a portal that is not in the register is refused, saying so.
+    with pytest.raises(InputError, match="no portal"):
+        restore_portal(portals.settings, PHP)
+
+    add_portal(
+        portals.settings,
+        PortalRequest(host=HOST, kind="php", content=entry.content, domain=PHP),
+    )
+    assert portals.deploy().status == "succeeded"
+    assert "note.txt" not in portals.sh(f"ls {ROOT}/{PHP}/data/")
+    restored = restore_portal(portals.settings, PHP)
+    assert restored.result.status == "succeeded" and restored.archive == done.archive
+    assert portals.tree_sums(PHP) == sums
+    assert portals.get(PHP)[1].startswith("php-portal:42:")
