@@ -14,7 +14,9 @@ import contextlib
 import shutil
 from pathlib import Path
 
-#: Host keys are made at first boot, before sshd starts, when there are none.
+#: Host keys are made at first boot, before sshd starts, when there are none:
+#: Ed25519 and ECDSA only, which take milliseconds where an RSA key can take
+#: minutes (an emulated CPU, a slow PC), with sshd told to use just those.
 HOST_KEYS_UNIT = """\
 # Written by provision image build: each machine made from the image gets its own
 # SSH host keys at first boot.
@@ -25,12 +27,18 @@ ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+ExecStart=/usr/bin/ssh-keygen -q -t ecdsa -N "" -f /etc/ssh/ssh_host_ecdsa_key
 
 [Install]
 WantedBy=ssh.service
 """
 HOST_KEYS_UNIT_NAME = "provision-ssh-host-keys.service"
+HOST_KEYS_CONFIG = """\
+# Written by provision image build: the host keys made at first boot.
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
+"""
 
 #: DHCP on the first wired interface whatever the kernel names it (eth0, ens3, enp1s0…).
 NETWORK_UNIT = """\
@@ -86,6 +94,8 @@ def seal_tree(root: Path, *, role: str, build_key: str, disk: bool) -> None:
     link = wants / HOST_KEYS_UNIT_NAME
     if not link.is_symlink():
         link.symlink_to(f"/etc/systemd/system/{HOST_KEYS_UNIT_NAME}")
+
+    (root / "etc/ssh/sshd_config.d/10-provision-host-keys.conf").write_text(HOST_KEYS_CONFIG)
 
     (root / "etc/machine-id").write_text("")
     dbus_id = root / "var/lib/dbus/machine-id"

@@ -192,5 +192,9 @@ def test_seal_takes_out_the_build_host_and_keeps_the_automation_key(tmp_path: Pa
     assert "CONTROL" in (root / "home/provision/.ssh/authorized_keys").read_text()
     assert (root / "etc/hostname").read_text() == "lab-pc\n"
     assert (root / "etc/systemd/system/ssh.service.wants" / seal.HOST_KEYS_UNIT_NAME).is_symlink()
+    assert (
+        "HostKey /etc/ssh/ssh_host_ed25519_key"
+        in (root / "etc/ssh/sshd_config.d/10-provision-host-keys.conf").read_text()
+    )
     assert "DHCP=yes" in (root / "etc/systemd/network/20-provision-dhcp.network").read_text()
     assert "console=ttyS0" in (root / "etc/default/grub.d/50-provision.cfg").read_text()
