@@ -25,9 +25,10 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from provision import crypto
 from provision.errors import InputError, PrerequisiteError
@@ -293,3 +294,53 @@ def vault_for_run(settings: Settings, password: str | None = None) -> Iterator[P
             path=source,
         )
     yield source
+
+
+def vaulted_values(hostvars: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, str, str]]:
+    """(host, variable, vault text) for every inline `!vault` value in the hosts' variables."""
+
+    def walk(host: str, name: str, value: Any) -> Iterator[tuple[str, str, str]]:
+        if isinstance(value, Mapping):
+            if set(value) == {"__ansible_vault"}:
+                yield host, name, str(value["__ansible_vault"])
+                return
+            for key, item in value.items():
+                yield from walk(host, f"{name}.{key}", item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from walk(host, f"{name}[{index}]", item)
+
+    for host, values in hostvars.items():
+        for name, value in values.items():
+            yield from walk(host, name, value)
+
+
+def check_password(settings: Settings, hosts: Sequence[str], password: str) -> int:
+    """Refuse a vault password that does not open the selected hosts' vaulted variables.
+
+    Called before a run starts, so that a mistyped password is one clear error and
+    no host is touched, instead of every host failing half-way. Each distinct
+    vaulted value is tried once; returns how many were opened (0: none to check).
+    The error names the host and variable, never a value.
+    """
+    from provision.inventory import slice_inventory
+    from provision.inventory.targets import load_environment
+
+    loaded = load_environment(settings.inventory_path)
+    known = [h for h in hosts if h in loaded.inventory.hosts]
+    if not known:
+        return 0
+    resolved = slice_inventory(loaded.inventory, known, loaded.folder)["all"]["hosts"]
+    tried: set[str] = set()
+    for host, name, text in vaulted_values(resolved):
+        if text in tried:
+            continue
+        tried.add(text)
+        try:
+            crypto.vault_decrypt(text.encode(), password)
+        except crypto.VaultError as exc:
+            raise InputError(
+                f"the vault password does not open '{name}' of host {host}: {exc}",
+                hint="type the vault password again; nothing was run",
+            ) from None
+    return len(tried)

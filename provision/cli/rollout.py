@@ -203,11 +203,16 @@ _ASK_VAULT_PASS = click.option(
 
 
 @contextmanager
-def _vault_settings(app: AppContext, ask: bool) -> Iterator[Settings]:
+def _vault_settings(
+    app: AppContext, ask: bool, hosts: list[str], env: str | None = None
+) -> Iterator[Settings]:
     """The settings for the run; with `ask`, the prompted vault password is handed to
     Ansible as an anonymous in-memory file (see secrets.password_file) that is closed
     when the run ends: never an argument, an environment variable or a file under
-    the state directory, so never in the run's artifacts, logs or the store."""
+    the state directory, so never in the run's artifacts, logs or the store.
+
+    A typed password that does not open the hosts' vaulted variables is refused
+    before the run starts (one line, no host touched)."""
     if not ask:
         yield app.settings
         return
@@ -215,6 +220,8 @@ def _vault_settings(app: AppContext, ask: bool) -> Iterator[Settings]:
     from provision.cli.secrets import vault_password
 
     password = vault_password(app, None, True)
+    settings = app.settings if env is None else replace(app.settings, env=env)
+    secrets.check_password(settings, hosts, password)
     with secrets.password_file(password) as path:
         del password
         yield replace(app.settings, vault_password_file=str(path))
@@ -344,7 +351,7 @@ def run_command(
     )
     plan = plan_rollout(app.settings, options)
     _confirm(plan, yes)
-    with _vault_settings(app, ask_vault_pass) as settings:
+    with _vault_settings(app, ask_vault_pass, list(plan.hosts)) as settings:
         _drive(
             app,
             len(plan.hosts),
@@ -374,7 +381,8 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) ->
 
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
-    with _vault_settings(app, ask_vault_pass) as settings:
+        planned = [h for wave in store.waves(run_id) for h in wave.hosts]
+    with _vault_settings(app, ask_vault_pass, planned, run.env) as settings:
         _drive(
             app,
             run.planned,
@@ -419,7 +427,7 @@ def retry(
     ]
     plan = plan_retry(app.settings, run_id, which)
     _confirm(plan, yes)
-    with _vault_settings(app, ask_vault_pass) as settings:
+    with _vault_settings(app, ask_vault_pass, list(plan.hosts), plan.env) as settings:
         _drive(
             app,
             len(plan.hosts),

@@ -155,12 +155,21 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
     assert lab.settings.state_path == lab.settings.workspace / ".provision"
     base = ["--workspace", str(lab.settings.workspace)]
     try:
+        from provision.store import open_store
+
+        with open_store(lab.settings) as store:
+            runs_before = len(store.list_runs(limit=1000))
         wrong = CliRunner().invoke(
             cli,
             [*base, "rollout", str(playbook), HOST, "--yes", "--ask-vault-pass"],
             input="not-the-password\n",
         )
-        assert wrong.exit_code == 4, wrong.output  # the host failed: the vault did not open
+        # A mistyped password is one line before anything runs: no run, no host touched.
+        assert wrong.exit_code == 3, wrong.output
+        assert f"does not open 'provision_test_canary' of host {HOST}" in wrong.output
+        assert "not-the-password" not in wrong.output
+        with open_store(lab.settings) as store:
+            assert len(store.list_runs(limit=1000)) == runs_before
         done = CliRunner().invoke(
             cli,
             [*base, "rollout", str(playbook), HOST, "--yes", "--ask-vault-pass", "--json"],

@@ -298,3 +298,28 @@ def test_vault_for_run_prefers_a_typed_password_then_the_setting(workspace: Path
     (workspace / "vault-client").write_text(PASSWORD + "\n")
     with secrets.vault_for_run(configured) as source:
         assert source == workspace / "vault-client"
+
+
+def test_a_typed_password_is_checked_against_the_selected_hosts_vaulted_values(
+    workspace: Path,
+) -> None:
+    from provision.settings import load_settings
+
+    folder = workspace / "inventories" / "lab"
+    (folder / "host_vars").mkdir(parents=True)
+    (folder / "hosts.yml").write_text(
+        "all:\n  hosts:\n    h1: {ansible_host: 10.0.0.1}\n    h2: {ansible_host: 10.0.0.2}\n"
+    )
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    (folder / "host_vars" / "h2.yml").write_text(
+        "---\nportal:\n  db_password: !vault |\n"
+        + "".join(f"    {line}\n" for line in sealed.splitlines())
+    )
+    settings = load_settings(workspace=workspace, environ={})
+    assert secrets.check_password(settings, ["h1"], "anything") == 0  # nothing vaulted there
+    assert secrets.check_password(settings, ["h1", "h2"], PASSWORD) == 1
+    with pytest.raises(
+        InputError, match=r"does not open 'portal\.db_password' of host h2"
+    ) as caught:
+        secrets.check_password(settings, ["h2"], "wrong-password")
+    assert CANARY not in str(caught.value) and "wrong-password" not in str(caught.value)
