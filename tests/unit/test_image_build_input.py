@@ -4,6 +4,7 @@ before anything is touched."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 from provision import keys
 from provision.cli.main import cli
 from provision.errors import InputError
-from provision.images import build, manifest, seal
+from provision.images import manifest, seal
 from provision.settings import Settings, load_settings
 from tests.conftest import REPO
 
@@ -122,7 +123,7 @@ def test_existing_image_is_refused_without_force(settings: Settings, tmp_path: P
 def test_not_root_is_one_clear_line_and_touches_nothing(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(build.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     parent = tmp_path / "out"
     parent.mkdir()
     code, output = run(
