@@ -211,16 +211,20 @@ def _vault_settings(
     when the run ends: never an argument, an environment variable or a file under
     the state directory, so never in the run's artifacts, logs or the store.
 
-    A typed password that does not open the hosts' vaulted variables is refused
-    before the run starts (one line, no host touched)."""
+    A password (typed, or from vault_password_file) that does not open the hosts'
+    vaulted variables is refused before the run starts (one line, no host touched)."""
+    from provision import secrets
+
+    settings = app.settings if env is None else replace(app.settings, env=env)
     if not ask:
+        source = secrets.configured_source(settings)
+        if source is not None and source.exists():  # a missing one: the service says so
+            secrets.check_password(settings, hosts, secrets.read_password(source))
         yield app.settings
         return
-    from provision import secrets
     from provision.cli.secrets import vault_password
 
     password = vault_password(app, None, True)
-    settings = app.settings if env is None else replace(app.settings, env=env)
     secrets.check_password(settings, hosts, password)
     with secrets.password_file(password) as path:
         del password

@@ -170,6 +170,19 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
         assert "not-the-password" not in wrong.output
         with open_store(lab.settings) as store:
             assert len(store.list_runs(limit=1000)) == runs_before
+        # The same for a wrong password from the setting (a client script here).
+        wrong_client = tmp_path / "wrong-client"
+        wrong_client.write_text("#!/bin/sh\necho not-the-password\n")
+        wrong_client.chmod(0o700)
+        configured = CliRunner().invoke(
+            cli,
+            [*base, "rollout", str(playbook), HOST, "--yes"],
+            env={"PROVISION_VAULT_PASSWORD_FILE": str(wrong_client)},
+        )
+        assert configured.exit_code == 3, configured.output
+        assert "does not open 'provision_test_canary'" in configured.output
+        with open_store(lab.settings) as store:
+            assert len(store.list_runs(limit=1000)) == runs_before
         done = CliRunner().invoke(
             cli,
             [*base, "rollout", str(playbook), HOST, "--yes", "--ask-vault-pass", "--json"],
