@@ -209,3 +209,29 @@ def test_a_relative_unit_dir_setting_is_relative_to_the_workspace(
     )
     assert done.exit_code == 0, done.output
     assert Path(json.loads(done.stdout)["timer"]).parent == workspace / "units"
+
+
+def test_with_systemd_running_systemctl_enables_and_disables(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where systemd is PID 1 and the units are in its folder, systemctl does the
+    enabling (and no link is made by hand); remove disables before deleting."""
+    import subprocess
+
+    calls: list[tuple[str, ...]] = []
+
+    def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        return subprocess.CompletedProcess(["systemctl", *args], 0, "", "")
+
+    monkeypatch.setattr(schedule, "SYSTEM_UNIT_DIR", settings.schedule_unit_dir.resolve())
+    monkeypatch.setattr(schedule, "systemd_running", lambda: True)
+    monkeypatch.setattr(schedule, "_systemctl", systemctl)
+    done = schedule.install(settings, "compliance", "district:gazipur")
+    assert done.enabled_by == "systemctl" and done.note == ""
+    assert calls == [("daemon-reload",), ("enable", "--now", done.timer)]
+    assert not (settings.schedule_unit_dir / "timers.target.wants").exists()
+    calls.clear()
+    schedule.remove(settings, done.name)
+    assert ("disable", "--now", done.timer) in calls and calls[-1] == ("daemon-reload",)
+    assert not done.timer_path.exists()
