@@ -292,7 +292,8 @@ def run_command(
     Every result is recorded as it arrives. Exit codes: 0 every reached host at
     or above --threshold (default 100: fully compliant); 6 a host below it, a
     failing critical control, or (with --fail-on-drift) new drift since the
-    previous run; otherwise 5 if some hosts were unreachable.
+    previous run; otherwise 4 if the evidence of some hosts could not be
+    collected, 5 if some hosts were unreachable.
 
     \b
     Example:
@@ -352,6 +353,8 @@ def run_command(
         raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED))
     if below or (fail_on_drift and drift_report is not None and drift_report.new_drift):
         raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
+    if result.hosts_with("error"):
+        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
     if unreachable:
         raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
 
