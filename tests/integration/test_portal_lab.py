@@ -180,6 +180,13 @@ def test_a_second_deploy_changes_nothing(portals: Portals) -> None:
     assert (r.outcome, r.changed) == ("ok", 0), r
     preview = portals.deploy(check=True)
     assert preview.results[HOST].outcome == "ok" and preview.results[HOST].changed == 0
+    # No key's contents in any run's artifacts, generated variables or the store.
+    state = portals.settings.state_path
+    for path in [*(state / "runs").rglob("*"), *(state / "portal-runs").rglob("*")]:
+        if path.is_file():
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    for db in state.glob("state.db*"):
+        assert b"PRIVATE KEY" not in db.read_bytes(), db
 
 
 def test_bad_input_changes_nothing_and_says_why(portals: Portals) -> None:
