@@ -21,6 +21,7 @@ from provision import keys
 from provision.compliance.service import audit
 from provision.images import BuildRequest, BuildResult, build_image, verify_image
 from provision.images.manifest import manifest_path
+from provision.images.output import TEMP_PREFIX
 from provision.inventory import build_inventory, files, parse_register
 from provision.lab.inventory import register_text
 from provision.lab.machine import mounted_paths
@@ -103,7 +104,7 @@ def test_the_build_leaves_nothing_behind(built: Built) -> None:
     assert not [p for p in mounted_paths() if images in p.parents]
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=False).stdout
     assert str(images) not in loops
-    leftovers = [p.name for p in built.image.parent.iterdir() if p.name.startswith(".provision")]
+    leftovers = [p.name for p in built.image.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
     assert leftovers == []
     nspawn = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
     assert str(images) not in nspawn.stdout
