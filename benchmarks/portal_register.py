@@ -101,7 +101,7 @@ def main() -> None:
         f"portals in the register:          {len(portals):>8}  ({len(text) / 1e6:.1f} MB of YAML)"
     )
     print(f"write (atomic):                   {write_s:>8.2f} s")
-    print(f"PyYAML (libyaml) load alone:         {plain_s:>8.2f} s")
+    print(f"PyYAML (libyaml) load alone:      {plain_s:>8.2f} s")
     print(
         f"load_register (checked, lines):   {load_s:>8.2f} s  ({load_s / plain_s:.1f}x plain load)"
     )
