@@ -35,8 +35,13 @@ SECTIONS: dict[str, str] = {
     "hardware": "hardware",
     "timezone": "timezone",
     "firewall": "firewall",
+    "portal_https": "portals",
 }
 assert set(SECTIONS) == set(CHECK_TYPES), "every check type needs its evidence section"
+
+#: Sections the compliance service collects on the control node, not the host's module:
+#: `portals` is each registered portal's HTTPS answer as a visitor sees it.
+CONTROL_NODE_SECTIONS = frozenset({"portals"})
 
 #: systemd unit file states for which `systemctl is-enabled` succeeds.
 ENABLED_STATES = frozenset(
@@ -59,6 +64,8 @@ def evidence_request(checks: Iterable[Check]) -> dict[str, Any]:
     """The module's `request` for these resolved checks: only what they need.
 
     The OS release is always collected (it decides which controls apply).
+    Sections the control node collects itself (CONTROL_NODE_SECTIONS) are not in it:
+    see `control_node_sections`.
     """
     packages: set[str] = set()
     services: set[str] = set()
@@ -83,7 +90,7 @@ def evidence_request(checks: Iterable[Check]) -> dict[str, Any]:
                 patterns.add(str(f["contains"]))
         elif check.type == "user":
             users.add(str(f["name"]))
-        else:
+        elif SECTIONS[check.type] not in CONTROL_NODE_SECTIONS:
             flags.add(SECTIONS[check.type])
     request: dict[str, Any] = {flag: True for flag in sorted(flags)}
     for name, values in (
@@ -98,6 +105,11 @@ def evidence_request(checks: Iterable[Check]) -> dict[str, Any]:
     if files:
         request["files"] = {path: sorted(p) for path, p in sorted(files.items())}
     return request
+
+
+def control_node_sections(checks: Iterable[Check]) -> frozenset[str]:
+    """The evidence sections these checks need that the control node collects itself."""
+    return frozenset(SECTIONS[c.type] for c in checks if SECTIONS[c.type] in CONTROL_NODE_SECTIONS)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -467,6 +479,51 @@ def _firewall(f: Mapping[str, Any], ev: Mapping[str, Any]) -> CheckOutcome:
     return _result(not wrong, expected, actual, "; ".join(wrong))
 
 
+#: Portal statuses (provision.portal.health) whose certificate verified; the days left decide.
+_VERIFIED = ("ok", "expiring")
+
+
+def _portal_https(f: Mapping[str, Any], ev: Mapping[str, Any]) -> CheckOutcome:
+    """Every registered portal verified and with at least `min_days_left` days left.
+
+    The evidence is the control node's: {"portals": [{domain, status, days_left,
+    message}, …]}, one item per portal the register gives the host. A host with no
+    portal passes (there is nothing to serve) with actual []. The actual value names
+    every portal's status, and the days left of the bad ones only, so that a passing
+    control's evidence does not change from one day to the next.
+    """
+    section = _section(ev, "portals")
+    if isinstance(section, CheckOutcome):
+        return section
+    minimum = int(f["min_days_left"])
+    expected = {"status": "ok", "min_days_left": minimum}
+    portals = section.get("portals")
+    if not isinstance(portals, list):
+        return CheckOutcome(NO_REPORT, expected, None, "no portal health in the evidence")
+    if not portals:
+        return CheckOutcome(PASS, expected, [], "no portal is registered for this host")
+    actual: list[dict[str, Any]] = []
+    bad: list[str] = []
+    for portal in sorted(portals, key=lambda p: str(p.get("domain"))):
+        domain = str(portal.get("domain"))
+        status = str(portal.get("status"))
+        days = portal.get("days_left")
+        why = str(portal.get("message") or status)
+        if status in _VERIFIED:
+            if not isinstance(days, int | float):
+                status, why = "untrusted", "no certificate information"
+            elif days < minimum:
+                status, why = "expiring", f"certificate expires in {int(days)} days (< {minimum})"
+            else:
+                status = "ok"
+        item: dict[str, Any] = {"domain": domain, "status": status}
+        if status != "ok":
+            item["days_left"] = int(days) if isinstance(days, int | float) else None
+            bad.append(f"{domain}: {why}")
+        actual.append(item)
+    return _result(not bad, expected, actual, "; ".join(bad))
+
+
 EVALUATORS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], CheckOutcome]] = {
     "os_release": _os_release,
     "package_installed": _package_installed,
@@ -480,6 +537,7 @@ EVALUATORS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], CheckOutc
     "hardware": _hardware,
     "timezone": _timezone,
     "firewall": _firewall,
+    "portal_https": _portal_https,
 }
 assert set(EVALUATORS) == set(CHECK_TYPES), "every check type needs its evaluator"
 

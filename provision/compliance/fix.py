@@ -7,6 +7,13 @@ The rollout runs `site.yml` with the failing controls' enforce tags over the
 hosts where they failed (or errored), so everything a rollout gives (waves,
 the store, locks, resume) applies. Controls no role enforces (the hardware
 minimums) are listed as not fixable.
+
+A control the `portal_host` role enforces (WEB-001) needs the portal register:
+the role serves exactly the portals it is given. So when such a control is
+fixed, the rollout gets the same generated variables file as `provision portal
+deploy` for every portal host of the fix (certificates near expiry are renewed
+while planning, as a deploy does); without it `site.yml` would serve no portal
+and repair nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from dataclasses import dataclass, field, replace
 
 from provision.compliance.model import ERROR, FAIL, ComplianceRunInfo
 from provision.errors import InputError, StateError
+from provision.inventory import select_hosts
+from provision.inventory.targets import load_environment
+from provision.portal import ca
+from provision.portal.service import ROLE_SELECTION, plan_deploy
 from provision.rollout.service import RolloutOptions, RolloutPlan, plan_rollout
 from provision.settings import Settings
 from provision.standards.model import Standard
@@ -26,6 +37,10 @@ from provision.store.compliance_records import ComplianceRecords
 PLAYBOOK = "site.yml"
 #: Results a fix tries to repair.
 FIXABLE_STATUSES = (FAIL, ERROR)
+#: Roles whose tasks serve what the portal register says: a fix passes them its variables.
+REGISTER_ROLES = frozenset({"portal_host"})
+#: The standard's parameter for the fewest days a portal certificate may have left.
+CERT_MIN_DAYS = "portal_host_cert_min_days"
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class FixPlan:
     hosts: tuple[str, ...] = ()
     #: None when there is nothing to fix.
     rollout: RolloutPlan | None = None
+    #: The portal variables file the rollout passes (fixing a portal_host control), or None.
+    vars_file: str | None = None
 
 
 def _standard_of(settings: Settings, run: ComplianceRunInfo) -> Standard:
@@ -79,6 +96,7 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
     fixable: dict[str, tuple[str, ...]] = {}
     not_fixable: dict[str, tuple[str, ...]] = {}
     tags: list[str] = []
+    needs_register = False
     for control_id in sorted(failing, key=lambda c: _order(standard, c)):
         hosts = tuple(sorted(failing[control_id]))
         enforce = standard.control(control_id).enforce
@@ -86,17 +104,46 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
             not_fixable[control_id] = hosts
         else:
             fixable[control_id] = hosts
+            needs_register = needs_register or enforce.role in REGISTER_ROLES
             if enforce.tag not in tags:
                 tags.append(enforce.tag)
     hosts = tuple(sorted({h for hs in fixable.values() for h in hs}))
     rollout = None
+    vars_file = None
     if hosts:
         fixed_settings = settings if settings.env == run.env else replace(settings, env=run.env)
+        if needs_register:
+            vars_file = _portal_vars(fixed_settings, standard, hosts)
         rollout = plan_rollout(
             fixed_settings,
-            RolloutOptions(playbook=PLAYBOOK, selection=";".join(hosts), tags=tuple(tags)),
+            RolloutOptions(
+                playbook=PLAYBOOK,
+                selection=";".join(hosts),
+                tags=tuple(tags),
+                vars_file=vars_file,
+            ),
         )
-    return FixPlan(run, fixable, not_fixable, tuple(tags), hosts, rollout)
+    return FixPlan(run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file)
+
+
+def _portal_vars(settings: Settings, standard: Standard, hosts: tuple[str, ...]) -> str | None:
+    """The register's variables for every portal host among `hosts` (None when there is none).
+
+    Every portal host of the fix gets its portals, not only those failing a portal
+    control: the tags run on all of the fix's hosts, and the role retires what a
+    run given the register does not list.
+    """
+    loaded = load_environment(settings.inventory_path)
+    serving = set(select_hosts(loaded.inventory, ROLE_SELECTION))
+    chosen = [h for h in hosts if h in serving]
+    if not chosen:
+        return None
+    parameter = standard.parameters.get(CERT_MIN_DAYS)
+    minimum = float(parameter.default) if parameter is not None else 0.0
+    deploy = plan_deploy(
+        settings, ";".join(chosen), renew_within_days=max(ca.RENEW_WITHIN_DAYS, minimum)
+    )
+    return str(deploy.vars_file)
 
 
 def _order(standard: Standard, control_id: str) -> int:

@@ -12,6 +12,12 @@ ansible-runner, judges each host's evidence on the control node as its result
 event arrives, and commits host reports in small batches: a run that dies
 keeps what it had collected.
 
+Some evidence is the control node's own (`CONTROL_NODE_SECTIONS`): for hosts
+with a `portal_https` check (WEB-001), each portal the register gives the host
+is asked over HTTPS from here (`provision.portal.health.check_portals`), in a
+thread that runs beside the playbook; its answer joins the host's evidence
+before the host is judged. A host that does not answer stays unreachable.
+
 Module results are read from the event stream and kept nowhere else: the run
 keeps no event files (`keep_events=False`), its stdout holds no results (the
 default callback prints them only when verbose), and the store keeps only each
@@ -33,7 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from provision import runner, secrets
-from provision.compliance.evaluate import evaluate_control, evidence_request, release_name
+from provision.compliance.evaluate import (
+    control_node_sections,
+    evaluate_control,
+    evidence_request,
+    release_name,
+)
 from provision.compliance.model import (
     HOST_ERROR,
     HOST_REPORTED,
@@ -46,10 +57,12 @@ from provision.compliance.model import (
     ControlResult,
     HostReport,
 )
-from provision.errors import InputError
+from provision.errors import InputError, ProvisionError
 from provision.inventory import slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
+from provision.portal.health import PortalHealth, check_portals
+from provision.portal.service import list_portals
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.service import current_user, git_revision
 from provision.settings import Settings
@@ -89,6 +102,8 @@ class HostPlan:
     #: The module's request (what to collect) and its key among the run's requests.
     request: Mapping[str, Any]
     request_key: str
+    #: Evidence sections the control node collects itself for this host ("portals").
+    control_node: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,7 @@ def plan_host(
     controls = tuple((c, resolve_control_checks(c, plain)) for c in applicable)
     ids = {c.id for c in applicable}
     request = evidence_request(check for _, checks in controls for check in checks)
+    local = control_node_sections(check for _, checks in controls for check in checks)
     return HostPlan(
         host=host,
         role=role,
@@ -205,6 +221,7 @@ def plan_host(
         not_applicable=tuple(c for c in standard.controls if c.id not in ids),
         request=request,
         request_key=_request_key(request),
+        control_node=local,
     )
 
 
@@ -238,11 +255,14 @@ def plan_audit(
         known_groups=set(loaded.inventory.groups),
         today=day,
     )
+    planned = tuple(_plan_hosts(chosen, loaded, hosts))
+    if any("portals" in h.control_node for h in planned):
+        list_portals(settings)  # a broken portal register is bad input, before any host
     return AuditPlan(
         env=settings.env,
         selection=selection,
         standard=chosen,
-        hosts=tuple(_plan_hosts(chosen, loaded, hosts)),
+        hosts=planned,
         waivers=waiver_set,
         today=day,
     )
@@ -373,6 +393,57 @@ def _line(control: Control) -> int:
     return control.line or 0
 
 
+# -- evidence from the control node ---------------------------------------------------------
+
+
+def portal_item(health: PortalHealth) -> dict[str, Any]:
+    """One portal's health as evidence (whole days left, so that it is stable within a day)."""
+    days = None if health.days_left is None else int(health.days_left // 1)
+    return {
+        "domain": health.domain,
+        "status": health.status,
+        "days_left": days,
+        "http_status": health.http_status,
+        "department_ca": health.department_ca,
+        "message": health.message,
+    }
+
+
+class _PortalEvidence:
+    """Each host's `portals` section, checked over HTTPS from here beside the playbook."""
+
+    def __init__(self, settings: Settings, hosts: Sequence[str], timeout: float = 10.0) -> None:
+        self._sections: dict[str, dict[str, Any]] = {}
+        self._done = threading.Event()
+        if not hosts:
+            self._done.set()
+            return
+        thread = threading.Thread(
+            target=self._run, args=(settings, list(hosts), timeout), daemon=True
+        )
+        thread.start()
+
+    def _run(self, settings: Settings, hosts: list[str], timeout: float) -> None:
+        try:
+            found: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
+            for health in check_portals(settings, ";".join(hosts), timeout=timeout):
+                found.setdefault(health.host, []).append(portal_item(health))
+            self._sections = {h: {"portals": items} for h, items in found.items()}
+        except ProvisionError as exc:
+            self._sections = {h: {"error": exc.message} for h in hosts}
+        except Exception as exc:
+            # Anything else is the hosts' error (WEB-001 errors), not a crash of the audit.
+            self._sections = {h: {"error": f"portal health failed: {exc!r}"} for h in hosts}
+        finally:
+            self._done.set()
+
+    def add_to(self, host: str, evidence: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The host's evidence with its portal section (waits for the checks to finish)."""
+        self._done.wait()
+        section = self._sections.get(host)
+        return evidence if section is None else {**evidence, "portals": section}
+
+
 # -- running -----------------------------------------------------------------------------
 
 
@@ -385,7 +456,9 @@ class _Collector:
         run_id: int,
         plan: AuditPlan,
         report: ProgressCallback,
+        local: _PortalEvidence | None = None,
     ) -> None:
+        self.local = local
         self.records = records
         self.run_id = run_id
         self.plan = plan
@@ -414,6 +487,8 @@ class _Collector:
             self.add(host, None, HOST_ERROR, why)
 
     def add(self, host: str, evidence: Mapping[str, Any] | None, status: str, message: str) -> None:
+        if evidence is not None and self.local is not None and status == HOST_REPORTED:
+            evidence = self.local.add_to(host, evidence)
         report = judge_host(
             self.by_host[host],
             evidence,
@@ -494,7 +569,10 @@ def run_audit(
         if on_created:
             on_created(run_id)
         report(AuditProgress("started", run_id, len(names)))
-        collector = _Collector(records, run_id, plan, report)
+        local = _PortalEvidence(
+            settings, [h.host for h in plan.hosts if "portals" in h.control_node]
+        )
+        collector = _Collector(records, run_id, plan, report, local)
         status = "running"
         try:
             private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")

@@ -145,6 +145,14 @@ CHECK_TYPES: dict[str, CheckType] = {
             input_policy=Field("str", choices=("accept", "drop")),
             allowed_tcp_ports=Field("list[int]"),
         ),
+        _type(
+            "portal_https",
+            "every portal the register gives the host answers over HTTPS with a certificate "
+            "that verifies (department CA, or the system store for an external one) and has "
+            "at least min_days_left days left",
+            "HTTPS to each registered portal, from the control node",
+            min_days_left=Field("int", required=True),
+        ),
     )
 }
 

@@ -177,7 +177,7 @@ def journey(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jour
         service.start_host(lab.settings, PORTAL)
         with open_store(settings) as store:
             summaries = ComplianceRecords(store).run_summaries(
-                settings.env, "bd-ict-baseline", "2026.1"
+                settings.env, "bd-ict-baseline", load_standard(STANDARD).version
             )
         yield Journey(
             settings,

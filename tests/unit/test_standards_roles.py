@@ -29,10 +29,30 @@ def test_roles_defaults_and_tags_agree_with_the_standard() -> None:
     assert check_roles(load_standard(STANDARD), ROLES) == []
 
 
+def _operation_entry_points(role: Path) -> set[str]:
+    """Task files a role declares as entry points of their own (not main) in argument_specs.
+
+    They are operations that playbooks run with `tasks_from` (portal_host's backup
+    and restore), not enforcement: no `--tags CONTROL` run of site.yml reaches them,
+    and a control id on them would claim they enforce something. Only files the
+    role itself names as separate entry points are exempt, so a new enforcement
+    file cannot slip through untagged.
+    """
+    specs = role / "meta" / "argument_specs.yml"
+    if not specs.is_file():
+        return set()
+    entry_points = yaml.safe_load(specs.read_text())["argument_specs"]
+    return {f"{name}.yml" for name in entry_points if name != "main"}
+
+
 def test_every_role_task_is_tagged_with_a_control_id() -> None:
     """A task without a control tag would run under no `--tags CONTROL`: enforcement gaps."""
     ids = {c.id for c in load_standard(STANDARD).controls}
+    exempt = {(r.name, f) for r in ROLES.iterdir() for f in _operation_entry_points(r)}
+    assert ("portal_host", "backup.yml") in exempt and ("portal_host", "restore.yml") in exempt
     for tasks in sorted(ROLES.glob("*/tasks/*.yml")):
+        if (tasks.parent.parent.name, tasks.name) in exempt:
+            continue
         for task in yaml.safe_load(tasks.read_text()) or []:
             if "ansible.builtin.import_tasks" in task:
                 continue
@@ -180,7 +200,8 @@ def test_validate_passes_on_the_department_standard(workspace: Path) -> None:
     shutil.copy(STANDARD, workspace / "standards")
     result = run(workspace, "standards", "validate")
     assert result.exit_code == ExitStatus.SUCCESS, result.output
-    assert "bd-ict-baseline 2026.1" in result.output and "valid" in result.output
+    standard = load_standard(STANDARD)
+    assert f"bd-ict-baseline {standard.version}" in result.output and "valid" in result.output
 
 
 def test_validate_names_file_and_line_of_each_problem(workspace: Path) -> None:
