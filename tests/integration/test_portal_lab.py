@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import http.client
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from provision.errors import InputError
+from provision.errors import InputError, StateError
 from provision.portal import (
     PortalRequest,
     add_portal,
@@ -99,17 +99,32 @@ def write_content(root: Path) -> Path:
     return root
 
 
+def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> Portals:
+    """The lab's department CA (made once per session) and these (domain, kind) portals
+    registered on HOST from `content`/<domain>, unless they already are.
+
+    Shared with the other portal lab tests (tests/integration/test_portal_compliance.py),
+    which may run before or after this module in the same lab.
+    """
+    settings = lab.settings
+    try:
+        portal_ca.ca_info(settings)
+    except StateError:
+        portal_ca.init_ca(settings)
+    register = load_register(register_path(settings))
+    for domain, kind in portals:
+        if register.find(domain) is None:
+            add_portal(
+                settings,
+                PortalRequest(host=HOST, kind=kind, content=str(content / domain), domain=domain),
+            )
+    return Portals(lab, settings, content)
+
+
 @pytest.fixture(scope="module")
 def portals(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portals]:
     content = write_content(tmp_path_factory.mktemp("portal-content"))
-    settings = lab.settings
-    portal_ca.init_ca(settings)
-    for domain, kind in ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")):
-        add_portal(
-            settings,
-            PortalRequest(host=HOST, kind=kind, content=str(content / domain), domain=domain),
-        )
-    yield Portals(lab, settings, content)
+    yield portal_lab(lab, content, ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")))
 
 
 def test_three_portals_are_served_over_https_with_the_department_ca(portals: Portals) -> None:
