@@ -89,4 +89,14 @@ def _build(loader: Any, node: yaml.Node, at: PathKey, located: Located) -> Any:
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*at, i), located) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:
+        # A value that looks like a date or time but is not one (2027-02-31): PyYAML
+        # raises a plain ValueError, not a YAMLError.
+        raise InputError(
+            f"'{node.value}' is not a valid value ({exc})",
+            hint="write a real date as YYYY-MM-DD, or quote the value to keep it as text",
+            path=located.path,
+            line=node.start_mark.line + 1,
+        ) from None

@@ -276,3 +276,12 @@ def test_parse_from_text_equals_parse_from_file() -> None:
     assert [c.as_dict() for c in from_text.controls] == [
         c.as_dict() for c in load_standard(MINIMAL).controls
     ]
+
+
+def test_an_impossible_date_is_named_at_its_line(tmp_path: Path) -> None:
+    from provision.standards.source import load_located
+
+    path = tmp_path / "dates.yml"
+    path.write_text("---\nwhen:\n  from: 2027-01-31\n  until: 2027-02-31\n")
+    with pytest.raises(InputError, match=r"dates\.yml:4: '2027-02-31' is not a valid value"):
+        load_located(path)
