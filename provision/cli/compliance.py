@@ -196,7 +196,8 @@ def _threshold(text: str) -> float:
 def _write_reports(
     app: AppContext, result: AuditResult, report_dir: Path, formats: str
 ) -> list[Path]:
-    from provision.compliance.report import FORMATS, RunPoint, default_name, write_report
+    from provision.cli.compliance_report import history_points
+    from provision.compliance.report import FORMATS, default_name, write_report
     from provision.standards.service import pick_standard
     from provision.store import open_store
     from provision.store.compliance_records import ComplianceRecords
@@ -214,20 +215,7 @@ def _write_reports(
     written: list[Path] = []
     with open_store(app.settings) as store:
         records = ComplianceRecords(store)
-        history = [
-            RunPoint(
-                run_id=s.run_id,
-                started_at=s.started_at,
-                standard_id=run.standard_id,
-                standard_version=s.standard_version,
-                hosts=s.hosts,
-                reported=s.reported,
-                compliant=s.compliant,
-                median_score=s.median_score,
-                coverage=s.coverage,
-            )
-            for s in records.run_summaries(run.env, run.standard_id, run.standard_version)
-        ]
+        history = history_points(records, run)
         for fmt in wanted:
             out = report_dir / default_name(run, fmt)
             write_report(

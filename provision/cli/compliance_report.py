@@ -104,7 +104,7 @@ def report(
         records = ComplianceRecords(store)
         run = _pick_run(records, settings.env, run_id)
         standard = _standard(settings, run)
-        points = _history(records, run, history)
+        points = history_points(records, run, history)
         waivers = _waivers(settings, run, standard)
         target = Path(out) if out and out != "-" else Path(default_name(run, fmt))
         with tempfile.TemporaryDirectory() as scratch:
@@ -176,7 +176,10 @@ def _standard(settings: Settings, run: ComplianceRunInfo) -> Standard | None:
     return standard
 
 
-def _history(records: ComplianceRecords, run: ComplianceRunInfo, limit: int) -> list[RunPoint]:
+def history_points(
+    records: ComplianceRecords, run: ComplianceRunInfo, limit: int = 30
+) -> list[RunPoint]:
+    """Up to `limit` earlier runs of the same standard version, for the report's trend."""
     from provision.compliance.report import RunPoint
 
     if limit == 0:
