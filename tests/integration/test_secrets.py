@@ -47,6 +47,26 @@ def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and disks not in p.parents]
 
 
+def _vaulted_host_var(lab: Lab, variable: str) -> Path:
+    """Write `variable: <the canary, vault-encrypted>` into the host's host_vars."""
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        f"---\n{variable}: !vault |\n" + "".join(f"  {line}\n" for line in sealed.splitlines())
+    )
+    return canary_vars
+
+
+def _vault_client(folder: Path, password: str = PASSWORD, name: str = "vault-client") -> Path:
+    """A vault password client script that prints `password`."""
+    client = folder / name
+    client.write_text(f"#!/bin/sh\necho '{password}'\n")
+    client.chmod(0o700)
+    return client
+
+
 @pytest.mark.parametrize("source", ["prompted", "client"])
 def test_vaulted_secret_reaches_the_host_and_no_file_of_the_run(
     lab: Lab, tmp_path: Path, source: str
@@ -72,9 +92,7 @@ def test_vaulted_secret_reaches_the_host_and_no_file_of_the_run(
             result = run(path)
         assert not path.exists()
     else:
-        client = tmp_path / "vault-client"
-        client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
-        client.chmod(0o700)
+        client = _vault_client(tmp_path)
         result = run(client)
     try:
         assert result.ok, result
@@ -100,17 +118,8 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
 
     from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 
-    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
-    host_vars = lab.inventory / "host_vars" / HOST
-    host_vars.mkdir(parents=True, exist_ok=True)
-    canary_vars = host_vars / "canary.yml"
-    canary_vars.write_text(
-        "---\nprovision_test_canary: !vault |\n"
-        + "".join(f"  {line}\n" for line in sealed.splitlines())
-    )
-    client = tmp_path / "vault-client"
-    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
-    client.chmod(0o700)
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
+    client = _vault_client(tmp_path)
     playbook = tmp_path / "canary.yml"
     playbook.write_text(PLAYBOOK)
     settings = replace(lab.settings, vault_password_file=str(client))
@@ -141,14 +150,7 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
     from provision.cli import console
     from provision.cli.main import cli
 
-    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
-    host_vars = lab.inventory / "host_vars" / HOST
-    host_vars.mkdir(parents=True, exist_ok=True)
-    canary_vars = host_vars / "canary.yml"
-    canary_vars.write_text(
-        "---\nprovision_test_canary: !vault |\n"
-        + "".join(f"  {line}\n" for line in sealed.splitlines())
-    )
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
     playbook = tmp_path / "canary.yml"
     playbook.write_text(PLAYBOOK)
     monkeypatch.setattr(console, "is_interactive", lambda: True)  # a person at the prompt
@@ -171,9 +173,7 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
         with open_store(lab.settings) as store:
             assert len(store.list_runs(limit=1000)) == runs_before
         # The same for a wrong password from the setting (a client script here).
-        wrong_client = tmp_path / "wrong-client"
-        wrong_client.write_text("#!/bin/sh\necho not-the-password\n")
-        wrong_client.chmod(0o700)
+        wrong_client = _vault_client(tmp_path, "not-the-password", "wrong-client")
         configured = CliRunner().invoke(
             cli,
             [*base, "rollout", str(playbook), HOST, "--yes"],
@@ -228,17 +228,8 @@ def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
     added_standard = not standard.exists()
     if added_standard:
         shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", standard)
-    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
-    host_vars = lab.inventory / "host_vars" / HOST
-    host_vars.mkdir(parents=True, exist_ok=True)
-    canary_vars = host_vars / "canary.yml"
-    canary_vars.write_text(
-        "---\nansible_become_password: !vault |\n"
-        + "".join(f"  {line}\n" for line in sealed.splitlines())
-    )
-    client = tmp_path / "vault-client"
-    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
-    client.chmod(0o700)
+    canary_vars = _vaulted_host_var(lab, "ansible_become_password")
+    client = _vault_client(tmp_path)
     reports = lab.settings.state_path / "reports"
     command = [
         *("--workspace", str(lab.settings.workspace), "compliance", "run", HOST),
