@@ -1,5 +1,5 @@
 # The two commands of the README, and the steps they are made of.
-#   make demo   set everything up, boot the lab, run the first playbook on it
+#   make demo   set everything up, boot the lab, audit it, roll the baseline out, audit again
 #   make test   set everything up, run the quality gates and every test
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,10 +12,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(BIN)/provision doctor
-	$(BIN)/provision lab status --json | grep -q '"state": "up"' || $(BIN)/provision lab up
-	$(BIN)/provision lab ping
-	@echo "The lab stays up: try 'provision lab status', then 'provision lab down' when done."
+	bash scripts/demo.sh
 
 lint: setup
 	$(BIN)/ruff check provision tests benchmarks

@@ -267,6 +267,27 @@ def _root_disk_bytes():
         return usage.total, "root file system"
 
 
+def _container():
+    """The container manager this host runs under, or "" on a machine of its own.
+
+    A container sees the hardware of the machine it runs on, so the control node
+    judges its equipment on what the site register declares instead.
+    """
+    try:
+        with open("/run/systemd/container", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        pass
+    try:
+        with open("/proc/1/environ", "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"container="):
+                    return item[len(b"container="):].decode("ascii", "replace")
+    except OSError:
+        pass
+    return ""
+
+
 def hardware(_wanted):
     try:
         cores = len(os.sched_getaffinity(0))
@@ -284,6 +305,7 @@ def hardware(_wanted):
         "memory_mb": memory_kb // 1024,
         "disk_gb": round(disk / 1e9, 1),
         "disk_source": source,
+        "container": _container(),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -19,7 +19,7 @@ from provision.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.compliance.drift import DriftReport
-    from provision.compliance.model import ComplianceRunInfo
+    from provision.compliance.model import ComplianceRunInfo, HostReport
     from provision.compliance.service import AuditProgress, AuditResult
     from provision.store.compliance_records import HostRow
 
@@ -142,6 +142,47 @@ def hosts_table(rows: list[HostRow], title: str | None = None) -> Table:
             verdict,
         )
     return table
+
+
+#: The statuses `--failing` lists: a control that was judged and did not pass.
+BAD_STATUSES = ("fail", "error")
+
+
+def failing_controls_table(reports: Iterable[HostReport], title: str | None = None) -> Table:
+    """One line per control that failed or errored somewhere: how many hosts, and why.
+
+    The reason shown is the first failing host's (hosts in name order), which is
+    what a person reads first; `--host` gives every host's own.
+    """
+    from provision.standards.model import SEVERITIES
+
+    severity: dict[str, str] = {}
+    hosts: dict[str, list[str]] = {}
+    why: dict[str, str] = {}
+    reported = 0
+    for report in reports:
+        reported += 1
+        for r in report.results:
+            if r.status in BAD_STATUSES:
+                severity[r.control] = r.severity
+                hosts.setdefault(r.control, []).append(report.host)
+                why.setdefault(r.control, r.message)
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    table = Table(title=title)
+    for column in ("control", "severity", "hosts", "why (first host)"):
+        table.add_column(column, justify="right" if column == "hosts" else "left")
+    for control in sorted(hosts, key=lambda c: (rank.get(severity[c], 9), -len(hosts[c]), c)):
+        style = _SEVERITY_STYLE.get(severity[control], "")
+        table.add_row(
+            control,
+            f"[{style}]{severity[control]}[/]" if style else severity[control],
+            f"{len(hosts[control])} of {reported}",
+            _short(why[control], 90),
+        )
+    return table
+
+
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow"}
 
 
 def run_json(run: ComplianceRunInfo) -> dict[str, Any]:
@@ -552,14 +593,22 @@ def runs_command(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> 
 @compliance.command("show")
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--host", "host", help="Show every control's result for this host.")
+@click.option(
+    "--failing",
+    is_flag=True,
+    help="Only the controls that failed or errored, each with why (with --host: that host's).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run (and host) as JSON.")
 @pass_app
-def show_command(app: AppContext, run_id: int, host: str | None, as_json: bool) -> None:
+def show_command(
+    app: AppContext, run_id: int, host: str | None, failing: bool, as_json: bool
+) -> None:
     """Show one compliance run: its hosts, or one host's results in detail.
 
     \b
     Example:
       provision compliance show 12
+      provision compliance show 12 --failing
       provision compliance show 12 --host dhk-kal-lab01 --json
     """
     from provision.store import open_store
@@ -570,6 +619,13 @@ def show_command(app: AppContext, run_id: int, host: str | None, as_json: bool) 
         run = records.get_run(run_id)
         rows = records.host_rows(run_id)
         detail = records.host_report(run_id, host) if host else None
+        if failing and not host and not as_json:
+            console.out.print(
+                failing_controls_table(
+                    records.host_reports(run_id), title=f"failing controls in run {run.id}"
+                )
+            )
+            return
     if host and detail is None:
         raise InputError(
             f"compliance run {run_id} has no host {host!r}",
@@ -595,6 +651,8 @@ def show_command(app: AppContext, run_id: int, host: str | None, as_json: bool) 
     for column in ("control", "severity", "status", "expected", "actual", "message"):
         table.add_column(column)
     for r in detail.results:
+        if failing and r.status not in BAD_STATUSES:
+            continue
         table.add_row(
             r.control,
             r.severity,

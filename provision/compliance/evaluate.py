@@ -405,9 +405,53 @@ def _hardware(f: Mapping[str, Any], ev: Mapping[str, Any]) -> CheckOutcome:
     expected = {k: int(f[k]) for k in ("cpu_cores", "memory_mb", "disk_gb") if f.get(k) is not None}
     if any(not isinstance(section.get(k), int | float) for k in expected):
         return CheckOutcome(NO_REPORT, expected, None, "hardware facts are incomplete")
-    actual = {k: section[k] for k in expected}
+    actual: dict[str, Any] = {k: section[k] for k in expected}
     low = [f"{k} {actual[k]} < {v}" for k, v in expected.items() if actual[k] < v]
-    return _result(not low, {k: f">= {v}" for k, v in expected.items()}, actual, "; ".join(low))
+    if section.get("source"):
+        actual["source"] = section["source"]
+    why = "; ".join(low)
+    if low and section.get("container"):
+        why += (
+            f" (measured in a {section['container']} container, which sees its host's"
+            " hardware: give the host's equipment in its register row)"
+        )
+    return _result(not low, {k: f">= {v}" for k, v in expected.items()}, actual, why)
+
+
+#: The register's equipment columns, as host variables, and the hardware facts they give.
+EQUIPMENT_VARS = {"cpu_cores": "provision_cpu_cores", "disk_gb": "provision_disk_gb"}
+
+
+def declared_equipment(hostvars: Mapping[str, Any]) -> dict[str, int] | None:
+    """The equipment a host's register row declares, as hardware facts; None if incomplete."""
+    try:
+        declared = {fact: int(hostvars[var]) for fact, var in EQUIPMENT_VARS.items()}
+        declared["memory_mb"] = int(hostvars["provision_ram_gb"]) * 1024
+    except (KeyError, TypeError, ValueError):
+        return None
+    return declared
+
+
+def with_declared_equipment(
+    evidence: Mapping[str, Any], equipment: Mapping[str, int] | None
+) -> Mapping[str, Any]:
+    """The evidence, judged on the register's equipment where the host is a container.
+
+    A container (the lab's systemd-nspawn hosts, say) sees the CPUs, memory and
+    disk of the machine it runs on, not equipment of its own; what it has is what
+    its register row declares, as for a site's machine on paper. A machine of its
+    own is always judged on what it measures.
+    """
+    section = evidence.get("hardware")
+    if not isinstance(section, Mapping) or not section.get("container") or not equipment:
+        return evidence
+    measured = {k: section.get(k) for k in ("cpu_cores", "memory_mb", "disk_gb")}
+    hardware = {
+        **equipment,
+        "container": section["container"],
+        "source": f"register (a {section['container']} container; measured {measured})",
+    }
+    return {**evidence, "hardware": hardware}
 
 
 def _timezone(f: Mapping[str, Any], ev: Mapping[str, Any]) -> CheckOutcome:

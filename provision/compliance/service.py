@@ -41,9 +41,11 @@ from typing import Any
 from provision import runner, secrets
 from provision.compliance.evaluate import (
     control_node_sections,
+    declared_equipment,
     evaluate_control,
     evidence_request,
     release_name,
+    with_declared_equipment,
 )
 from provision.compliance.model import (
     HOST_ERROR,
@@ -104,6 +106,8 @@ class HostPlan:
     request_key: str
     #: Evidence sections the control node collects itself for this host ("portals").
     control_node: frozenset[str] = frozenset()
+    #: The equipment the host's register row declares (judged for containers only).
+    equipment: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ def plan_host(
         request=request,
         request_key=_request_key(request),
         control_node=local,
+        equipment=declared_equipment(hostvars),
     )
 
 
@@ -350,6 +355,8 @@ def judge_host(
         stamp = evidence.get("collected_at")
         if isinstance(stamp, int | float):
             collected_at = datetime.fromtimestamp(stamp, UTC)
+    # What the controls are judged on; the digest stays that of the evidence as collected.
+    judged = with_declared_equipment(evidence, plan.equipment) if evidence is not None else {}
     for control, checks in plan.controls:
         if os_release is not None and not control.applies_to.matches(plan.role, os_release):
             results.append(
@@ -368,7 +375,7 @@ def judge_host(
                 )
             )
         else:
-            result = evaluate_control(control, checks, evidence)
+            result = evaluate_control(control, checks, judged)
             results.append(_waive(result, plan, waivers, day))
     order = {c.id: i for i, c in enumerate(c for c in _all_controls(plan))}
     results.sort(key=lambda r: order.get(r.control, len(order)))

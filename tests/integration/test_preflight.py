@@ -138,7 +138,9 @@ def sweep_env(lab: Lab) -> Iterator[Lab]:
 
 
 def test_each_kind_of_unreachable_is_named(sweep_env: Lab) -> None:
-    result = preflight.sweep(sweep_env.settings, None, timeout=1.5, save=False)
+    # A timeout that a loaded machine's lab hosts answer well within: a host that is
+    # gone or refuses is named by what it says, not by how slowly the others answer.
+    result = preflight.sweep(sweep_env.settings, None, timeout=30, save=False)
     status = {h.host: h.status for h in result.hosts}
     assert status["gone-host"] in {"timeout", "unreachable"}
     assert status["wrong-key"] == "auth_failed"

@@ -240,7 +240,7 @@ def test_firewall_drops_what_it_does_not_open(converged: Converged) -> None:
     lab.ssh(LAB_PC, "systemd-run --unit=probe-8080 python3 -m http.server 8080 >/dev/null")
     try:
         lab.ssh(
-            LAB_PC, "for i in $(seq 50); do ss -ltn | grep -q ':8080 ' && break; sleep 0.1; done"
+            LAB_PC, "for i in $(seq 1200); do ss -ltn | grep -q ':8080 ' && break; sleep 0.1; done"
         )
         assert "200" in lab.ssh(
             LAB_PC,
@@ -304,8 +304,8 @@ def test_one_control_by_tag_touches_only_that_control(converged: Converged) -> N
         "rm /etc/ssh/sshd_config.d/00-provision-ssh-002.conf"
         " /etc/ssh/sshd_config.d/00-provision-ssh-004.conf"
         " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime && systemctl reload ssh"
-        # sshd re-executes on reload: give it a moment before the next login.
-        " && sleep 2",
+        # sshd re-executes on reload: wait until it listens again before the next login.
+        " && for i in $(seq 1200); do ss -ltn | grep -q ':22 ' && break; sleep 0.1; done",
     )
     assert "passwordauthentication yes" in lab.ssh(LAB_PC, "sshd -T")
 

@@ -91,3 +91,46 @@ def test_bad_input_is_one_clear_error(
     result = run(env, *args)
     assert result.exit_code == ExitStatus.BAD_INPUT
     assert words in result.output
+
+
+def test_show_failing_lists_each_failing_control_with_its_hosts_and_why(
+    env: dict[str, str],
+) -> None:
+    records = ComplianceRecords(Store.open(env["PROVISION_DB_URL"]))
+    run_id = records.create_run(
+        env="lab",
+        selection="",
+        standard_id="bd-ict-baseline",
+        standard_version="2026.1",
+        standard_digest="d" * 64,
+        waivers_digest=None,
+        user="tester",
+        node="node",
+    )
+    why = "passwordauthentication is yes, not no"
+    records.add_host_reports(
+        run_id,
+        [
+            HostReport(
+                host,
+                "reported",
+                results=(
+                    ControlResult("SSH-002", "fail", "critical", message=why),
+                    ControlResult("TIME-001", status, "low", message="time zone is Etc/UTC"),
+                    ControlResult("OS-001", "pass", "critical"),
+                ),
+            )
+            for host, status in (("fs1", "pass"), ("pc1", "fail"), ("pc2", "error"))
+        ],
+    )
+    records.finish_run(run_id, "done")
+    shown = run(env, "show", str(run_id), "--failing")
+    assert shown.exit_code == 0, shown.output
+    lines = [line for line in shown.output.splitlines() if "-00" in line]
+    # Worst severity first; a control every host passes is not listed.
+    assert [line.split()[1] for line in lines] == ["SSH-002", "TIME-001"]
+    assert "3 of 3" in lines[0] and why in lines[0]
+    assert "2 of 3" in lines[1]
+    host = run(env, "show", str(run_id), "--host", "fs1", "--failing")
+    assert "SSH-002" in host.output and "TIME-001" not in host.output
+    assert "OS-001" not in host.output

@@ -8,10 +8,12 @@ import pytest
 
 from provision.compliance.evaluate import (
     compare_versions,
+    declared_equipment,
     evaluate_check,
     evaluate_control,
     evidence_request,
     firewall_summary,
+    with_declared_equipment,
 )
 from provision.standards.model import AppliesTo, Check, Control
 
@@ -173,6 +175,39 @@ def test_hardware() -> None:
     assert out.actual == {"cpu_cores": 2, "disk_gb": 120.5}
     assert status("hardware", {"hardware": {"cpu_cores": 2}}, memory_mb=1) == "no_report"
     assert status("hardware", {"hardware": {"error": "x"}}, cpu_cores=1) == "error"
+
+
+REGISTER_ROW = {"provision_cpu_cores": 8, "provision_ram_gb": 16, "provision_disk_gb": 1000}
+
+
+def test_a_container_is_judged_on_the_equipment_its_register_row_declares() -> None:
+    measured = {"cpu_cores": 2, "memory_mb": 24000, "disk_gb": 250.0, "container": "systemd-nspawn"}
+    equipment = declared_equipment(REGISTER_ROW)
+    assert equipment == {"cpu_cores": 8, "memory_mb": 16384, "disk_gb": 1000}
+    judged = with_declared_equipment({"hardware": measured}, equipment)
+    out = evaluate_check(check("hardware", cpu_cores=4, memory_mb=7500, disk_gb=450), judged)
+    assert out.status == "pass"
+    assert "register" in out.actual["source"] and "'cpu_cores': 2" in out.actual["source"]
+    # The register is the container's equipment: an under-declared one still fails.
+    small = declared_equipment({**REGISTER_ROW, "provision_cpu_cores": 2})
+    out = evaluate_check(
+        check("hardware", cpu_cores=4), with_declared_equipment({"hardware": measured}, small)
+    )
+    assert out.status == "fail" and "cpu_cores 2 < 4" in out.message
+
+
+def test_a_machine_of_its_own_is_judged_on_what_it_measures() -> None:
+    measured = {"cpu_cores": 2, "memory_mb": 3900, "disk_gb": 120.5, "container": ""}
+    judged = with_declared_equipment({"hardware": measured}, declared_equipment(REGISTER_ROW))
+    out = evaluate_check(check("hardware", cpu_cores=4), judged)
+    assert out.status == "fail" and out.actual == {"cpu_cores": 2}
+    # A container without a complete register row: measured, and the message says why.
+    inside = {**measured, "container": "lxc"}
+    assert declared_equipment({"provision_cpu_cores": 8}) is None
+    out = evaluate_check(
+        check("hardware", cpu_cores=4), with_declared_equipment({"hardware": inside}, None)
+    )
+    assert out.status == "fail" and "lxc container" in out.message and "register" in out.message
 
 
 def test_timezone() -> None:

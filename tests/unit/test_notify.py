@@ -136,7 +136,7 @@ def test_an_unreachable_or_silent_webhook_is_a_warning_not_a_crash(settings: Set
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/x"
         started = time.monotonic()
         (slow,) = notify_compliance(replace(settings, notify_webhook=url, notify_timeout=1), NOTICE)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # bounded (no timeout would wait for ever)
     assert "no answer within 1s" in slow or "timed out" in slow
     (bad,) = notify_compliance(replace(settings, notify_webhook="file:///etc/passwd"), NOTICE)
     assert "not an http(s) URL" in bad
