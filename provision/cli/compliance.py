@@ -620,11 +620,13 @@ def show_command(
         rows = records.host_rows(run_id)
         detail = records.host_report(run_id, host) if host else None
         if failing and not host and not as_json:
-            console.out.print(
-                failing_controls_table(
-                    records.host_reports(run_id), title=f"failing controls in run {run.id}"
-                )
+            table = failing_controls_table(
+                records.host_reports(run_id), title=f"failing controls in run {run.id}"
             )
+            if table.row_count:
+                console.out.print(table)
+            else:
+                console.out.print(f"no control failed or errored in compliance run {run.id}")
             return
     if host and detail is None:
         raise InputError(

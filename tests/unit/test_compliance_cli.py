@@ -134,3 +134,4 @@ def test_show_failing_lists_each_failing_control_with_its_hosts_and_why(
     host = run(env, "show", str(run_id), "--host", "fs1", "--failing")
     assert "SSH-002" in host.output and "TIME-001" not in host.output
     assert "OS-001" not in host.output
+    assert "no control failed" in run(env, "show", "1", "--failing").output
