@@ -466,25 +466,31 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--control", metavar="ID", help="Fix only this control.")
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rollout's results as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rollout and the repairs as JSON.")
 @pass_app
 def fix_command(
     app: AppContext, run_id: int, control: str | None, yes: bool, as_json: bool
 ) -> None:
-    """Start a rollout that enforces RUN's failing controls on the hosts they failed on.
+    """Enforce RUN's failing controls on the hosts they failed on, then audit them again.
 
     It runs site.yml with only the failing controls' tags (see `provision
-    rollout`). Controls no role enforces (hardware) are listed as not fixable.
-    Audit again afterwards to see the result.
+    rollout`), then audits the hosts it touched (a recorded compliance run)
+    and says per control and host whether it is repaired. Controls no role
+    enforces (hardware) are listed as not fixable. Exit codes: 0 every control
+    repaired; 6 some control still not passing (named); 4 / 5 the rollout
+    failed on / could not reach a host (its controls are not repaired
+    either); 130 interrupted (no audit then).
 
     \b
     Example:
       provision compliance fix 12
       provision compliance fix 12 --control SSH-002 --yes
     """
-    from provision.cli.rollout import _confirm, _drive
-    from provision.compliance.fix import plan_fix
-    from provision.rollout import run_rollout
+    from provision.cli.rollout import Display, _confirm, _print_result, rollout_exit
+    from provision.cli.rollout import _ctrl_c as rollout_ctrl_c
+    from provision.cli.runs import run_json as rollout_json
+    from provision.compliance.fix import plan_fix, verify_fix
+    from provision.rollout import StopSignal, run_rollout
 
     plan = plan_fix(app.settings, run_id, control)
     for control_id, hosts in plan.not_fixable.items():
@@ -498,12 +504,51 @@ def fix_command(
         console.err.print(f"fixing {control_id} on {', '.join(hosts)}", markup=False)
     rollout = plan.rollout
     _confirm(rollout, yes)
-    _drive(
-        app,
-        len(rollout.hosts),
-        as_json,
-        lambda display, stop: run_rollout(app.settings, rollout, on_progress=display, stop=stop),
+    stop = StopSignal()
+    display = Display(len(rollout.hosts), live=console.is_interactive() and not as_json)
+    with display, rollout_ctrl_c(stop, display):
+        result = run_rollout(app.settings, rollout, on_progress=display, stop=stop)
+    if not as_json:
+        _print_result(result)
+    status = rollout_exit(result, stop)
+    if status == ExitStatus.INTERRUPTED:
+        if as_json:
+            console.print_json({"rollout": rollout_json(result.run, result.waves, result.results)})
+        raise click.exceptions.Exit(int(status))
+    audit_display = AuditDisplay(
+        len(plan.hosts), live=console.is_interactive() and not as_json, quiet=as_json
     )
+    with audit_display:
+        verdict = verify_fix(app.settings, plan, on_progress=audit_display)
+    missed = verdict.not_repaired
+    if as_json:
+        console.print_json(
+            {
+                "rollout": rollout_json(result.run, result.waves, result.results),
+                "audit": verdict.audit.run_id,
+                "controls": [r.as_dict() for r in verdict.repairs],
+                "not_repaired": [r.as_dict() for r in missed],
+            }
+        )
+    else:
+        repaired = [r for r in verdict.repairs if r.repaired]
+        for r in repaired:
+            console.out.print(f"repaired: {r.control} on {r.host}", markup=False)
+        for r in missed:
+            console.out.print(
+                f"NOT repaired: {r.control} on {r.host} is {r.after}"
+                + (f" ({_short(r.message, 120)})" if r.message else ""),
+                markup=False,
+            )
+        console.out.print(
+            f"compliance run {verdict.audit.run_id} after the fix: {len(repaired)} of "
+            f"{len(verdict.repairs)} failing controls repaired",
+            markup=False,
+        )
+    if status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(status))
+    if missed:
+        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
 
 
 # -- runs and show ----------------------------------------------------------------------
