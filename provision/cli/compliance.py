@@ -248,7 +248,8 @@ def _write_reports(
 @click.option(
     "--fail-on-drift",
     is_flag=True,
-    help="Exit 6 if a control got worse (into fail/error) since the previous run.",
+    help="Exit 6 if a control got worse (into fail/error/no_report) since the host's last "
+    "evidence.",
 )
 @click.option(
     "--report-dir",
@@ -279,9 +280,10 @@ def run_command(
 
     Every result is recorded as it arrives. Exit codes: 0 every reached host at
     or above --threshold (default 100: fully compliant); 6 a host below it, a
-    failing critical control, or (with --fail-on-drift) new drift since the
-    previous run; otherwise 4 if the evidence of some hosts could not be
-    collected, 5 if some hosts were unreachable.
+    failing critical control, or (with --fail-on-drift) a control newly failing
+    since that host's last evidence (whatever run held it); otherwise 4 if the
+    evidence of some hosts could not be collected, 5 if some hosts were
+    unreachable.
 
     \b
     Example:
@@ -333,7 +335,7 @@ def run_command(
             console.out.print(f"report: {path}", markup=False)
         if drift_report is not None and drift_report.new_drift:
             console.out.print(
-                f"new drift since run {drift_report.since.id}: "
+                "newly failing since each host's last evidence: "
                 + ", ".join(f"{c.host} {c.control}" for c in drift_report.new_drift),
                 markup=False,
             )
@@ -410,11 +412,13 @@ def _short(value: Any, limit: int = 60) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @pass_app
 def drift_command(app: AppContext, since: str | None, run_id: int | None, as_json: bool) -> None:
-    """What changed per host and control between the latest run and an earlier one.
+    """What changed on each host of the latest run (or --run) since its own last evidence.
 
-    Without --since, the run before the latest one (of the same standard). A
-    change is a different status, or the same status with a different actual
-    value. Exit 6 if there is new drift (a control that got worse).
+    Each host is compared with its newest earlier report with evidence, from
+    any finished run of the same standard whatever that run's selection; with
+    --since, its last evidence as of that run or date. A change is a different
+    status, or the same status with a different actual value. Exit 6 if there
+    is new drift (a control that got worse).
 
     \b
     Example:
@@ -428,8 +432,20 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
     if as_json:
         console.print_json(report.as_dict())
     else:
-        table = Table(title=f"drift from run {report.since.id} to run {report.run.id}")
-        for column in ("host", "control", "severity", "change", "before", "now", "message"):
+        since = ", ".join(str(i) for i in report.compared_with) or str(report.since.id)
+        table = Table(
+            title=f"drift of run {report.run.id}, each host against its last evidence (run {since})"
+        )
+        for column in (
+            "host",
+            "control",
+            "severity",
+            "change",
+            "since run",
+            "before",
+            "now",
+            "message",
+        ):
             table.add_column(column)
         for c in report.changes:
             if c.kind == "status":
@@ -441,6 +457,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
                 c.control,
                 c.severity,
                 change,
+                str(c.since_run or report.since.id),
                 _short(c.before_actual),
                 _short(c.after_actual),
                 _short(c.message, 80),
@@ -451,7 +468,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
             if names:
                 console.out.print(f"{label}: {', '.join(names)}", markup=False)
         console.out.print(
-            f"{len(report.changes)} changes on {len(report.hosts())} hosts, "
+            f"{len(report.changes)} changes on {len(report.hosts())} hosts: "
             f"{len(report.new_drift)} new drift",
             markup=False,
         )
