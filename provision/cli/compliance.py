@@ -249,7 +249,7 @@ def _write_reports(
     "--fail-on-drift",
     is_flag=True,
     help="Exit 6 if a control got worse (into fail/error/no_report) since the host's last "
-    "evidence.",
+    "evidence; a repair is not drift.",
 )
 @click.option(
     "--report-dir",
@@ -318,6 +318,9 @@ def run_command(
                 "new_drift": None
                 if drift_report is None
                 else [c.as_dict() for c in drift_report.new_drift],
+                "repaired": None
+                if drift_report is None
+                else [c.as_dict() for c in drift_report.repaired],
                 "reports": [str(p) for p in written],
             }
         )
@@ -337,6 +340,12 @@ def run_command(
             console.out.print(
                 "newly failing since each host's last evidence: "
                 + ", ".join(f"{c.host} {c.control}" for c in drift_report.new_drift),
+                markup=False,
+            )
+        if drift_report is not None and drift_report.repaired:
+            console.out.print(
+                "repaired since each host's last evidence: "
+                + ", ".join(f"{c.host} {c.control}" for c in drift_report.repaired),
                 markup=False,
             )
     if result.run.status == "interrupted":
@@ -362,36 +371,12 @@ def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:
 def _notify(
     app: AppContext, result: AuditResult, report: DriftReport | None, written: list[Path]
 ) -> None:
-    """Tell the configured channels about new failures and drift (a failing one warns)."""
-    from provision.notify import ComplianceNotice, notify_compliance
+    """Tell the configured channels what got worse and what was repaired (a failing one warns)."""
+    from provision.compliance.notice import compliance_notice
+    from provision.notify import notify_compliance
 
-    districts: dict[str, list[bool]] = {}
-    for row in result.hosts:
-        if row.status == "reported" and row.place.get("district"):
-            districts.setdefault(row.place["district"], []).append(row.compliant)
-    worst = sorted(
-        ((d, sum(flags) / len(flags)) for d, flags in districts.items()), key=lambda x: x[1]
-    )
-    reported = result.hosts_with("reported")
-    compliant = sum(1 for r in result.hosts if r.compliant)
     html = [p for p in written if p.suffix == ".html"]
-    notice = ComplianceNotice(
-        run_id=result.run.id,
-        new_failures=[] if report is None else [(c.host, c.control) for c in report.new_drift],
-        drifted_hosts=[]
-        if report is None
-        else sorted({c.host for c in report.changes if c.kind == "status"}),
-        report_path=(html or written)[0] if written else None,
-        env=result.run.env,
-        counts={
-            "hosts": len(result.hosts),
-            "compliant": compliant,
-            "non_compliant": len(reported) - compliant,
-            "unreachable": len(result.hosts_with("unreachable")),
-        },
-        worst_districts=worst[:5],
-        compared_with=None if report is None else report.since.id,
-    )
+    notice = compliance_notice(result, report, (html or written)[0] if written else None)
     for warning in notify_compliance(app.settings, notice):
         console.err.print(f"warning: {warning}", markup=False)
 
@@ -417,8 +402,9 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
     Each host is compared with its newest earlier report with evidence, from
     any finished run of the same standard whatever that run's selection; with
     --since, its last evidence as of that run or date. A change is a different
-    status, or the same status with a different actual value. Exit 6 if there
-    is new drift (a control that got worse).
+    status, or the same status with a different actual value, and has a
+    direction: worse (newly failing: drift), repaired, or other. Exit 6 if
+    something is newly failing; a repair alone is not drift (exit 0).
 
     \b
     Example:
@@ -440,6 +426,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
             "host",
             "control",
             "severity",
+            "direction",
             "change",
             "since run",
             "before",
@@ -456,12 +443,13 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
                 c.host,
                 c.control,
                 c.severity,
+                c.direction,
                 change,
                 str(c.since_run or report.since.id),
                 _short(c.before_actual),
                 _short(c.after_actual),
                 _short(c.message, 80),
-                style="red" if c.is_new_drift else None,
+                style="red" if c.is_new_drift else ("green" if c.is_repaired else None),
             )
         console.out.print(table)
         for label, names in (("new hosts", report.added_hosts), ("gone", report.removed_hosts)):
@@ -469,7 +457,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
                 console.out.print(f"{label}: {', '.join(names)}", markup=False)
         console.out.print(
             f"{len(report.changes)} changes on {len(report.hosts())} hosts: "
-            f"{len(report.new_drift)} new drift",
+            f"{len(report.new_drift)} newly failing (drift), {len(report.repaired)} repaired",
             markup=False,
         )
     if report.new_drift:

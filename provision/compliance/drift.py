@@ -9,6 +9,13 @@ compared with hosts it did not audit. `--since RUN|DATE` moves the point
 compared with (each host's last evidence as of that run or date). The run's
 hosts are read in host order and their baselines fetched a batch at a time, so
 memory stays bounded whatever the fleet's size.
+
+A change has a direction: `worse` (into fail, error or no_report from anything
+else: new drift, what `--fail-on-drift`, `compliance drift`'s exit 6 and the
+notices' "newly failing" count), `repaired` (from fail, error or no_report to
+pass), or `other` (a status that moved sideways, such as pass to unreachable or
+fail to error, or the same status with another actual value). A repair alone is
+not drift.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from provision.compliance.model import (
     ERROR,
     FAIL,
     NO_REPORT,
+    PASS,
     ComplianceRunInfo,
     HostReport,
 )
@@ -35,6 +43,8 @@ from provision.store.compliance_records import ComplianceRecords
 _EVALUATED = frozenset({"pass", "fail", "error", "waived"})
 #: A change into one of these is new drift (what `--fail-on-drift` and timers act on).
 BAD = frozenset({FAIL, ERROR, NO_REPORT})
+#: Directions of a change.
+WORSE, REPAIRED, OTHER = "worse", "repaired", "other"
 #: Hosts whose earlier evidence is fetched per query.
 BASELINE_BATCH = 500
 
@@ -61,6 +71,17 @@ class Change:
         """A control that got worse: into fail, error or no_report."""
         return self.kind == "status" and self.after in BAD and self.before not in BAD
 
+    @property
+    def is_repaired(self) -> bool:
+        """A control that was failing (fail, error, no_report) and passes now."""
+        return self.kind == "status" and self.before in BAD and self.after == PASS
+
+    @property
+    def direction(self) -> str:
+        if self.is_new_drift:
+            return WORSE
+        return REPAIRED if self.is_repaired else OTHER
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
@@ -73,6 +94,7 @@ class Change:
             "after_actual": self.after_actual,
             "message": self.message,
             "new_drift": self.is_new_drift,
+            "direction": self.direction,
             "since_run": self.since_run,
         }
 
@@ -94,6 +116,10 @@ class DriftReport:
     def new_drift(self) -> list[Change]:
         return [c for c in self.changes if c.is_new_drift]
 
+    @property
+    def repaired(self) -> list[Change]:
+        return [c for c in self.changes if c.is_repaired]
+
     def hosts(self) -> list[str]:
         return sorted({c.host for c in self.changes})
 
@@ -106,6 +132,7 @@ class DriftReport:
             "compared_with": list(self.compared_with or (self.since.id,)),
             "changes": [c.as_dict() for c in self.changes],
             "new_drift": len(self.new_drift),
+            "repaired": len(self.repaired),
             "added_hosts": list(self.added_hosts),
             "removed_hosts": list(self.removed_hosts),
         }
