@@ -418,9 +418,10 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
     if as_json:
         console.print_json(report.as_dict())
     else:
-        since = ", ".join(str(i) for i in report.compared_with) or str(report.since.id)
+        since = ", ".join(str(i) for i in report.compared_with) or "none: every host is new"
         table = Table(
-            title=f"drift of run {report.run.id}, each host against its last evidence (run {since})"
+            title=f"drift of run {report.run.id}, each host against its last evidence "
+            f"(runs {since})"
         )
         for column in (
             "host",

@@ -129,7 +129,7 @@ class DriftReport:
             "since": self.since.id,
             "run_started_at": self.run.started_at.isoformat(),
             "since_started_at": self.since.started_at.isoformat(),
-            "compared_with": list(self.compared_with or (self.since.id,)),
+            "compared_with": list(self.compared_with),
             "changes": [c.as_dict() for c in self.changes],
             "new_drift": len(self.new_drift),
             "repaired": len(self.repaired),

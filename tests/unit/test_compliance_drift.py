@@ -97,3 +97,13 @@ def test_the_trend_holds_only_runs_of_the_same_selection(
         points = history_points(records, records.get_run(last))
     assert [p.run_id for p in points] == [first]
     assert points[0].hosts == 3
+
+
+def test_hosts_with_no_earlier_evidence_are_new_not_compared(settings: Settings) -> None:
+    record(settings, 0, "", report("dhk-gaz-fs01", "pass"))
+    record(settings, 1, "dhk-kal-fs01", report("dhk-kal-fs01", "fail"))
+    result = cli_run(settings, "compliance", "drift", "--json")
+    assert result.exit_code == ExitStatus.SUCCESS, result.output
+    body = json.loads(result.output)
+    assert body["added_hosts"] == ["dhk-kal-fs01"] and body["compared_with"] == []
+    assert body["changes"] == [] and body["removed_hosts"] == []
