@@ -6,8 +6,13 @@ Two channels, each used when configured in provision.yml (or PROVISION_*):
 * **email** through an SMTP server (`notify_email_to`, `smtp_host`, `smtp_port`,
   `smtp_starttls`, `smtp_user`, `smtp_password_file`).
 
-What is sent is a summary: counts, the worst districts, the new failures (host
-and control), the hosts that drifted, and where the report is. Never a
+What is sent is a summary: counts, the worst districts, what changed in each
+direction (controls newly failing and controls repaired, as host and control),
+the hosts with a newly failing control, and where the report is. Each host is
+compared with its own last evidence (see provision.compliance.drift). A notice
+goes out when something changed in either direction; only newly failing
+controls are drift (event `compliance.drift`); a notice of repairs alone says
+so (event `compliance.repaired`). Never a
 password, an evidence value or a variable: nothing a host or a vault holds.
 The SMTP password is read from its file (plain, vault-encrypted, or a client
 script) at sending time, and appears in no message, warning or log.
@@ -39,7 +44,9 @@ from provision.errors import ProvisionError
 from provision.settings import Settings
 
 #: The version of the webhook's JSON document; bumped on any incompatible change.
-FORMAT = 1
+#: 2: `repaired` added, `drifted_hosts` holds only hosts with a newly failing
+#: control, and `event` is compliance.repaired when nothing got worse.
+FORMAT = 2
 #: At most this many new failures and drifted hosts are listed; the rest are counted.
 LISTED = 50
 
@@ -49,10 +56,13 @@ class ComplianceNotice:
     """What a compliance run has to tell: built by `compliance run`, sent by `notify_compliance`."""
 
     run_id: int
-    #: (host, control id) pairs that fail now and did not in the run compared with.
+    #: (host, control id) pairs that fail (or error, or did not report) now and did
+    #: not in the host's last evidence: drift, the worse direction.
     new_failures: Sequence[tuple[str, str]] = ()
-    #: Hosts with any control whose status changed since that run.
+    #: Hosts with a newly failing control.
     drifted_hosts: Sequence[str] = ()
+    #: (host, control id) pairs that were failing and pass now: the better direction.
+    repaired: Sequence[tuple[str, str]] = ()
     #: The report written by the run, if one was.
     report_path: Path | None = None
     env: str = ""
@@ -61,27 +71,38 @@ class ComplianceNotice:
     counts: Mapping[str, int] = field(default_factory=dict)
     #: The worst districts first: (district, share of its hosts fully compliant, 0..1).
     worst_districts: Sequence[tuple[str, float]] = ()
-    #: The run drift was measured against, when there was one.
+    #: The newest run the hosts were compared with, when there was one.
     compared_with: int | None = None
 
     @property
     def newsworthy(self) -> bool:
-        """Only new failures or drift are worth a message."""
-        return bool(self.new_failures or self.drifted_hosts)
+        """A control that changed direction (newly failing, or repaired) is worth a message."""
+        return bool(self.new_failures or self.repaired)
+
+    @property
+    def event(self) -> str:
+        """compliance.drift when something got worse; compliance.repaired for repairs only."""
+        return "compliance.drift" if self.new_failures else "compliance.repaired"
 
     def subject(self) -> str:
         parts = []
         if self.new_failures:
-            parts.append(f"{len(self.new_failures)} new failures")
-        if self.drifted_hosts:
-            parts.append(f"{len(self.drifted_hosts)} hosts drifted")
+            hosts = len({h for h, _ in self.new_failures})
+            parts.append(
+                f"drift: {len(self.new_failures)} controls newly failing on {_hosts(hosts)}"
+            )
+        if self.repaired:
+            hosts = len({h for h, _ in self.repaired})
+            parts.append(f"{len(self.repaired)} controls repaired on {_hosts(hosts)}")
+        if self.repaired and not self.new_failures:
+            parts.append("nothing newly failing")
         where = f" in {self.env}" if self.env else ""
         return f"provision compliance run {self.run_id}{where}: " + ", ".join(parts or ["no news"])
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "event": "compliance.drift",
+            "event": self.event,
             "run_id": self.run_id,
             "compared_with": self.compared_with,
             "env": self.env,
@@ -98,6 +119,8 @@ class ComplianceNotice:
             "new_failures_total": len(self.new_failures),
             "drifted_hosts": list(self.drifted_hosts)[:LISTED],
             "drifted_hosts_total": len(self.drifted_hosts),
+            "repaired": [{"host": h, "control": c} for h, c in list(self.repaired)[:LISTED]],
+            "repaired_total": len(self.repaired),
             "report": str(self.report_path) if self.report_path else None,
         }
 
@@ -107,31 +130,36 @@ class ComplianceNotice:
         if self.counts:
             lines.append("counts: " + ", ".join(f"{k} {v}" for k, v in self.counts.items()))
         if self.compared_with is not None:
-            lines.append(f"compared with run {self.compared_with}")
+            lines.append(
+                f"each host compared with its last evidence (newest: run {self.compared_with})"
+            )
         if self.worst_districts:
             lines += ["", "worst districts (share of hosts fully compliant):"]
             lines += [f"  {d}: {share:.0%}" for d, share in self.worst_districts[:5]]
-        if self.new_failures:
-            lines += ["", f"new failures ({len(self.new_failures)}):"]
-            lines += [f"  {h} {c}" for h, c in list(self.new_failures)[:LISTED]]
-            if len(self.new_failures) > LISTED:
-                lines.append(f"  … and {len(self.new_failures) - LISTED} more")
-        if self.drifted_hosts:
-            lines += ["", f"hosts that drifted ({len(self.drifted_hosts)}):"]
-            lines += [f"  {h}" for h in list(self.drifted_hosts)[:LISTED]]
-            if len(self.drifted_hosts) > LISTED:
-                lines.append(f"  … and {len(self.drifted_hosts) - LISTED} more")
+        for label, pairs in (
+            ("newly failing (worse)", self.new_failures),
+            ("repaired (better)", self.repaired),
+        ):
+            if pairs:
+                lines += ["", f"{label} ({len(pairs)}):"]
+                lines += [f"  {h} {c}" for h, c in list(pairs)[:LISTED]]
+                if len(pairs) > LISTED:
+                    lines.append(f"  … and {len(pairs) - LISTED} more")
         lines.append("")
         if self.report_path:
             lines.append(f"report: {self.report_path}")
-        lines.append(f"details: provision compliance drift --since {self.compared_with or 'RUN'}")
+        lines.append(f"details: provision compliance drift --run {self.run_id}")
         return "\n".join(lines) + "\n"
+
+
+def _hosts(n: int) -> str:
+    return f"{n} host" + ("" if n == 1 else "s")
 
 
 def notify_compliance(settings: Settings, summary: ComplianceNotice) -> list[str]:
     """Send `summary` to every configured channel; return a warning per channel that failed.
 
-    Nothing is sent when the notice has no news (no new failures, no drift) or no
+    Nothing is sent when the notice has no news (nothing newly failing or repaired) or no
     channel is configured; an empty list means every configured channel took it.
     """
     if not summary.newsworthy:

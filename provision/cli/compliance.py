@@ -289,7 +289,8 @@ def _write_reports(
 @click.option(
     "--fail-on-drift",
     is_flag=True,
-    help="Exit 6 if a control got worse (into fail/error) since the previous run.",
+    help="Exit 6 if a control got worse (into fail/error/no_report) since the host's last "
+    "evidence; a repair is not drift.",
 )
 @click.option(
     "--report-dir",
@@ -320,9 +321,10 @@ def run_command(
 
     Every result is recorded as it arrives. Exit codes: 0 every reached host at
     or above --threshold (default 100: fully compliant); 6 a host below it, a
-    failing critical control, or (with --fail-on-drift) new drift since the
-    previous run; otherwise 4 if the evidence of some hosts could not be
-    collected, 5 if some hosts were unreachable.
+    failing critical control, or (with --fail-on-drift) a control newly failing
+    since that host's last evidence (whatever run held it); otherwise 4 if the
+    evidence of some hosts could not be collected, 5 if some hosts were
+    unreachable.
 
     \b
     Example:
@@ -357,6 +359,9 @@ def run_command(
                 "new_drift": None
                 if drift_report is None
                 else [c.as_dict() for c in drift_report.new_drift],
+                "repaired": None
+                if drift_report is None
+                else [c.as_dict() for c in drift_report.repaired],
                 "reports": [str(p) for p in written],
             }
         )
@@ -374,8 +379,14 @@ def run_command(
             console.out.print(f"report: {path}", markup=False)
         if drift_report is not None and drift_report.new_drift:
             console.out.print(
-                f"new drift since run {drift_report.since.id}: "
+                "newly failing since each host's last evidence: "
                 + ", ".join(f"{c.host} {c.control}" for c in drift_report.new_drift),
+                markup=False,
+            )
+        if drift_report is not None and drift_report.repaired:
+            console.out.print(
+                "repaired since each host's last evidence: "
+                + ", ".join(f"{c.host} {c.control}" for c in drift_report.repaired),
                 markup=False,
             )
     if result.run.status == "interrupted":
@@ -401,36 +412,12 @@ def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:
 def _notify(
     app: AppContext, result: AuditResult, report: DriftReport | None, written: list[Path]
 ) -> None:
-    """Tell the configured channels about new failures and drift (a failing one warns)."""
-    from provision.notify import ComplianceNotice, notify_compliance
+    """Tell the configured channels what got worse and what was repaired (a failing one warns)."""
+    from provision.compliance.notice import compliance_notice
+    from provision.notify import notify_compliance
 
-    districts: dict[str, list[bool]] = {}
-    for row in result.hosts:
-        if row.status == "reported" and row.place.get("district"):
-            districts.setdefault(row.place["district"], []).append(row.compliant)
-    worst = sorted(
-        ((d, sum(flags) / len(flags)) for d, flags in districts.items()), key=lambda x: x[1]
-    )
-    reported = result.hosts_with("reported")
-    compliant = sum(1 for r in result.hosts if r.compliant)
     html = [p for p in written if p.suffix == ".html"]
-    notice = ComplianceNotice(
-        run_id=result.run.id,
-        new_failures=[] if report is None else [(c.host, c.control) for c in report.new_drift],
-        drifted_hosts=[]
-        if report is None
-        else sorted({c.host for c in report.changes if c.kind == "status"}),
-        report_path=(html or written)[0] if written else None,
-        env=result.run.env,
-        counts={
-            "hosts": len(result.hosts),
-            "compliant": compliant,
-            "non_compliant": len(reported) - compliant,
-            "unreachable": len(result.hosts_with("unreachable")),
-        },
-        worst_districts=worst[:5],
-        compared_with=None if report is None else report.since.id,
-    )
+    notice = compliance_notice(result, report, (html or written)[0] if written else None)
     for warning in notify_compliance(app.settings, notice):
         console.err.print(f"warning: {warning}", markup=False)
 
@@ -451,11 +438,14 @@ def _short(value: Any, limit: int = 60) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @pass_app
 def drift_command(app: AppContext, since: str | None, run_id: int | None, as_json: bool) -> None:
-    """What changed per host and control between the latest run and an earlier one.
+    """What changed on each host of the latest run (or --run) since its own last evidence.
 
-    Without --since, the run before the latest one (of the same standard). A
-    change is a different status, or the same status with a different actual
-    value. Exit 6 if there is new drift (a control that got worse).
+    Each host is compared with its newest earlier report with evidence, from
+    any finished run of the same standard whatever that run's selection; with
+    --since, its last evidence as of that run or date. A change is a different
+    status, or the same status with a different actual value, and has a
+    direction: worse (newly failing: drift), repaired, or other. Exit 6 if
+    something is newly failing; a repair alone is not drift (exit 0).
 
     \b
     Example:
@@ -469,8 +459,22 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
     if as_json:
         console.print_json(report.as_dict())
     else:
-        table = Table(title=f"drift from run {report.since.id} to run {report.run.id}")
-        for column in ("host", "control", "severity", "change", "before", "now", "message"):
+        since = ", ".join(str(i) for i in report.compared_with) or "none: every host is new"
+        table = Table(
+            title=f"drift of run {report.run.id}, each host against its last evidence "
+            f"(runs {since})"
+        )
+        for column in (
+            "host",
+            "control",
+            "severity",
+            "direction",
+            "change",
+            "since run",
+            "before",
+            "now",
+            "message",
+        ):
             table.add_column(column)
         for c in report.changes:
             if c.kind == "status":
@@ -481,19 +485,21 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
                 c.host,
                 c.control,
                 c.severity,
+                c.direction,
                 change,
+                str(c.since_run or report.since.id),
                 _short(c.before_actual),
                 _short(c.after_actual),
                 _short(c.message, 80),
-                style="red" if c.is_new_drift else None,
+                style="red" if c.is_new_drift else ("green" if c.is_repaired else None),
             )
         console.out.print(table)
         for label, names in (("new hosts", report.added_hosts), ("gone", report.removed_hosts)):
             if names:
                 console.out.print(f"{label}: {', '.join(names)}", markup=False)
         console.out.print(
-            f"{len(report.changes)} changes on {len(report.hosts())} hosts, "
-            f"{len(report.new_drift)} new drift",
+            f"{len(report.changes)} changes on {len(report.hosts())} hosts: "
+            f"{len(report.new_drift)} newly failing (drift), {len(report.repaired)} repaired",
             markup=False,
         )
     if report.new_drift:
@@ -507,25 +513,31 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
 @click.argument("run_id", metavar="RUN", type=int)
 @click.option("--control", metavar="ID", help="Fix only this control.")
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rollout's results as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rollout and the repairs as JSON.")
 @pass_app
 def fix_command(
     app: AppContext, run_id: int, control: str | None, yes: bool, as_json: bool
 ) -> None:
-    """Start a rollout that enforces RUN's failing controls on the hosts they failed on.
+    """Enforce RUN's failing controls on the hosts they failed on, then audit them again.
 
     It runs site.yml with only the failing controls' tags (see `provision
-    rollout`). Controls no role enforces (hardware) are listed as not fixable.
-    Audit again afterwards to see the result.
+    rollout`), then audits the hosts it touched (a recorded compliance run)
+    and says per control and host whether it is repaired. Controls no role
+    enforces (hardware) are listed as not fixable. Exit codes: 0 every control
+    repaired; 6 some control still not passing (named); 4 / 5 the rollout
+    failed on / could not reach a host (its controls are not repaired
+    either); 130 interrupted (no audit then).
 
     \b
     Example:
       provision compliance fix 12
       provision compliance fix 12 --control SSH-002 --yes
     """
-    from provision.cli.rollout import _confirm, _drive
-    from provision.compliance.fix import plan_fix
-    from provision.rollout import run_rollout
+    from provision.cli.rollout import Display, _confirm, _print_result, rollout_exit
+    from provision.cli.rollout import _ctrl_c as rollout_ctrl_c
+    from provision.cli.runs import run_json as rollout_json
+    from provision.compliance.fix import plan_fix, verify_fix
+    from provision.rollout import StopSignal, run_rollout
 
     plan = plan_fix(app.settings, run_id, control)
     for control_id, hosts in plan.not_fixable.items():
@@ -539,12 +551,51 @@ def fix_command(
         console.err.print(f"fixing {control_id} on {', '.join(hosts)}", markup=False)
     rollout = plan.rollout
     _confirm(rollout, yes)
-    _drive(
-        app,
-        len(rollout.hosts),
-        as_json,
-        lambda display, stop: run_rollout(app.settings, rollout, on_progress=display, stop=stop),
+    stop = StopSignal()
+    display = Display(len(rollout.hosts), live=console.is_interactive() and not as_json)
+    with display, rollout_ctrl_c(stop, display):
+        result = run_rollout(app.settings, rollout, on_progress=display, stop=stop)
+    if not as_json:
+        _print_result(result)
+    status = rollout_exit(result, stop)
+    if status == ExitStatus.INTERRUPTED:
+        if as_json:
+            console.print_json({"rollout": rollout_json(result.run, result.waves, result.results)})
+        raise click.exceptions.Exit(int(status))
+    audit_display = AuditDisplay(
+        len(plan.hosts), live=console.is_interactive() and not as_json, quiet=as_json
     )
+    with audit_display:
+        verdict = verify_fix(app.settings, plan, on_progress=audit_display)
+    missed = verdict.not_repaired
+    if as_json:
+        console.print_json(
+            {
+                "rollout": rollout_json(result.run, result.waves, result.results),
+                "audit": verdict.audit.run_id,
+                "controls": [r.as_dict() for r in verdict.repairs],
+                "not_repaired": [r.as_dict() for r in missed],
+            }
+        )
+    else:
+        repaired = [r for r in verdict.repairs if r.repaired]
+        for r in repaired:
+            console.out.print(f"repaired: {r.control} on {r.host}", markup=False)
+        for r in missed:
+            console.out.print(
+                f"NOT repaired: {r.control} on {r.host} is {r.after}"
+                + (f" ({_short(r.message, 120)})" if r.message else ""),
+                markup=False,
+            )
+        console.out.print(
+            f"compliance run {verdict.audit.run_id} after the fix: {len(repaired)} of "
+            f"{len(verdict.repairs)} failing controls repaired",
+            markup=False,
+        )
+    if status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(status))
+    if missed:
+        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
 
 
 # -- runs and show ----------------------------------------------------------------------

@@ -65,7 +65,7 @@ FORMATS = ("json", "junit", "csv", "html")
     default=30,
     show_default=True,
     metavar="RUNS",
-    help="Earlier runs of the same standard version in the trend.",
+    help="Earlier runs of the same standard version and selection in the trend.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @pass_app
@@ -84,8 +84,8 @@ def report(
     RUN is a compliance run's number (default: the latest finished run of
     --env). The HTML page opens offline (no CDN, nothing fetched) and holds the
     roll-up along the tree with red/amber/green, score charts, the trend over
-    earlier runs of the same standard version, and the detail of the worst
-    hosts. JSON (format provision-compliance/1) and CSV hold every host and
+    earlier runs of the same standard version and selection, and the detail of
+    the worst hosts. JSON (format provision-compliance/1) and CSV hold every host and
     control. See docs/reports.md.
 
     \b
@@ -179,13 +179,17 @@ def _standard(settings: Settings, run: ComplianceRunInfo) -> Standard | None:
 def history_points(
     records: ComplianceRecords, run: ComplianceRunInfo, limit: int = 30
 ) -> list[RunPoint]:
-    """Up to `limit` earlier runs of the same standard version, for the report's trend."""
+    """Up to `limit` earlier runs of the same standard version and selection, for the trend.
+
+    Only runs of the same selection: a one-host audit between fleet audits is no
+    point of the fleet's trend (and the fleet's runs are none of the one host's).
+    """
     from provision.compliance.report import RunPoint
 
     if limit == 0:
         return []
     summaries = records.run_summaries(
-        run.env, run.standard_id, run.standard_version, limit=limit + 1
+        run.env, run.standard_id, run.standard_version, limit=limit + 1, selection=run.selection
     )
     return [
         RunPoint(

@@ -245,29 +245,42 @@ def _finish(result: RolloutResult, stop: StopSignal, as_json: bool) -> None:
     if as_json:
         console.print_json(run_json(result.run, result.waves, result.results))
     else:
-        console.out.print(results_table(result.waves, result.results))
-        run = result.run
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(run.outcomes.items()))
-        console.out.print(
-            f"run {run.id} {styled(run.status)}: {counts or 'no results'}"
-            + (f"; {len(result.pending)} pending" if result.pending else "")
-        )
-        if run.stop_reason:
-            console.out.print(f"  {run.stop_reason}", markup=False)
-        if result.pending:
-            console.out.print(f"continue with: provision rollout resume {run.id}", markup=False)
-        if result.hosts_with("failed") or result.hosts_with("unreachable"):
-            console.out.print(
-                f"details: provision runs show {run.id}; rerun: provision rollout retry {run.id} "
-                "--failed (or --unreachable)",
-                markup=False,
-            )
+        _print_result(result)
+    status = rollout_exit(result, stop)
+    if status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(status))
+
+
+def rollout_exit(result: RolloutResult, stop: StopSignal) -> ExitStatus:
+    """The exit status a finished rollout gives: interrupted, hosts failed or unreachable."""
     if stop.after_wave.is_set() and result.status == "stopped":
-        raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED))
+        return ExitStatus.INTERRUPTED
     if result.hosts_with("failed"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
+        return ExitStatus.HOSTS_FAILED
     if result.hosts_with("unreachable"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+        return ExitStatus.HOSTS_UNREACHABLE
+    return ExitStatus.SUCCESS
+
+
+def _print_result(result: RolloutResult) -> None:
+    """The results table, the run's line and what to do next."""
+    console.out.print(results_table(result.waves, result.results))
+    run = result.run
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(run.outcomes.items()))
+    console.out.print(
+        f"run {run.id} {styled(run.status)}: {counts or 'no results'}"
+        + (f"; {len(result.pending)} pending" if result.pending else "")
+    )
+    if run.stop_reason:
+        console.out.print(f"  {run.stop_reason}", markup=False)
+    if result.pending:
+        console.out.print(f"continue with: provision rollout resume {run.id}", markup=False)
+    if result.hosts_with("failed") or result.hosts_with("unreachable"):
+        console.out.print(
+            f"details: provision runs show {run.id}; rerun: provision rollout retry {run.id} "
+            "--failed (or --unreachable)",
+            markup=False,
+        )
 
 
 @rollout.command("run")

@@ -1,9 +1,21 @@
-"""Drift: what changed per host and control between two compliance runs.
+"""Drift: what changed per host and control since that host's own last evidence.
 
-`compare_hosts` is pure: two host reports in, the changes out. `drift` picks the
-runs from the store (the latest run of the environment, and an earlier one by
-id or date) and walks both runs' host reports side by side in host order, so
+`compare_hosts` is pure: two host reports in, the changes out. `drift` takes a
+run (the latest of the environment by default) and compares each of its hosts
+with that host's newest earlier report that holds evidence, from any finished
+run of the same environment and standard whatever its selection: a one-host
+audit between two fleet audits neither hides the other hosts' drift nor is
+compared with hosts it did not audit. `--since RUN|DATE` moves the point
+compared with (each host's last evidence as of that run or date). The run's
+hosts are read in host order and their baselines fetched a batch at a time, so
 memory stays bounded whatever the fleet's size.
+
+A change has a direction: `worse` (into fail, error or no_report from anything
+else: new drift, what `--fail-on-drift`, `compliance drift`'s exit 6 and the
+notices' "newly failing" count), `repaired` (from fail, error or no_report to
+pass), or `other` (a status that moved sideways, such as pass to unreachable or
+fail to error, or the same status with another actual value). A repair alone is
+not drift.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from provision.compliance.model import (
     ERROR,
     FAIL,
     NO_REPORT,
+    PASS,
     ComplianceRunInfo,
     HostReport,
 )
@@ -30,6 +43,10 @@ from provision.store.compliance_records import ComplianceRecords
 _EVALUATED = frozenset({"pass", "fail", "error", "waived"})
 #: A change into one of these is new drift (what `--fail-on-drift` and timers act on).
 BAD = frozenset({FAIL, ERROR, NO_REPORT})
+#: Directions of a change.
+WORSE, REPAIRED, OTHER = "worse", "repaired", "other"
+#: Hosts whose earlier evidence is fetched per query.
+BASELINE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -46,11 +63,24 @@ class Change:
     before_actual: Any = None
     after_actual: Any = None
     message: str = ""
+    #: The run the host was compared with (its last evidence).
+    since_run: int | None = None
 
     @property
     def is_new_drift(self) -> bool:
         """A control that got worse: into fail, error or no_report."""
         return self.kind == "status" and self.after in BAD and self.before not in BAD
+
+    @property
+    def is_repaired(self) -> bool:
+        """A control that was failing (fail, error, no_report) and passes now."""
+        return self.kind == "status" and self.before in BAD and self.after == PASS
+
+    @property
+    def direction(self) -> str:
+        if self.is_new_drift:
+            return WORSE
+        return REPAIRED if self.is_repaired else OTHER
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,21 +94,31 @@ class Change:
             "after_actual": self.after_actual,
             "message": self.message,
             "new_drift": self.is_new_drift,
+            "direction": self.direction,
+            "since_run": self.since_run,
         }
 
 
 @dataclass(frozen=True)
 class DriftReport:
     run: ComplianceRunInfo
+    #: The newest run a host was compared with (the whole of it, for two-run drift).
     since: ComplianceRunInfo
     changes: tuple[Change, ...]
-    #: Hosts in only one of the two runs.
+    #: Hosts of `run` with no earlier evidence.
     added_hosts: tuple[str, ...] = ()
+    #: Hosts of the previous run of the same selection that `run` no longer has.
     removed_hosts: tuple[str, ...] = ()
+    #: Every run some host was compared with, oldest first.
+    compared_with: tuple[int, ...] = ()
 
     @property
     def new_drift(self) -> list[Change]:
         return [c for c in self.changes if c.is_new_drift]
+
+    @property
+    def repaired(self) -> list[Change]:
+        return [c for c in self.changes if c.is_repaired]
 
     def hosts(self) -> list[str]:
         return sorted({c.host for c in self.changes})
@@ -89,14 +129,18 @@ class DriftReport:
             "since": self.since.id,
             "run_started_at": self.run.started_at.isoformat(),
             "since_started_at": self.since.started_at.isoformat(),
+            "compared_with": list(self.compared_with),
             "changes": [c.as_dict() for c in self.changes],
             "new_drift": len(self.new_drift),
+            "repaired": len(self.repaired),
             "added_hosts": list(self.added_hosts),
             "removed_hosts": list(self.removed_hosts),
         }
 
 
-def compare_hosts(before: HostReport, after: HostReport) -> list[Change]:
+def compare_hosts(
+    before: HostReport, after: HostReport, since_run: int | None = None
+) -> list[Change]:
     """The controls whose status or actual value differ between two reports of one host."""
     old = {r.control: r for r in before.results}
     changes: list[Change] = []
@@ -121,6 +165,7 @@ def compare_hosts(before: HostReport, after: HostReport) -> list[Change]:
                 before_actual=was.actual,
                 after_actual=new.actual,
                 message=new.message,
+                since_run=since_run,
             )
         )
     return changes
@@ -178,15 +223,81 @@ def drift_between(records: ComplianceRecords, since: int, run: int) -> DriftRepo
         elif b is None and a is not None:
             removed.append(a.host)
         elif a is not None and b is not None:
-            changes.extend(compare_hosts(a, b))
-    return DriftReport(new, old, tuple(changes), tuple(added), tuple(removed))
+            changes.extend(compare_hosts(a, b, since))
+    return DriftReport(new, old, tuple(changes), tuple(added), tuple(removed), (since,))
+
+
+def drift_from_evidence(
+    records: ComplianceRecords,
+    run: ComplianceRunInfo,
+    *,
+    before: datetime,
+    until_run: int | None = None,
+) -> DriftReport:
+    """Each host of `run` against its own last evidence before `before` (or in `until_run`).
+
+    Raises StateError when the environment has no earlier finished run of the
+    standard at all (nothing to compare with).
+    """
+    previous = records.latest_run(run.env, before=before, standard_id=run.standard_id)
+    if until_run is not None:
+        previous = records.get_run(until_run)
+    if previous is None or previous.id == run.id:
+        raise StateError(
+            f"there is no earlier compliance run to compare run {run.id} with",
+            hint="drift needs two runs: run another audit later, or give --since RUN",
+        )
+    changes: list[Change] = []
+    added: list[str] = []
+    names: set[str] = set()
+    used: set[int] = set()
+    batch: list[HostReport] = []
+
+    def compare(reports: list[HostReport]) -> None:
+        found = records.last_evidence(
+            run.env,
+            run.standard_id,
+            [r.host for r in reports],
+            before=before,
+            until_run=until_run,
+        )
+        for report in reports:
+            if report.host not in found:
+                added.append(report.host)
+                continue
+            since_run, earlier = found[report.host]
+            used.add(since_run)
+            changes.extend(compare_hosts(earlier, report, since_run))
+
+    for report in records.host_reports(run.id):
+        names.add(report.host)
+        batch.append(report)
+        if len(batch) >= BASELINE_BATCH:
+            compare(batch)
+            batch = []
+    if batch:
+        compare(batch)
+    # "Gone" only means something against a run that covered the same ground.
+    scope = records.latest_run(
+        run.env, before=before, selection=run.selection, standard_id=run.standard_id
+    )
+    if until_run is not None and previous.selection == run.selection:
+        scope = previous
+    removed = [] if scope is None else [h for h in records.host_names(scope.id) if h not in names]
+    newest = records.get_run(max(used)) if used else previous
+    return DriftReport(
+        run, newest, tuple(changes), tuple(added), tuple(removed), tuple(sorted(used))
+    )
 
 
 def drift(settings: Settings, *, since: str | None = None, run: int | None = None) -> DriftReport:
-    """What changed between the latest run of the environment (or `run`) and an earlier one.
+    """What changed on each host of the latest run of the environment (or `run`).
 
-    `since` is a run id, or a date: the newest finished run that started before
-    it. Without `since`, the finished run before the latest, of the same standard.
+    Each host is compared with its own last evidence: its newest report with
+    evidence from an earlier finished run of the same standard, whatever that
+    run's selection. `since` is a run id (each host's last evidence as of that
+    run: the run itself, or earlier ones for hosts it did not have) or a date
+    (each host's last evidence from runs started before it).
     """
     with open_store(settings) as store:
         records = ComplianceRecords(store)
@@ -201,21 +312,15 @@ def drift(settings: Settings, *, since: str | None = None, run: int | None = Non
                 )
             latest = found
         if since is None:
-            earlier = records.latest_run(
-                latest.env, before=latest.started_at, standard_id=latest.standard_id
-            )
-        else:
-            wanted = parse_since(since)
-            if isinstance(wanted, int):
-                earlier = records.get_run(wanted)
-            else:
-                earlier = records.latest_run(
-                    latest.env, before=wanted, standard_id=latest.standard_id
-                )
-        if earlier is None or earlier.id == latest.id:
+            return drift_from_evidence(records, latest, before=latest.started_at)
+        wanted = parse_since(since)
+        if not isinstance(wanted, int):
+            return drift_from_evidence(records, latest, before=min(wanted, latest.started_at))
+        earlier = records.get_run(wanted)
+        if earlier.id == latest.id or earlier.started_at > latest.started_at:
             raise StateError(
-                f"there is no earlier compliance run to compare run {latest.id} with",
-                hint="drift needs two runs: run another audit later, or give --since RUN",
+                f"run {earlier.id} is not earlier than run {latest.id}",
+                hint="give --since an earlier run (provision compliance runs)",
             )
         if earlier.standard_id != latest.standard_id:
             raise InputError(
@@ -223,4 +328,10 @@ def drift(settings: Settings, *, since: str | None = None, run: int | None = Non
                 f"({earlier.standard_id}, {latest.standard_id})",
                 hint="compare runs of one standard",
             )
-        return drift_between(records, earlier.id, latest.id)
+        if earlier.env != latest.env:
+            raise InputError(
+                f"runs {earlier.id} and {latest.id} are of different environments "
+                f"({earlier.env}, {latest.env})",
+                hint="compare runs of one environment",
+            )
+        return drift_from_evidence(records, latest, before=earlier.started_at, until_run=earlier.id)

@@ -2,6 +2,7 @@
 
     plan = plan_fix(settings, run_id)                 # what would run, nothing touched
     result = run_rollout(settings, plan.rollout)      # the ordinary rollout machinery
+    verdict = verify_fix(settings, plan)              # audit the fixed hosts again
 
 The rollout runs `site.yml` with the failing controls' enforce tags over the
 hosts where they failed (or errored), so everything a rollout gives (waves,
@@ -14,6 +15,13 @@ fixed, the rollout gets the same generated variables file as `provision portal
 deploy` for every portal host of the fix (certificates near expiry are renewed
 while planning, as a deploy does); without it `site.yml` would serve no portal
 and repair nothing.
+
+A rollout that succeeds has only shown that its tasks ran, not that the
+controls pass now (a setting something else overrides, a package that comes
+back). So `verify_fix` audits the fix's hosts again (an ordinary, recorded
+compliance run of those hosts) and says, per control and host, whether it is
+repaired: passing now. Anything else (still failing, an error, unreachable)
+is not repaired, and `provision compliance fix` exits 6 for it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from provision.compliance.model import ERROR, FAIL, ComplianceRunInfo
+from provision.compliance.model import ERROR, FAIL, NO_REPORT, PASS, ComplianceRunInfo
+from provision.compliance.service import AuditResult, ProgressCallback, plan_audit, run_audit
 from provision.errors import InputError, StateError
 from provision.inventory import select_hosts
 from provision.inventory.targets import load_environment
@@ -56,6 +65,47 @@ class FixPlan:
     rollout: RolloutPlan | None = None
     #: The portal variables file the rollout passes (fixing a portal_host control), or None.
     vars_file: str | None = None
+    #: (control, host) -> its status in the run (fail or error), for the fixable ones.
+    before: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One control on one host that a fix set out to repair, and what the audit after it says."""
+
+    control: str
+    host: str
+    #: Its status in the run that was fixed (fail or error).
+    before: str
+    #: Its status in the audit after the fix.
+    after: str
+    message: str = ""
+
+    @property
+    def repaired(self) -> bool:
+        return self.after == PASS
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "control": self.control,
+            "host": self.host,
+            "before": self.before,
+            "after": self.after,
+            "repaired": self.repaired,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class FixVerdict:
+    """The audit after a fix, and per control and host whether the fix repaired it."""
+
+    audit: AuditResult
+    repairs: tuple[Repair, ...]
+
+    @property
+    def not_repaired(self) -> list[Repair]:
+        return [r for r in self.repairs if not r.repaired]
 
 
 def _standard_of(settings: Settings, run: ComplianceRunInfo) -> Standard:
@@ -89,10 +139,12 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
                     hint="see them with: provision standards show",
                 ) from None
         failing: dict[str, list[str]] = {}
+        statuses: dict[tuple[str, str], str] = {}
         for report in records.host_reports(run_id):
             for result in report.results:
                 if result.status in FIXABLE_STATUSES and control in (None, result.control):
                     failing.setdefault(result.control, []).append(report.host)
+                    statuses[(result.control, report.host)] = result.status
     fixable: dict[str, tuple[str, ...]] = {}
     not_fixable: dict[str, tuple[str, ...]] = {}
     tags: list[str] = []
@@ -123,7 +175,37 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
                 vars_file=vars_file,
             ),
         )
-    return FixPlan(run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file)
+    before = {k: v for k, v in statuses.items() if k[0] in fixable}
+    return FixPlan(run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file, before)
+
+
+def verify_fix(
+    settings: Settings, plan: FixPlan, *, on_progress: ProgressCallback | None = None
+) -> FixVerdict:
+    """Audit the fix's hosts again (a recorded run) and judge every control it was to repair."""
+    if not plan.hosts:
+        raise StateError(
+            f"the fix of run {plan.run.id} touched no host", hint="there is nothing to verify"
+        )
+    checked = settings if settings.env == plan.run.env else replace(settings, env=plan.run.env)
+    audit = run_audit(
+        checked,
+        plan_audit(checked, ";".join(plan.hosts), standard=plan.run.standard_id),
+        on_progress=on_progress,
+    )
+    after: dict[tuple[str, str], tuple[str, str]] = {}
+    with open_store(checked) as store:
+        for report in ComplianceRecords(store).host_reports(audit.run_id, plan.hosts):
+            for result in report.results:
+                after[(result.control, report.host)] = (result.status, result.message)
+    repairs = []
+    for control_id, hosts in plan.failing.items():
+        for host in hosts:
+            status, message = after.get((control_id, host), (NO_REPORT, "not in the audit"))
+            repairs.append(
+                Repair(control_id, host, plan.before.get((control_id, host), FAIL), status, message)
+            )
+    return FixVerdict(audit, tuple(repairs))
 
 
 def _portal_vars(settings: Settings, standard: Standard, hosts: tuple[str, ...]) -> str | None:

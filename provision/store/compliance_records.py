@@ -361,6 +361,72 @@ class ComplianceRecords:
     def host_report(self, run_id: int, host: str) -> HostReport | None:
         return next(self.host_reports(run_id, [host]), None)
 
+    def last_evidence(
+        self,
+        env: str,
+        standard_id: str,
+        hosts: Collection[str],
+        *,
+        before: datetime,
+        until_run: int | None = None,
+    ) -> dict[str, tuple[int, HostReport]]:
+        """Each host's newest report that holds evidence, with its run id.
+
+        From finished runs of `env` and `standard_id` whatever their selection,
+        started before `before` (and run `until_run` itself, when given): what a
+        host is compared with is its own last evidence, not whatever the previous
+        run happened to audit. Hosts with no such report are left out. One query
+        for the batch; callers pass hosts a few hundred at a time.
+        """
+        if not hosts:
+            return {}
+        when = compliance_runs.c.started_at < before
+        if until_run is not None:
+            when = sa.or_(when, compliance_runs.c.id == until_run)
+        ranked = (
+            sa.select(
+                compliance_hosts.c.host,
+                compliance_hosts.c.run_id,
+                sa.func.row_number()
+                .over(
+                    partition_by=compliance_hosts.c.host,
+                    order_by=(compliance_runs.c.started_at.desc(), compliance_runs.c.id.desc()),
+                )
+                .label("rank"),
+            )
+            .join(compliance_runs, compliance_runs.c.id == compliance_hosts.c.run_id)
+            .where(
+                compliance_runs.c.env == env,
+                compliance_runs.c.standard_id == standard_id,
+                compliance_runs.c.status == "done",
+                compliance_hosts.c.status == HOST_REPORTED,
+                compliance_hosts.c.host.in_(list(hosts)),
+                when,
+            )
+            .subquery()
+        )
+        newest = sa.select(ranked.c.host, ranked.c.run_id).where(ranked.c.rank == 1).subquery()
+        query = sa.select(compliance_hosts).join(
+            newest,
+            sa.and_(
+                compliance_hosts.c.host == newest.c.host,
+                compliance_hosts.c.run_id == newest.c.run_id,
+            ),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return {str(row["host"]): (int(row["run_id"]), self._report(row)) for row in rows}
+
+    def host_names(self, run_id: int) -> list[str]:
+        """The run's host names, ordered."""
+        query = (
+            sa.select(compliance_hosts.c.host)
+            .where(compliance_hosts.c.run_id == run_id)
+            .order_by(compliance_hosts.c.host)
+        )
+        with self.engine.connect() as conn:
+            return [str(h) for h in conn.execute(query).scalars()]
+
     def host_rows(self, run_id: int) -> list[HostRow]:
         """Every host's line of the run (no control results), ordered by host."""
         columns = [c for c in compliance_hosts.c if c.name != "results"]
@@ -402,9 +468,19 @@ class ComplianceRecords:
         )
 
     def run_summaries(
-        self, env: str, standard_id: str, standard_version: str | None = None, limit: int = 30
+        self,
+        env: str,
+        standard_id: str,
+        standard_version: str | None = None,
+        limit: int = 30,
+        *,
+        selection: str | None = None,
     ) -> list[RunSummary]:
-        """Per finished run of one standard (one version, if given), oldest first."""
+        """Per finished run of one standard (one version, if given), oldest first.
+
+        With `selection`, only runs of that selection (scope): a trend that mixed a
+        one-host audit into fleet audits would show the one host as the fleet.
+        """
         query = (
             sa.select(compliance_runs)
             .where(
@@ -417,6 +493,8 @@ class ComplianceRecords:
         )
         if standard_version is not None:
             query = query.where(compliance_runs.c.standard_version == standard_version)
+        if selection is not None:
+            query = query.where(compliance_runs.c.selection == selection)
         summaries: list[RunSummary] = []
         with self.engine.connect() as conn:
             for run in conn.execute(query).mappings().all():

@@ -62,7 +62,7 @@ SNAPSHOT = (
 DRIFT = (
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q inetutils-telnetd >/dev/null"
     " && sed -i 's/^MaxAuthTries .*/MaxAuthTries 6/'"
-    " /etc/ssh/sshd_config.d/00-provision-ssh-004.conf"
+    " /etc/ssh/provision.d/ssh-004.conf"
 )
 OVERRIDES = "group_vars/all/compliance_lab_hardware.yml"
 

@@ -77,11 +77,11 @@ def _diff(before: str, after: str) -> list[str]:
 #: Drift made by hand before the check-mode run (and undone after it), so that
 #: check mode has something to change and must still change nothing.
 DRIFT = (
-    "mv /etc/ssh/sshd_config.d/00-provision-ssh-003.conf /root/ssh-003.saved"
+    "mv /etc/ssh/provision.d/ssh-003.conf /root/ssh-003.saved"
     " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime"
 )
 UNDRIFT = (
-    "mv /root/ssh-003.saved /etc/ssh/sshd_config.d/00-provision-ssh-003.conf"
+    "mv /root/ssh-003.saved /etc/ssh/provision.d/ssh-003.conf"
     " && ln -sf /usr/share/zoneinfo/Asia/Dhaka /etc/localtime"
 )
 
@@ -301,8 +301,8 @@ def test_one_control_by_tag_touches_only_that_control(converged: Converged) -> N
     # Drift three controls by hand: SSH-002, SSH-004 and TIME-001.
     lab.ssh(
         LAB_PC,
-        "rm /etc/ssh/sshd_config.d/00-provision-ssh-002.conf"
-        " /etc/ssh/sshd_config.d/00-provision-ssh-004.conf"
+        "rm /etc/ssh/provision.d/ssh-002.conf"
+        " /etc/ssh/provision.d/ssh-004.conf"
         " && ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime && systemctl reload ssh"
         # sshd re-executes on reload: wait until it listens again before the next login.
         " && for i in $(seq 1200); do ss -ltn | grep -q ':22 ' && break; sleep 0.1; done",

@@ -103,7 +103,8 @@ def test_webhook_receives_a_short_json_summary(settings: Settings, hook: Hook) -
     assert body["counts"]["non_compliant"] == 20
     assert body["worst_districts"][0] == {"district": "Gazipur", "compliant_share": 0.61}
     assert body["report"] == str(NOTICE.report_path)
-    assert "2 new failures, 2 hosts drifted" in body["summary"]
+    assert "drift: 2 controls newly failing on 2 hosts" in body["summary"]
+    assert body["event"] == "compliance.drift" and body["repaired"] == []
 
 
 def test_nothing_is_sent_without_news(settings: Settings, hook: Hook) -> None:
@@ -269,7 +270,7 @@ def test_email_is_delivered_with_the_summary_and_report_path(
     assert recipients == ["ops@example.org", "audit@example.org"]
     message = email.message_from_bytes(data, policy=email.policy.default)
     assert str(message["Subject"]).strip() == (
-        "provision compliance run 42 in production: 2 new failures, 2 hosts drifted"
+        "provision compliance run 42 in production: drift: 2 controls newly failing on 2 hosts"
     )
     body = message.get_body(("plain",))
     assert body is not None
