@@ -15,6 +15,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 from provision.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
@@ -231,7 +232,7 @@ def _write_reports(
 
 
 @compliance.command("run")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option("--standard", metavar="ID|FILE", help="The standard (default: the only one).")
 @click.option(
     "--waivers",

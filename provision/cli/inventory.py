@@ -12,6 +12,7 @@ from rich.tree import Tree
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 from provision.errors import ExitStatus
 from provision.inventory.files import load_inventory
 from provision.inventory.generate import generate_rows, write_register
@@ -151,7 +152,7 @@ def validate(app: AppContext, register: Path | None, env: str | None, as_json: b
 
 
 @inventory.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--slice",
     "as_slice",
@@ -213,7 +214,7 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
 
 
 @inventory.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--depth",
     type=click.IntRange(1, 4),

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 from provision.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def add(
 
 
 @portal.command("list")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_app
 def list_command(app: AppContext, selection: str, as_json: bool) -> None:
@@ -212,7 +213,7 @@ def remove(app: AppContext, domain: str) -> None:
 
 
 @portal.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--renew-within",
     type=click.FloatRange(min=0),
@@ -382,7 +383,7 @@ def _health_json(h: PortalHealth) -> dict[str, Any]:
 
 
 @portal.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--warn-days", type=click.FloatRange(min=0), default=30, show_default=True, metavar="DAYS"
 )

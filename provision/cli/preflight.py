@@ -9,6 +9,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 from provision.errors import ExitStatus
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
@@ -57,7 +58,7 @@ def preflight() -> None:
 
 
 @preflight.command("sweep")
-@click.argument("selection", required=False)
+@selection_argument(missing=None)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1000),

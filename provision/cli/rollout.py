@@ -20,6 +20,7 @@ from rich.text import Text
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
 from provision.settings import Settings
@@ -272,7 +273,7 @@ def _finish(result: RolloutResult, stop: StopSignal, as_json: bool) -> None:
 
 @rollout.command("run")
 @click.argument("playbook")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--canary",
     metavar="N|SITE",

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import selection_argument
 
 if TYPE_CHECKING:
     from provision.schedule import Schedule
@@ -55,7 +56,7 @@ def schedule() -> None:
 
 @schedule.command("install")
 @click.argument("kind", type=click.Choice(["compliance"]))
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--every",
     default="daily",

@@ -19,7 +19,10 @@ Grammar (one positional argument; quote it in the shell)::
   district) or a path: ``upazila:gazipur/kaliganj``, ``union:gazipur/kaliganj/tumulia``.
 * A term without a key is a host name or glob (``gzp-001-fs01``, ``khu-*``) or a
   group name (``role_lab_pc``), as in Ansible's ``--limit``.
-* An empty selection is every host.
+* No selection (None, or the empty text a command stores for "no argument") is
+  every host, and so is the word ``all``. Any other text must name something: a
+  selection of separators only (``;``, ``" ; "``) or with an empty term anywhere
+  (``a;;b``, ``a,``) is an error, so that a typo never widens to the whole fleet.
 
 Level terms pick the ``<level>_*`` groups whose ``provision_<level>`` variable (the
 place's real name) matches, and every host in them; for a hand-written group without
@@ -42,7 +45,8 @@ from provision.inventory.tree import load_tree
 
 KEYS: tuple[str, ...] = (*LEVELS, "site", "site_type", "type", "role", "host", "group")
 _GLOB = re.compile(r"([*?])")
-_SEPARATORS = re.compile(r"[;\s]+")
+#: One separator between alternatives: a ";" (spaces around it allowed) or spaces.
+_SEPARATOR = re.compile(r"\s*;\s*|\s+")
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,22 @@ def _level_names(level: str) -> set[str]:
 
 def parse_selection(text: str | None) -> Selection:
     """Parse a selection; `InputError` (exit 3) naming the bad term when it is wrong."""
-    text = (text or "").strip()
+    if not text:
+        return Selection((), "")
+    if not text.strip():
+        raise InputError(
+            f"selection {text!r} is only spaces",
+            hint="leave SELECTION out, or write 'all', to mean every host",
+        )
+    text = text.strip()
     alternatives: list[tuple[Term, ...]] = []
-    for chunk in _SEPARATORS.split(text):
+    for chunk in _SEPARATOR.split(text):
         if not chunk:
-            continue
+            raise InputError(
+                f"selection '{text}' has an empty alternative (a ';' with nothing on one side)",
+                hint="remove the stray ';'; leave SELECTION out, or write 'all', to mean "
+                "every host",
+            )
         terms: list[Term] = []
         for raw in chunk.split(","):
             item = raw.strip()

@@ -126,6 +126,21 @@ def test_bad_selection_is_bad_input(ws: Path) -> None:
     assert "did you mean 'gazipur'?" in result.stderr
 
 
+@pytest.mark.parametrize("selection", ["", " ", ";", " ; ", "role:lab_pc;"])
+@pytest.mark.parametrize(
+    "command",
+    [("inventory", "show"), ("inventory", "tree"), ("rollout", "ping.yml"), ("compliance", "run")],
+)
+def test_an_empty_selection_never_means_every_host(
+    ws: Path, command: tuple[str, ...], selection: str
+) -> None:
+    run(ws, "inventory", "import", str(write(ws / "r.csv")))
+    result = run(ws, *command, selection)
+    assert result.exit_code == ExitStatus.BAD_INPUT, result.output
+    assert "write 'all'" in result.stderr or "empty alternative" in result.stderr
+    assert not (ws / ".provision").exists()  # no run recorded, no state opened
+
+
 def test_generate(ws: Path) -> None:
     out = ws / "gen.csv"
     result = run(ws, "inventory", "generate", "--hosts", "120", "--out", str(out))

@@ -29,6 +29,9 @@ def inventory() -> Inventory:
     ("selection", "expected"),
     [
         ("", ALL),
+        (None, ALL),
+        ("all", ALL),
+        ("role:portal_host ; site:GAZ-002", ["gaz-002-fs01", "khu-001-web01"]),
         ("district:gazipur,role:lab_pc", ["gaz-003-lab01", "gaz-003-lab02"]),
         ("division:khulna,!site:KHU-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
         ("division:Khulna,!site:khu-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
@@ -51,7 +54,7 @@ def inventory() -> Inventory:
         ("no-such-host", []),
     ],
 )
-def test_selection(inventory: Inventory, selection: str, expected: list[str]) -> None:
+def test_selection(inventory: Inventory, selection: str | None, expected: list[str]) -> None:
     assert select_hosts(inventory, selection) == expected
 
 
@@ -63,6 +66,15 @@ def test_selection(inventory: Inventory, selection: str, expected: list[str]) ->
         ("role:lab", "no role 'lab'", "did you mean 'lab_pc'?"),
         ("district:gazipur,,role:lab_pc", "empty term", "district:gazipur,role:lab_pc"),
         ("site:", "has no value", None),
+        (";", "empty alternative", "write 'all'"),
+        (" ; ", "empty alternative", "write 'all'"),
+        (";;", "empty alternative", "write 'all'"),
+        ("role:lab_pc;", "empty alternative", None),
+        ("; role:lab_pc", "empty alternative", None),
+        ("role:lab_pc;;site:GAZ-002", "empty alternative", None),
+        ("   ", "only spaces", "write 'all'"),
+        (",", "empty term", None),
+        ("role:lab_pc,", "empty term", None),
     ],
 )
 def test_bad_selection(inventory: Inventory, selection: str, message: str, hint: str) -> None:
