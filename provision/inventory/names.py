@@ -36,6 +36,9 @@ import unicodedata
 from functools import lru_cache
 
 LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union")
+#: Groups Ansible makes itself in every inventory: no host may take their names
+#: (Ansible warns "Found both group and host with same name" and patterns misfire).
+RESERVED_GROUPS: tuple[str, ...] = ("all", "ungrouped")
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 

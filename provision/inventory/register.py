@@ -17,7 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.inventory.names import normalise
+from provision.inventory.names import (
+    LEVELS,
+    RESERVED_GROUPS,
+    normalise,
+    role_group,
+    site_group,
+    site_type_group,
+    tree_group,
+)
 from provision.inventory.problems import Problem, ProblemsError
 from provision.inventory.tree import AdminTree, Place, load_tree
 
@@ -339,6 +347,58 @@ class _Checker:
         )
 
 
+def _groups_made(records: list[Record]) -> dict[str, tuple[str, int]]:
+    """Every group an import makes: name -> (what it is, the first line that makes it)."""
+    made: dict[str, tuple[str, int]] = {}
+    first = list(reversed(records))  # so that each dict below keeps the first line
+    places = {r.place: r.line for r in first}
+    for place, line in sorted(places.items(), key=lambda item: item[1]):
+        for depth in range(1, len(place.path) + 1):
+            level = LEVELS[depth - 1]
+            what = f"the {level} {place.path[depth - 1]}"
+            made.setdefault(tree_group(level, *place.path[:depth]), (what, line))
+    for kind, name_of, values in (
+        ("role", role_group, {r.role: r.line for r in first}),
+        ("site type", site_type_group, {r.site_type: r.line for r in first}),
+        ("site", site_group, {r.site_code: r.line for r in first}),
+    ):
+        for value, line in values.items():
+            made.setdefault(name_of(value), (f"the {kind} {value}", line))
+    return made
+
+
+def _group_clashes(records: list[Record], label: str) -> list[Problem]:
+    """Hosts named like a group: Ansible's own, or one the import makes from any row."""
+    problems: list[Problem] = []
+    # Every group the import makes is "<kind>_<name>": only a host name with a "_"
+    # can clash, so the groups are worked out only when there is one.
+    made = _groups_made(records) if any("_" in r.hostname for r in records) else {}
+    for record in records:
+        if record.hostname in RESERVED_GROUPS:
+            problems.append(
+                Problem(
+                    label,
+                    record.line,
+                    f"hostname '{record.hostname}' is the name of Ansible's own group "
+                    f"'{record.hostname}'",
+                    "give the host another name (Ansible reserves 'all' and 'ungrouped')",
+                )
+            )
+        elif record.hostname in made:
+            what, line = made[record.hostname]
+            problems.append(
+                Problem(
+                    label,
+                    record.line,
+                    f"hostname '{record.hostname}' is also the name of the group of {what} "
+                    f"(made from line {line})",
+                    "give the host another name; Ansible cannot tell a host from a group "
+                    "of the same name",
+                )
+            )
+    return problems
+
+
 def parse_register(text: str, label: str = "register.csv") -> list[Record]:
     """Check register text; every record, or `ProblemsError` naming every bad line.
 
@@ -399,6 +459,8 @@ def parse_register(text: str, label: str = "register.csv") -> list[Record]:
             line = next_line
     except csv.Error as exc:
         checker.problem(line, f"is not readable CSV: {exc}", "check the quotes on this line")
+    checker.problems.extend(_group_clashes(records, label))
+    checker.problems.sort(key=lambda p: p.line or 0)
     if checker.problems:
         raise ProblemsError(label, checker.problems, " in the register")
     if not records:

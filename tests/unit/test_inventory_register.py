@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from provision.inventory import ProblemsError, import_register, read_register
+from provision.inventory import ProblemsError, import_register, parse_register, read_register
+from provision.inventory.register import _group_clashes
 from tests.unit.inventory_helpers import GOOD_ROWS, HEADER, register_text, write
 
 
@@ -160,3 +162,32 @@ def test_bad_register_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ProblemsError):
         import_register(bad, fresh)
     assert not fresh.exists()
+
+
+@pytest.mark.parametrize("name", ["all", "ungrouped"])
+def test_a_host_named_like_ansibles_own_groups_is_refused_at_its_line(
+    tmp_path: Path, name: str
+) -> None:
+    rows = [GOOD_ROWS[0], GOOD_ROWS[1].replace("gaz-002-fs01", name), *GOOD_ROWS[2:]]
+    folder = tmp_path / "inventories" / "production"
+    with pytest.raises(ProblemsError) as caught:
+        import_register(write(tmp_path / "r.csv", rows), folder)
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (3, f"hostname '{name}' is the name of Ansible's own group '{name}'")
+    ]
+    assert not folder.exists()
+
+
+def test_a_host_named_like_a_group_the_import_makes_is_refused() -> None:
+    # The register's host-name rule refuses '_', which every made group has; this
+    # check stands behind it, should that rule ever be relaxed.
+    records = parse_register(register_text())
+    clash = replace(records[5], hostname="district_gazipur")
+    problems = _group_clashes([*records[:5], clash, *records[6:]], "r.csv")
+    assert [(p.line, p.message) for p in problems] == [
+        (
+            7,
+            "hostname 'district_gazipur' is also the name of the group of the district "
+            "Gazipur (made from line 2)",
+        )
+    ]
