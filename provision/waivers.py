@@ -293,7 +293,7 @@ def parse_text(text: str, path: Path) -> Located:
             located.data = build_node(loader, node, (), located)
         return located
     except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError) from None
+        raise syntax_error(exc, path, InputError, text) from None
     finally:
         loader.dispose()
 

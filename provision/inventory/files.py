@@ -238,7 +238,7 @@ def load_yaml(path: Path, text: str) -> tuple[Any, list[tuple[str, int]]]:
     try:
         return loader.get_single_data(), loader.duplicates
     except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError) from None
+        raise syntax_error(exc, path, InputError, text) from None
     finally:
         loader.dispose()
 

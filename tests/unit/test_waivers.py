@@ -167,6 +167,33 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     assert "not valid YAML" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "shown"),
+    [
+        # A key without its ':': PyYAML gives up on the next line.
+        ('    scope: "district:Gazipur"\n', '    scope "district:Gazipur"\n', 'scope "district'),
+        # A quote never closed: PyYAML gives up at the end of the file.
+        ("    justification: Legacy", '    justification: "Legacy', 'justification: "Legacy'),
+        # A key out of line with its neighbours.
+        ("    approver: Head", "   approver: Head", "approver: Head"),
+        # A '[' never closed.
+        ("    control: SSH-001\n", "    control: [SSH-001\n", "control: [SSH-001"),
+    ],
+)
+def test_a_yaml_syntax_error_is_reported_at_the_line_to_fix_and_shows_it(
+    tmp_path: Path, old: str, new: str, shown: str
+) -> None:
+    text = "waivers:\n" + GOOD_ENTRY.replace(old, new)
+    assert text != "waivers:\n" + GOOD_ENTRY
+    path = tmp_path / "waivers.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        _load(path)
+    wanted = next(i for i, line in enumerate(text.splitlines(), 1) if shown in line)
+    assert caught.value.line == wanted, caught.value
+    assert shown in caught.value.message
+
+
 def test_an_expiry_passed_since_is_not_an_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "waivers:\n" + GOOD_ENTRY)
     later = date(2027, 3, 1)
