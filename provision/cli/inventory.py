@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import selection_argument
+from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
 from provision.inventory.files import load_inventory
 from provision.inventory.generate import generate_rows, write_register
@@ -22,30 +22,14 @@ from provision.inventory.service import import_register
 from provision.inventory.slice import slice_inventory
 from provision.inventory.summary import TreeNode, count_tree
 from provision.inventory.validate import validate_environment, validate_register
-from provision.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: How many host names each list shows on a terminal before "and N more".
 SHOWN = 20
 
 
-def _env_option(function: F) -> F:
-    return click.option(
-        "--env",
-        "env",
-        metavar="ENV",
-        help="Inventory environment inventories/ENV/ (overrides the global --env).",
-    )(function)
-
-
 def _json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(function)
-
-
-def _settings(app: AppContext, env: str | None) -> Settings:
-    if env is None:
-        return app.settings
-    return load_settings(workspace=app.workspace, flags={**app.flags, "env": env})
 
 
 def _print_problems(problems: Sequence[Problem]) -> None:
@@ -77,10 +61,10 @@ def inventory() -> None:
 @inventory.command("import")
 @click.argument("register", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and compare only; write nothing.")
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_json: bool) -> None:
+def import_(app: AppContext, register: Path, dry_run: bool, as_json: bool) -> None:
     """Write inventories/ENV/hosts.yml from the site register REGISTER (UTF-8 CSV).
 
     Every bad row is listed with its line and nothing is written. A re-import
@@ -91,7 +75,7 @@ def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_
     Example:
       provision inventory import inventories/sample/register.csv --env sample
     """
-    settings = _settings(app, env)
+    settings = app.settings
     try:
         result = import_register(register, settings.inventory_path, dry_run=dry_run)
     except ProblemsError as exc:
@@ -116,10 +100,10 @@ def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_
 
 @inventory.command()
 @click.argument("register", required=False, type=click.Path(path_type=Path))
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def validate(app: AppContext, register: Path | None, env: str | None, as_json: bool) -> None:
+def validate(app: AppContext, register: Path | None, as_json: bool) -> None:
     """Check inventories/ENV/ (or a REGISTER file) and list every problem.
 
     Checks that every host has one address and exactly one place in the tree,
@@ -135,7 +119,7 @@ def validate(app: AppContext, register: Path | None, env: str | None, as_json: b
     if register is not None:
         report = validate_register(register)
     else:
-        report = validate_environment(_settings(app, env).inventory_path)
+        report = validate_environment(app.settings.inventory_path)
     if as_json:
         console.print_json(report.as_dict())
     else:
@@ -159,10 +143,10 @@ def validate(app: AppContext, register: Path | None, env: str | None, as_json: b
     is_flag=True,
     help="Print the inventory provision hands Ansible: the selected hosts, variables resolved.",
 )
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_json: bool) -> None:
+def show(app: AppContext, selection: str, as_slice: bool, as_json: bool) -> None:
     """List the hosts that SELECTION picks (all hosts when it is left out).
 
     SELECTION: terms joined by ',' (and), alternatives by ';' or a space (or),
@@ -175,7 +159,7 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
       provision inventory show 'division:khulna,!site:KHU-014' --json
       provision inventory show 'gaz-*;role:portal_host' --slice > slice.json
     """
-    settings = _settings(app, env)
+    settings = app.settings
     parsed = parse_selection(selection)
     loaded = load_inventory(settings.inventory_path)
     hosts = select_hosts(loaded.inventory, parsed)
@@ -222,10 +206,10 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
     show_default=True,
     help="Levels to show: 1 division … 4 union.",
 )
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def tree(app: AppContext, selection: str, depth: int, env: str | None, as_json: bool) -> None:
+def tree(app: AppContext, selection: str, depth: int, as_json: bool) -> None:
     """Print the tree (division → district → upazila → union) with host counts.
 
     \b
@@ -233,7 +217,7 @@ def tree(app: AppContext, selection: str, depth: int, env: str | None, as_json: 
       provision inventory tree --env production
       provision inventory tree 'division:khulna,role:lab_pc' --depth 4 --json
     """
-    settings = _settings(app, env)
+    settings = app.settings
     parsed = parse_selection(selection)
     loaded = load_inventory(settings.inventory_path)
     root = count_tree(loaded.inventory, select_hosts(loaded.inventory, parsed))

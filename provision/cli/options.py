@@ -7,9 +7,33 @@ from typing import Any, TypeVar
 
 import click
 
+from provision.cli.context import AppContext
 from provision.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _use_env(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(AppContext)
+    if value is not None and app is not None:
+        app.use_env(value)
+
+
+def env_option(function: F) -> F:
+    """`--env ENV` after the verb, as before it (`provision --env ENV NOUN VERB`).
+
+    The value goes into the settings the command reads (`app.settings`), so a
+    command behaves the same whichever way the user wrote it; given both ways,
+    this one wins.
+    """
+    return click.option(
+        "--env",
+        metavar="ENV",
+        expose_value=False,
+        callback=_use_env,
+        help="Inventory environment: inventories/ENV/ (as the global --env, which it "
+        "overrides). [env var: PROVISION_ENV; default: lab]",
+    )(function)
 
 
 def _check_selection(missing: str | None) -> Callable[[click.Context, click.Parameter, Any], Any]:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError
 from provision.inventory.files import load_inventory
 from provision.standards import (
@@ -96,6 +97,7 @@ def validate(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
 )
 @click.option("--standard", "wanted", metavar="ID|FILE", help="Which standard, if several.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def show(
     app: AppContext,

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError, ProvisionError
 from provision.inventory.problems import ProblemsError
 from provision.standards.model import Standard
@@ -98,6 +99,7 @@ def _load(ctx: _Context, today: date) -> WaiverSet:
 @_FILE_OPTION
 @_STANDARD_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bool) -> None:
     """Check the waivers file and list every problem with its line.
@@ -181,6 +183,7 @@ def _error_dict(exc: ProvisionError) -> dict[str, Any]:
 @click.option("--expired", "state", flag_value="expired", help="Only expired waivers.")
 @click.option("--active", "state", flag_value="active", help="Only waivers in force today.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def list_waivers(
     app: AppContext, path: Path | None, wanted: str | None, state: str | None, as_json: bool
@@ -263,6 +266,7 @@ def list_waivers(
 )
 @_FILE_OPTION
 @_STANDARD_OPTION
+@env_option
 @pass_app
 def add(
     app: AppContext,
