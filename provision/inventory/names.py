@@ -52,6 +52,31 @@ def normalise(name: str) -> str:
     return _NOT_WORD.sub("_", ascii_text).strip("_")
 
 
+def match_key(name: str) -> str:
+    """How names of places are compared, everywhere: case, spaces and punctuation ignored.
+
+    ``"Cox's Bazar"``, ``"Coxs Bazar"``, ``"coxs_bazar"`` and the tree's own
+    ``"Coxsbazar"`` all give ``"coxsbazar"``. Letters and digits of any script are
+    kept, so a Bangla name keeps its letters and vowel signs (``"কক্সবাজার"``) and
+    matches the tree's Bangla name; accents on Latin letters are dropped. The
+    register, the selection language and waiver scopes all compare with this one
+    function (group names keep `normalise`, which a person reads).
+    """
+    return _match_key(name)
+
+
+@lru_cache(maxsize=65536)
+def _match_key(name: str) -> str:
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFKD", name).casefold():
+        kind = unicodedata.category(char)[0]
+        if kind in "LN":
+            kept.append(char)
+        elif kind == "M" and kept and not kept[-1].isascii():
+            kept.append(char)  # a Bangla vowel sign or virama, not a Latin accent
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
 def tree_group(level: str, *path: str) -> str:
     """The group of a place in the tree, from its path of names (division first).
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from provision.inventory.names import (
     LEVELS,
     RESERVED_GROUPS,
+    match_key,
     normalise,
     role_group,
     site_group,
@@ -135,8 +136,8 @@ def _header_key(name: str) -> str:
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str | None:
-    names = {normalise(c): c for c in candidates}
-    close = difflib.get_close_matches(normalise(name), list(names), n=1, cutoff=0.75)
+    names = {match_key(c): c for c in candidates}
+    close = difflib.get_close_matches(match_key(name), list(names), n=1, cutoff=0.75)
     return names[close[0]] if close else None
 
 
@@ -184,16 +185,15 @@ class _Checker:
         return known
 
     def _place(self, line: int, row: dict[str, str]) -> Place | None:
-        names: list[str] = []
-        for level in ("division", "district", "upazila", "union"):
+        parent: Place | None = None
+        for level in LEVELS:
             value = row[level].strip()
             if not value:
                 break
-            parent = self.tree.find(*names) if names else None
-            place = self.tree.find(*names, value)
-            if place is None:
-                within = f" in {parent.level} {parent.name}" if parent else ""
-                options = [p.name for p in self.tree.below(*names)]
+            found = self.tree.below_named(parent, value)
+            within = f" in {parent.level} {parent.name}" if parent else ""
+            if not found:
+                options = [p.name for p in self.tree.below(*(parent.path if parent else ()))]
                 close = _suggest(value, options)
                 self.problem(
                     line,
@@ -201,22 +201,31 @@ class _Checker:
                     f"did you mean '{close}'?" if close else f"use a {level} name of the tree",
                 )
                 return None
-            names.append(place.name)
-        levels = ("division", "district", "upazila", "union")
-        given = [lv for lv in levels if row[lv].strip()]
-        if given != list(levels[: len(given)]):
-            gap = levels[len([lv for lv in levels[: len(given)] if lv in given])]
+            if len(found) > 1:
+                self.problem(
+                    line,
+                    f"{len(found)} {level}s{within} are named '{value}': "
+                    + " and ".join(p.describe() for p in found),
+                    "write the one you mean as the tree names it ("
+                    + " or ".join(f"'{p.name}'" for p in found)
+                    + "), or by its Bangla name",
+                )
+                return None
+            parent = found[0]
+        given = [lv for lv in LEVELS if row[lv].strip()]
+        if given != list(LEVELS[: len(given)]):
+            gap = LEVELS[len([lv for lv in LEVELS[: len(given)] if lv in given])]
             self.problem(
                 line,
                 f"{given[-1]} is given but {gap} is empty",
                 "fill in every level above the deepest one",
             )
             return None
-        if len(names) < 2:
-            missing = "division" if not names else "district"
+        if parent is None or parent.level == LEVELS[0]:
+            missing = "division" if parent is None else "district"
             self.problem(line, f"{missing} is empty", "every host stands in a district at least")
             return None
-        return self.tree.find(*names)
+        return parent
 
     def number(self, line: int, row: dict[str, str], column: str) -> int:
         value = row[column].strip()

@@ -278,3 +278,31 @@ def test_the_workspace_example_is_valid() -> None:
         root / "waivers.yml", standard, known_hosts=(), known_groups=(), today=TODAY
     )
     assert waivers.path == root / "waivers.yml"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("district", "Cox's Bazar"),
+        ("district", "Coxs Bazar"),
+        ("district", "coxs_bazar"),
+        ("district", "কক্সবাজার"),
+        ("upazila", "Coxs Bazar/Cox's Bazar Sadar"),
+        ("upazila", "কক্সবাজার সদর"),
+    ],
+)
+def test_scopes_match_place_names_in_any_spelling_and_in_bangla(
+    tmp_path: Path, kind: str, value: str
+) -> None:
+    groups = ("division_chattagram", "district_coxsbazar", "upazila_coxsbazar_coxsbazar_sadar")
+    place = {"division": "Chattagram", "district": "Coxsbazar", "upazila": "Coxsbazar Sadar"}
+    path = _write(
+        tmp_path,
+        "waivers:\n" + GOOD_ENTRY.replace('scope: "district:Gazipur"', f'scope: "{kind}:{value}"'),
+    )
+    waivers = load_waivers(
+        path, STANDARD, known_hosts=("cox-fs01",), known_groups=groups, today=TODAY
+    )
+    for host_groups, host_place in ((groups, {}), ((), place)):
+        active, _expired = waivers.match("SSH-001", "cox-fs01", host_groups, host_place, TODAY)
+        assert active is not None, (host_groups, host_place)
