@@ -53,6 +53,7 @@ from provision.inventory.tree import load_tree
 from provision.standards.model import Standard
 from provision.standards.source import Located, PathKey
 from provision.standards.source import _build as build_node
+from provision.words import with_article
 from provision.yamlerrors import syntax_error
 
 #: Scope kinds, most specific first: when several active waivers match one host
@@ -523,7 +524,7 @@ def _check_scope(scope: Scope, context: _ScopeContext) -> tuple[str, str] | None
     if any(not match_key(n) for n in parts) or len(parts) > _PATH_DEPTH[kind]:
         depth = _PATH_DEPTH[kind]
         form = ["District", "District/Upazila", "District/Upazila/Union"][depth - 1]
-        return f"bad scope: '{value}' is not a {kind} name", f"write {kind}:{form}"
+        return f"bad scope: '{value}' is not {with_article(kind)} name", f"write {kind}:{form}"
     if kind == "site":
         if context.groups and "site_" + normalise(value) not in context.groups:
             return f"bad scope: no site '{value}' in the inventory", "check the site code"

@@ -22,6 +22,7 @@ from provision.inventory.service import import_register
 from provision.inventory.slice import slice_inventory
 from provision.inventory.summary import TreeNode, count_tree
 from provision.inventory.validate import validate_environment, validate_register
+from provision.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: How many host names each list shows on a terminal before "and N more".
@@ -33,9 +34,7 @@ def _json_option(function: F) -> F:
 
 
 def _print_problems(problems: Sequence[Problem]) -> None:
-    for problem in problems:
-        style = "red" if problem.severity == "error" else "yellow"
-        console.err.print(f"{problem.severity}: {problem}", style=style, markup=False)
+    console.print_problems(problems)
 
 
 def _names(label: str, names: Sequence[str]) -> None:
@@ -89,7 +88,8 @@ def import_(app: AppContext, register: Path, dry_run: bool, as_json: bool) -> No
         return
     verb = "would write" if dry_run else ("wrote" if result.written else "unchanged:")
     console.out.print(
-        f"{register} → {verb} {result.hosts_path} ({result.hosts} hosts, {result.groups} groups)",
+        f"{register} → {verb} {result.hosts_path} "
+        f"({plural(result.hosts, 'host')}, {plural(result.groups, 'group')})",
         markup=False,
     )
     diff = result.diff
@@ -126,11 +126,10 @@ def validate(app: AppContext, register: Path | None, as_json: bool) -> None:
         _print_problems(report.problems)
         errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
         verdict = "valid" if report.ok else "not valid"
-        console.out.print(
-            f"{report.path}: {verdict} ({report.hosts} hosts, {errors} errors, "
-            f"{warnings} warnings)",
-            markup=False,
-        )
+        counts = [plural(errors, "error"), plural(warnings, "warning")]
+        if report.hosts is not None:  # None: it never parsed, so no host was counted
+            counts.insert(0, plural(report.hosts, "host"))
+        console.out.print(f"{report.path}: {verdict} ({', '.join(counts)})", markup=False)
     if not report.ok:
         raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT))
 
@@ -194,7 +193,7 @@ def show(app: AppContext, selection: str, as_slice: bool, as_json: bool) -> None
         for row in rows:
             console.out.print("\t".join(row), markup=False, highlight=False)
     what = f"match '{selection}'" if selection else "in the inventory"
-    console.err.print(f"{len(hosts)} hosts {what}", markup=False)
+    console.err.print(f"{plural(len(hosts), 'host')} {what}", markup=False)
 
 
 @inventory.command()
@@ -250,4 +249,4 @@ def generate(count: int, out: Path, divisions: tuple[str, ...], seed: int) -> No
     """
     rows = generate_rows(count, divisions=divisions, seed=seed)
     write_register(rows, out)
-    console.out.print(f"wrote {out} ({len(rows)} hosts)", markup=False)
+    console.out.print(f"wrote {out} ({plural(len(rows), 'host')})", markup=False)

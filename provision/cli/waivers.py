@@ -17,6 +17,7 @@ from provision.errors import ExitStatus, InputError, ProvisionError
 from provision.inventory.problems import ProblemsError
 from provision.standards.model import Standard
 from provision.waivers import SCOPE_KINDS, Scope, Waiver, WaiverSet, add_waiver, load_waivers
+from provision.words import plural
 
 _FILE_OPTION = click.option(
     "--file",
@@ -130,10 +131,9 @@ def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bo
                 }
             )
             raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT)) from None
-        for problem in exc.problems:
-            console.err.print(f"error: {problem}", style="red", markup=False)
+        console.print_problems(exc.problems)
         raise InputError(
-            f"{len(exc.problems)} problem(s) in {ctx.path}",
+            f"{plural(len(exc.problems), 'problem')} in {ctx.path}",
             hint="fix each line listed above and run again",
         ) from None
     except ProvisionError as exc:
@@ -162,7 +162,7 @@ def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bo
         console.out.print(f"{ctx.path}: no file, no waivers", markup=False)
         return
     console.out.print(
-        f"{ctx.path}: {len(found)} waiver(s), {active} active, {expired} expired; valid",
+        f"{ctx.path}: {plural(len(found), 'waiver')}, {active} active, {expired} expired; valid",
         markup=False,
     )
 
@@ -323,6 +323,7 @@ def add(
     if ctx.unchecked:
         console.err.print(f"warning: {ctx.unchecked}", style="yellow", markup=False)
     console.out.print(
-        f"added {waiver.id} to {ctx.path} ({len(found)} waiver(s)); commit the file to record it",
+        f"added {waiver.id} to {ctx.path} ({plural(len(found), 'waiver')}); "
+        "commit the file to record it",
         markup=False,
     )

@@ -88,7 +88,7 @@ def tree_group(level: str, *path: str) -> str:
         raise ValueError(f"unknown tree level {level!r}")
     depth = LEVELS.index(level) + 1
     if len(path) != depth:
-        raise ValueError(f"a {level} needs a path of {depth} names, got {len(path)}")
+        raise ValueError(f"{level} needs a path of {depth} names, got {len(path)}")
     parts = path[:1] if level == "division" else path[1:]
     return level + "_" + "_".join(normalise(p) for p in parts)
 

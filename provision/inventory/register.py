@@ -29,6 +29,7 @@ from provision.inventory.names import (
 )
 from provision.inventory.problems import Problem, ProblemsError
 from provision.inventory.tree import AdminTree, Place, load_tree
+from provision.words import with_article
 
 #: Every column a register must have, in the order the generator writes them.
 COLUMNS: tuple[str, ...] = (
@@ -198,7 +199,9 @@ class _Checker:
                 self.problem(
                     line,
                     f"no {level} named '{value}'{within}",
-                    f"did you mean '{close}'?" if close else f"use a {level} name of the tree",
+                    f"did you mean '{close}'?"
+                    if close
+                    else f"use {with_article(level)} name of the tree",
                 )
                 return None
             if len(found) > 1:
@@ -262,7 +265,7 @@ class _Checker:
                     "remove the braces",
                 )
             elif column not in OPTIONAL and column not in NUMBERS and not value.strip():
-                self.problem(line, f"{column} is empty", f"every host needs a {column}")
+                self.problem(line, f"{column} is empty", f"every host needs {with_article(column)}")
         place = self.place(line, row)
 
         hostname = row["hostname"].strip()
@@ -309,7 +312,8 @@ class _Checker:
             wanted = " or ".join(SITE_LEVELS[site_type])
             self.problem(
                 line,
-                f"a {site_type} stands at {wanted} level, but this row names a {place.level}",
+                f"{with_article(site_type)} stands at {wanted} level, but this row names "
+                f"{with_article(place.level)}",
                 f"fill in (or empty) upazila and union so the deepest level is the {wanted}",
             )
 

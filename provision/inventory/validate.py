@@ -25,8 +25,9 @@ class ValidationReport:
     """What was checked and every problem found (errors and warnings)."""
 
     path: str
-    hosts: int = 0
-    groups: int = 0
+    #: None when the input never parsed far enough to count its hosts.
+    hosts: int | None = None
+    groups: int | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property

@@ -261,3 +261,22 @@ def test_unions_of_one_name_keep_their_own_bangla_name_and_portal(tmp_path: Path
             ["bra-002-pc01"],
         ),
     }
+
+
+def test_messages_use_the_right_article(tmp_path: Path) -> None:
+    rows = [
+        GOOD_ROWS[0].replace(",10.1.0.10,", ",,"),
+        GOOD_ROWS[1].replace(",upazila_office,", ",union_digital_centre,"),
+        GOOD_ROWS[0]
+        .replace(",district_data_centre,", ",upazila_office,")
+        .replace("-001-", "-009-"),
+    ]
+    with pytest.raises(ProblemsError) as caught:
+        read_register(write(tmp_path / "r.csv", rows))
+    found = {(p.line, p.message, p.hint) for p in caught.value.problems}
+    messages = {message for _line, message, _hint in found}
+    assert (2, "address is empty", "every host needs an address") in found
+    assert "a union_digital_centre stands at union level, but this row names an upazila" in (
+        messages
+    )
+    assert "an upazila_office stands at upazila level, but this row names a district" in messages

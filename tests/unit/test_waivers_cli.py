@@ -59,7 +59,7 @@ def test_validate_and_list(ws: Path) -> None:
     )
     result = run(ws, "waivers", "validate")
     assert result.exit_code == 0, result.output
-    assert "2 waiver(s), 1 active, 1 expired; valid" in result.output
+    assert "2 waivers, 1 active, 1 expired; valid" in result.output
 
     listed = run(ws, "waivers", "list", "--json")
     assert listed.exit_code == 0
