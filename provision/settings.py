@@ -137,11 +137,13 @@ def read_workspace_file(workspace: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, ConfigError) from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError("is not UTF-8 text", hint="save it as UTF-8", path=path) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise syntax_error(exc, path, ConfigError, text) from None
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of setting: value", path=path)
     values: dict[str, Any] = {}

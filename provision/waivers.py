@@ -20,8 +20,9 @@ Scope kinds: ``host`` (a host name), ``group`` (an inventory group), and the
 places of the administrative tree, ``division``, ``district``, ``upazila``,
 ``union`` and ``site`` (a site code). Upazila and union names repeat across
 districts, so they may be written as a path: ``upazila:Gazipur/Kaliganj``,
-``union:Gazipur/Kaliganj/Bahadursadi``. Place names compare in their
-normalised form (``provision.inventory.names.normalise``).
+``union:Gazipur/Kaliganj/Bahadursadi``. Place names are looked up in the tree
+as the register and selections do (``provision.inventory.names.match_key``: case,
+spaces and punctuation ignored, English or Bangla).
 
 A waiver whose expiry has passed is not an error: it is *expired*. The audit then
 evaluates the control normally and flags the expired waiver in the report. An
@@ -46,11 +47,13 @@ import yaml
 
 from provision.compliance.model import PLACE_LEVELS
 from provision.errors import InputError
-from provision.inventory.names import normalise
+from provision.inventory.names import match_key, normalise, tree_group
 from provision.inventory.problems import Problem, ProblemsError
+from provision.inventory.tree import load_tree
 from provision.standards.model import Standard
 from provision.standards.source import Located, PathKey
 from provision.standards.source import _build as build_node
+from provision.words import with_article
 from provision.yamlerrors import syntax_error
 
 #: Scope kinds, most specific first: when several active waivers match one host
@@ -126,9 +129,9 @@ class Waiver:
 
 
 class _Matcher:
-    """A waiver's scope, pre-normalised so that matching 5 million results stays cheap."""
+    """A waiver's scope, resolved once so that matching 5 million results stays cheap."""
 
-    __slots__ = ("group", "names", "rank", "waiver")
+    __slots__ = ("group", "groups", "names", "paths", "rank", "waiver")
 
     def __init__(self, waiver: Waiver) -> None:
         self.waiver = waiver
@@ -136,9 +139,20 @@ class _Matcher:
         self.rank = SCOPE_KINDS.index(kind)
         self.names: tuple[str, ...] = ()
         self.group: str | None = None
-        if kind in PLACE_LEVELS:
-            self.names = tuple(normalise(n) for n in value.split("/"))
-            self.group = _place_group(kind, self.names)
+        #: The tree groups of every place the scope names, in any spelling (Bangla too).
+        self.groups: frozenset[str] = frozenset()
+        #: Those places' English names from the district down (division: its name), as
+        #: match keys, to compare with a host's place when its groups do not say.
+        self.paths: frozenset[tuple[str, ...]] = frozenset()
+        if kind == "site":
+            self.names = (normalise(value),)
+            self.group = "site_" + self.names[0]
+        elif kind in PLACE_LEVELS:
+            parts = value.split("/")
+            self.names = tuple(match_key(n) for n in parts)
+            places = load_tree().lookup(kind, parts)
+            self.groups = frozenset(tree_group(kind, *p.path) for p in places)
+            self.paths = frozenset(_keys_from_district(p.path) for p in places)
 
     def matches(self, host: str, groups: Collection[str], place: Mapping[str, str]) -> bool:
         kind, value = self.waiver.scope.kind, self.waiver.scope.value
@@ -146,30 +160,37 @@ class _Matcher:
             return host == value
         if kind == "group":
             return value in groups
-        if self.group is not None and self.group in groups:
+        if kind == "site":
+            return self.group in groups or normalise(place.get("site", "")) == self.names[0]
+        if any(g in groups for g in self.groups):
             return True
-        if self.group is None and kind != "site":
-            suffix = "_" + "_".join(self.names)
-            if any(g.startswith(kind + "_") and g.endswith(suffix) for g in groups):
-                return True
+        if self.paths:
+            levels = _PLACE_PATHS[kind]
+            return _keys_from_district(tuple(place.get(lv, "") for lv in levels)) in self.paths
+        # A place the tree does not know (a hand-written inventory): compare the names.
         own = place.get(kind)
-        if own is None or normalise(own) != self.names[-1]:
+        if own is None or match_key(own) != self.names[-1]:
             return False
         # A path form names the places above too: district first, then upazila.
         above = ("district", "upazila")[: len(self.names) - 1]
         return all(
-            normalise(place.get(level, "")) == name
+            match_key(place.get(level, "")) == name
             for level, name in zip(above, self.names, strict=False)
         )
 
 
-def _place_group(kind: str, names: tuple[str, ...]) -> str | None:
-    """The inventory group of a fully named place (None when the path is partial)."""
-    if kind == "site":
-        return "site_" + names[0]
-    if len(names) != _PATH_DEPTH[kind]:
-        return None
-    return kind + "_" + "_".join(names)
+#: The levels, division first, of the path of a place of each level.
+_PLACE_PATHS = {
+    "division": ("division",),
+    "district": ("division", "district"),
+    "upazila": ("division", "district", "upazila"),
+    "union": ("division", "district", "upazila", "union"),
+}
+
+
+def _keys_from_district(path: tuple[str, ...]) -> tuple[str, ...]:
+    """Match keys of a path's names from the district down (a division: its own name)."""
+    return tuple(match_key(n) for n in (path if len(path) == 1 else path[1:]))
 
 
 @dataclass
@@ -293,7 +314,7 @@ def parse_text(text: str, path: Path) -> Located:
             located.data = build_node(loader, node, (), located)
         return located
     except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError) from None
+        raise syntax_error(exc, path, InputError, text) from None
     finally:
         loader.dispose()
 
@@ -499,27 +520,33 @@ def _check_scope(scope: Scope, context: _ScopeContext) -> tuple[str, str] | None
                 "list groups with provision inventory tree",
             )
         return None
-    names = tuple(normalise(n) for n in value.split("/"))
-    if any(not n for n in names) or len(names) > _PATH_DEPTH[kind]:
+    parts = value.split("/")
+    if any(not match_key(n) for n in parts) or len(parts) > _PATH_DEPTH[kind]:
         depth = _PATH_DEPTH[kind]
         form = ["District", "District/Upazila", "District/Upazila/Union"][depth - 1]
-        return f"bad scope: '{value}' is not a {kind} name", f"write {kind}:{form}"
+        return f"bad scope: '{value}' is not {with_article(kind)} name", f"write {kind}:{form}"
+    if kind == "site":
+        if context.groups and "site_" + normalise(value) not in context.groups:
+            return f"bad scope: no site '{value}' in the inventory", "check the site code"
+        return None
+    places = load_tree().lookup(kind, parts)
+    if not places and not context.groups:
+        return f"bad scope: no {kind} '{value}' in the tree", "check the spelling"
     if not context.groups:
         return None
-    group = _place_group(kind, names)
-    if group is not None:
-        if group not in context.groups:
-            return f"bad scope: no {kind} '{value}' in the inventory", f"check the {kind} name"
-        return None
-    # A bare upazila or union name: it must name one place, not several.
-    suffix = "_" + "_".join(names)
-    found = [g for g in context.groups if g.startswith(kind + "_") and g.endswith(suffix)]
+    if not places:  # a hand-written inventory may name places the tree does not know
+        suffix = "_" + "_".join(normalise(n) for n in parts)
+        if any(g.startswith(kind + "_") and g.endswith(suffix) for g in context.groups):
+            return None
+        return f"bad scope: no {kind} '{value}' in the inventory", f"check the {kind} name"
+    found = [p for p in places if tree_group(kind, *p.path) in context.groups]
     if not found:
         return f"bad scope: no {kind} '{value}' in the inventory", f"check the {kind} name"
     if len(found) > 1:
         return (
             f"bad scope: {len(found)} {kind}s are called '{value}'",
-            f"name the district too: {kind}:District/{value}",
+            "name the one you mean: "
+            + " or ".join(f"{kind}:" + "/".join(p.path[1:]) for p in found),
         )
     return None
 

@@ -15,6 +15,7 @@ from provision import bootstrap as service
 from provision import keys, secrets
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.cli.secrets import password_options, vault_password
 from provision.errors import ExitStatus, InputError
 from provision.ssh import HostKeyOffer, TrustCallback
@@ -67,7 +68,7 @@ def _prompting_trust() -> TrustCallback | None:
 
 
 @click.command()
-@click.argument("selection", required=False)
+@selection_argument(missing=None)
 @click.option(
     "--user",
     "login_user",
@@ -107,6 +108,7 @@ def _prompting_trust() -> TrustCallback | None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @password_options
+@env_option
 @pass_app
 def bootstrap(
     app: AppContext,

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
@@ -272,7 +273,7 @@ def _write_reports(
 
 
 @compliance.command("run")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option("--standard", metavar="ID|FILE", help="The standard (default: the only one).")
 @click.option(
     "--waivers",
@@ -305,6 +306,7 @@ def _write_reports(
     help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@env_option
 @pass_app
 def run_command(
     app: AppContext,
@@ -436,6 +438,7 @@ def _short(value: Any, limit: int = 60) -> str:
 @click.option("--since", metavar="RUN|DATE", help="Compare with this run, or the last before DATE.")
 @click.option("--run", "run_id", type=int, metavar="RUN", help="The later run (default: latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@env_option
 @pass_app
 def drift_command(app: AppContext, since: str | None, run_id: int | None, as_json: bool) -> None:
     """What changed on each host of the latest run (or --run) since its own last evidence.
@@ -605,6 +608,7 @@ def fix_command(
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs to list.")
 @click.option("--all-envs", is_flag=True, help="List runs of every environment.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@env_option
 @pass_app
 def runs_command(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> None:
     """List compliance runs, newest first.

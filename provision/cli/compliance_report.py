@@ -13,6 +13,7 @@ import click
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option
 from provision.compliance.model import PLACE_LEVELS
 from provision.errors import ProvisionError, StateError
 
@@ -68,6 +69,7 @@ FORMATS = ("json", "junit", "csv", "html")
     help="Earlier runs of the same standard version and selection in the trend.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@env_option
 @pass_app
 def report(
     app: AppContext,

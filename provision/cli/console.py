@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+
+from provision.words import plural
 
 #: Off a terminal (a pipe, a log, a mail) rich would assume 80 columns and cut
 #: host names short in tables; logs are read wide.
@@ -26,6 +29,26 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PLAIN_WIDTH)
 def is_interactive() -> bool:
     """True when a person is watching: show bars and live tables."""
     return sys.stderr.isatty()
+
+
+#: How many problems a terminal shows before "and N more": a broken 50,000-row
+#: register must not bury the first lines (and the summary) under 41,000 more.
+SHOWN_PROBLEMS = 50
+
+
+def print_problems(problems: Sequence[Any], *, shown: int = SHOWN_PROBLEMS) -> None:
+    """Each problem as `severity: file:line: message; hint`, the first `shown` of them."""
+    for problem in problems[:shown]:
+        severity = getattr(problem, "severity", "error")
+        style = "red" if severity == "error" else "yellow"
+        err.print(f"{severity}: {problem}", style=style, markup=False, highlight=False)
+    if len(problems) > shown:
+        rest = len(problems) - shown
+        err.print(
+            f"… and {plural(rest, 'more problem')} (--json lists them all)",
+            style="red",
+            markup=False,
+        )
 
 
 def print_json(data: Any) -> None:

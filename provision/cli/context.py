@@ -27,5 +27,10 @@ class AppContext:
             self._settings = load_settings(workspace=self.workspace, flags=self.flags)
         return self._settings
 
+    def use_env(self, env: str) -> None:
+        """Switch to inventories/`env`/ (a command's own --env); settings are resolved again."""
+        self.flags = {**self.flags, "env": env}
+        self._settings = None
+
 
 pass_app = click.make_pass_decorator(AppContext)

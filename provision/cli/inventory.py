@@ -12,6 +12,7 @@ from rich.tree import Tree
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
 from provision.inventory.files import load_inventory
 from provision.inventory.generate import generate_rows, write_register
@@ -21,36 +22,19 @@ from provision.inventory.service import import_register
 from provision.inventory.slice import slice_inventory
 from provision.inventory.summary import TreeNode, count_tree
 from provision.inventory.validate import validate_environment, validate_register
-from provision.settings import Settings, load_settings
+from provision.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: How many host names each list shows on a terminal before "and N more".
 SHOWN = 20
 
 
-def _env_option(function: F) -> F:
-    return click.option(
-        "--env",
-        "env",
-        metavar="ENV",
-        help="Inventory environment inventories/ENV/ (overrides the global --env).",
-    )(function)
-
-
 def _json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(function)
 
 
-def _settings(app: AppContext, env: str | None) -> Settings:
-    if env is None:
-        return app.settings
-    return load_settings(workspace=app.workspace, flags={**app.flags, "env": env})
-
-
 def _print_problems(problems: Sequence[Problem]) -> None:
-    for problem in problems:
-        style = "red" if problem.severity == "error" else "yellow"
-        console.err.print(f"{problem.severity}: {problem}", style=style, markup=False)
+    console.print_problems(problems)
 
 
 def _names(label: str, names: Sequence[str]) -> None:
@@ -76,10 +60,10 @@ def inventory() -> None:
 @inventory.command("import")
 @click.argument("register", type=click.Path(path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and compare only; write nothing.")
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_json: bool) -> None:
+def import_(app: AppContext, register: Path, dry_run: bool, as_json: bool) -> None:
     """Write inventories/ENV/hosts.yml from the site register REGISTER (UTF-8 CSV).
 
     Every bad row is listed with its line and nothing is written. A re-import
@@ -90,7 +74,7 @@ def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_
     Example:
       provision inventory import inventories/sample/register.csv --env sample
     """
-    settings = _settings(app, env)
+    settings = app.settings
     try:
         result = import_register(register, settings.inventory_path, dry_run=dry_run)
     except ProblemsError as exc:
@@ -104,7 +88,8 @@ def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_
         return
     verb = "would write" if dry_run else ("wrote" if result.written else "unchanged:")
     console.out.print(
-        f"{register} → {verb} {result.hosts_path} ({result.hosts} hosts, {result.groups} groups)",
+        f"{register} → {verb} {result.hosts_path} "
+        f"({plural(result.hosts, 'host')}, {plural(result.groups, 'group')})",
         markup=False,
     )
     diff = result.diff
@@ -115,10 +100,10 @@ def import_(app: AppContext, register: Path, dry_run: bool, env: str | None, as_
 
 @inventory.command()
 @click.argument("register", required=False, type=click.Path(path_type=Path))
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def validate(app: AppContext, register: Path | None, env: str | None, as_json: bool) -> None:
+def validate(app: AppContext, register: Path | None, as_json: bool) -> None:
     """Check inventories/ENV/ (or a REGISTER file) and list every problem.
 
     Checks that every host has one address and exactly one place in the tree,
@@ -134,34 +119,33 @@ def validate(app: AppContext, register: Path | None, env: str | None, as_json: b
     if register is not None:
         report = validate_register(register)
     else:
-        report = validate_environment(_settings(app, env).inventory_path)
+        report = validate_environment(app.settings.inventory_path)
     if as_json:
         console.print_json(report.as_dict())
     else:
         _print_problems(report.problems)
         errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
         verdict = "valid" if report.ok else "not valid"
-        console.out.print(
-            f"{report.path}: {verdict} ({report.hosts} hosts, {errors} errors, "
-            f"{warnings} warnings)",
-            markup=False,
-        )
+        counts = [plural(errors, "error"), plural(warnings, "warning")]
+        if report.hosts is not None:  # None: it never parsed, so no host was counted
+            counts.insert(0, plural(report.hosts, "host"))
+        console.out.print(f"{report.path}: {verdict} ({', '.join(counts)})", markup=False)
     if not report.ok:
         raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT))
 
 
 @inventory.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--slice",
     "as_slice",
     is_flag=True,
     help="Print the inventory provision hands Ansible: the selected hosts, variables resolved.",
 )
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_json: bool) -> None:
+def show(app: AppContext, selection: str, as_slice: bool, as_json: bool) -> None:
     """List the hosts that SELECTION picks (all hosts when it is left out).
 
     SELECTION: terms joined by ',' (and), alternatives by ';' or a space (or),
@@ -174,7 +158,7 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
       provision inventory show 'division:khulna,!site:KHU-014' --json
       provision inventory show 'gaz-*;role:portal_host' --slice > slice.json
     """
-    settings = _settings(app, env)
+    settings = app.settings
     parsed = parse_selection(selection)
     loaded = load_inventory(settings.inventory_path)
     hosts = select_hosts(loaded.inventory, parsed)
@@ -209,11 +193,11 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
         for row in rows:
             console.out.print("\t".join(row), markup=False, highlight=False)
     what = f"match '{selection}'" if selection else "in the inventory"
-    console.err.print(f"{len(hosts)} hosts {what}", markup=False)
+    console.err.print(f"{plural(len(hosts), 'host')} {what}", markup=False)
 
 
 @inventory.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--depth",
     type=click.IntRange(1, 4),
@@ -221,10 +205,10 @@ def show(app: AppContext, selection: str, as_slice: bool, env: str | None, as_js
     show_default=True,
     help="Levels to show: 1 division … 4 union.",
 )
-@_env_option
+@env_option
 @_json_option
 @pass_app
-def tree(app: AppContext, selection: str, depth: int, env: str | None, as_json: bool) -> None:
+def tree(app: AppContext, selection: str, depth: int, as_json: bool) -> None:
     """Print the tree (division → district → upazila → union) with host counts.
 
     \b
@@ -232,7 +216,7 @@ def tree(app: AppContext, selection: str, depth: int, env: str | None, as_json: 
       provision inventory tree --env production
       provision inventory tree 'division:khulna,role:lab_pc' --depth 4 --json
     """
-    settings = _settings(app, env)
+    settings = app.settings
     parsed = parse_selection(selection)
     loaded = load_inventory(settings.inventory_path)
     root = count_tree(loaded.inventory, select_hosts(loaded.inventory, parsed))
@@ -265,4 +249,4 @@ def generate(count: int, out: Path, divisions: tuple[str, ...], seed: int) -> No
     """
     rows = generate_rows(count, divisions=divisions, seed=seed)
     write_register(rows, out)
-    console.out.print(f"wrote {out} ({len(rows)} hosts)", markup=False)
+    console.out.print(f"wrote {out} ({plural(len(rows), 'host')})", markup=False)

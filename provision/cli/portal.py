@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def _portal_json(p: Portal) -> dict[str, Any]:
     "--nginx", "nginx_directives", multiple=True, metavar="DIRECTIVE", help="Extra nginx line."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the new entry as JSON.")
+@env_option
 @pass_app
 def add(
     app: AppContext,
@@ -127,8 +129,9 @@ def add(
 
 
 @portal.command("list")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@env_option
 @pass_app
 def list_command(app: AppContext, selection: str, as_json: bool) -> None:
     """List the registered portals (those on the hosts SELECTION names).
@@ -157,6 +160,7 @@ def list_command(app: AppContext, selection: str, as_json: bool) -> None:
 @portal.command()
 @click.argument("domain")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@env_option
 @pass_app
 def show(app: AppContext, domain: str, as_json: bool) -> None:
     """Show one portal: its entry, certificate and backups on this control node.
@@ -189,6 +193,7 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
 
 @portal.command()
 @click.argument("domain")
+@env_option
 @pass_app
 def remove(app: AppContext, domain: str) -> None:
     """Take a portal out of the register.
@@ -212,7 +217,7 @@ def remove(app: AppContext, domain: str) -> None:
 
 
 @portal.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--renew-within",
     type=click.FloatRange(min=0),
@@ -227,6 +232,7 @@ def remove(app: AppContext, domain: str) -> None:
 @click.option("--diff", is_flag=True, help="Show what would change in files.")
 @click.option("--yes", is_flag=True, help="Start without confirming the plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON.")
+@env_option
 @pass_app
 def deploy(
     app: AppContext,
@@ -296,6 +302,7 @@ def _exit_for(result: RolloutResult) -> None:
 @portal.command()
 @click.argument("domain")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@env_option
 @pass_app
 def backup(app: AppContext, domain: str, as_json: bool) -> None:
     """Archive DOMAIN's content and data on its host and copy the archive here.
@@ -334,6 +341,7 @@ def backup(app: AppContext, domain: str, as_json: bool) -> None:
     help="The archive to restore (default: the newest backup on this control node).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@env_option
 @pass_app
 def restore(app: AppContext, domain: str, archive: Path | None, as_json: bool) -> None:
     """Put DOMAIN's content and data back from a backup.
@@ -382,11 +390,12 @@ def _health_json(h: PortalHealth) -> dict[str, Any]:
 
 
 @portal.command()
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--warn-days", type=click.FloatRange(min=0), default=30, show_default=True, metavar="DAYS"
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@env_option
 @pass_app
 def health(app: AppContext, selection: str, warn_days: float, as_json: bool) -> None:
     """Check that each portal answers over HTTPS with a trusted, current certificate.

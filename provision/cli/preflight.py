@@ -9,6 +9,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
@@ -57,7 +58,7 @@ def preflight() -> None:
 
 
 @preflight.command("sweep")
-@click.argument("selection", required=False)
+@selection_argument(missing=None)
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1000),
@@ -74,6 +75,7 @@ def preflight() -> None:
 )
 @click.option("--hosts", "show_hosts", is_flag=True, help="List every host, not only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print every host and district as JSON.")
+@env_option
 @pass_app
 def sweep(
     app: AppContext,
@@ -105,6 +107,7 @@ def sweep(
 @click.argument("sweep_id", metavar="[SWEEP]", type=int, required=False)
 @click.option("--hosts", "show_hosts", is_flag=True, help="List every host, not only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print every host and district as JSON.")
+@env_option
 @pass_app
 def show(app: AppContext, sweep_id: int | None, show_hosts: bool, as_json: bool) -> None:
     """Show a recorded sweep (the last one of this env when SWEEP is not given).
@@ -130,6 +133,7 @@ def show(app: AppContext, sweep_id: int | None, show_hosts: bool, as_json: bool)
 )
 @click.option("--all-envs", is_flag=True, help="Sweeps of every environment, not only --env's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweeps as JSON.")
+@env_option
 @pass_app
 def list_sweeps(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> None:
     """List recorded sweeps, newest first, with how many hosts answered.

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
 from provision.settings import Settings
@@ -285,7 +286,7 @@ def _print_result(result: RolloutResult) -> None:
 
 @rollout.command("run")
 @click.argument("playbook")
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--canary",
     metavar="N|SITE",
@@ -320,6 +321,7 @@ def _print_result(result: RolloutResult) -> None:
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
 @_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
+@env_option
 @pass_app
 def run_command(
     app: AppContext,

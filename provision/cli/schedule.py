@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option, selection_argument
 
 if TYPE_CHECKING:
     from provision.schedule import Schedule
@@ -55,7 +56,7 @@ def schedule() -> None:
 
 @schedule.command("install")
 @click.argument("kind", type=click.Choice(["compliance"]))
-@click.argument("selection", required=False, default="")
+@selection_argument()
 @click.option(
     "--every",
     default="daily",
@@ -85,6 +86,7 @@ def schedule() -> None:
 @click.option("--no-enable", is_flag=True, help="Write and check the units, do not enable them.")
 @_unit_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the schedule as JSON.")
+@env_option
 @pass_app
 def install(
     app: AppContext,

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError
 from provision.inventory.files import load_inventory
 from provision.standards import (
@@ -20,6 +21,7 @@ from provision.standards import (
     resolve_parameters,
 )
 from provision.standards.service import pick_standard, standard_paths, validate_standard
+from provision.words import plural
 
 
 @click.group()
@@ -65,8 +67,7 @@ def validate(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
         )
     else:
         for result in results:
-            for problem in result.problems:
-                console.err.print(f"error: {problem}", style="red", markup=False)
+            console.print_problems(result.problems)
             if result.standard is not None and result.ok:
                 s = result.standard
                 console.out.print(
@@ -79,7 +80,7 @@ def validate(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
         if as_json:  # the problems are in the JSON already
             raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT))
         raise InputError(
-            f"{count} problem(s) in {len(bad)} standard file(s)",
+            f"{plural(count, 'problem')} in {plural(len(bad), 'standard file')}",
             hint="fix each line listed above and run again",
         )
 
@@ -96,6 +97,7 @@ def validate(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
 )
 @click.option("--standard", "wanted", metavar="ID|FILE", help="Which standard, if several.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def show(
     app: AppContext,

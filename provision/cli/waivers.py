@@ -12,10 +12,12 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError, ProvisionError
 from provision.inventory.problems import ProblemsError
 from provision.standards.model import Standard
 from provision.waivers import SCOPE_KINDS, Scope, Waiver, WaiverSet, add_waiver, load_waivers
+from provision.words import plural
 
 _FILE_OPTION = click.option(
     "--file",
@@ -98,6 +100,7 @@ def _load(ctx: _Context, today: date) -> WaiverSet:
 @_FILE_OPTION
 @_STANDARD_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bool) -> None:
     """Check the waivers file and list every problem with its line.
@@ -128,10 +131,9 @@ def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bo
                 }
             )
             raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT)) from None
-        for problem in exc.problems:
-            console.err.print(f"error: {problem}", style="red", markup=False)
+        console.print_problems(exc.problems)
         raise InputError(
-            f"{len(exc.problems)} problem(s) in {ctx.path}",
+            f"{plural(len(exc.problems), 'problem')} in {ctx.path}",
             hint="fix each line listed above and run again",
         ) from None
     except ProvisionError as exc:
@@ -160,7 +162,7 @@ def validate(app: AppContext, path: Path | None, wanted: str | None, as_json: bo
         console.out.print(f"{ctx.path}: no file, no waivers", markup=False)
         return
     console.out.print(
-        f"{ctx.path}: {len(found)} waiver(s), {active} active, {expired} expired; valid",
+        f"{ctx.path}: {plural(len(found), 'waiver')}, {active} active, {expired} expired; valid",
         markup=False,
     )
 
@@ -181,6 +183,7 @@ def _error_dict(exc: ProvisionError) -> dict[str, Any]:
 @click.option("--expired", "state", flag_value="expired", help="Only expired waivers.")
 @click.option("--active", "state", flag_value="active", help="Only waivers in force today.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@env_option
 @pass_app
 def list_waivers(
     app: AppContext, path: Path | None, wanted: str | None, state: str | None, as_json: bool
@@ -263,6 +266,7 @@ def list_waivers(
 )
 @_FILE_OPTION
 @_STANDARD_OPTION
+@env_option
 @pass_app
 def add(
     app: AppContext,
@@ -319,6 +323,7 @@ def add(
     if ctx.unchecked:
         console.err.print(f"warning: {ctx.unchecked}", style="yellow", markup=False)
     console.out.print(
-        f"added {waiver.id} to {ctx.path} ({len(found)} waiver(s)); commit the file to record it",
+        f"added {waiver.id} to {ctx.path} ({plural(len(found), 'waiver')}); "
+        "commit the file to record it",
         markup=False,
     )

@@ -191,10 +191,15 @@ class LoadedInventory:
     #: Problems in the structure of hosts.yml (unknown keys, duplicate keys...).
     problems: list[Problem]
 
-    def line_of(self, key: str) -> int | None:
-        """The first line where `key:` starts a mapping entry, or None."""
+    def line_of(self, key: str, *, nested: bool = False) -> int | None:
+        """The first line where `key:` starts a mapping entry, or None.
+
+        `nested` skips the top level, where only groups stand: a host named `all`
+        is then found where it is listed, not at the `all:` that opens the file.
+        """
+        indent = "[ \t]+" if nested else "[ \t]*"
         match = re.search(
-            rf"^[ \t]*(?:{re.escape(key)}|{re.escape(json.dumps(key))})[ \t]*:",
+            rf"^{indent}(?:{re.escape(key)}|{re.escape(json.dumps(key))})[ \t]*:",
             self.text,
             re.MULTILINE,
         )
@@ -233,7 +238,7 @@ def load_yaml(path: Path, text: str) -> tuple[Any, list[tuple[str, int]]]:
     try:
         return loader.get_single_data(), loader.duplicates
     except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError) from None
+        raise syntax_error(exc, path, InputError, text) from None
     finally:
         loader.dispose()
 

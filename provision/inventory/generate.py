@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from provision.errors import InputError
-from provision.inventory.names import normalise
+from provision.inventory.names import match_key, normalise
 from provision.inventory.register import COLUMNS
 from provision.inventory.tree import AdminTree, Place, load_tree
 
@@ -73,9 +73,9 @@ def generate_rows(
     tree = load_tree()
     roots = tree.below()
     if divisions:
-        wanted = {normalise(d) for d in divisions}
-        roots = [d for d in roots if normalise(d.name) in wanted]
-        unknown = wanted - {normalise(d.name) for d in roots}
+        wanted = {match_key(d): d for d in divisions}
+        roots = [d for d in roots if match_key(d.name) in wanted]
+        unknown = [wanted[k] for k in wanted.keys() - {match_key(d.name) for d in roots}]
         if unknown:
             raise InputError(
                 "no division named " + ", ".join(sorted(unknown)),

@@ -36,6 +36,9 @@ import unicodedata
 from functools import lru_cache
 
 LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union")
+#: Groups Ansible makes itself in every inventory: no host may take their names
+#: (Ansible warns "Found both group and host with same name" and patterns misfire).
+RESERVED_GROUPS: tuple[str, ...] = ("all", "ungrouped")
 
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -49,6 +52,31 @@ def normalise(name: str) -> str:
     return _NOT_WORD.sub("_", ascii_text).strip("_")
 
 
+def match_key(name: str) -> str:
+    """How names of places are compared, everywhere: case, spaces and punctuation ignored.
+
+    ``"Cox's Bazar"``, ``"Coxs Bazar"``, ``"coxs_bazar"`` and the tree's own
+    ``"Coxsbazar"`` all give ``"coxsbazar"``. Letters and digits of any script are
+    kept, so a Bangla name keeps its letters and vowel signs (``"কক্সবাজার"``) and
+    matches the tree's Bangla name; accents on Latin letters are dropped. The
+    register, the selection language and waiver scopes all compare with this one
+    function (group names keep `normalise`, which a person reads).
+    """
+    return _match_key(name)
+
+
+@lru_cache(maxsize=65536)
+def _match_key(name: str) -> str:
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFKD", name).casefold():
+        kind = unicodedata.category(char)[0]
+        if kind in "LN":
+            kept.append(char)
+        elif kind == "M" and kept and not kept[-1].isascii():
+            kept.append(char)  # a Bangla vowel sign or virama, not a Latin accent
+    return unicodedata.normalize("NFC", "".join(kept))
+
+
 def tree_group(level: str, *path: str) -> str:
     """The group of a place in the tree, from its path of names (division first).
 
@@ -60,7 +88,7 @@ def tree_group(level: str, *path: str) -> str:
         raise ValueError(f"unknown tree level {level!r}")
     depth = LEVELS.index(level) + 1
     if len(path) != depth:
-        raise ValueError(f"a {level} needs a path of {depth} names, got {len(path)}")
+        raise ValueError(f"{level} needs a path of {depth} names, got {len(path)}")
     parts = path[:1] if level == "division" else path[1:]
     return level + "_" + "_".join(normalise(p) for p in parts)
 

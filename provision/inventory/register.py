@@ -17,9 +17,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.inventory.names import normalise
+from provision.inventory.names import (
+    LEVELS,
+    RESERVED_GROUPS,
+    match_key,
+    normalise,
+    role_group,
+    site_group,
+    site_type_group,
+    tree_group,
+)
 from provision.inventory.problems import Problem, ProblemsError
 from provision.inventory.tree import AdminTree, Place, load_tree
+from provision.words import with_article
 
 #: Every column a register must have, in the order the generator writes them.
 COLUMNS: tuple[str, ...] = (
@@ -127,8 +137,8 @@ def _header_key(name: str) -> str:
 
 
 def _suggest(name: str, candidates: Iterable[str]) -> str | None:
-    names = {normalise(c): c for c in candidates}
-    close = difflib.get_close_matches(normalise(name), list(names), n=1, cutoff=0.75)
+    names = {match_key(c): c for c in candidates}
+    close = difflib.get_close_matches(match_key(name), list(names), n=1, cutoff=0.75)
     return names[close[0]] if close else None
 
 
@@ -176,39 +186,49 @@ class _Checker:
         return known
 
     def _place(self, line: int, row: dict[str, str]) -> Place | None:
-        names: list[str] = []
-        for level in ("division", "district", "upazila", "union"):
+        parent: Place | None = None
+        for level in LEVELS:
             value = row[level].strip()
             if not value:
                 break
-            parent = self.tree.find(*names) if names else None
-            place = self.tree.find(*names, value)
-            if place is None:
-                within = f" in {parent.level} {parent.name}" if parent else ""
-                options = [p.name for p in self.tree.below(*names)]
+            found = self.tree.below_named(parent, value)
+            within = f" in {parent.level} {parent.name}" if parent else ""
+            if not found:
+                options = [p.name for p in self.tree.below(*(parent.path if parent else ()))]
                 close = _suggest(value, options)
                 self.problem(
                     line,
                     f"no {level} named '{value}'{within}",
-                    f"did you mean '{close}'?" if close else f"use a {level} name of the tree",
+                    f"did you mean '{close}'?"
+                    if close
+                    else f"use {with_article(level)} name of the tree",
                 )
                 return None
-            names.append(place.name)
-        levels = ("division", "district", "upazila", "union")
-        given = [lv for lv in levels if row[lv].strip()]
-        if given != list(levels[: len(given)]):
-            gap = levels[len([lv for lv in levels[: len(given)] if lv in given])]
+            if len(found) > 1:
+                self.problem(
+                    line,
+                    f"{len(found)} {level}s{within} are named '{value}': "
+                    + " and ".join(p.describe() for p in found),
+                    "write the one you mean as the tree names it ("
+                    + " or ".join(f"'{p.name}'" for p in found)
+                    + "), or by its Bangla name",
+                )
+                return None
+            parent = found[0]
+        given = [lv for lv in LEVELS if row[lv].strip()]
+        if given != list(LEVELS[: len(given)]):
+            gap = LEVELS[len([lv for lv in LEVELS[: len(given)] if lv in given])]
             self.problem(
                 line,
                 f"{given[-1]} is given but {gap} is empty",
                 "fill in every level above the deepest one",
             )
             return None
-        if len(names) < 2:
-            missing = "division" if not names else "district"
+        if parent is None or parent.level == LEVELS[0]:
+            missing = "division" if parent is None else "district"
             self.problem(line, f"{missing} is empty", "every host stands in a district at least")
             return None
-        return self.tree.find(*names)
+        return parent
 
     def number(self, line: int, row: dict[str, str], column: str) -> int:
         value = row[column].strip()
@@ -245,7 +265,7 @@ class _Checker:
                     "remove the braces",
                 )
             elif column not in OPTIONAL and column not in NUMBERS and not value.strip():
-                self.problem(line, f"{column} is empty", f"every host needs a {column}")
+                self.problem(line, f"{column} is empty", f"every host needs {with_article(column)}")
         place = self.place(line, row)
 
         hostname = row["hostname"].strip()
@@ -292,7 +312,8 @@ class _Checker:
             wanted = " or ".join(SITE_LEVELS[site_type])
             self.problem(
                 line,
-                f"a {site_type} stands at {wanted} level, but this row names a {place.level}",
+                f"{with_article(site_type)} stands at {wanted} level, but this row names "
+                f"{with_article(place.level)}",
                 f"fill in (or empty) upazila and union so the deepest level is the {wanted}",
             )
 
@@ -337,6 +358,58 @@ class _Checker:
             disk_gb=numbers["disk_gb"],
             purchase_year=numbers["purchase_year"],
         )
+
+
+def _groups_made(records: list[Record]) -> dict[str, tuple[str, int]]:
+    """Every group an import makes: name -> (what it is, the first line that makes it)."""
+    made: dict[str, tuple[str, int]] = {}
+    first = list(reversed(records))  # so that each dict below keeps the first line
+    places = {r.place: r.line for r in first}
+    for place, line in sorted(places.items(), key=lambda item: item[1]):
+        for depth in range(1, len(place.path) + 1):
+            level = LEVELS[depth - 1]
+            what = f"the {level} {place.path[depth - 1]}"
+            made.setdefault(tree_group(level, *place.path[:depth]), (what, line))
+    for kind, name_of, values in (
+        ("role", role_group, {r.role: r.line for r in first}),
+        ("site type", site_type_group, {r.site_type: r.line for r in first}),
+        ("site", site_group, {r.site_code: r.line for r in first}),
+    ):
+        for value, line in values.items():
+            made.setdefault(name_of(value), (f"the {kind} {value}", line))
+    return made
+
+
+def _group_clashes(records: list[Record], label: str) -> list[Problem]:
+    """Hosts named like a group: Ansible's own, or one the import makes from any row."""
+    problems: list[Problem] = []
+    # Every group the import makes is "<kind>_<name>": only a host name with a "_"
+    # can clash, so the groups are worked out only when there is one.
+    made = _groups_made(records) if any("_" in r.hostname for r in records) else {}
+    for record in records:
+        if record.hostname in RESERVED_GROUPS:
+            problems.append(
+                Problem(
+                    label,
+                    record.line,
+                    f"hostname '{record.hostname}' is the name of Ansible's own group "
+                    f"'{record.hostname}'",
+                    "give the host another name (Ansible reserves 'all' and 'ungrouped')",
+                )
+            )
+        elif record.hostname in made:
+            what, line = made[record.hostname]
+            problems.append(
+                Problem(
+                    label,
+                    record.line,
+                    f"hostname '{record.hostname}' is also the name of the group of {what} "
+                    f"(made from line {line})",
+                    "give the host another name; Ansible cannot tell a host from a group "
+                    "of the same name",
+                )
+            )
+    return problems
 
 
 def parse_register(text: str, label: str = "register.csv") -> list[Record]:
@@ -399,6 +472,8 @@ def parse_register(text: str, label: str = "register.csv") -> list[Record]:
             line = next_line
     except csv.Error as exc:
         checker.problem(line, f"is not readable CSV: {exc}", "check the quotes on this line")
+    checker.problems.extend(_group_clashes(records, label))
+    checker.problems.sort(key=lambda p: p.line or 0)
     if checker.problems:
         raise ProblemsError(label, checker.problems, " in the register")
     if not records:

@@ -11,7 +11,7 @@ from typing import Any
 from provision.errors import InputError
 from provision.inventory.files import HOSTS_FILE, LoadedInventory, load_inventory, read_vars
 from provision.inventory.files import vars_names as _vars_names
-from provision.inventory.names import LEVELS
+from provision.inventory.names import LEVELS, RESERVED_GROUPS
 from provision.inventory.problems import Problem, ProblemsError
 from provision.inventory.register import ROLES, read_register
 
@@ -25,8 +25,9 @@ class ValidationReport:
     """What was checked and every problem found (errors and warnings)."""
 
     path: str
-    hosts: int = 0
-    groups: int = 0
+    #: None when the input never parsed far enough to count its hosts.
+    hosts: int | None = None
+    groups: int | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -86,16 +87,20 @@ def _check_hosts(loaded: LoadedInventory, report: ValidationReport) -> None:
     addresses: dict[str, str] = {}
 
     def problem(host: str, message: str, hint: str) -> None:
-        report.problems.append(Problem(path, loaded.line_of(host), message, hint))
+        report.problems.append(Problem(path, loaded.line_of(host, nested=True), message, hint))
 
-    for name in inventory.groups:
+    # Ansible makes `all` and `ungrouped` in every inventory, written or not.
+    reserved = [name for name in RESERVED_GROUPS if name not in inventory.groups]
+    for name in [*inventory.groups, *reserved]:
         if name in inventory.hosts:
+            own = " (Ansible's own group)" if name in RESERVED_GROUPS else ""
             report.problems.append(
                 Problem(
                     path,
-                    loaded.line_of(name),
-                    f"'{name}' is both a host and a group",
-                    "rename one of them; Ansible cannot tell them apart in patterns",
+                    loaded.line_of(name, nested=True),
+                    f"'{name}' is both a host and a group{own}",
+                    "rename the host; Ansible cannot tell a host from a group of the same "
+                    "name in patterns",
                 )
             )
         elif not _GROUP_NAME.fullmatch(name):

@@ -30,7 +30,7 @@ from provision import crypto
 from provision.errors import InputError, StateError
 from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
-from provision.inventory.names import normalise
+from provision.inventory.names import match_key
 from provision.inventory.targets import load_environment
 from provision.inventory.tree import Place, load_tree
 from provision.portal import ca
@@ -112,7 +112,7 @@ def find_office(query: str) -> Place:
     by_domain = [p for p in tree.places.values() if p.portal.lower().removeprefix("www.") == bare]
     if by_domain:
         return by_domain[0]
-    parts = [normalise(p) for p in text.split("/") if p.strip()]
+    parts = [match_key(p) for p in text.split("/") if p.strip()]
     if not parts:
         raise InputError("--office is empty", hint="give an office name, e.g. Gazipur/Kaliganj")
     found = [

@@ -65,7 +65,7 @@ def parse_located(text: str, path: Path) -> Located:
             located.data = _build(loader, node, (), located)
         return located
     except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError) from None
+        raise syntax_error(exc, path, InputError, text) from None
     finally:
         loader.dispose()
 

@@ -109,6 +109,68 @@ def test_every_command_help_teaches_with_an_example(
     assert "Example" in result.output, f"provision {' '.join(path)} --help has no example"
 
 
+#: Every command that reads an environment (its inventory, its portals, its runs).
+ENV_COMMANDS = {
+    ("bootstrap",),
+    ("compliance", "run"),
+    ("compliance", "drift"),
+    ("compliance", "runs"),
+    ("compliance", "report"),
+    ("inventory", "import"),
+    ("inventory", "validate"),
+    ("inventory", "show"),
+    ("inventory", "tree"),
+    *(("portal", verb) for verb in ("add", "list", "show", "remove", "deploy")),
+    *(("portal", verb) for verb in ("backup", "restore", "health")),
+    ("preflight", "sweep"),
+    ("preflight", "show"),
+    ("preflight", "list"),
+    ("rollout", "run"),
+    ("schedule", "install"),
+    ("standards", "show"),
+    ("waivers", "validate"),
+    ("waivers", "list"),
+    ("waivers", "add"),
+}
+
+
+def test_every_command_that_reads_an_environment_takes_env_the_same_way() -> None:
+    from provision.cli.options import env_option
+
+    shared = env_option(lambda: None).__click_params__[0]  # type: ignore[attr-defined]
+    missing = []
+    ctx = click.Context(cli)
+    for path in sorted(ENV_COMMANDS):
+        command: click.Command | None = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.get_command(ctx, name)
+        assert command is not None, path
+        option = next((p for p in command.params if "--env" in p.opts), None)
+        if option is None or option.to_info_dict() != shared.to_info_dict():
+            missing.append(" ".join(path))
+    assert missing == []
+
+
+def test_a_commands_env_overrides_the_global_one(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "provision.yml").write_text("env: production\n")
+    standards = tmp_path / "standards"
+    standards.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    (standards / "s.yml").write_text((repo / "standards" / "bd-ict-baseline.yml").read_text())
+    from tests.unit.inventory_helpers import write
+
+    register = write(tmp_path / "r.csv")
+    args = ["--workspace", str(tmp_path), "--env", "production"]
+    imported = runner.invoke(cli, [*args, "inventory", "import", str(register), "--env", "x"])
+    assert imported.exit_code == 0, imported.output
+    shown = runner.invoke(
+        cli, [*args, "standards", "show", "--host", "gaz-003-lab01", "--env", "x", "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "gaz-003-lab01" in shown.stdout
+
+
 def test_top_level_help_and_version(runner: CliRunner) -> None:
     assert "Examples" in runner.invoke(cli, ["--help"]).output
     version = runner.invoke(cli, ["--version"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from provision.inventory import import_register, load_inventory, select_hosts, slice_inventory
 from provision.inventory.slice import write_slice
+from provision.inventory.validate import validate_environment
 from tests.unit.inventory_helpers import generated
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,3 +93,33 @@ def host_groups(listing: dict[str, object]) -> dict[str, set[str]]:
         for host in hosts_of(name):
             result.setdefault(host, set()).add(name)
     return result
+
+
+@pytest.mark.skipif(not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed")
+def test_validate_names_every_host_ansible_warns_about(tmp_path: Path) -> None:
+    folder = tmp_path / "inventories" / "production"
+    folder.mkdir(parents=True)
+    (folder / "hosts.yml").write_text(
+        "all:\n"
+        "  children:\n"
+        "    role_lab_pc:\n"
+        "      hosts:\n"
+        "        all:\n"
+        "          ansible_host: 10.0.0.1\n"
+        "        ungrouped:\n"
+        "          ansible_host: 10.0.0.2\n"
+        "        web:\n"
+        "          ansible_host: 10.0.0.3\n"
+        "    web:\n"
+        "      hosts:\n"
+        "        lab-a:\n"
+        "          ansible_host: 10.0.0.4\n"
+    )
+    _data, warnings = ansible_inventory(tmp_path, "-i", str(folder / "hosts.yml"), "--list")
+    warned = sorted(re.findall(r"Found both group and host with same name: (\S+)", warnings))
+    assert warned == ["all", "ungrouped", "web"]
+    report = validate_environment(folder)
+    clashes = sorted(
+        (p.message.split("'")[1], p.line) for p in report.errors if "both a host" in p.message
+    )
+    assert clashes == [("all", 5), ("ungrouped", 7), ("web", 9)]

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.errors import ExitStatus
-from tests.unit.inventory_helpers import GOOD_ROWS, write
+from tests.unit.inventory_helpers import GOOD_ROWS, generated, write
 
 
 @pytest.fixture
@@ -123,7 +123,52 @@ def test_bad_selection_is_bad_input(ws: Path) -> None:
     run(ws, "inventory", "import", str(write(ws / "r.csv")))
     result = run(ws, "inventory", "show", "district:gazipor")
     assert result.exit_code == ExitStatus.BAD_INPUT
-    assert "did you mean 'gazipur'?" in result.stderr
+    assert "did you mean 'Gazipur'?" in result.stderr
+
+
+@pytest.mark.parametrize("selection", ["", " ", ";", " ; ", "role:lab_pc;"])
+@pytest.mark.parametrize(
+    "command",
+    [("inventory", "show"), ("inventory", "tree"), ("rollout", "ping.yml"), ("compliance", "run")],
+)
+def test_an_empty_selection_never_means_every_host(
+    ws: Path, command: tuple[str, ...], selection: str
+) -> None:
+    run(ws, "inventory", "import", str(write(ws / "r.csv")))
+    result = run(ws, *command, selection)
+    assert result.exit_code == ExitStatus.BAD_INPUT, result.output
+    assert "write 'all'" in result.stderr or "empty alternative" in result.stderr
+    assert not (ws / ".provision").exists()  # no run recorded, no state opened
+
+
+def test_validate_counts_in_english_and_no_hosts_for_a_register_that_never_parsed(
+    ws: Path,
+) -> None:
+    bad = ws / "bad.csv"
+    bad.write_text("hostname,address\nx,1\n")
+    result = run(ws, "inventory", "validate", str(bad))
+    assert result.exit_code == ExitStatus.BAD_INPUT
+    assert result.stdout.strip() == f"{bad}: not valid (1 error, 0 warnings)"
+    assert json.loads(run(ws, "inventory", "validate", str(bad), "--json").stdout)["hosts"] is None
+    good = write(ws / "good.csv", GOOD_ROWS[:1])
+    one = run(ws, "inventory", "validate", str(good))
+    assert one.stdout.strip() == f"{good}: valid (1 host, 0 errors, 0 warnings)"
+
+
+def test_a_register_with_thousands_of_bad_rows_shows_the_first_50_and_a_count(ws: Path) -> None:
+    register = generated(ws / "big.csv", 3000)
+    lines = register.read_text().splitlines()
+    broken = [lines[0]] + [line.replace(",10.", ",x10.") for line in lines[1:]]
+    register.write_text("\n".join(broken) + "\n")
+    result = run(ws, "inventory", "validate", str(register))
+    assert result.exit_code == ExitStatus.BAD_INPUT
+    printed = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(printed) == 50
+    assert printed[0].startswith(f"error: {register}:2: address 'x10.")
+    assert "… and 2,950 more problems (--json lists them all)" in result.stderr
+    assert result.stdout.strip() == f"{register}: not valid (3,000 errors, 0 warnings)"
+    listed = json.loads(run(ws, "inventory", "validate", str(register), "--json").stdout)
+    assert len(listed["problems"]) == 3000
 
 
 def test_generate(ws: Path) -> None:

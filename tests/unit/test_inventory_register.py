@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from provision.inventory import ProblemsError, import_register, read_register
+from provision.inventory import (
+    ProblemsError,
+    import_register,
+    load_inventory,
+    parse_register,
+    read_register,
+)
+from provision.inventory.register import _group_clashes
 from tests.unit.inventory_helpers import GOOD_ROWS, HEADER, register_text, write
 
 
@@ -160,3 +168,115 @@ def test_bad_register_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ProblemsError):
         import_register(bad, fresh)
     assert not fresh.exists()
+
+
+@pytest.mark.parametrize("name", ["all", "ungrouped"])
+def test_a_host_named_like_ansibles_own_groups_is_refused_at_its_line(
+    tmp_path: Path, name: str
+) -> None:
+    rows = [GOOD_ROWS[0], GOOD_ROWS[1].replace("gaz-002-fs01", name), *GOOD_ROWS[2:]]
+    folder = tmp_path / "inventories" / "production"
+    with pytest.raises(ProblemsError) as caught:
+        import_register(write(tmp_path / "r.csv", rows), folder)
+    assert [(p.line, p.message) for p in caught.value.problems] == [
+        (3, f"hostname '{name}' is the name of Ansible's own group '{name}'")
+    ]
+    assert not folder.exists()
+
+
+def test_a_host_named_like_a_group_the_import_makes_is_refused() -> None:
+    # The register's host-name rule refuses '_', which every made group has; this
+    # check stands behind it, should that rule ever be relaxed.
+    records = parse_register(register_text())
+    clash = replace(records[5], hostname="district_gazipur")
+    problems = _group_clashes([*records[:5], clash, *records[6:]], "r.csv")
+    assert [(p.line, p.message) for p in problems] == [
+        (
+            7,
+            "hostname 'district_gazipur' is also the name of the group of the district "
+            "Gazipur (made from line 2)",
+        )
+    ]
+
+
+COX = (
+    "Chattagram,{district},,,COX-001,Coxsbazar District Data Centre,district_data_centre,"
+    "cox-001-fs01,10.9.0.10,field_server,BD-90,Dell PowerEdge T150,8,32,2000,2022"
+)
+NATAI = (
+    "Chattagram,Brahmanbaria,Brahmanbaria Sadar,{union},BRA-00{n},Natai Union Digital Centre,"
+    "union_digital_centre,bra-00{n}-pc01,10.9.1.1{n},digital_centre_pc,BD-9{n},Dell OptiPlex 3000,"
+    "4,8,500,2022"
+)
+
+
+@pytest.mark.parametrize(
+    "district", ["Cox's Bazar", "Coxs Bazar", "coxs_bazar", "COXSBAZAR", "কক্সবাজার"]
+)
+def test_place_names_match_ignoring_case_spaces_punctuation_and_in_bangla(
+    tmp_path: Path, district: str
+) -> None:
+    records = read_register(write(tmp_path / "r.csv", [COX.format(district=district)]))
+    assert records[0].district == "Coxsbazar"
+
+
+def test_a_union_name_two_unions_share_is_refused_naming_both(tmp_path: Path) -> None:
+    rows = [NATAI.format(union="Natai", n=1)]
+    assert problems(write(tmp_path / "r.csv", rows)) == [
+        (
+            2,
+            "2 unions in upazila Brahmanbaria Sadar are named 'Natai': "
+            "'Natai (242)' (নাটাই (দক্ষিন), natais.brahmanbaria.gov.bd) and "
+            "'Natai (243)' (নাটাই (উত্তর), natain.brahmanbaria.gov.bd)",
+        )
+    ]
+
+
+def test_unions_of_one_name_keep_their_own_bangla_name_and_portal(tmp_path: Path) -> None:
+    rows = [NATAI.format(union="Natai (242)", n=1), NATAI.format(union="নাটাই (উত্তর)", n=2)]
+    folder = tmp_path / "inventories" / "production"
+    import_register(write(tmp_path / "r.csv", rows), folder)
+    inventory = load_inventory(folder).inventory
+    unions = {
+        name: (
+            g.vars["provision_union"],
+            g.vars["provision_union_bn"],
+            g.vars["provision_union_portal"],
+            g.hosts,
+        )
+        for name, g in inventory.groups.items()
+        if name.startswith("union_")
+    }
+    assert unions == {
+        "union_brahmanbaria_brahmanbaria_sadar_natai_242": (
+            "Natai (242)",
+            "নাটাই (দক্ষিন)",
+            "natais.brahmanbaria.gov.bd",
+            ["bra-001-pc01"],
+        ),
+        "union_brahmanbaria_brahmanbaria_sadar_natai_243": (
+            "Natai (243)",
+            "নাটাই (উত্তর)",
+            "natain.brahmanbaria.gov.bd",
+            ["bra-002-pc01"],
+        ),
+    }
+
+
+def test_messages_use_the_right_article(tmp_path: Path) -> None:
+    rows = [
+        GOOD_ROWS[0].replace(",10.1.0.10,", ",,"),
+        GOOD_ROWS[1].replace(",upazila_office,", ",union_digital_centre,"),
+        GOOD_ROWS[0]
+        .replace(",district_data_centre,", ",upazila_office,")
+        .replace("-001-", "-009-"),
+    ]
+    with pytest.raises(ProblemsError) as caught:
+        read_register(write(tmp_path / "r.csv", rows))
+    found = {(p.line, p.message, p.hint) for p in caught.value.problems}
+    messages = {message for _line, message, _hint in found}
+    assert (2, "address is empty", "every host needs an address") in found
+    assert "a union_digital_centre stands at union level, but this row names an upazila" in (
+        messages
+    )
+    assert "an upazila_office stands at upazila level, but this row names a district" in messages

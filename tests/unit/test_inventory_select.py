@@ -29,6 +29,9 @@ def inventory() -> Inventory:
     ("selection", "expected"),
     [
         ("", ALL),
+        (None, ALL),
+        ("all", ALL),
+        ("role:portal_host ; site:GAZ-002", ["gaz-002-fs01", "khu-001-web01"]),
         ("district:gazipur,role:lab_pc", ["gaz-003-lab01", "gaz-003-lab02"]),
         ("division:khulna,!site:KHU-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
         ("division:Khulna,!site:khu-014", ["jhe-001-fs01", "khu-015-lab01", "khu-001-web01"]),
@@ -51,7 +54,7 @@ def inventory() -> Inventory:
         ("no-such-host", []),
     ],
 )
-def test_selection(inventory: Inventory, selection: str, expected: list[str]) -> None:
+def test_selection(inventory: Inventory, selection: str | None, expected: list[str]) -> None:
     assert select_hosts(inventory, selection) == expected
 
 
@@ -59,10 +62,22 @@ def test_selection(inventory: Inventory, selection: str, expected: list[str]) ->
     ("selection", "message", "hint"),
     [
         ("distrikt:gazipur", "unknown key 'distrikt'", "keys: division"),
-        ("district:gazipor", "no district named 'gazipor'", "did you mean 'gazipur'?"),
+        ("district:gazipor", "no district named 'gazipor'", "did you mean 'Gazipur'?"),
         ("role:lab", "no role 'lab'", "did you mean 'lab_pc'?"),
         ("district:gazipur,,role:lab_pc", "empty term", "district:gazipur,role:lab_pc"),
         ("site:", "has no value", None),
+        (";", "empty alternative", "write 'all'"),
+        (" ; ", "empty alternative", "write 'all'"),
+        (";;", "empty alternative", "write 'all'"),
+        ("role:lab_pc;", "empty alternative", None),
+        ("; role:lab_pc", "empty alternative", None),
+        ("role:lab_pc;;site:GAZ-002", "empty alternative", None),
+        ("   ", "only spaces", "write 'all'"),
+        (",", "empty term", None),
+        ('district:"Coxs Bazar', "quote that is not closed", "close it"),
+        ("upazila:gazipur/", "empty name in its path", None),
+        ("upazila:khulna/kaliganj", "no upazila 'kaliganj' in khulna", "check the path"),
+        ("role:lab_pc,", "empty term", None),
     ],
 )
 def test_bad_selection(inventory: Inventory, selection: str, message: str, hint: str) -> None:
@@ -90,3 +105,24 @@ def test_placements_of_an_imported_inventory(inventory: Inventory) -> None:
     placements = inventory.placements()
     assert placements["gaz-003-lab01"] == ("Dhaka", "Gazipur", "Kaliganj", "Bahadursadi")
     assert placements["khu-001-web01"] == ("Khulna", "Khulna")
+
+
+def test_names_with_punctuation_and_bangla_names_select_their_hosts() -> None:
+    from tests.unit.test_inventory_register import COX, NATAI
+
+    rows = [
+        COX.format(district="Coxsbazar"),
+        NATAI.format(union="Natai (242)", n=1),
+        NATAI.format(union="Natai (243)", n=2),
+    ]
+    inventory = build_inventory(parse_register(register_text(rows)))
+    for text in ("Cox's-Bazar", "'Coxs Bazar'", '"Cox\'s Bazar"', "coxs_bazar", "কক্সবাজার", "cox*"):
+        assert select_hosts(inventory, f"district:{text}") == ["cox-001-fs01"], text
+    assert select_hosts(inventory, "union:natai") == ["bra-001-pc01", "bra-002-pc01"]
+    assert select_hosts(inventory, "union:'Natai (243)'") == ["bra-002-pc01"]
+    assert select_hosts(inventory, "union:'নাটাই (দক্ষিন)'") == ["bra-001-pc01"]
+    assert select_hosts(inventory, "upazila:'ব্রাহ্মণবাড়িয়া সদর'") == ["bra-001-pc01", "bra-002-pc01"]
+    assert select_hosts(inventory, "union:'brahmanbaria/brahmanbaria sadar/natai'") == [
+        "bra-001-pc01",
+        "bra-002-pc01",
+    ]

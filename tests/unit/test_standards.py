@@ -259,6 +259,29 @@ def test_invalid_yaml_names_its_line(tmp_path: Path) -> None:
     assert caught.value.line is not None and "not valid YAML" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("severity: high", "severity high"),  # a key without its ':'
+        ("roles: [lab_pc, field_server]", "roles: [lab_pc, field_server"),  # '[' not closed
+        ("    title: sudo is recent enough", "    title sudo is recent enough"),
+    ],
+)
+def test_a_yaml_syntax_error_in_a_standard_is_reported_at_its_line(
+    tmp_path: Path, old: str, new: str
+) -> None:
+    text = MINIMAL.read_text()
+    broken = text.replace(old, new, 1)
+    assert broken != text
+    path = tmp_path / "s.yml"
+    path.write_text(broken)
+    with pytest.raises(InputError) as caught:
+        load_standard(path)
+    wanted = _line_of(broken, new)
+    assert caught.value.line == wanted, caught.value
+    assert broken.splitlines()[wanted - 1].strip() in caught.value.message
+
+
 def test_a_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         load_standard(tmp_path / "nope.yml")

@@ -167,6 +167,33 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     assert "not valid YAML" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "shown"),
+    [
+        # A key without its ':': PyYAML gives up on the next line.
+        ('    scope: "district:Gazipur"\n', '    scope "district:Gazipur"\n', 'scope "district'),
+        # A quote never closed: PyYAML gives up at the end of the file.
+        ("    justification: Legacy", '    justification: "Legacy', 'justification: "Legacy'),
+        # A key out of line with its neighbours.
+        ("    approver: Head", "   approver: Head", "approver: Head"),
+        # A '[' never closed.
+        ("    control: SSH-001\n", "    control: [SSH-001\n", "control: [SSH-001"),
+    ],
+)
+def test_a_yaml_syntax_error_is_reported_at_the_line_to_fix_and_shows_it(
+    tmp_path: Path, old: str, new: str, shown: str
+) -> None:
+    text = "waivers:\n" + GOOD_ENTRY.replace(old, new)
+    assert text != "waivers:\n" + GOOD_ENTRY
+    path = tmp_path / "waivers.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        _load(path)
+    wanted = next(i for i, line in enumerate(text.splitlines(), 1) if shown in line)
+    assert caught.value.line == wanted, caught.value
+    assert shown in caught.value.message
+
+
 def test_an_expiry_passed_since_is_not_an_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "waivers:\n" + GOOD_ENTRY)
     later = date(2027, 3, 1)
@@ -251,3 +278,31 @@ def test_the_workspace_example_is_valid() -> None:
         root / "waivers.yml", standard, known_hosts=(), known_groups=(), today=TODAY
     )
     assert waivers.path == root / "waivers.yml"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("district", "Cox's Bazar"),
+        ("district", "Coxs Bazar"),
+        ("district", "coxs_bazar"),
+        ("district", "কক্সবাজার"),
+        ("upazila", "Coxs Bazar/Cox's Bazar Sadar"),
+        ("upazila", "কক্সবাজার সদর"),
+    ],
+)
+def test_scopes_match_place_names_in_any_spelling_and_in_bangla(
+    tmp_path: Path, kind: str, value: str
+) -> None:
+    groups = ("division_chattagram", "district_coxsbazar", "upazila_coxsbazar_coxsbazar_sadar")
+    place = {"division": "Chattagram", "district": "Coxsbazar", "upazila": "Coxsbazar Sadar"}
+    path = _write(
+        tmp_path,
+        "waivers:\n" + GOOD_ENTRY.replace('scope: "district:Gazipur"', f'scope: "{kind}:{value}"'),
+    )
+    waivers = load_waivers(
+        path, STANDARD, known_hosts=("cox-fs01",), known_groups=groups, today=TODAY
+    )
+    for host_groups, host_place in ((groups, {}), ((), place)):
+        active, _expired = waivers.match("SSH-001", "cox-fs01", host_groups, host_place, TODAY)
+        assert active is not None, (host_groups, host_place)

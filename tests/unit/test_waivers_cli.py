@@ -59,7 +59,7 @@ def test_validate_and_list(ws: Path) -> None:
     )
     result = run(ws, "waivers", "validate")
     assert result.exit_code == 0, result.output
-    assert "2 waiver(s), 1 active, 1 expired; valid" in result.output
+    assert "2 waivers, 1 active, 1 expired; valid" in result.output
 
     listed = run(ws, "waivers", "list", "--json")
     assert listed.exit_code == 0
@@ -142,3 +142,33 @@ def test_add_creates_the_file(ws: Path) -> None:
     listed = json.loads(run(ws, "waivers", "list", "--json").stdout)["waivers"]
     assert listed[0]["id"] == "HW-002@site:GAZ-003"
     assert listed[0]["approved"] == TODAY.isoformat()
+
+
+def test_validate_takes_env_after_the_verb_as_the_warning_suggests(ws: Path) -> None:
+    past = (TODAY - timedelta(days=10)).isoformat()
+    later = (TODAY + timedelta(days=30)).isoformat()
+    (ws / "waivers.yml").write_text(
+        "waivers:\n" + _entry("W-001", "SSH-004", "host:gaz-003-lab01", past, later),
+        encoding="utf-8",
+    )
+    # No inventory in `lab`: the scopes cannot be checked, and the warning says how.
+    unchecked = run(ws, "--env", "lab", "waivers", "validate")
+    assert unchecked.exit_code == 0, unchecked.output
+    assert "choose one with --env" in unchecked.stderr
+    for args in (
+        ("waivers", "validate", "--env", "production"),
+        ("waivers", "list", "--env", "production"),
+    ):
+        result = run(ws, "--env", "lab", *args)
+        assert result.exit_code == 0, result.output
+        assert "not checked" not in result.stderr
+    # The subcommand's --env is the one used: a host of no inventory there is refused.
+    (ws / "inventories" / "staging").mkdir()
+    shutil.copy(ws / "inventories" / "production" / "hosts.yml", ws / "inventories" / "staging")
+    (ws / "waivers.yml").write_text(
+        "waivers:\n" + _entry("W-001", "SSH-004", "host:nowhere-01", past, later),
+        encoding="utf-8",
+    )
+    refused = run(ws, "waivers", "validate", "--env", "staging")
+    assert refused.exit_code == ExitStatus.BAD_INPUT
+    assert "no host 'nowhere-01' in the inventory" in refused.output
