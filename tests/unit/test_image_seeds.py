@@ -118,6 +118,35 @@ def test_password_hash_only_when_asked_and_folder_private(
     assert (out / "user-data").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_debian_password_hash_is_not_reset_at_the_end_of_the_install(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The installer sets the hash; the late command must not then replace it with '*'
+    (no password): the console login asked for would never work."""
+    hash_file = tmp_path / "hash"
+    hash_file.write_text(HASH + "\n")
+    with_hash = tmp_path / "with-hash"
+    seeds.write_seed(
+        settings,
+        seeds.SeedRequest("lab_pc", "debian-12", with_hash, password_hash_file=hash_file),
+    )
+    answers = seeds.preseed_answers((with_hash / "preseed.cfg").read_text())
+    assert answers["passwd/user-password-crypted"] == ("password", HASH)
+    late = answers["preseed/late_command"][1]
+    assert "usermod" not in late and "passwd" not in late
+    assert "authorized_keys" in late and "visudo -cf" in late  # the rest is still done
+    # Without a hash, "!" (locked) becomes "*" (no password, key login only).
+    key_only = tmp_path / "key-only"
+    seeds.write_seed(settings, seeds.SeedRequest("lab_pc", "debian-12", key_only))
+    answers = seeds.preseed_answers((key_only / "preseed.cfg").read_text())
+    assert answers["passwd/user-password-crypted"] == ("password", "!")
+    assert (
+        answers["preseed/late_command"][1]
+        .lstrip()
+        .startswith("in-target usermod -p '*' provision;")
+    )
+
+
 def test_a_plain_password_is_refused(settings: Settings, tmp_path: Path) -> None:
     hash_file = tmp_path / "hash"
     hash_file.write_text("hunter2\n")
