@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from provision import keys
 from provision.cli.main import cli
-from provision.errors import ConfigError, InputError
+from provision.errors import ConfigError, ExitStatus, InputError
 from provision.images import seeds
 from provision.settings import Settings, load_settings
 from provision.standards import load_standard
@@ -226,6 +226,31 @@ def test_existing_output_is_refused_without_force_and_replaced_with_it(
     assert code == 0, output
     assert sorted(p.name for p in out.iterdir()) == ["preseed.cfg"]
     assert sorted(p.name for p in parent.iterdir()) == ["seed"]  # no temporary left
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_force_over_a_file_is_one_clear_error_and_keeps_the_file(
+    settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    """--force replaces an output *folder*; a file (or a symlink) at --out is most
+    likely a wrong path: refused (exit 3), left as it was, nothing written beside it."""
+    parent = tmp_path / "out"
+    parent.mkdir()
+    mine = parent / "notes.txt"
+    mine.write_text("keep")
+    out = mine
+    if kind == "symlink":
+        out = parent / "seed"
+        out.symlink_to(tmp_path)
+    code, output = invoke(
+        settings, "--role", "lab_pc", "--os", "debian-12", "--out", str(out), "--force"
+    )
+    assert code == ExitStatus.BAD_INPUT, output
+    first = output.splitlines()[0]
+    assert first.startswith("error: ") and f"{out} is a {kind}, not a folder" in first
+    assert "internal error" not in output and "Traceback" not in output
+    assert mine.read_text() == "keep"
+    assert sorted(p.name for p in parent.iterdir()) == sorted({mine.name, out.name})
 
 
 def test_a_failing_check_leaves_nothing_behind(
