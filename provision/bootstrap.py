@@ -206,13 +206,11 @@ class _Bootstrapper:
         settings: Settings,
         *,
         login_user: str,
-        password: PasswordLookup,
         trust: ssh.TrustCallback | None,
         timeout: float,
     ) -> None:
         self.settings = settings
         self.login_user = login_user
-        self.password = password
         self.trust = trust
         self.timeout = timeout
         self.key = keys.load(settings)
@@ -370,7 +368,6 @@ def bootstrap(
     worker = _Bootstrapper(
         settings,
         login_user=login_user,
-        password=password,
         trust=(lambda _offer: True) if accept_new else trust,
         timeout=timeout,
     )
