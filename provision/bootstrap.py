@@ -6,8 +6,11 @@ For each selected host, in parallel with a bound:
    before any secret is sent: an unknown key is shown and trusted only if the
    caller says so (`trust`, or `accept_new`) and then recorded; a key that differs
    from the recorded one is refused (`HostKeyMismatchError`).
-2. Try the automation key first. A host that lets the automation account in with
-   it and has everything in place is `unchanged`, and nothing is sent.
+2. Try the automation key first, on every host before any password is asked. A
+   host that lets the automation account in with it and has everything in place
+   is `unchanged`, and nothing is sent. The password is asked for (`password`,
+   in the caller's thread) only for the hosts that need it: not at all when
+   every host already takes the key.
 3. Otherwise log in as the installer with the password and, as root through
    `sudo -S` (the password on stdin), run one idempotent script: create the
    automation account (no password; key login only), add the control node's key
@@ -30,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +83,8 @@ class BootstrapResult:
 
     @property
     def exit_status(self) -> ExitStatus:
-        """3 for a wrong password or a host key problem, 4 other failures, 5 unreachable."""
+        """3 for a wrong password (SSH refused it) or a host key problem, 4 other failures
+        (sudo_refused included), 5 unreachable."""
         failed = [h for h in self.hosts if h.outcome == "failed"]
         if any(h.problem in _BAD_INPUT for h in failed):
             return ExitStatus.BAD_INPUT
@@ -91,7 +95,10 @@ class BootstrapResult:
         return ExitStatus.SUCCESS
 
 
-_BAD_INPUT = {"auth_failed", "host_key_mismatch", "host_key_unknown", "sudo_refused"}
+#: What the user gave is wrong (the password SSH refused) or a host key is not trusted:
+#: exit 3. `sudo_refused` is not among them: SSH took the password, and the host does
+#: not let that account use sudo, a failure of that host (exit 4) like any other.
+_BAD_INPUT = {"auth_failed", "host_key_mismatch", "host_key_unknown"}
 _UNREACHABLE = {"refused", "timeout", "unreachable", "ssh_error"}
 
 
@@ -199,13 +206,11 @@ class _Bootstrapper:
         settings: Settings,
         *,
         login_user: str,
-        password: PasswordLookup,
         trust: ssh.TrustCallback | None,
         timeout: float,
     ) -> None:
         self.settings = settings
         self.login_user = login_user
-        self.password = password
         self.trust = trust
         self.timeout = timeout
         self.key = keys.load(settings)
@@ -257,23 +262,38 @@ class _Bootstrapper:
             return None
         return tuple(done.stdout.strip().rsplit(_MARKER, 1)[1].split())
 
-    def one(self, target: Target) -> HostBootstrap:
-        def failed(problem: str, message: str, outcome: str = "failed") -> HostBootstrap:
-            return HostBootstrap(
-                target.host, target.address, outcome, problem=problem, message=message
-            )
+    def _failed(self, target: Target, problem: str, message: str, outcome: str) -> HostBootstrap:
+        # A key recorded in this run (first contact, then a wrong password) is reported too.
+        return replace(self._result(target, outcome, ()), problem=problem, message=message)
 
+    def no_password(self, target: Target) -> HostBootstrap:
+        return self._failed(
+            target,
+            "no_password",
+            "no installer password for this host in the vault file",
+            "failed",
+        )
+
+    def _ssh_failed(self, target: Target, exc: ssh.SshError) -> HostBootstrap:
+        outcome = "unreachable" if exc.kind in _UNREACHABLE else "failed"
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return self._failed(target, exc.kind, exc.message + hint, outcome)
+
+    def by_key(self, target: Target) -> HostBootstrap | None:
+        """The host's result if the automation key already lets provision in (or the host
+        cannot be reached at all); None when it needs the installer's password."""
         try:
             fixed = self._via_key(target)
-            if fixed is not None:
-                changes = fixed + self._finish(target)
-                return self._result(target, "bootstrapped" if changes else "unchanged", changes)
-            try:
-                secret = self.password(target.host)
-            except KeyError:
-                return failed(
-                    "no_password", "no installer password for this host in the vault file"
-                )
+            if fixed is None:
+                return None
+            changes = fixed + self._finish(target)
+            return self._result(target, "bootstrapped" if changes else "unchanged", changes)
+        except ssh.SshError as exc:
+            return self._ssh_failed(target, exc)
+
+    def by_password(self, target: Target, secret: str) -> HostBootstrap:
+        """Log in as the installer with `secret` and set the automation account up."""
+        try:
             with self._connect(target, user=self.login_user, password=secret) as conn:
                 done = conn.run_as_root(
                     remote_script(self.settings.automation_user, self.key.public_key),
@@ -282,20 +302,20 @@ class _Bootstrapper:
                 )
             if done.rc != 0 or _MARKER not in done.stdout:
                 problem, message = _script_problem(done, self.login_user)
-                return failed(problem, message)
+                return self._failed(target, problem, message, "failed")
             changed = tuple(done.stdout.strip().rsplit(_MARKER, 1)[1].split())
             if not self._key_works(target):
-                return failed(
+                return self._failed(
+                    target,
                     "key_login_failed",
                     f"the account {self.settings.automation_user} was set up but does "
                     "not let the key in with sudo (sshd AllowUsers? PubkeyAuthentication?)",
+                    "failed",
                 )
             changes = changed + self._finish(target)
             return self._result(target, "bootstrapped" if changes else "unchanged", changes)
         except ssh.SshError as exc:
-            outcome = "unreachable" if exc.kind in _UNREACHABLE else "failed"
-            hint = f" ({exc.hint})" if exc.hint else ""
-            return failed(exc.kind, exc.message + hint, outcome)
+            return self._ssh_failed(target, exc)
 
     def _finish(self, target: Target) -> tuple[str, ...]:
         wrote = _write_connection_vars(self.settings, target.host, self.key.path)
@@ -348,25 +368,42 @@ def bootstrap(
     worker = _Bootstrapper(
         settings,
         login_user=login_user,
-        password=password,
         trust=(lambda _offer: True) if accept_new else trust,
         timeout=timeout,
     )
     started = time.monotonic()
 
-    def run(target: Target) -> HostBootstrap:
-        result = worker.one(target)
+    def report(result: HostBootstrap) -> HostBootstrap:
         if on_host is not None:
             on_host(result)
         return result
 
+    def by_key(target: Target) -> HostBootstrap | None:
+        result = worker.by_key(target)
+        return None if result is None else report(result)
+
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(chosen)))) as pool:
-        results = list(pool.map(run, chosen))
+        # Every host with the key alone first; only then, in this thread, the password
+        # for those that need it: never asked when no host needs it, and never while
+        # other hosts' threads are still printing.
+        first = list(pool.map(by_key, chosen))
+        need = [t for t, r in zip(chosen, first, strict=True) if r is None]
+        later: dict[str, HostBootstrap] = {}
+        secrets: dict[str, str] = {}
+        for target in need:
+            try:
+                secrets[target.host] = password(target.host)
+            except KeyError:
+                later[target.host] = report(worker.no_password(target))
+        typed = [t for t in need if t.host in secrets]
+        done = pool.map(lambda t: report(worker.by_password(t, secrets[t.host])), typed)
+        later.update(zip([t.host for t in typed], done, strict=True))
+    hosts = [later[t.host] if r is None else r for t, r in zip(chosen, first, strict=True)]
     counts: dict[str, int] = {}
-    for r in results:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    for h in hosts:
+        counts[h.outcome] = counts.get(h.outcome, 0) + 1
     return BootstrapResult(
-        hosts=results,
+        hosts=hosts,
         seconds=time.monotonic() - started,
         known_hosts=worker.known_hosts,
         key_fingerprint=worker.key.fingerprint,

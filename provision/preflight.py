@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import getpass
 import os
+import queue
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -350,20 +351,50 @@ def current_user() -> str:
 
 def _probe_all(
     chosen: Sequence[Target], known_hosts: Path, timeout: float, concurrency: int
-) -> Iterator[HostPreflight]:
-    """Each host's answer as soon as it comes, in the caller's thread."""
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(chosen)))) as pool:
-        pending: set[Future[HostPreflight]] = {
-            pool.submit(probe, target, known_hosts, timeout) for target in chosen
-        }
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=SAVE_EVERY, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        finally:
-            for future in pending:
-                future.cancel()
+) -> Iterator[HostPreflight | None]:
+    """Each host's answer as soon as it comes, in the caller's thread, and None at
+    least every SAVE_EVERY seconds while none comes: the caller saves what it holds
+    on those ticks too, so answers reach the store while slow hosts are awaited.
+
+    Probes run in daemon threads of their own rather than a ThreadPoolExecutor,
+    whose exit (and the interpreter's, for its workers) waits for every running
+    probe, up to `timeout` each: when the caller stops (Ctrl-C), this returns at
+    once, no new probe starts, and a probe still waiting on a host is abandoned
+    (it ends with its timeout, or with the process).
+    """
+    todo: queue.SimpleQueue[Target] = queue.SimpleQueue()
+    for target in chosen:
+        todo.put(target)
+    answers: queue.SimpleQueue[HostPreflight | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                target = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answers.put(probe(target, known_hosts, timeout))
+            except BaseException as exc:  # a bug in probe: the caller raises it
+                answers.put(exc)
+
+    for n in range(max(1, min(concurrency, len(chosen)))):
+        threading.Thread(target=work, name=f"preflight-{n}", daemon=True).start()
+    try:
+        for _ in chosen:
+            while True:
+                try:
+                    answer = answers.get(timeout=SAVE_EVERY)
+                except queue.Empty:
+                    yield None
+                    continue
+                if isinstance(answer, BaseException):
+                    raise answer
+                yield answer
+                break
+    finally:
+        stop.set()
 
 
 def sweep(
@@ -378,8 +409,9 @@ def sweep(
     """Sweep the selected hosts; with `save`, record the sweep in the state store.
 
     Results reach the store in small batches as hosts answer (one writer: this
-    thread), so a sweep stopped half-way keeps what it learned, marked
-    `interrupted`.
+    thread), within SAVE_EVERY seconds of arriving even while slow hosts are still
+    awaited, so a sweep stopped half-way keeps what it learned; stopped by Ctrl-C
+    it returns at once (running probes are abandoned) and is marked `interrupted`.
     """
     chosen = targets(settings, selection)
     known_hosts = keys.known_hosts_path(settings.inventory_path)
@@ -387,9 +419,10 @@ def sweep(
     hosts: list[HostPreflight] = []
     if not save:
         for result in _probe_all(chosen, known_hosts, timeout, concurrency):
-            hosts.append(result)
-            if on_host is not None:
-                on_host(result)
+            if result is not None:
+                hosts.append(result)
+                if on_host is not None:
+                    on_host(result)
         return _result(hosts, time.monotonic() - started)
     with open_store(settings) as store:
         records = PreflightRecords(store)
@@ -405,12 +438,14 @@ def sweep(
         status = "interrupted"
         try:
             for result in _probe_all(chosen, known_hosts, timeout, concurrency):
-                hosts.append(result)
-                unsaved.append(result)
-                if on_host is not None:
-                    on_host(result)
+                if result is not None:
+                    hosts.append(result)
+                    unsaved.append(result)
+                    if on_host is not None:
+                        on_host(result)
                 now = time.monotonic()
-                if len(unsaved) >= SAVE_BATCH or now - last_save >= SAVE_EVERY:
+                due = bool(unsaved) and now - last_save >= SAVE_EVERY
+                if len(unsaved) >= SAVE_BATCH or due:
                     records.add_results(sweep_id, [h.record() for h in unsaved])
                     unsaved, last_save = [], now
             status = "done"

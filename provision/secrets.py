@@ -171,6 +171,7 @@ def _replace(path: Path, data: bytes) -> None:
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as handle:
+        os.fchmod(fd, mode)  # the umask must not narrow the file's own mode
         handle.write(data)
     tmp.replace(path)
 

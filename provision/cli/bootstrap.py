@@ -49,14 +49,13 @@ def _passwords_from_vault(path: Path, vault_pass: str) -> service.PasswordLookup
     return lookup
 
 
-def _prompting_trust() -> TrustCallback | None:
+def _prompting_trust(terminal: threading.RLock) -> TrustCallback | None:
     """Ask on the terminal about each new host key, one question at a time."""
     if not (console.is_interactive() and sys.stdin.isatty()):
         return None
-    lock = threading.Lock()
 
     def ask(offer: HostKeyOffer) -> bool:
-        with lock:
+        with terminal:
             console.err.print(
                 f"{offer.host} ({offer.address}) is new: its {offer.key_type} host key is "
                 f"{offer.fingerprint}",
@@ -65,6 +64,21 @@ def _prompting_trust() -> TrustCallback | None:
             return click.confirm("Trust this key and record it?", default=False, err=True)
 
     return ask
+
+
+def _typed_password(login_user: str, terminal: threading.RLock) -> service.PasswordLookup:
+    """The installer's password, asked once, when the first host needs it (the service
+    asks in the calling thread, after every host was tried with the key): not at all
+    when every host already lets the automation key in."""
+    typed: list[str] = []
+
+    def lookup(_host: str) -> str:
+        with terminal:
+            if not typed:
+                typed.append(click.prompt(f"password of {login_user}", hide_input=True, err=True))
+            return typed[0]
+
+    return lookup
 
 
 @click.command()
@@ -135,8 +149,10 @@ def bootstrap(
     in with the key alone (host_vars/HOST/provision_connection.yml). Running it
     again changes nothing.
 
-    Exit status: 0 done, 3 a wrong password or host key problem, 4 other
-    failures, 5 some hosts unreachable.
+    The installer's password is asked only if a host does not take the key yet.
+
+    Exit status: 0 done, 3 a wrong password (refused by SSH) or host key problem,
+    4 other failures (sudo refused included), 5 some hosts unreachable.
 
     \b
     Example:
@@ -146,6 +162,9 @@ def bootstrap(
     """
     settings = app.settings
     keys.load(settings)  # a missing or unreadable key is said before any password is asked
+    # Hosts are worked on in threads: trust questions, the password prompt and progress
+    # lines take turns on the one terminal.
+    terminal = threading.RLock()
     if password_vault is not None:
         lookup = _passwords_from_vault(
             password_vault, vault_password(app, vault_password_file, ask_vault_pass)
@@ -156,21 +175,21 @@ def bootstrap(
                 "the installer password must be typed on a terminal or come from a vault file",
                 hint="use --password-vault FILE (see provision secrets encrypt)",
             )
-        typed: str = click.prompt(f"password of {login_user}", hide_input=True, err=True)
-        lookup = lambda _host: typed  # noqa: E731 - one password for the batch
+        lookup = _typed_password(login_user, terminal)
 
     def show(host: service.HostBootstrap) -> None:
         if not as_json:
             failed = host.outcome in {"failed", "unreachable"}
             detail = host.message if failed else ", ".join(host.changes)
-            console.err.print(f"  {host.host}: {host.outcome} {detail}".rstrip(), markup=False)
+            with terminal:  # never into a question another host's thread is asking
+                console.err.print(f"  {host.host}: {host.outcome} {detail}".rstrip(), markup=False)
 
     result = service.bootstrap(
         settings,
         selection,
         login_user=login_user,
         password=lookup,
-        trust=None if accept_new else _prompting_trust(),
+        trust=None if accept_new else _prompting_trust(terminal),
         accept_new=accept_new,
         concurrency=concurrency,
         timeout=timeout,

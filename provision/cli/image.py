@@ -47,7 +47,9 @@ def image() -> None:
     type=click.Path(path_type=Path),
     help="Folder to write (preseed.cfg, or user-data and meta-data).",
 )
-@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option(
+    "--force", is_flag=True, help="Replace the output folder if it exists (never a file)."
+)
 @click.option(
     "--password-hash-file",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -97,7 +97,15 @@ def sweep(
     """
     from provision import preflight as service
 
-    result = service.sweep(app.settings, selection, concurrency=concurrency, timeout=timeout)
+    try:
+        result = service.sweep(app.settings, selection, concurrency=concurrency, timeout=timeout)
+    except KeyboardInterrupt:
+        # The hosts that answered are in the store; the boundary exits 130.
+        console.err.print(
+            "sweep interrupted; the hosts that answered are recorded: provision preflight show",
+            markup=False,
+        )
+        raise
     _print(result, show_hosts, as_json)
     if result.exit_status != ExitStatus.SUCCESS:
         raise click.exceptions.Exit(int(result.exit_status))

@@ -175,8 +175,15 @@ def rekey(
       provision secrets rekey secrets/installer.yml --new-vault-password-file new-pass
     """
     old = vault_password(app, vault_password_file, ask_vault_pass)
+    service.view(file, old)  # a wrong old password is said before the new one is asked
     if new_vault_password_file is not None:
         new = service.read_password(new_vault_password_file)
+    elif not console.is_interactive() and not sys.stdin.isatty():
+        raise InputError(
+            "no new vault password: --new-vault-password-file is not given and there is "
+            "no terminal to ask on",
+            hint="pass --new-vault-password-file FILE (a file or a client script printing it)",
+        )
     else:
         new = vault_password(app, None, True, confirm=True, what="New vault")
     service.rekey(file, old, new)

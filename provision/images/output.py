@@ -36,6 +36,20 @@ def check_target(path: Path, *, force: bool, what: str) -> Path:
     return path
 
 
+def check_folder_target(path: Path, *, force: bool, what: str) -> Path:
+    """`check_target` for an output that is a folder: `force` replaces a folder, never
+    a file or a symlink in its place (that is more likely a wrong path than an old
+    output, and a folder cannot be renamed over it anyway)."""
+    path = check_target(path, force=force, what=what)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        kind = "a symlink" if path.is_symlink() else "a file"
+        raise InputError(
+            f"{what} {path} is {kind}, not a folder; --force replaces only a folder",
+            hint="give --out a folder path (it is created), or remove what is there first",
+        )
+    return path
+
+
 def temp_path(target: Path) -> Path:
     """A fresh temporary name in `target`'s folder (same filesystem: renames are atomic)."""
     return target.parent / f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{os.urandom(3).hex()}"
@@ -78,7 +92,7 @@ def building(target: Path) -> Iterator[Path]:
 
 def write_folder(target: Path, files: Mapping[str, tuple[str, int]], *, force: bool) -> None:
     """Write `files` (name -> (text, mode)) as the folder `target`, atomically."""
-    check_target(target, force=force, what="output folder")
+    check_folder_target(target, force=force, what="output folder")
     with building(target) as temp:
         temp.mkdir(mode=0o755)
         for name, (text, mode) in files.items():

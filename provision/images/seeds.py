@@ -33,7 +33,7 @@ import yaml
 
 from provision import keys
 from provision.errors import ConfigError, InputError, PrerequisiteError
-from provision.images.output import check_target, write_folder
+from provision.images.output import check_folder_target, write_folder
 from provision.render import render
 from provision.settings import Settings
 from provision.standards.model import Standard
@@ -465,7 +465,7 @@ def check_seed(files: dict[str, str], values: SeedValues) -> None:
 def write_seed(settings: Settings, request: SeedRequest) -> SeedResult:
     """Render, check and write one seed folder. Bad input changes nothing."""
     check_os(request.os)
-    out = check_target(request.out, force=request.force, what="output folder")
+    out = check_folder_target(request.out, force=request.force, what="output folder")
     standard = pick_standard(settings.workspace / "standards", request.standard)
     check_role(standard, request.role)
     password_hash = (

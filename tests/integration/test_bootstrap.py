@@ -7,17 +7,28 @@ changes its hosts in ways the shared lab's users must not see.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from socket import create_server
 
+import pexpect
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from provision import bootstrap, crypto, keys, ssh
+from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
 from provision.lab import service, state
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
+from tests.conftest import REPO
 from tests.integration.conftest import (
     claim_test_subnet,
     lab_settings,
@@ -243,6 +254,9 @@ def test_wrong_installer_password_leaves_the_host_untouched(new_lab: Settings) -
     assert result.exit_status == ExitStatus.BAD_INPUT
     assert "refused the password for user installer" in one.message
     assert "wrong-password" not in one.message
+    # The host key was seen and recorded in this run: the failed host's entry says so.
+    assert one.first_contact
+    assert one.fingerprint == crypto.fingerprint(_lab(new_lab).hosts[host].host_key)
     root = _root_of(new_lab, host)
     assert "provision:" not in (root / "etc/passwd").read_text()
     assert not (root / "etc/sudoers.d/provision-provision").exists()
@@ -266,3 +280,124 @@ def test_a_host_that_is_down_is_unreachable(new_lab: Settings) -> None:
         assert result.exit_status == ExitStatus.HOSTS_UNREACHABLE
     finally:
         service.start_host(new_lab, host)
+
+
+def _bootstrapped(settings: Settings, host: str) -> None:
+    if _as_automation(settings, host, "sudo -n true").returncode != 0:
+        assert _run(settings, host, _password(settings)).exit_status == ExitStatus.SUCCESS
+
+
+def _cli_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISION_")}
+    env.update(
+        PROVISION_WORKSPACE=str(settings.workspace),
+        PROVISION_STATE_DIR=str(settings.state_path),
+        PROVISION_LAB_SUBNET=settings.lab_subnet,
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def _on_a_terminal(settings: Settings, *args: str) -> pexpect.spawn:
+    """`provision ARGS` on a terminal of its own (a pty), as a person runs it."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "provision", *args],
+        env=_cli_env(settings),
+        encoding="utf-8",
+        timeout=180,
+        dimensions=(50, 250),
+    )
+
+
+def test_no_password_is_asked_when_every_host_takes_the_key(new_lab: Settings) -> None:
+    for host in HOSTS:
+        _bootstrapped(new_lab, host)
+    child = _on_a_terminal(new_lab, "bootstrap", "role:lab_pc", "--user", "installer")
+    seen = child.expect(["password of installer", pexpect.EOF])
+    output = child.before
+    child.close(force=True)
+    assert seen == 1, f"asked for a password no host needs: {output}"
+    assert child.exitstatus == ExitStatus.SUCCESS, output
+    assert output.count(": unchanged") == len(HOSTS), output
+
+
+def test_progress_lines_wait_for_a_trust_question_being_asked(
+    new_lab: Settings, tmp_path: Path
+) -> None:
+    """Two hosts at once: a new one whose key is being asked about, and one that fails
+    while the question waits for its answer. The failure's line comes after the
+    answer, not into the question."""
+    folder = new_lab.workspace / "inventories" / "prompt"
+    folder.mkdir(parents=True)
+    with create_server(("127.0.0.1", 0)) as silent:
+        hosts = {
+            HOSTS[0]: {"ansible_host": _lab(new_lab).hosts[HOSTS[0]].address},
+            "silent-host": {"ansible_host": "127.0.0.1", "ansible_port": silent.getsockname()[1]},
+        }
+        (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+        child = _on_a_terminal(
+            new_lab, "--env", "prompt", "bootstrap", "--user", "installer", "--timeout", "120"
+        )
+        try:
+            if child.expect(["password of installer: ", "Trust this key and record it"]) == 0:
+                child.sendline(_password(new_lab))  # asked first before the fix: answer it
+                child.expect("Trust this key and record it")
+            child.expect(re.escape("[y/N]: "))
+            # The question is on the screen; now the silent host fails: its server
+            # closes the connection before greeting.
+            silent.settimeout(120)
+            connection, _ = silent.accept()
+            connection.close()
+            assert child.expect(["silent-host", pexpect.TIMEOUT], timeout=10) == 1, (
+                f"a progress line was printed into the question: {child.before!r}"
+            )
+            child.sendline("n")
+            child.expect(pexpect.EOF)
+            after = child.before
+        finally:
+            child.close(force=True)
+            shutil.rmtree(folder)
+    assert re.search(rf"{HOSTS[0]}: failed .*not accepted", after), after
+    assert "silent-host: unreachable" in after or "silent-host: failed" in after, after
+    assert child.exitstatus == ExitStatus.BAD_INPUT  # the declined key
+
+
+def test_an_installer_without_sudo_is_a_host_failure_and_keeps_the_key_seen(
+    new_lab: Settings, tmp_path: Path
+) -> None:
+    """SSH takes the password, the host does not let that account use sudo: exit 4
+    (some hosts failed), not 3; the --json entry keeps the key recorded in the run."""
+    host = HOSTS[1]
+    _make_pristine(new_lab, host)
+    root = _root_of(new_lab, host)
+    group = root / "etc/group"
+    text = group.read_text()
+    assert re.search(r"^sudo:[^:]*:[^:]*:.*installer", text, re.M)
+    group.write_text(re.sub(r"^(sudo:[^:]*:[^:]*:).*$", r"\1", text, flags=re.M))
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("vault-pass-bootstrap\n")
+    vault = tmp_path / "installer.yml"
+    vault.write_bytes(
+        crypto.vault_encrypt(
+            f"installer_password: {_password(new_lab)}\n".encode(), "vault-pass-bootstrap"
+        )
+    )
+    try:
+        done = CliRunner().invoke(
+            cli,
+            [
+                *("--workspace", str(new_lab.workspace), "bootstrap", host),
+                *("--user", "installer", "--accept-new", "--json"),
+                *("--password-vault", str(vault), "--vault-password-file", str(vault_pass)),
+            ],
+        )
+        assert done.exit_code == ExitStatus.HOSTS_FAILED, done.output
+        (entry,) = json.loads(done.stdout)["hosts"]
+        assert (entry["outcome"], entry["problem"]) == ("failed", "sudo_refused"), entry
+        assert "may not use sudo" in entry["message"]
+        assert entry["first_contact"] is True
+        assert entry["fingerprint"] == crypto.fingerprint(_lab(new_lab).hosts[host].host_key)
+        assert "provision:" not in (root / "etc/passwd").read_text()  # nothing was set up
+    finally:
+        service.reset_host(new_lab, host)

@@ -9,8 +9,14 @@ line (host key mismatch).
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Iterator
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +26,7 @@ from click.testing import CliRunner
 
 from provision import crypto, preflight
 from provision.cli.main import cli
-from provision.errors import ExitStatus
+from provision.errors import ExitStatus, StateError
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
@@ -196,3 +202,95 @@ def test_cli_prints_districts_and_exits_5_when_a_host_is_down(sweep_env: Lab) ->
     assert {h["host"]: h["status"] for h in again["hosts"]} == {
         h["host"]: h["status"] for h in data["hosts"]
     }
+
+
+@pytest.fixture
+def slow_env(lab: Lab) -> Iterator[Lab]:
+    """inventories/slow/: the lab's hosts plus one that accepts SSH connections and never
+    greets (an sshd overloaded at the end of a bad link): a listening socket nobody
+    serves, whose handshakes the kernel completes; the probe waits up to --timeout."""
+    folder = lab.settings.workspace / "inventories" / "slow"
+    (folder / ".ssh").mkdir(parents=True)
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        hosts: dict[str, dict[str, object]] = {
+            h.name: {"ansible_host": h.address, "provision_district": "Gazipur"} for h in lab.hosts
+        }
+        hosts["slow-host"] = {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": silent.getsockname()[1],
+            "provision_district": "Dhaka",
+        }
+        connection = {
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(lab.inventory / KEY_NAME),
+        }
+        (folder / "hosts.yml").write_text(
+            yaml.safe_dump({"all": {"hosts": hosts, "vars": connection}}, sort_keys=False)
+        )
+        shutil.copy(lab.inventory / KNOWN_HOSTS, folder / KNOWN_HOSTS)
+        try:
+            yield Lab(replace(lab.settings, env="slow"), lab.hosts)
+        finally:
+            shutil.rmtree(folder)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def test_answers_are_stored_while_a_slow_host_is_awaited_and_ctrl_c_stops_at_once(
+    slow_env: Lab,
+) -> None:
+    """The lab's hosts answer in about a second; the silent one would hold the sweep
+    for its whole --timeout (300 s). The answers are in the store long before that,
+    and Ctrl-C ends the sweep at once: exit 130, the answers kept, marked interrupted."""
+    settings = slow_env.settings
+    lab_hosts = {h.name for h in slow_env.hosts}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISION_")}
+    env.update(
+        PROVISION_WORKSPACE=str(settings.workspace),
+        PROVISION_STATE_DIR=str(settings.state_path),
+        PROVISION_ENV="slow",
+        PYTHONPATH=str(REPO),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", "preflight", "--timeout", "300"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+
+        def lab_hosts_stored() -> bool:
+            try:
+                last = preflight.recorded(settings)
+            except StateError:  # the sweep has not been recorded yet
+                return False
+            return {h.host for h in last.hosts} == lab_hosts
+
+        _wait_for(lab_hosts_stored, 120, "the lab hosts' answers in the store")
+        running = preflight.recorded(settings)
+        assert running.sweep is not None and running.sweep.status == "running"
+        assert proc.poll() is None  # still waiting on the silent host
+
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)  # far less than the silent host's 300 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == ExitStatus.INTERRUPTED, output
+    assert "Traceback" not in output
+    assert "provision preflight show" in output
+    last = preflight.recorded(settings)
+    assert last.sweep is not None and last.sweep.status == "interrupted"
+    assert last.sweep.hosts == len(lab_hosts) + 1
+    assert {h.host for h in last.hosts} == lab_hosts
+    assert all(h.reachable for h in last.hosts)

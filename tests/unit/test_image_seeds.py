@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from provision import keys
 from provision.cli.main import cli
-from provision.errors import ConfigError, InputError
+from provision.errors import ConfigError, ExitStatus, InputError
 from provision.images import seeds
 from provision.settings import Settings, load_settings
 from provision.standards import load_standard
@@ -118,6 +118,35 @@ def test_password_hash_only_when_asked_and_folder_private(
     assert (out / "user-data").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_debian_password_hash_is_not_reset_at_the_end_of_the_install(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The installer sets the hash; the late command must not then replace it with '*'
+    (no password): the console login asked for would never work."""
+    hash_file = tmp_path / "hash"
+    hash_file.write_text(HASH + "\n")
+    with_hash = tmp_path / "with-hash"
+    seeds.write_seed(
+        settings,
+        seeds.SeedRequest("lab_pc", "debian-12", with_hash, password_hash_file=hash_file),
+    )
+    answers = seeds.preseed_answers((with_hash / "preseed.cfg").read_text())
+    assert answers["passwd/user-password-crypted"] == ("password", HASH)
+    late = answers["preseed/late_command"][1]
+    assert "usermod" not in late and "passwd" not in late
+    assert "authorized_keys" in late and "visudo -cf" in late  # the rest is still done
+    # Without a hash, "!" (locked) becomes "*" (no password, key login only).
+    key_only = tmp_path / "key-only"
+    seeds.write_seed(settings, seeds.SeedRequest("lab_pc", "debian-12", key_only))
+    answers = seeds.preseed_answers((key_only / "preseed.cfg").read_text())
+    assert answers["passwd/user-password-crypted"] == ("password", "!")
+    assert (
+        answers["preseed/late_command"][1]
+        .lstrip()
+        .startswith("in-target usermod -p '*' provision;")
+    )
+
+
 def test_a_plain_password_is_refused(settings: Settings, tmp_path: Path) -> None:
     hash_file = tmp_path / "hash"
     hash_file.write_text("hunter2\n")
@@ -197,6 +226,31 @@ def test_existing_output_is_refused_without_force_and_replaced_with_it(
     assert code == 0, output
     assert sorted(p.name for p in out.iterdir()) == ["preseed.cfg"]
     assert sorted(p.name for p in parent.iterdir()) == ["seed"]  # no temporary left
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_force_over_a_file_is_one_clear_error_and_keeps_the_file(
+    settings: Settings, tmp_path: Path, kind: str
+) -> None:
+    """--force replaces an output *folder*; a file (or a symlink) at --out is most
+    likely a wrong path: refused (exit 3), left as it was, nothing written beside it."""
+    parent = tmp_path / "out"
+    parent.mkdir()
+    mine = parent / "notes.txt"
+    mine.write_text("keep")
+    out = mine
+    if kind == "symlink":
+        out = parent / "seed"
+        out.symlink_to(tmp_path)
+    code, output = invoke(
+        settings, "--role", "lab_pc", "--os", "debian-12", "--out", str(out), "--force"
+    )
+    assert code == ExitStatus.BAD_INPUT, output
+    first = output.splitlines()[0]
+    assert first.startswith("error: ") and f"{out} is a {kind}, not a folder" in first
+    assert "internal error" not in output and "Traceback" not in output
+    assert mine.read_text() == "keep"
+    assert sorted(p.name for p in parent.iterdir()) == sorted({mine.name, out.name})
 
 
 def test_a_failing_check_leaves_nothing_behind(

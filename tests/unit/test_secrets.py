@@ -105,6 +105,29 @@ def test_edit_uses_a_private_file_that_is_gone_afterwards(tmp_path: Path) -> Non
     assert not unchanged.changed and target.read_bytes() == before
 
 
+def test_edit_and_rekey_keep_the_files_mode_whatever_the_umask(tmp_path: Path) -> None:
+    """A vars file shared with a group (0640) or readable by all (0644) keeps its mode
+    when edited or rekeyed by someone whose umask is 077."""
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
+    previous = os.umask(0o077)
+    try:
+        for mode in (0o644, 0o640):
+            target.chmod(mode)
+
+            def editor(argv: list[str], text: str = f"a: {mode}\n") -> int:
+                Path(argv[-1]).write_text(text)
+                return 0
+
+            assert secrets.edit(target, PASSWORD, ["fake-editor"], run=editor).changed
+            assert stat.S_IMODE(target.stat().st_mode) == mode
+            secrets.rekey(target, PASSWORD, PASSWORD)
+            assert stat.S_IMODE(target.stat().st_mode) == mode
+        assert secrets.view(target, PASSWORD) == f"a: {0o640}\n".encode()
+    finally:
+        os.umask(previous)
+
+
 def test_a_failing_editor_changes_nothing(tmp_path: Path) -> None:
     target = tmp_path / "vault.yml"
     target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
@@ -192,6 +215,46 @@ def test_cli_round_trip_and_wrong_password_is_one_line(
     assert refused.exit_code == ExitStatus.BAD_INPUT
     assert "vault password is wrong" in refused.output
     assert "Traceback" not in refused.output
+    assert target.read_bytes() == before
+
+
+def test_rekey_checks_the_old_password_before_asking_for_the_new_one(
+    workspace: Path, tmp_path: Path, pass_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provision.cli import console
+
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
+    before = target.read_bytes()
+    base = ["--workspace", str(workspace), "secrets", "rekey", str(target)]
+    monkeypatch.setattr(console, "is_interactive", lambda: True)  # a person at the prompt
+    typed = CliRunner().invoke(
+        cli, [*base, "--ask-vault-pass"], input="mistyped\nnew-pass\nnew-pass\n"
+    )
+    assert typed.exit_code == ExitStatus.BAD_INPUT, typed.output
+    assert "vault password is wrong" in typed.output
+    assert "New vault password" not in typed.output  # not asked: the old one was wrong
+    assert target.read_bytes() == before
+
+
+def test_rekey_without_a_terminal_names_the_new_password_option(
+    workspace: Path, tmp_path: Path, pass_file: Path
+) -> None:
+    target = tmp_path / "vault.yml"
+    target.write_bytes(crypto.vault_encrypt(b"a: 1\n", PASSWORD))
+    before = target.read_bytes()
+    done = CliRunner().invoke(
+        cli,
+        [
+            *("--workspace", str(workspace), "secrets", "rekey", str(target)),
+            *("--vault-password-file", str(pass_file)),
+        ],
+    )
+    assert done.exit_code == ExitStatus.BAD_INPUT, done.output
+    first = done.output.splitlines()[0]
+    assert first.startswith("error: no new vault password")
+    assert "--new-vault-password-file" in done.output
+    assert "no vault_password_file is set" not in done.output  # it was given, and it is fine
     assert target.read_bytes() == before
 
 
