@@ -126,3 +126,12 @@ def test_help_has_examples() -> None:
     for args in (["portal", "--help"], ["portal", "deploy", "--help"], ["ca", "--help"]):
         shown = CliRunner().invoke(cli, args)
         assert shown.exit_code == 0 and "Example" in shown.output
+
+
+def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    bad = run(settings, "ca", "issue", "10.213.6.5")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    assert not (settings.workspace / "portals").exists()
