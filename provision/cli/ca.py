@@ -95,9 +95,8 @@ def issue(app: AppContext, domain: str, days: int) -> None:
       provision ca issue gazipur.gov.bd
     """
     from provision.portal import ca as service
-    from provision.portal.model import check_domain
 
-    status = service.issue(app.settings, check_domain(domain), days=days)
+    status = service.issue(app.settings, domain, days=days)
     console.out.print(
         f"{status.action} {status.cert_path} (valid until {status.not_after:%Y-%m-%d}); "
         f"deploy it with provision portal deploy",

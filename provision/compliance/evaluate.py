@@ -604,7 +604,11 @@ def combine(control: Control, outcomes: Sequence[CheckOutcome]) -> ControlResult
         return ControlResult(control.id, NO_REPORT, control.severity, message="no check")
     statuses = {o.status for o in outcomes}
     status = next(s for s in _PRECEDENCE if s in statuses)
-    message = "; ".join(o.message for o in outcomes if o.status != PASS and o.message)
+    # A failing control says what failed; a passing one keeps what its checks said
+    # about the pass (WEB-001's "no portal is registered for this host").
+    message = "; ".join(
+        o.message for o in outcomes if o.message and (status == PASS or o.status != PASS)
+    )
     if len(outcomes) == 1:
         expected, actual = outcomes[0].expected, outcomes[0].actual
     else:

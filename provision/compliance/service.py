@@ -433,7 +433,7 @@ class _PortalEvidence:
     def _run(self, settings: Settings, hosts: list[str], timeout: float) -> None:
         try:
             found: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
-            for health in check_portals(settings, ";".join(hosts), timeout=timeout):
+            for health in check_portals(settings, ";".join(hosts), timeout=timeout, empty_ok=True):
                 found.setdefault(health.host, []).append(portal_item(health))
             self._sections = {h: {"portals": items} for h, items in found.items()}
         except ProvisionError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from provision import crypto
 from provision.errors import InputError, StateError
+from provision.portal.model import check_domain
 from provision.settings import Settings
 
 #: Validity of a portal certificate: 397 days, the most browsers accept.
@@ -136,6 +137,7 @@ def cert_status(settings: Settings, domain: str, action: str = "kept") -> CertSt
 
 def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStatus:
     """Issue (or reissue) `domain`'s certificate with a new key; write key, cert and chain."""
+    domain = check_domain(domain)
     if days < 1:
         raise InputError("--days must be at least 1", hint="give the certificate's validity")
     ca = _load(settings)

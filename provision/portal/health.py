@@ -20,9 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from provision import crypto
-from provision.errors import StateError
+from provision.errors import InputError, StateError
+from provision.inventory import select_hosts
+from provision.inventory.targets import load_environment
 from provision.portal import ca
-from provision.portal.service import host_addresses, list_portals
+from provision.portal.service import host_addresses, list_portals, register_path
 from provision.settings import Settings
 
 #: A certificate with fewer days left than this is reported as expiring.
@@ -178,21 +180,45 @@ def check_portal(
     )
 
 
+def _nothing_to_check(settings: Settings, selection: str | None) -> InputError:
+    register = register_path(settings)
+    if not selection:
+        return InputError(
+            f"no portal is registered in {register}, so there is nothing to check",
+            hint="add one with provision portal add, or check another --env",
+        )
+    loaded = load_environment(settings.inventory_path)
+    if not select_hosts(loaded.inventory, selection):
+        return InputError(
+            f"the selection {selection!r} names no host of {loaded.folder}",
+            hint="check it with provision inventory show SELECTION (a typo matches nothing)",
+        )
+    return InputError(
+        f"no registered portal is served by the hosts {selection!r} names",
+        hint="see provision portal list for the portals and their hosts",
+    )
+
+
 def check_portals(
     settings: Settings,
     selection: str | None = None,
     *,
     warn_days: float = WARN_DAYS,
     timeout: float = 10.0,
+    empty_ok: bool = False,
 ) -> list[PortalHealth]:
     """The health of every registered portal on the hosts `selection` names (all when None).
 
     Portals with a department certificate are verified against the CA's root
     certificate only; externally issued ones against the system trust store.
     Raises a ProvisionError for a bad register or selection (never for a portal
-    that does not answer: that is a result).
+    that does not answer: that is a result), and an InputError when nothing is
+    left to check, unless `empty_ok`: a typo in a timer's selection must not look
+    like a healthy fleet.
     """
     portals = list_portals(settings, selection)
+    if not portals and not empty_ok:
+        raise _nothing_to_check(settings, selection)
     addresses = host_addresses(settings, sorted({p.host for p in portals}))
     try:
         root: Path | None = ca.ca_info(settings).cert_path

@@ -11,6 +11,7 @@ by the service.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import tempfile
@@ -143,15 +144,34 @@ class Register:
 
 
 def check_domain(domain: str) -> str:
-    """The domain in its normal form (lower case, no final dot), or InputError."""
+    """The domain in its normal form (lower case, no final dot), or InputError.
+
+    An IP address is refused by name: it would get a certificate with a DNS name
+    that no client asks for, and a server block answering the host's own address.
+    """
     normal = domain.strip().lower().rstrip(".")
-    if not DOMAIN.fullmatch(normal):
+    if _is_address(normal):
+        raise InputError(
+            f"{domain.strip()!r} is an IP address, not a domain name",
+            hint="a portal is served by its domain name (e.g. upazila.district.gov.bd); "
+            "give that, and point its DNS at the host",
+        )
+    if not DOMAIN.fullmatch(normal) or normal.rsplit(".", 1)[-1].isdigit():
         raise InputError(
             f"{domain!r} is not a valid domain name",
             hint="give a name like upazila.district.gov.bd: letters, digits and '-' "
             "in dot-separated labels",
         )
     return normal
+
+
+def _is_address(text: str) -> bool:
+    """An IPv4 or IPv6 address, or something only made of digits and dots (300.1.2.3)."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return bool(re.fullmatch(r"[0-9.]+", text)) and "." in text
+    return True
 
 
 def _problem(located: Located, at: tuple[str | int, ...], message: str, hint: str) -> InputError:

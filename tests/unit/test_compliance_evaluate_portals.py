@@ -266,3 +266,13 @@ def test_fix_without_a_portal_control_passes_no_register(
     plan = fix_module.plan_fix(settings, run_id, control="SSH-004")
     assert plan.tags == ("SSH-004",) and plan.vars_file is None
     assert plan.rollout is not None and plan.rollout.options.vars_file is None
+
+
+def test_a_portal_host_with_no_portal_passes_saying_why() -> None:
+    evidence = {"os_release": {"id": "debian", "version_id": "12"}, "portals": {"portals": []}}
+    result = _web(judge_host(_plan("portal_host"), evidence))
+    assert (result.status, result.actual) == ("pass", [])
+    assert result.message == "no portal is registered for this host"
+    # A pass with nothing to say still says nothing.
+    evidence["portals"] = {"portals": [portal("a.gov.bd", "ok", 300)]}
+    assert _web(judge_host(_plan("portal_host"), evidence)).message == ""

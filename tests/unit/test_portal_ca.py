@@ -177,3 +177,11 @@ def test_health_verifies_chain_name_and_expiry(settings: Settings, tmp_path: Pat
         assert soon.status == "expiring" and not soon.ok and "expires in" in soon.message
     gone = check_portal("a.gov.bd", "127.0.0.1", ca_file=info.cert_path, port=port, timeout=2)
     assert gone.status == "unreachable" and gone.message
+
+
+def test_an_ip_address_gets_no_certificate(settings: Settings) -> None:
+    ca.init_ca(settings)
+    for address in ("10.213.6.5", "::1", "[2001:db8::1]"):
+        with pytest.raises(InputError, match="is an IP address, not a domain name"):
+            ca.issue(settings, address)
+    assert ca.issued(settings) == []

@@ -126,3 +126,26 @@ def test_help_has_examples() -> None:
     for args in (["portal", "--help"], ["portal", "deploy", "--help"], ["ca", "--help"]):
         shown = CliRunner().invoke(cli, args)
         assert shown.exit_code == 0 and "Example" in shown.output
+
+
+def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    bad = run(settings, "ca", "issue", "10.213.6.5")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    assert not (settings.workspace / "portals").exists()
+
+
+def test_health_of_a_selection_that_matches_nothing_is_an_error(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    empty = run(settings, "portal", "health")
+    assert empty.exit_code == ExitStatus.BAD_INPUT
+    assert "no portal is registered" in empty.stderr and "hint:" in empty.stderr
+    run(settings, "portal", "add", "a.gov.bd", "--host", "portal01", "--content", "sites/a")
+    typo = run(settings, "portal", "health", "portl01", "--json")
+    assert typo.exit_code == ExitStatus.BAD_INPUT and typo.stdout == ""
+    assert "'portl01' names no host" in typo.stderr
+    bare = run(settings, "portal", "health", "portal02")  # a portal host serving no portal
+    assert bare.exit_code == ExitStatus.BAD_INPUT
+    assert "no registered portal is served by the hosts 'portal02' names" in bare.stderr

@@ -53,6 +53,8 @@ def test_add_fills_the_office_from_the_admin_tree_and_writes_yaml(settings: Sett
         ({"domain": "new.gov.bd", "host": "nowhere"}, "not in the inventory"),
         ({"domain": "new.gov.bd", "host": "fs01"}, "does not have the portal_host role"),
         ({"domain": "bad_name..gov"}, "not a valid domain"),
+        ({"domain": "10.213.6.5"}, "is an IP address, not a domain name"),
+        ({"domain": "2001:db8::1"}, "is an IP address, not a domain name"),
         ({"domain": "new.gov.bd", "content": "sites/missing"}, "does not exist"),
         ({"domain": "", "office": "Nowhere"}, "no office named"),
         ({"domain": "", "office": "Kaliganj"}, "offices are named"),
@@ -116,6 +118,12 @@ def _write(settings: Settings, body: str) -> Path:
             "'tls'",
         ),
         ("portals: [\n", 2, "not valid YAML"),
+        (
+            "portals:\n- domain: a.gov.bd\n  host: p\n  kind: php\n  content: x\n"
+            "- domain: 10.213.6.5\n  host: p\n  kind: php\n  content: x\n",
+            6,
+            "field 'domain': '10.213.6.5' is an IP address",
+        ),
     ],
 )
 def test_register_mistakes_are_reported_at_their_line(
@@ -157,7 +165,7 @@ def test_without_an_inventory_the_error_says_how_to_get_one(tmp_path: Path) -> N
 
 def test_domains_and_users() -> None:
     assert check_domain(" Www.Gazipur.GOV.bd. ") == "www.gazipur.gov.bd"
-    for bad in ("gazipur", "a..b", "-a.b", "a_b.gov.bd", "x" * 64 + ".bd"):
+    for bad in ("gazipur", "a..b", "-a.b", "a_b.gov.bd", "x" * 64 + ".bd", "1.2.3.4", "a.b.123"):
         with pytest.raises(InputError):
             check_domain(bad)
     short = Portal("a.gov.bd", "h", "php", "x")
