@@ -53,7 +53,8 @@ def _status_table(hosts: list[service.HostStatus]) -> Table:
     "hosts_spec",
     metavar="SPEC",
     help="Which hosts: comma-separated names of the default hosts, 'default', "
-    "or ROLE:COUNT (field_server, lab_pc, portal_host, digital_centre_pc); "
+    "or ROLE:COUNT for COUNT more hosts of a role, numbered after those named "
+    "(field_server, lab_pc, portal_host, digital_centre_pc); "
     "an entry ending in @new boots as a machine arrives, to be bootstrapped "
     "(lab_pc:2@new). Default: the four default hosts.",
 )

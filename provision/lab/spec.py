@@ -93,43 +93,36 @@ def parse_hosts_spec(spec: str | None) -> list[LabHost]:
     """`--hosts` → hosts. Entries are comma-separated:
 
     * a host name from the default lab (`dhk-kal-lab01`),
-    * `ROLE:COUNT` for COUNT hosts of a role (`lab_pc:3` → dhk-kal-lab01…03),
+    * `ROLE:COUNT` for COUNT more hosts of a role (`lab_pc:3` → dhk-kal-lab01…03,
+      or dhk-kal-lab02…04 beside a dhk-kal-lab01 named in the same spec),
     * `default` for the four default hosts,
 
     each optionally ending in `@new` (`lab_pc:2@new`): those hosts boot as new
     machines arrive, to be bootstrapped (see `LabHost.new`). No spec means the
-    default four.
+    default four. Every host the spec asks for is booted: a role count never
+    folds into a host named elsewhere in the spec, and a host asked for both as
+    a new machine and as an installed one is refused.
     """
     if spec is None or not spec.strip():
         return list(DEFAULT_HOSTS)
+    # Named hosts first, so that role counts number their hosts after them
+    # whatever the order of the entries.
+    entries = [_parse_entry(raw) for raw in spec.split(",")]
+    named: dict[str, LabHost] = {}
+    for entry, new, raw in entries:
+        if entry is not None and ":" not in entry:
+            for host in _named_hosts(entry):
+                _take(named, replace(host, new=new), raw)
     chosen: dict[str, LabHost] = {}
-    known = {h.name: h for h in DEFAULT_HOSTS}
-    for raw in spec.split(","):
-        entry = raw.strip()
-        new = entry.endswith(NEW_SUFFIX)
-        entry = entry.removesuffix(NEW_SUFFIX).strip()
-        if not entry:
-            if new:
-                raise InputError(
-                    f"--hosts: '{raw.strip()}' names no host", hint="e.g. lab_pc:2@new"
-                )
+    for entry, new, _ in entries:
+        if entry is None:
             continue
-        if entry == "default":
-            for host in DEFAULT_HOSTS:
-                chosen.setdefault(host.name, replace(host, new=new))
-        elif ":" in entry:
-            for host in _hosts_for_role(entry):
-                chosen.setdefault(host.name, replace(host, new=new))
-        elif entry in known:
-            chosen.setdefault(entry, replace(known[entry], new=new))
+        if ":" in entry:
+            for host in _hosts_for_role(entry, taken=named.keys() | chosen.keys()):
+                chosen[host.name] = replace(host, new=new)
         else:
-            raise InputError(
-                f"--hosts: unknown lab host '{entry}'",
-                hint="use one of "
-                + ", ".join(known)
-                + ", 'default', or ROLE:COUNT such as lab_pc:3, each optionally with @new "
-                "(roles: " + ", ".join(ROLE_TEMPLATES) + ")",
-            )
+            for host in _named_hosts(entry):
+                chosen.setdefault(host.name, named[host.name])
     if not chosen:
         raise InputError("--hosts names no host", hint="e.g. --hosts default,lab_pc:3")
     if len(chosen) > MAX_HOSTS:
@@ -137,7 +130,53 @@ def parse_hosts_spec(spec: str | None) -> list[LabHost]:
     return list(chosen.values())
 
 
-def _hosts_for_role(entry: str) -> list[LabHost]:
+def _parse_entry(raw: str) -> tuple[str | None, bool, str]:
+    """One `--hosts` entry → (what it names or None if empty, whether @new, as written)."""
+    written = raw.strip()
+    new = written.endswith(NEW_SUFFIX)
+    entry = written.removesuffix(NEW_SUFFIX).strip()
+    if not entry:
+        if new:
+            raise InputError(f"--hosts: '{written}' names no host", hint="e.g. lab_pc:2@new")
+        return None, False, written
+    return entry, new, written
+
+
+def _named_hosts(entry: str) -> tuple[LabHost, ...]:
+    if entry == "default":
+        return DEFAULT_HOSTS
+    known = {h.name: h for h in DEFAULT_HOSTS}
+    if entry in known:
+        return (known[entry],)
+    raise InputError(
+        f"--hosts: unknown lab host '{entry}'",
+        hint="use one of "
+        + ", ".join(known)
+        + ", 'default', or ROLE:COUNT such as lab_pc:3, each optionally with @new "
+        "(roles: " + ", ".join(ROLE_TEMPLATES) + ")",
+    )
+
+
+def _take(named: dict[str, LabHost], host: LabHost, raw: str) -> None:
+    """Record a named host; the same host asked for twice must be asked for alike."""
+    before = named.setdefault(host.name, host)
+    if before.new != host.new:
+        first, second = (
+            ("a new machine", "an installed one")
+            if before.new
+            else (
+                "an installed machine",
+                "a new one",
+            )
+        )
+        raise InputError(
+            f"--hosts asks for {host.name} as {first} and, in '{raw}', as {second}",
+            hint=f"name {host.name} once, with {NEW_SUFFIX} or without it",
+        )
+
+
+def _hosts_for_role(entry: str, taken: set[str]) -> list[LabHost]:
+    """COUNT hosts of ROLE, numbered on from the names the spec has taken already."""
     role, _, count_text = entry.partition(":")
     if role not in ROLE_TEMPLATES:
         raise InputError(
@@ -150,7 +189,14 @@ def _hosts_for_role(entry: str) -> list[LabHost]:
             hint="e.g. lab_pc:3",
         )
     stem, placement = ROLE_TEMPLATES[role]
-    return [LabHost(f"{stem}{i:02d}", role, placement) for i in range(1, int(count_text) + 1)]
+    hosts: list[LabHost] = []
+    number = 1
+    while len(hosts) < int(count_text):
+        name = f"{stem}{number:02d}"
+        if name not in taken:
+            hosts.append(LabHost(name, role, placement))
+        number += 1
+    return hosts
 
 
 def check_subnet(subnet: str) -> ipaddress.IPv4Network:

@@ -25,8 +25,8 @@ from provision.lab.state import HostRecord, LabState
 def test_new_suffix_marks_hosts_as_new_machines() -> None:
     hosts = parse_hosts_spec("default,lab_pc:3@new,dhk-gaz-portal01")
     new = {h.name for h in hosts if h.new}
-    # dhk-kal-lab01 came with `default` first; only the hosts added by lab_pc:3@new are new.
-    assert new == {"dhk-kal-lab02", "dhk-kal-lab03"}
+    # dhk-kal-lab01 came with `default`; lab_pc:3@new adds three new machines after it.
+    assert new == {"dhk-kal-lab02", "dhk-kal-lab03", "dhk-kal-lab04"}
     assert [h.name for h in parse_hosts_spec("dhk-kal-fs01@new") if h.new] == ["dhk-kal-fs01"]
     with pytest.raises(InputError, match="names no host"):
         parse_hosts_spec("@new")

@@ -36,7 +36,44 @@ def test_default_lab_is_one_machine_of_each_kind() -> None:
 def test_spec_mixes_names_and_role_counts_without_duplicates() -> None:
     hosts = parse_hosts_spec("dhk-kal-lab01, lab_pc:3,portal_host:1")
     names = [h.name for h in hosts]
-    assert names == ["dhk-kal-lab01", "dhk-kal-lab02", "dhk-kal-lab03", "dhk-gaz-portal01"]
+    # lab_pc:3 is three more lab PCs, numbered after the one named.
+    assert names == [
+        "dhk-kal-lab01",
+        "dhk-kal-lab02",
+        "dhk-kal-lab03",
+        "dhk-kal-lab04",
+        "dhk-gaz-portal01",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "added"),
+    [
+        ("default,lab_pc:1@new", {"dhk-kal-lab02": True}),
+        ("default,lab_pc:3", {f"dhk-kal-lab0{i}": False for i in (2, 3, 4)}),
+        # Named hosts keep their names whatever the order of the entries.
+        ("lab_pc:2,default", {"dhk-kal-lab02": False, "dhk-kal-lab03": False}),
+        ("default,field_server:1@new", {"dhk-kal-fs02": True}),
+        ("default,lab_pc:1,lab_pc:1@new", {"dhk-kal-lab02": False, "dhk-kal-lab03": True}),
+    ],
+)
+def test_every_host_a_role_count_asks_for_is_added(spec: str, added: dict[str, bool]) -> None:
+    hosts = parse_hosts_spec(spec)
+    defaults = {h.name for h in parse_hosts_spec("default")}
+    assert {h.name: h.new for h in hosts if h.name not in defaults} == added
+    assert defaults <= {h.name for h in hosts}
+    assert len({h.name for h in hosts}) == len(hosts)
+
+
+def test_a_host_asked_for_as_new_and_as_installed_is_refused() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_hosts_spec("default,dhk-kal-lab01@new")
+    assert "dhk-kal-lab01" in caught.value.message
+    assert caught.value.hint
+    # The same host asked for twice in the same way is still one host.
+    assert [h.name for h in parse_hosts_spec("dhk-kal-fs01,default,dhk-kal-fs01")].count(
+        "dhk-kal-fs01"
+    ) == 1
 
 
 @pytest.mark.parametrize(
