@@ -9,12 +9,14 @@ use psycopg 3.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from provision.errors import ConfigError, PrerequisiteError, StateError
@@ -67,6 +69,40 @@ def create_engine(url: str) -> Engine:
             hint="install psycopg into provision's environment: pip install 'psycopg[binary]'",
         ) from None
     return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine, table: sa.Table) -> Iterator[Connection]:
+    """A transaction that holds the write lock on `table` from its first statement.
+
+    For check-then-write work that two processes may do at the same instant: the
+    second waits until the first committed, then reads what the first wrote.
+
+    SQLite: `BEGIN IMMEDIATE` takes the database's write lock at once (pysqlite's
+    own BEGIN is deferred and comes only before the first write, so both could
+    read first). The connection is in autocommit mode for this, so the driver
+    leaves the transaction to us. PostgreSQL: the table is locked in SHARE ROW
+    EXCLUSIVE mode, which conflicts with itself and with writes to the table but
+    not with plain reads, so `runs list` never waits.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                # SQLite may have rolled back by itself already (a full disk, say):
+                # the error that got us here is the one to report.
+                with suppress(sa.exc.DBAPIError):
+                    conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+    else:
+        with engine.begin() as conn:
+            # The name is one of our own tables', never user input.
+            conn.exec_driver_sql(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE")
+            yield conn
 
 
 def current_version(engine: Engine) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from provision.errors import StateError
-from provision.store.engine import create_engine, migrate
+from provision.store.engine import create_engine, migrate, write_transaction
 from provision.store.records import HostResult, LockHolder, RunInfo, TaskRow, WaveInfo
 from provision.store.schema import host_locks, host_results, run_hosts, runs, task_results, waves
 
@@ -405,58 +405,95 @@ class Store:
     # -- locks ------------------------------------------------------------------
 
     def acquire_locks(
-        self, run_id: int, hosts: Sequence[str], *, user: str, node: str, pid: int
+        self,
+        run_id: int,
+        hosts: Sequence[str],
+        *,
+        user: str,
+        node: str,
+        pid: int,
+        before_takeover: Callable[[Sequence[LockHolder]], None] | None = None,
     ) -> None:
         """Lock `hosts` for `run_id`, or raise StateError naming who holds which.
 
         A lock is taken over when the run holding it has finished, or when it was
         taken on this control node by a process that is gone (a crash). Locks of a
         live process on another node are never taken over.
+
+        `before_takeover` is called with the stale locks of other processes before
+        they are taken over, inside the same transaction: it must make sure nothing
+        of those runs still acts on the hosts (or raise, and nothing is taken).
+
+        The check and the insert are one write transaction that holds the
+        database's write lock from its first statement, so two processes asking at
+        the same instant are served one after the other: one takes the hosts, the
+        other sees its locks and is refused.
         """
         wanted = sorted(set(hosts))
-        with self.engine.begin() as conn:
-            held: list[LockHolder] = []
-            stale: list[str] = []
-            for chunk in _chunks(wanted, 500):
-                for row in conn.execute(
-                    sa.select(host_locks, runs.c.status)
-                    .join(runs, runs.c.id == host_locks.c.run_id, isouter=True)
-                    .where(host_locks.c.host.in_(chunk))
-                ):
-                    finished = row.status not in ("running", "planned")
-                    dead_here = row.node == node and not pid_alive(row.pid)
-                    if row.run_id == run_id or finished or dead_here:
-                        stale.append(row.host)
-                    else:
-                        held.append(
-                            LockHolder(
-                                row.host,
-                                row.run_id,
-                                row.user,
-                                row.node,
-                                row.pid,
-                                _aware(row.acquired_at) or utcnow(),
-                            )
-                        )
-            if held:
-                raise StateError(_held_message(held), hint=_held_hint(held))
-            for chunk in _chunks(stale, 500):
-                conn.execute(host_locks.delete().where(host_locks.c.host.in_(chunk)))
-            now = utcnow()
-            conn.execute(
-                host_locks.insert(),
-                [
-                    {
-                        "host": h,
-                        "run_id": run_id,
-                        "user": user,
-                        "node": node,
-                        "pid": pid,
-                        "acquired_at": now,
-                    }
-                    for h in wanted
-                ],
-            )
+        try:
+            with write_transaction(self.engine, host_locks) as conn:
+                held, stale = self._lock_holders(conn, run_id, pid, wanted, node)
+                if held:
+                    raise StateError(_held_message(held), hint=_held_hint(held))
+                others = [lock for lock in stale if (lock.run_id, lock.pid) != (run_id, pid)]
+                if others and before_takeover is not None:
+                    before_takeover(others)
+                for chunk in _chunks([lock.host for lock in stale], 500):
+                    conn.execute(host_locks.delete().where(host_locks.c.host.in_(chunk)))
+                now = utcnow()
+                conn.execute(
+                    host_locks.insert(),
+                    [
+                        {
+                            "host": h,
+                            "run_id": run_id,
+                            "user": user,
+                            "node": node,
+                            "pid": pid,
+                            "acquired_at": now,
+                        }
+                        for h in wanted
+                    ],
+                )
+        except sa.exc.IntegrityError:
+            # Only a writer that does not take the write lock first (an older
+            # provision on another control node) gets here: its lock won.
+            with self.engine.connect() as conn:
+                held, _stale = self._lock_holders(conn, run_id, pid, wanted, node)
+            if not held:
+                raise
+            raise StateError(_held_message(held), hint=_held_hint(held)) from None
+
+    def _lock_holders(
+        self, conn: Connection, run_id: int, pid: int, hosts: Sequence[str], node: str
+    ) -> tuple[list[LockHolder], list[LockHolder]]:
+        """The locks on `hosts`: (held by a live run, stale and free to take over)."""
+        held: list[LockHolder] = []
+        stale: list[LockHolder] = []
+        for chunk in _chunks(hosts, 500):
+            for row in conn.execute(
+                sa.select(host_locks, runs.c.status)
+                .join(runs, runs.c.id == host_locks.c.run_id, isouter=True)
+                .where(host_locks.c.host.in_(chunk))
+            ):
+                lock = LockHolder(
+                    row.host,
+                    row.run_id,
+                    row.user,
+                    row.node,
+                    row.pid,
+                    _aware(row.acquired_at) or utcnow(),
+                )
+                # A crashed run is one whose process died here: its lock is stale
+                # while that pid is gone, not once another process resumed it.
+                finished = row.status not in ("running", "planned", "crashed")
+                dead_here = row.node == node and not pid_alive(row.pid)
+                mine = row.run_id == run_id and row.pid == pid
+                if mine or finished or dead_here:
+                    stale.append(lock)
+                else:
+                    held.append(lock)
+        return held, stale
 
     def release_locks(self, run_id: int) -> None:
         with self.engine.begin() as conn:

@@ -29,6 +29,7 @@ from tests.integration.test_rollout_lab import (
     check_sigkill_then_resume,
     clean_hosts,
 )
+from tests.lock_race import check_one_winner_per_round
 
 pytestmark = pytest.mark.lab
 
@@ -129,6 +130,12 @@ def test_the_store_is_postgresql(pg_settings: Settings) -> None:
     with Store.open(pg_settings.database_url) as store:
         assert store.engine.dialect.name == "postgresql"
         assert store.list_runs() == []
+
+
+def test_two_processes_asking_at_the_same_instant_one_wins_in_postgresql(
+    postgres: PostgresServer,
+) -> None:
+    check_one_winner_per_round(postgres.create_database())
 
 
 def test_canary_and_two_waves_in_postgresql(lab: Lab, pg_settings: Settings) -> None:
