@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from provision.errors import ConfigError
+from provision.words import with_article
 from provision.yamlerrors import syntax_error
 
 WORKSPACE_FILE = "provision.yml"
@@ -127,7 +128,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         kind = type(default).__name__
         raise ConfigError(
             f"setting '{name}' from {source} has the value {value!r}, which is not a valid {kind}",
-            hint=f"give '{name}' a {kind} value",
+            hint=f"give '{name}' {with_article(kind)} value",
         ) from None
 
 

@@ -150,7 +150,10 @@ def show(app: AppContext, selection: str, as_slice: bool, as_json: bool) -> None
 
     SELECTION: terms joined by ',' (and), alternatives by ';' or a space (or),
     '!' to exclude. Keys: division, district, upazila, union, site, site_type,
-    role, host, group; a bare word is a host or group name or glob.
+    role, host, group; a bare word is a host or group name or glob. Place
+    names match ignoring case, spaces and punctuation, in English or Bangla;
+    quote one with spaces: upazila:'Brahmanbaria Sadar'. An empty term is an
+    error; 'all' (or no SELECTION) is every host.
 
     \b
     Examples:

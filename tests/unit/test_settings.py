@@ -91,3 +91,10 @@ def test_environment_name_cannot_escape_inventories(tmp_path: Path) -> None:
 def test_missing_workspace_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(workspace=tmp_path / "nope", environ={})
+
+
+def test_a_bad_value_names_its_kind_with_the_right_article(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(workspace=tmp_path, environ={"PROVISION_FORKS": "many"})
+    assert "which is not a valid int" in caught.value.message
+    assert caught.value.hint == "give 'forks' an int value"
