@@ -4,7 +4,7 @@ Only this module imports ansible_runner. Each run gets a private data dir under 
 state directory, so two runs never share artifacts and a crashed run leaves its
 events on disk for inspection.
 
-Two traps this module exists to avoid:
+Traps this module exists to avoid:
 
 * ansible-runner looks up `ansible-playbook` on PATH. Called from a virtual
   environment that is not activated, that lookup fails with rc 127. We hand it the
@@ -12,6 +12,10 @@ Two traps this module exists to avoid:
 * ansible-runner writes the environment it was given into its artifacts and turns
   host key checking off unless told. Secrets therefore never travel in envvars,
   env files are suppressed, and host key checking is switched on explicitly.
+* Ansible prints a decrypted vault value in the clear wherever a task shows it.
+  Every event goes through the run's `Masker` before a callback, the store, the
+  terminal or the artifacts see it; the stdout artifact is written here, from the
+  masked events, not by ansible-runner.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ansible_runner
 
 from provision.errors import PrerequisiteError, RunnerError
+from provision.masking import NO_MASKER, Masker
+from provision.private import private_dir
 
 
 @dataclass(frozen=True)
@@ -119,19 +125,15 @@ class _EventPump:
 
     _STOP = object()
 
-    def __init__(self, callback: EventCallback, keep_events: bool = True) -> None:
+    def __init__(self, callback: EventCallback) -> None:
         self._callback = callback
-        self._keep_events = keep_events
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._deliver, name="provision-events", daemon=True)
         self._thread.start()
 
-    def __call__(self, raw: dict[str, Any]) -> bool:
+    def __call__(self, raw: dict[str, Any]) -> None:
         self._queue.put(raw)
-        # True keeps the event as a JSON file in the artifacts too. The play recap
-        # is always kept: ansible-runner reads its stats back from that file.
-        return self._keep_events or raw.get("event") == "playbook_on_stats"
 
     def _deliver(self) -> None:
         while True:
@@ -153,8 +155,39 @@ class _EventPump:
             raise self._error
 
 
+class _EventFilter:
+    """ansible-runner's event handler: mask each event in place, then pass it on.
+
+    ansible-runner writes the very dict it handed us as the event's JSON file, so
+    masking it in place masks the artifact too. Each event's display text goes to
+    the stdout artifact from here, masked (ansible-runner's own copy is suppressed:
+    it would hold Ansible's output as printed).
+    """
+
+    def __init__(
+        self, masker: Masker, stdout: IO[str], pump: _EventPump | None, keep_events: bool
+    ) -> None:
+        self._masker = masker
+        self._stdout = stdout
+        self._pump = pump
+        self._keep_events = keep_events
+
+    def __call__(self, raw: dict[str, Any]) -> bool:
+        self._masker.scrub(raw)
+        text = raw.get("stdout")
+        if text and text != "{}":
+            self._stdout.write(f"{text}\n")
+            self._stdout.flush()
+        if self._pump is not None:
+            self._pump(raw)
+        # True keeps the event as a JSON file in the artifacts too. The play recap
+        # is always kept: ansible-runner reads its stats back from that file.
+        return self._keep_events or raw.get("event") == "playbook_on_stats"
+
+
 def new_run_dir(state_path: Path, label: str = "run") -> Path:
     """A fresh private data dir for one run: `<state>/runs/<utc time>-<label>-<id>`."""
+    private_dir(state_path)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = state_path / "runs" / f"{stamp}-{label}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True, mode=0o700)
@@ -178,6 +211,7 @@ def run_playbook(
     keep_events: bool = True,
     vault_password_file: Path | None = None,
     fact_cache_type: str = "jsonfile",
+    masker: Masker = NO_MASKER,
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -193,6 +227,8 @@ def run_playbook(
     `fact_cache_type="memory"` keeps gathered facts in memory, as plain
     ansible-playbook does with our ansible.cfg, instead of ansible-runner's
     default of a JSON file per host in the artifacts.
+    `masker` hides the run's secret values (`provision.secrets.run_masker`) in every
+    event and artifact.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -220,36 +256,47 @@ def run_playbook(
     else:
         inventory_arg = [str(p) for p in inventory]
 
-    envvars = {
-        # The folder of our own Python first: ansible-playbook's helpers and modules
-        # run from the same environment as provision.
-        "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
-        "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_NOCOLOR": "True",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-    }
-    pump = _EventPump(on_event, keep_events) if on_event else None
-    try:
-        runner = ansible_runner.run(
-            private_data_dir=str(private_data_dir),
-            project_dir=str(workspace / "playbooks"),
-            playbook=str(playbook.resolve()),
-            inventory=inventory_arg,
-            limit=limit,
-            forks=forks,
-            cmdline=" ".join(cmdline) if cmdline else None,
-            extravars=dict(extravars or {}),
-            envvars=envvars,
-            suppress_env_files=True,
-            quiet=True,
-            event_handler=pump,
-            cancel_callback=cancel,
-            fact_cache_type=fact_cache_type,
-        )
-    finally:
-        if pump is not None:
-            pump.close()
+    ident = uuid.uuid4().hex
+    artifacts = private_data_dir / "artifacts" / ident
+    artifacts.mkdir(parents=True, mode=0o700)
+    stdout_fd = os.open(artifacts / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(stdout_fd, "w", encoding="utf-8") as stdout:
+        envvars = {
+            # The folder of our own Python first: ansible-playbook's helpers and modules
+            # run from the same environment as provision.
+            "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+            "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_NOCOLOR": "True",
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        }
+        pump = _EventPump(on_event) if on_event else None
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(private_data_dir),
+                ident=ident,
+                project_dir=str(workspace / "playbooks"),
+                playbook=str(playbook.resolve()),
+                inventory=inventory_arg,
+                limit=limit,
+                forks=forks,
+                cmdline=" ".join(cmdline) if cmdline else None,
+                extravars=dict(extravars or {}),
+                envvars=envvars,
+                suppress_env_files=True,
+                suppress_output_file=True,
+                quiet=True,
+                event_handler=_EventFilter(masker, stdout, pump, keep_events),
+                cancel_callback=cancel,
+                fact_cache_type=fact_cache_type,
+            )
+        finally:
+            if pump is not None:
+                pump.close()
+            # An event ansible-runner never collected (a cancelled run) leaves the
+            # callback's unmasked copy behind.
+            for partial in artifacts.glob("job_events/*-partial.json*"):
+                partial.unlink(missing_ok=True)
 
     stats: Mapping[str, Mapping[str, int]] = runner.stats or {}
     hosts: dict[str, HostStats] = {}

@@ -30,8 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from provision import crypto
 from provision.errors import InputError, PrerequisiteError
+from provision.masking import Masker, named_secrets
 from provision.settings import Settings
 
 #: A tmpfs every Linux has: a decrypted file for `edit` never reaches a disk there.
@@ -352,3 +355,131 @@ def check_password(
                     hint="check the vault password (typed or vault_password_file); nothing ran",
                 ) from None
     return len(tried)
+
+
+# -- what a run decrypts, to mask it -----------------------------------------------------
+
+
+def _vault_texts(value: Any) -> Iterator[str]:
+    """Every inline `!vault` text anywhere in `value` (an inventory, variables, extravars)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"__ansible_vault"}:
+            yield str(value["__ansible_vault"])
+            return
+        for item in value.values():
+            yield from _vault_texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _vault_texts(item)
+
+
+class _PlaybookLoader(yaml.SafeLoader):
+    """Safe YAML for playbooks: `!vault` as Ansible's JSON form, any other tag as plain."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    return {"__ansible_vault": text} if suffix == "vault" else text
+
+
+_PlaybookLoader.add_multi_constructor("!", _tagged)
+
+
+def _playbook_sources(playbook: Path) -> Iterator[tuple[Path, str]]:
+    """The playbook and the vars_files its plays name literally, with their text."""
+    try:
+        text = playbook.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    yield playbook, text
+    try:
+        plays = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return  # its syntax is checked elsewhere; nothing more to find here
+    names: list[str] = []
+    for play in plays if isinstance(plays, list) else []:
+        entries = play.get("vars_files") if isinstance(play, Mapping) else None
+        for entry in entries if isinstance(entries, list) else [entries]:
+            names += [str(e) for e in (entry if isinstance(entry, list) else [entry]) if e]
+    for name in names:
+        path = (playbook.parent / name) if not Path(name).is_absolute() else Path(name)
+        if "{{" in name or not path.is_file():
+            continue  # templated: only Ansible knows which file it is
+        try:
+            yield path, path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+
+
+def playbook_vaults(playbook: Path) -> list[tuple[Path, str, bool]]:
+    """(file, vault text, whole file?) for each vaulted value of the playbook and its
+    literal vars_files: inline `!vault` values and files encrypted whole."""
+    found: list[tuple[Path, str, bool]] = []
+    for path, text in _playbook_sources(playbook):
+        if crypto.is_vault(text.encode()):
+            found.append((path, text, True))
+            continue
+        if "!vault" not in text:
+            continue
+        try:
+            data = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            continue
+        found += [(path, vault, False) for vault in _vault_texts(data)]
+    return found
+
+
+def _plain_values(plain: bytes, whole: bool) -> list[str]:
+    """What a decrypted value puts in the clear: the value, and for a file encrypted
+    whole, each of its values (it is a vars file)."""
+    text = plain.decode("utf-8", errors="replace")
+    if not whole:
+        return [text]
+    try:
+        data = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return [text]
+
+    def leaves(value: Any) -> Iterator[str]:
+        if isinstance(value, Mapping):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from leaves(item)
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            yield str(value)
+
+    return [*leaves(data), *named_secrets(data if isinstance(data, Mapping) else {})]
+
+
+def run_masker(
+    vault: Path | None, *variables: Mapping[str, Any], playbook: Path | None = None
+) -> Masker:
+    """The secret values one run may print: hand it to `runner.run_playbook(masker=)`.
+
+    Every value of a secret-named variable in `variables` (the run's inventory,
+    its extravars), and every vaulted value the run decrypts, decrypted here with
+    the password behind `vault` (the file `vault_for_run` gave): inline `!vault`
+    values of `variables`, and those of the playbook and its vars_files. Ansible
+    prints a decrypted value in the clear wherever a task echoes it; the masker is
+    how it never reaches the store, the artifacts or the terminal. A value that
+    does not open is left out: Ansible cannot open it either.
+    """
+    named = [v for group in variables for v in named_secrets(group)]
+    sealed = [(text, False) for group in variables for text in _vault_texts(group)]
+    if playbook is not None:
+        sealed += [(text, whole) for _path, text, whole in playbook_vaults(playbook)]
+    plain: list[str] = []
+    if sealed and vault is not None:
+        password = read_password(vault)
+        for text, whole in dict.fromkeys(sealed):  # each distinct value once: ~10 ms each
+            try:
+                plain += _plain_values(crypto.vault_decrypt(text.encode(), password), whole)
+            except crypto.VaultError:
+                continue
+    return Masker.of([*named, *plain])

@@ -578,13 +578,16 @@ def run_audit(
             private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")
             # Vaulted variables (a become password, say) open with the vault password,
             # handed over as a file name outside the run's folder, as rollouts do.
+            # What the vault opens, and secret-named values, are masked in all Ansible says.
+            extravars = {"provision_evidence_requests": plan.requests}
             with secrets.vault_for_run(settings) as vault:
                 result = runner.run_playbook(
                     playbook,
                     workspace=settings.workspace,
                     private_data_dir=private,
                     inventory=inventory,
-                    extravars={"provision_evidence_requests": plan.requests},
+                    extravars=extravars,
+                    masker=secrets.run_masker(vault, inventory, extravars, playbook=playbook),
                     forks=settings.forks,
                     on_event=collector,
                     cancel=cancel,

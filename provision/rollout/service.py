@@ -43,7 +43,7 @@ from provision.rollout.plan import (
     parse_size,
     plan_waves,
 )
-from provision.rollout.recorder import WaveRecorder, outcome_of, secret_values
+from provision.rollout.recorder import WaveRecorder, outcome_of
 from provision.settings import Settings
 from provision.store import (
     BatchWriter,
@@ -554,7 +554,6 @@ def _run_wave(
             Progress("task", run.id, wave.number, count, wave.label, task=task)
         ),
         on_results=on_results,
-        secrets=secret_values(inventory["all"]["hosts"]),
     )
     if gone:
         recorder.finish(
@@ -575,9 +574,12 @@ def _run_wave(
         tags = list(options.get("tags") or [])
         if options.get("control"):
             tags.append(str(options["control"]))
+        extravars = _vars_file(options.get("vars_file"))
         # The vault password reaches Ansible as a file (or client script) outside the
         # run's folder: never in its extravars, environment, artifacts or the store.
+        # What it decrypts, and secret-named values, are masked in all Ansible says.
         with secrets.vault_for_run(settings) as vault:
+            masker = secrets.run_masker(vault, inventory, extravars, playbook=playbook)
             result = runner.run_playbook(
                 playbook,
                 workspace=settings.workspace,
@@ -592,7 +594,8 @@ def _run_wave(
                 keep_events=False,
                 fact_cache_type="memory",  # no facts file per host per wave on disk
                 vault_password_file=vault,
-                extravars=_vars_file(options.get("vars_file")),
+                extravars=extravars,
+                masker=masker,
             )
         canceled = result.status == "canceled"
         if not canceled:

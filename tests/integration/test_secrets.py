@@ -269,3 +269,79 @@ def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
         canary_vars.unlink()
         if added_standard:
             standard.unlink()
+
+
+FAILING_PLAYBOOK = """\
+- name: Use vaulted variables, then fail saying them
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Fail with the secrets on stderr
+      ansible.builtin.shell: >-
+        echo "login {{ db_password }} motd {{ provision_test_motd }}" >&2; exit 3
+      changed_when: false
+"""
+#: A second canary under a name that says nothing of a secret: masked because the
+#: run decrypted it, not because of its name.
+MOTD = "canary-motd-lab-71b2e9d04f"
+
+
+def _vault_block(name: str, plain: str) -> str:
+    sealed = crypto.vault_encrypt(plain.encode(), PASSWORD).decode()
+    return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in sealed.splitlines())
+
+
+def _grep_run(lab: Lab, outputs: list[str], *canaries: str) -> None:
+    """No canary in anything printed, nor in any file under the state directory (the
+    store and its WAL, every run's artifacts: stdout, command, events)."""
+    files = _files(lab.settings.state_path)
+    assert any(p.name.startswith("state.db") for p in files)
+    assert any(p.name == "stdout" for p in files) and any(p.name == "command" for p in files)
+    for canary in canaries:
+        for text in outputs:
+            assert canary not in text
+        for path in files:
+            assert canary.encode() not in path.read_bytes(), path
+
+
+def test_a_task_failing_with_vaulted_values_shows_them_masked(lab: Lab, tmp_path: Path) -> None:
+    """`db_password: !vault …` echoed by a failing command: masked on the terminal,
+    in the host's and the task's message, in `runs show --json`, in the artifacts."""
+    import json
+
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from provision.store import open_store
+
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\n" + _vault_block("db_password", CANARY) + _vault_block("provision_test_motd", MOTD)
+    )
+    playbook = tmp_path / "fail.yml"
+    playbook.write_text(FAILING_PLAYBOOK)
+    client = _vault_client(tmp_path)
+    base = ["--workspace", str(lab.settings.workspace)]
+    env = {"PROVISION_VAULT_PASSWORD_FILE": str(client)}
+    try:
+        done = CliRunner().invoke(
+            cli, [*base, "rollout", str(playbook), HOST, "--yes", "--json"], env=env
+        )
+        assert done.exit_code == 4, done.output  # the host failed
+        data = json.loads(done.stdout)
+        run_id = data["run"]["id"]
+        (result,) = data["hosts"]
+        assert result["message"] == "non-zero return code: login ******** motd ********"
+        shown = CliRunner().invoke(cli, [*base, "runs", "show", str(run_id), "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["hosts"][0]["message"] == result["message"]
+        table = CliRunner().invoke(cli, [*base, "runs", "show", str(run_id)])
+        assert "********" in table.output
+        with open_store(lab.settings) as store:
+            (row,) = [r for r in store.task_rows(run_id) if r.status == "failed"]
+        assert row.message == result["message"]
+        _grep_run(lab, [done.output, shown.output, table.output], CANARY, MOTD, PASSWORD)
+    finally:
+        canary_vars.unlink()

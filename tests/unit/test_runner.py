@@ -10,6 +10,7 @@ import pytest
 
 from provision import runner
 from provision.errors import RunnerError
+from provision.masking import MASK, Masker
 from tests.conftest import FIXTURES
 
 LOCAL = {
@@ -121,3 +122,34 @@ def test_missing_playbook_is_an_error(workspace: Path) -> None:
             private_data_dir=runner.new_run_dir(workspace / ".provision"),
             inventory=LOCAL,
         )
+
+
+def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A failing task prints the secret (msg, stdout): the callback, the events kept
+    in the artifacts and the stdout artifact all have it masked."""
+    playbook = tmp_path / "echo.yml"
+    playbook.write_text(
+        "- name: Echo\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Say it and fail\n"
+        "      ansible.builtin.shell: echo 'the word is canary-unit-4f1d'; exit 2\n"
+        "      changed_when: false\n"
+    )
+    events: list[runner.PlaybookEvent] = []
+    result = runner.run_playbook(
+        playbook,
+        workspace=workspace,
+        private_data_dir=runner.new_run_dir(workspace / ".provision", "mask"),
+        inventory=LOCAL,
+        on_event=events.append,
+        masker=Masker.of(["canary-unit-4f1d"]),
+    )
+    assert result.hosts_with("failed") == ["localhost"]
+    (failed,) = [e for e in events if e.kind == "runner_on_failed"]
+    assert failed.data["res"]["stdout"] == f"the word is {MASK}"
+    files = [p for p in result.private_data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "stdout" for p in files) and any(p.suffix == ".json" for p in files)
+    assert f"the word is {MASK}" in next(p for p in files if p.name == "stdout").read_text()
+    for path in files:
+        assert b"canary-unit-4f1d" not in path.read_bytes(), path
