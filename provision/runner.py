@@ -9,9 +9,11 @@ Traps this module exists to avoid:
 * ansible-runner looks up `ansible-playbook` on PATH. Called from a virtual
   environment that is not activated, that lookup fails with rc 127. We hand it the
   binary that sits beside our own Python and put that folder first on PATH.
-* ansible-runner writes the environment it was given into its artifacts and turns
-  host key checking off unless told. Secrets therefore never travel in envvars,
-  env files are suppressed, and host key checking is switched on explicitly.
+* ansible-runner starts Ansible with the whole environment of the control node
+  and writes that environment into every run's artifacts (`artifacts/*/command`):
+  PGPASSWORD, a db_url with a password, any token. Ansible gets an environment
+  chosen here instead (`ansible_environment`), env files are suppressed, and host
+  key checking is switched on explicitly (ansible-runner turns it off unless told).
 * Ansible prints a decrypted vault value in the clear wherever a task shows it.
   Every event goes through the run's `Masker` before a callback, the store, the
   terminal or the artifacts see it; the stdout artifact is written here, from the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shlex
 import shutil
 import sys
@@ -33,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import ansible_runner
+from ansible_runner.interface import init_runner
 
 from provision.errors import PrerequisiteError, RunnerError
 from provision.masking import NO_MASKER, Masker
@@ -185,6 +188,62 @@ class _EventFilter:
         return self._keep_events or raw.get("event") == "playbook_on_stats"
 
 
+# -- the environment Ansible runs with -------------------------------------------
+
+#: What Ansible and ssh need from the control node's environment: where home is
+#: (~/.ssh, ~/.ansible/tmp), the locale (Ansible refuses a non-UTF-8 one), the time
+#: zone, the temporary folder, the SSH agent's socket (a path: the agent's keys
+#: never leave it), and provision's own switch for mitogen (docs/standards.md).
+PASSED_VARIABLES = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "PROVISION_MITOGEN",
+)
+#: LC_* (locale) and ANSIBLE_* (Ansible's own settings, e.g. ANSIBLE_STRATEGY) pass
+#: too, except an ANSIBLE_* whose name says it holds a secret (ANSIBLE_BECOME_PASS):
+#: a secret belongs in the vault, never in an environment written to disk.
+PASSED_PREFIXES = ("LC_", "ANSIBLE_")
+_SECRET_SETTING = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
+#: What ansible-runner itself sets for Ansible (its callback plugin, where events go).
+_RUNNER_SETTINGS = frozenset(
+    {
+        "ANSIBLE_STDOUT_CALLBACK",
+        "ANSIBLE_CALLBACK_PLUGINS",
+        "AWX_ISOLATED_DATA_DIR",
+        "ANSIBLE_CACHE_PLUGIN",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+        "ANSIBLE_RETRY_FILES_ENABLED",
+        "ANSIBLE_HOST_KEY_CHECKING",
+        "ANSIBLE_ROLES_PATH",
+        "RUNNER_OMIT_EVENTS",
+        "RUNNER_ONLY_FAILED_EVENTS",
+    }
+)
+
+
+def ansible_environment(
+    environ: Mapping[str, str], own: Mapping[str, str], binary_dir: Path
+) -> dict[str, str]:
+    """The environment a run hands Ansible: `own` settings over what passes of `environ`."""
+    chosen = {
+        name: value
+        for name, value in environ.items()
+        if (name in PASSED_VARIABLES or name.startswith(PASSED_PREFIXES))
+        and not (name.startswith("ANSIBLE_") and _SECRET_SETTING.search(name))
+    }
+    # The folder of our own Python first: ansible-playbook's helpers and modules
+    # run from the same environment as provision.
+    chosen["PATH"] = os.pathsep.join([str(binary_dir), environ.get("PATH", "/usr/bin:/bin")])
+    chosen.update(own)
+    return chosen
+
+
 def new_run_dir(state_path: Path, label: str = "run") -> Path:
     """A fresh private data dir for one run: `<state>/runs/<utc time>-<label>-<id>`."""
     private_dir(state_path)
@@ -228,7 +287,7 @@ def run_playbook(
     ansible-playbook does with our ansible.cfg, instead of ansible-runner's
     default of a JSON file per host in the artifacts.
     `masker` hides the run's secret values (`provision.secrets.run_masker`) in every
-    event and artifact.
+    event and artifact; the environment Ansible gets is `ansible_environment`'s.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -261,18 +320,19 @@ def run_playbook(
     artifacts.mkdir(parents=True, mode=0o700)
     stdout_fd = os.open(artifacts / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(stdout_fd, "w", encoding="utf-8") as stdout:
-        envvars = {
-            # The folder of our own Python first: ansible-playbook's helpers and modules
-            # run from the same environment as provision.
-            "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
-            "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
-            "ANSIBLE_HOST_KEY_CHECKING": "True",
-            "ANSIBLE_NOCOLOR": "True",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        }
+        envvars = ansible_environment(
+            os.environ,
+            {
+                "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "ANSIBLE_NOCOLOR": "True",
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            },
+            binary.parent,
+        )
         pump = _EventPump(on_event) if on_event else None
         try:
-            runner = ansible_runner.run(
+            runner = init_runner(
                 private_data_dir=str(private_data_dir),
                 ident=ident,
                 project_dir=str(workspace / "playbooks"),
@@ -290,6 +350,13 @@ def run_playbook(
                 cancel_callback=cancel,
                 fact_cache_type=fact_cache_type,
             )
+            # ansible-runner seeds the run's environment with all of os.environ; keep
+            # ours and what it sets itself. It is what Ansible runs with and what the
+            # `command` artifact records.
+            runner.config.env = {
+                k: v for k, v in runner.config.env.items() if k in envvars or k in _RUNNER_SETTINGS
+            }
+            runner.run()
         finally:
             if pump is not None:
                 pump.close()

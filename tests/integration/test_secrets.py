@@ -12,6 +12,7 @@ the canary and for the password.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,8 +115,6 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
 ) -> None:
     """The same canary through `provision rollout`: the run's artifacts, its store
     rows (SQLite in the state directory) and every other state file stay clean."""
-    from dataclasses import replace
-
     from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 
     canary_vars = _vaulted_host_var(lab, "provision_test_canary")
@@ -345,3 +344,42 @@ def test_a_task_failing_with_vaulted_values_shows_them_masked(lab: Lab, tmp_path
         _grep_run(lab, [done.output, shown.output, table.output], CANARY, MOTD, PASSWORD)
     finally:
         canary_vars.unlink()
+
+
+ENV_CANARY = "canary-env-lab-5a90c3e18d"
+
+
+def test_the_control_nodes_environment_stays_out_of_the_run(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PGPASSWORD, a password inside a database URL, any token in provision's
+    environment: a real rollout runs (Ansible has what it needs) and neither the
+    run's artifacts (`command` records the environment Ansible had) nor any other
+    file of the state directory holds them."""
+    import json
+
+    from provision.rollout import RolloutOptions, plan_rollout, run_rollout
+
+    monkeypatch.setenv("PGPASSWORD", ENV_CANARY)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://provision:{ENV_CANARY}@db.example/fleet")
+    monkeypatch.setenv("GITLAB_DEPLOY_TOKEN", ENV_CANARY)
+    monkeypatch.setenv("ANSIBLE_BECOME_PASS", ENV_CANARY)  # a secret in an Ansible name too
+    monkeypatch.setenv("ANSIBLE_FORCE_COLOR", "0")  # an Ansible setting passes
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
+    settings = replace(lab.settings, vault_password_file=str(_vault_client(tmp_path)))
+    try:
+        result = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(playbook), HOST)))
+        assert [r.outcome for r in result.results.values()] in (["changed"], ["ok"]), result
+        assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
+        (wave,) = result.waves
+        (command,) = Path(str(wave.artifacts)).glob("artifacts/*/command")
+        env = json.loads(command.read_text())["env"]
+        assert env["ANSIBLE_FORCE_COLOR"] == "0" and env["HOME"] == os.environ["HOME"]
+        assert not {"PGPASSWORD", "DATABASE_URL", "GITLAB_DEPLOY_TOKEN"} & set(env)
+        assert "ANSIBLE_BECOME_PASS" not in env
+        _grep_run(lab, [], ENV_CANARY, CANARY, PASSWORD)
+    finally:
+        canary_vars.unlink()
+        lab.ssh(HOST, "rm -f /root/provision-canary")

@@ -124,6 +124,31 @@ def test_missing_playbook_is_an_error(workspace: Path) -> None:
         )
 
 
+def test_ansible_gets_a_chosen_environment_not_the_control_nodes() -> None:
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "en_GB.UTF-8",
+        "SSH_AUTH_SOCK": "/run/agent.sock",
+        "ANSIBLE_STRATEGY": "provision_linear",
+        "ANSIBLE_BECOME_PASS": "canary",
+        "PGPASSWORD": "canary",
+        "PROVISION_DB_URL": "postgresql://u:canary@db/x",
+        "https_proxy": "http://u:canary@proxy:3128",
+    }
+    env = runner.ansible_environment(environ, {"ANSIBLE_CONFIG": "/ws/ansible.cfg"}, Path("/v/bin"))
+    assert env == {
+        "PATH": "/v/bin:/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "en_GB.UTF-8",
+        "SSH_AUTH_SOCK": "/run/agent.sock",
+        "ANSIBLE_STRATEGY": "provision_linear",
+        "ANSIBLE_CONFIG": "/ws/ansible.cfg",
+    }
+
+
 def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
     workspace: Path, tmp_path: Path
 ) -> None:
