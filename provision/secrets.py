@@ -357,7 +357,7 @@ def check_password(
     return len(tried)
 
 
-# -- what a run decrypts, to mask it -----------------------------------------------------
+# -- what a run decrypts, to mask it; and refusing a run that could not decrypt ----------
 
 
 def _vault_texts(value: Any) -> Iterator[str]:
@@ -483,3 +483,69 @@ def run_masker(
             except crypto.VaultError:
                 continue
     return Masker.of([*named, *plain])
+
+
+def require_vault_file(settings: Settings) -> Path | None:
+    """The configured vault_password_file, refused if it does not exist; None if unset."""
+    source = configured_source(settings)
+    if source is not None and not source.exists():
+        raise InputError(
+            "the vault password file does not exist",
+            hint="fix vault_password_file in provision.yml (or PROVISION_VAULT_PASSWORD_FILE), "
+            "or give the password with --ask-vault-pass; nothing ran",
+            path=source,
+        )
+    return source
+
+
+def require_vault(settings: Settings, hosts: Sequence[str], playbook: Path) -> None:
+    """Refuse a run that could not open its vaulted values, before anything is recorded.
+
+    A configured vault_password_file that does not exist is refused outright. With
+    no vault password at all, a run whose selected hosts' variables, playbook or
+    vars_files hold a vaulted value would start and fail on every host half-way
+    ("Attempting to decrypt but no vault secrets found"): it is refused, naming the
+    first such value (never its contents) and how to give the password.
+    """
+    if require_vault_file(settings) is not None:
+        return
+    where = _first_vaulted(settings, hosts, playbook)
+    if where is not None:
+        raise InputError(
+            f"{where} is encrypted with the vault, but no vault password was given",
+            hint="give it with --ask-vault-pass, or set vault_password_file in provision.yml "
+            "(or PROVISION_VAULT_PASSWORD_FILE) to a file or client script; nothing ran",
+        )
+
+
+def _mentions_vault(folder: Path) -> bool:
+    """Whether any file of an inventory folder holds vault text (every vaulted value,
+    inline or whole, starts with the $ANSIBLE_VAULT header)."""
+    marker = crypto.VAULT_HEADER.encode()
+    for path in folder.rglob("*"):
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if hidden or not path.is_file():
+            continue
+        try:
+            if marker in path.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _first_vaulted(settings: Settings, hosts: Sequence[str], playbook: Path) -> str | None:
+    for path, _text, whole in playbook_vaults(playbook):
+        return f"{path} (the whole file)" if whole else f"a variable in {path}"
+    if not _mentions_vault(settings.inventory_path):
+        return None  # the common case, found without resolving a single host
+    from provision.inventory import slice_inventory
+    from provision.inventory.targets import load_environment
+
+    loaded = load_environment(settings.inventory_path)
+    known = [h for h in hosts if h in loaded.inventory.hosts]
+    for start in range(0, len(known), 500):  # a slice at a time: the first holds one, mostly
+        resolved = slice_inventory(loaded.inventory, known[start : start + 500], loaded.folder)
+        for host, name, _text in vaulted_values(resolved["all"]["hosts"]):
+            return f"variable '{name}' of host {host}"
+    return None

@@ -552,6 +552,7 @@ def run_audit(
     keys = {h.host: h.request_key for h in plan.hosts}
     for name in names:
         inventory["all"]["hosts"][name]["provision_evidence_key"] = keys[name]
+    secrets.require_vault_file(settings)  # a missing one is refused before a run is recorded
     with open_store(settings) as store:
         records = ComplianceRecords(store)
         run_id = records.create_run(

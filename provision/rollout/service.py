@@ -313,6 +313,7 @@ def run_rollout(
     on_created: Callable[[int], None] | None = None,
 ) -> RolloutResult:
     """Record the run, then run its waves. Returns when it finished or stopped."""
+    _check_vault(settings, plan.env, plan.hosts, plan.playbook)
     with open_store(settings) as store:
         run_id = create_run(settings, plan, store)
         if on_created:
@@ -330,6 +331,14 @@ def resume_rollout(
     """Continue a stopped, failed or crashed run with the hosts that have no result yet."""
     with open_store(settings) as store:
         run = store.get_run(run_id)
+        playbook = Path(run.playbook)
+        pending = store.host_results(run_id)
+        _check_vault(
+            settings,
+            run.env,
+            [h for w in store.waves(run_id) for h in w.hosts if h not in pending],
+            playbook if playbook.is_absolute() else settings.workspace / playbook,
+        )
         if run.status == "running":
             if run.node == socket.gethostname() and not pid_alive(run.pid):
                 store.mark_crashed(run_id)
@@ -345,6 +354,12 @@ def resume_rollout(
                 hint=f"rerun failed hosts with provision rollout retry {run_id} --failed",
             )
         return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
+
+
+def _check_vault(settings: Settings, env: str, hosts: Sequence[str], playbook: Path) -> None:
+    """A pre-run check: the run can open every vaulted value it will meet (see
+    `secrets.require_vault`), or it is refused before anything is recorded."""
+    secrets.require_vault(replace(settings, env=env), hosts, playbook)
 
 
 def _stop_orphans(waves: Sequence[WaveInfo]) -> list[int]:

@@ -383,3 +383,83 @@ def test_the_control_nodes_environment_stays_out_of_the_run(
     finally:
         canary_vars.unlink()
         lab.ssh(HOST, "rm -f /root/provision-canary")
+
+
+def test_a_run_that_cannot_open_its_vault_is_refused_before_it_starts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Vaulted host variables and no vault password, or a vault_password_file that is
+    not there: exit 3 with how to give it; no run in the store, no run folder, and
+    the host untouched (not "Attempting to decrypt but no vault secrets found" on
+    every host half-way)."""
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from provision.store import open_store
+
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    base = ["--workspace", str(lab.settings.workspace), "rollout", str(playbook), HOST, "--yes"]
+    runs = lab.settings.state_path / "runs"
+
+    def history() -> tuple[int, list[str]]:
+        with open_store(lab.settings) as store:
+            count = len(store.list_runs(limit=10_000))
+        return count, sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+
+    before = history()
+    try:
+        unset = CliRunner().invoke(cli, base, env={"PROVISION_VAULT_PASSWORD_FILE": ""})
+        assert unset.exit_code == 3, unset.output
+        assert (
+            f"variable 'provision_test_canary' of host {HOST} is encrypted with the vault, "
+            "but no vault password was given" in unset.output
+        )
+        assert "--ask-vault-pass" in unset.output and "vault_password_file" in unset.output
+        missing = tmp_path / "no-such-client"
+        gone = CliRunner().invoke(cli, base, env={"PROVISION_VAULT_PASSWORD_FILE": str(missing)})
+        assert gone.exit_code == 3, gone.output
+        assert "the vault password file does not exist" in gone.output
+        assert history() == before
+        assert lab.ssh(HOST, "test -e /root/provision-canary && echo yes || echo no") == "no\n"
+    finally:
+        canary_vars.unlink()
+
+
+def test_a_compliance_run_with_a_missing_vault_password_file_records_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The same for an audit: a vault_password_file that is not there is exit 3 before
+    a compliance run is recorded (not a crashed run in the history)."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from tests.conftest import REPO
+
+    standard = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
+    added_standard = not standard.exists()
+    if added_standard:
+        shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", standard)
+    base = ["--workspace", str(lab.settings.workspace), "compliance"]
+
+    def runs() -> list[int]:
+        listed = CliRunner().invoke(cli, [*base, "runs", "--json"])
+        assert listed.exit_code == 0, listed.output
+        return [int(r["id"]) for r in json.loads(listed.stdout)]
+
+    try:
+        before = runs()
+        missing = str(tmp_path / "no-such-file")
+        done = CliRunner().invoke(
+            cli, [*base, "run", HOST], env={"PROVISION_VAULT_PASSWORD_FILE": missing}
+        )
+        assert done.exit_code == 3, done.output
+        assert "the vault password file does not exist" in done.output
+        assert runs() == before
+    finally:
+        if added_standard:
+            standard.unlink()

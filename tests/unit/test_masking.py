@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from provision import crypto, secrets
+from provision.errors import InputError
 from provision.masking import MASK, Masker, named_secrets
+from provision.settings import load_settings
 
 PASSWORD = "vault-pass-unit-5c1e"
 
@@ -79,3 +83,20 @@ def test_run_masker_opens_vaulted_values_of_inventory_and_playbook(tmp_path: Pat
     assert shown == f"{MASK} {MASK} {MASK} {MASK} not-this-one"
     # Without a vault password only the secret-named plain values are known.
     assert secrets.run_masker(None, inventory, playbook=playbook).values == ()
+
+
+def test_vaulted_playbook_without_a_vault_password_is_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / "inventories" / "lab").mkdir(parents=True)
+    (workspace / "inventories" / "lab" / "hosts.yml").write_text("all:\n  hosts:\n    h1: {}\n")
+    settings = load_settings(workspace=workspace, environ={}, flags={})
+    sealed = crypto.vault_encrypt(b"x-canary", PASSWORD)
+    (tmp_path / "secret.yml").write_bytes(sealed)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- name: A play\n  hosts: all\n  vars_files: secret.yml\n  tasks: []\n")
+    with pytest.raises(InputError) as refused:
+        secrets.require_vault(settings, ["h1"], playbook)
+    assert "secret.yml (the whole file) is encrypted with the vault" in refused.value.message
+    assert "--ask-vault-pass" in (refused.value.hint or "")
+    playbook.write_text("- name: A play\n  hosts: all\n  tasks: []\n")
+    secrets.require_vault(settings, ["h1"], playbook)  # nothing vaulted: nothing to refuse
