@@ -18,19 +18,28 @@ Traps this module exists to avoid:
   Every event goes through the run's `Masker` before a callback, the store, the
   terminal or the artifacts see it; the stdout artifact is written here, from the
   masked events, not by ansible-runner.
+* SSH masters (ControlPersist) in one folder shared by every workspace would let a
+  connection verified for one environment serve another's run, and a master opened
+  before a host key changed keep serving it. Each run has a folder of its own for
+  its masters, and closes them when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
 import shlex
 import shutil
+import stat
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,6 +219,8 @@ PASSED_VARIABLES = (
 #: a secret belongs in the vault, never in an environment written to disk.
 PASSED_PREFIXES = ("LC_", "ANSIBLE_")
 _SECRET_SETTING = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
+#: Set for every run below; what the caller's environment says of them is ignored.
+_OWN_SETTINGS = ("ANSIBLE_SSH_CONTROL_PATH", "ANSIBLE_SSH_CONTROL_PATH_DIR")
 #: What ansible-runner itself sets for Ansible (its callback plugin, where events go).
 _RUNNER_SETTINGS = frozenset(
     {
@@ -236,12 +247,77 @@ def ansible_environment(
         for name, value in environ.items()
         if (name in PASSED_VARIABLES or name.startswith(PASSED_PREFIXES))
         and not (name.startswith("ANSIBLE_") and _SECRET_SETTING.search(name))
+        and name not in _OWN_SETTINGS
     }
     # The folder of our own Python first: ansible-playbook's helpers and modules
     # run from the same environment as provision.
     chosen["PATH"] = os.pathsep.join([str(binary_dir), environ.get("PATH", "/usr/bin:/bin")])
     chosen.update(own)
     return chosen
+
+
+# -- SSH masters, one folder per run ----------------------------------------------
+
+#: A unix socket path holds 107 bytes; ssh binds "<path>.<16 random>" first, and
+#: Ansible names each master "<folder>/<10 hex>": the folder may have 79.
+_MAX_MASTERS_DIR = 107 - 17 - 11
+#: An empty masters folder older than this is a crashed run's: it is removed.
+_STALE_MASTERS_SECONDS = 3600
+
+
+@contextlib.contextmanager
+def ssh_masters(state_path: Path | None) -> Iterator[Path]:
+    """A private folder for one run's SSH master connections, closed and removed after.
+
+    Under `<state>/ssh/` (so per workspace and, a run being of one environment, per
+    environment); a private temporary folder instead when that path is too long for
+    a socket, or without a state directory. Masters die with the run: the next run
+    connects afresh and checks the host key again.
+    """
+    root = state_path / "ssh" if state_path is not None else None
+    folder: Path
+    if root is not None and len(str(root)) + 9 <= _MAX_MASTERS_DIR:
+        private_dir(root)
+        _remove_stale_masters(root)
+        folder = root / uuid.uuid4().hex[:8]
+        folder.mkdir(mode=0o700)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="provision-ssh-"))  # 0700, a random name
+    try:
+        yield folder
+    finally:
+        close_masters(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def close_masters(folder: Path) -> list[Path]:
+    """Ask every SSH master with a socket in `folder` to exit (`ssh -O exit`)."""
+    closed: list[Path] = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                continue
+        except OSError:
+            continue
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "provision-master"],
+                capture_output=True,
+                check=False,
+                timeout=15,
+            )
+            closed.append(path)
+    return closed
+
+
+def _remove_stale_masters(root: Path) -> None:
+    """Folders of runs that died: a master removes its socket when it exits."""
+    now = time.time()
+    for folder in root.iterdir():
+        with contextlib.suppress(OSError):
+            old = folder.is_dir() and now - folder.stat().st_mtime > _STALE_MASTERS_SECONDS
+            if old and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def new_run_dir(state_path: Path, label: str = "run") -> Path:
@@ -271,6 +347,7 @@ def run_playbook(
     vault_password_file: Path | None = None,
     fact_cache_type: str = "jsonfile",
     masker: Masker = NO_MASKER,
+    state_path: Path | None = None,
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -287,7 +364,8 @@ def run_playbook(
     ansible-playbook does with our ansible.cfg, instead of ansible-runner's
     default of a JSON file per host in the artifacts.
     `masker` hides the run's secret values (`provision.secrets.run_masker`) in every
-    event and artifact; the environment Ansible gets is `ansible_environment`'s.
+    event and artifact. `state_path` is where the run's SSH masters live
+    (`ssh_masters`); the environment Ansible gets is `ansible_environment`'s.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -319,7 +397,10 @@ def run_playbook(
     artifacts = private_data_dir / "artifacts" / ident
     artifacts.mkdir(parents=True, mode=0o700)
     stdout_fd = os.open(artifacts / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(stdout_fd, "w", encoding="utf-8") as stdout:
+    with (
+        ssh_masters(state_path) as masters,
+        os.fdopen(stdout_fd, "w", encoding="utf-8") as stdout,
+    ):
         envvars = ansible_environment(
             os.environ,
             {
@@ -327,6 +408,7 @@ def run_playbook(
                 "ANSIBLE_HOST_KEY_CHECKING": "True",
                 "ANSIBLE_NOCOLOR": "True",
                 "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters),
             },
             binary.parent,
         )

@@ -589,6 +589,7 @@ def run_audit(
                     inventory=inventory,
                     extravars=extravars,
                     masker=secrets.run_masker(vault, inventory, extravars, playbook=playbook),
+                    state_path=settings.state_path,
                     forks=settings.forks,
                     on_event=collector,
                     cancel=cancel,

@@ -611,6 +611,7 @@ def _run_wave(
                 vault_password_file=vault,
                 extravars=extravars,
                 masker=masker,
+                state_path=settings.state_path,
             )
         canceled = result.status == "canceled"
         if not canceled:

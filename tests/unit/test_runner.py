@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -133,6 +136,7 @@ def test_ansible_gets_a_chosen_environment_not_the_control_nodes() -> None:
         "SSH_AUTH_SOCK": "/run/agent.sock",
         "ANSIBLE_STRATEGY": "provision_linear",
         "ANSIBLE_BECOME_PASS": "canary",
+        "ANSIBLE_SSH_CONTROL_PATH": "/tmp/shared/%%C",  # each run has its own (ssh_masters)
         "PGPASSWORD": "canary",
         "PROVISION_DB_URL": "postgresql://u:canary@db/x",
         "https_proxy": "http://u:canary@proxy:3128",
@@ -178,3 +182,19 @@ def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
     assert f"the word is {MASK}" in next(p for p in files if p.name == "stdout").read_text()
     for path in files:
         assert b"canary-unit-4f1d" not in path.read_bytes(), path
+
+
+def test_each_run_has_its_own_masters_folder_removed_at_its_end(tmp_path: Path) -> None:
+    short = Path(tempfile.mkdtemp(prefix="pv-"))  # pytest's own folders are too deep here
+    state = short / "state"
+    with runner.ssh_masters(state) as folder, runner.ssh_masters(state) as other:
+        assert folder.parent == other.parent == state / "ssh" and folder != other
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not folder.exists() and not other.exists()
+    # Too deep for a unix socket (107 bytes): a private folder of its own elsewhere.
+    deep = tmp_path / ("d" * 60) / "state"
+    with runner.ssh_masters(deep) as folder:
+        assert deep not in folder.parents and len(str(folder)) < 60
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not folder.exists()
+    shutil.rmtree(short)
