@@ -4,34 +4,52 @@ Only this module imports ansible_runner. Each run gets a private data dir under 
 state directory, so two runs never share artifacts and a crashed run leaves its
 events on disk for inspection.
 
-Two traps this module exists to avoid:
+Traps this module exists to avoid:
 
 * ansible-runner looks up `ansible-playbook` on PATH. Called from a virtual
   environment that is not activated, that lookup fails with rc 127. We hand it the
   binary that sits beside our own Python and put that folder first on PATH.
-* ansible-runner writes the environment it was given into its artifacts and turns
-  host key checking off unless told. Secrets therefore never travel in envvars,
-  env files are suppressed, and host key checking is switched on explicitly.
+* ansible-runner starts Ansible with the whole environment of the control node
+  and writes that environment into every run's artifacts (`artifacts/*/command`):
+  PGPASSWORD, a db_url with a password, any token. Ansible gets an environment
+  chosen here instead (`ansible_environment`), env files are suppressed, and host
+  key checking is switched on explicitly (ansible-runner turns it off unless told).
+* Ansible prints a decrypted vault value in the clear wherever a task shows it.
+  Every event goes through the run's `Masker` before a callback, the store, the
+  terminal or the artifacts see it; the stdout artifact is written here, from the
+  masked events, not by ansible-runner.
+* SSH masters (ControlPersist) in one folder shared by every workspace would let a
+  connection verified for one environment serve another's run, and a master opened
+  before a host key changed keep serving it. Each run has a folder of its own for
+  its masters, and closes them when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import re
 import shlex
 import shutil
+import stat
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import ansible_runner
+from ansible_runner.interface import init_runner
 
 from provision.errors import PrerequisiteError, RunnerError
+from provision.masking import NO_MASKER, Masker
+from provision.private import private_dir
 
 
 @dataclass(frozen=True)
@@ -119,19 +137,15 @@ class _EventPump:
 
     _STOP = object()
 
-    def __init__(self, callback: EventCallback, keep_events: bool = True) -> None:
+    def __init__(self, callback: EventCallback) -> None:
         self._callback = callback
-        self._keep_events = keep_events
         self._queue: queue.Queue[object] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._deliver, name="provision-events", daemon=True)
         self._thread.start()
 
-    def __call__(self, raw: dict[str, Any]) -> bool:
+    def __call__(self, raw: dict[str, Any]) -> None:
         self._queue.put(raw)
-        # True keeps the event as a JSON file in the artifacts too. The play recap
-        # is always kept: ansible-runner reads its stats back from that file.
-        return self._keep_events or raw.get("event") == "playbook_on_stats"
 
     def _deliver(self) -> None:
         while True:
@@ -153,8 +167,162 @@ class _EventPump:
             raise self._error
 
 
+class _EventFilter:
+    """ansible-runner's event handler: mask each event in place, then pass it on.
+
+    ansible-runner writes the very dict it handed us as the event's JSON file, so
+    masking it in place masks the artifact too. Each event's display text goes to
+    the stdout artifact from here, masked (ansible-runner's own copy is suppressed:
+    it would hold Ansible's output as printed).
+    """
+
+    def __init__(
+        self, masker: Masker, stdout: IO[str], pump: _EventPump | None, keep_events: bool
+    ) -> None:
+        self._masker = masker
+        self._stdout = stdout
+        self._pump = pump
+        self._keep_events = keep_events
+
+    def __call__(self, raw: dict[str, Any]) -> bool:
+        self._masker.scrub(raw)
+        text = raw.get("stdout")
+        if text and text != "{}":
+            self._stdout.write(f"{text}\n")
+            self._stdout.flush()
+        if self._pump is not None:
+            self._pump(raw)
+        # True keeps the event as a JSON file in the artifacts too. The play recap
+        # is always kept: ansible-runner reads its stats back from that file.
+        return self._keep_events or raw.get("event") == "playbook_on_stats"
+
+
+# -- the environment Ansible runs with -------------------------------------------
+
+#: What Ansible and ssh need from the control node's environment: where home is
+#: (~/.ssh, ~/.ansible/tmp), the locale (Ansible refuses a non-UTF-8 one), the time
+#: zone, the temporary folder, the SSH agent's socket (a path: the agent's keys
+#: never leave it), and provision's own switch for mitogen (docs/standards.md).
+PASSED_VARIABLES = (
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SSH_AUTH_SOCK",
+    "PROVISION_MITOGEN",
+)
+#: LC_* (locale) and ANSIBLE_* (Ansible's own settings, e.g. ANSIBLE_STRATEGY) pass
+#: too, except an ANSIBLE_* whose name says it holds a secret (ANSIBLE_BECOME_PASS):
+#: a secret belongs in the vault, never in an environment written to disk.
+PASSED_PREFIXES = ("LC_", "ANSIBLE_")
+_SECRET_SETTING = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL", re.IGNORECASE)
+#: Set for every run below; what the caller's environment says of them is ignored.
+_OWN_SETTINGS = ("ANSIBLE_SSH_CONTROL_PATH", "ANSIBLE_SSH_CONTROL_PATH_DIR")
+#: What ansible-runner itself sets for Ansible (its callback plugin, where events go).
+_RUNNER_SETTINGS = frozenset(
+    {
+        "ANSIBLE_STDOUT_CALLBACK",
+        "ANSIBLE_CALLBACK_PLUGINS",
+        "AWX_ISOLATED_DATA_DIR",
+        "ANSIBLE_CACHE_PLUGIN",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+        "ANSIBLE_RETRY_FILES_ENABLED",
+        "ANSIBLE_HOST_KEY_CHECKING",
+        "ANSIBLE_ROLES_PATH",
+        "RUNNER_OMIT_EVENTS",
+        "RUNNER_ONLY_FAILED_EVENTS",
+    }
+)
+
+
+def ansible_environment(
+    environ: Mapping[str, str], own: Mapping[str, str], binary_dir: Path
+) -> dict[str, str]:
+    """The environment a run hands Ansible: `own` settings over what passes of `environ`."""
+    chosen = {
+        name: value
+        for name, value in environ.items()
+        if (name in PASSED_VARIABLES or name.startswith(PASSED_PREFIXES))
+        and not (name.startswith("ANSIBLE_") and _SECRET_SETTING.search(name))
+        and name not in _OWN_SETTINGS
+    }
+    # The folder of our own Python first: ansible-playbook's helpers and modules
+    # run from the same environment as provision.
+    chosen["PATH"] = os.pathsep.join([str(binary_dir), environ.get("PATH", "/usr/bin:/bin")])
+    chosen.update(own)
+    return chosen
+
+
+# -- SSH masters, one folder per run ----------------------------------------------
+
+#: A unix socket path holds 107 bytes; ssh binds "<path>.<16 random>" first, and
+#: Ansible names each master "<folder>/<10 hex>": the folder may have 79.
+_MAX_MASTERS_DIR = 107 - 17 - 11
+#: An empty masters folder older than this is a crashed run's: it is removed.
+_STALE_MASTERS_SECONDS = 3600
+
+
+@contextlib.contextmanager
+def ssh_masters(state_path: Path | None) -> Iterator[Path]:
+    """A private folder for one run's SSH master connections, closed and removed after.
+
+    Under `<state>/ssh/` (so per workspace and, a run being of one environment, per
+    environment); a private temporary folder instead when that path is too long for
+    a socket, or without a state directory. Masters die with the run: the next run
+    connects afresh and checks the host key again.
+    """
+    root = state_path / "ssh" if state_path is not None else None
+    folder: Path
+    if root is not None and len(str(root)) + 9 <= _MAX_MASTERS_DIR:
+        private_dir(root)
+        _remove_stale_masters(root)
+        folder = root / uuid.uuid4().hex[:8]
+        folder.mkdir(mode=0o700)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="provision-ssh-"))  # 0700, a random name
+    try:
+        yield folder
+    finally:
+        close_masters(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def close_masters(folder: Path) -> list[Path]:
+    """Ask every SSH master with a socket in `folder` to exit (`ssh -O exit`)."""
+    closed: list[Path] = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                continue
+        except OSError:
+            continue
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "provision-master"],
+                capture_output=True,
+                check=False,
+                timeout=15,
+            )
+            closed.append(path)
+    return closed
+
+
+def _remove_stale_masters(root: Path) -> None:
+    """Folders of runs that died: a master removes its socket when it exits."""
+    now = time.time()
+    for folder in root.iterdir():
+        with contextlib.suppress(OSError):
+            old = folder.is_dir() and now - folder.stat().st_mtime > _STALE_MASTERS_SECONDS
+            if old and not any(folder.iterdir()):
+                folder.rmdir()
+
+
 def new_run_dir(state_path: Path, label: str = "run") -> Path:
     """A fresh private data dir for one run: `<state>/runs/<utc time>-<label>-<id>`."""
+    private_dir(state_path)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = state_path / "runs" / f"{stamp}-{label}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True, mode=0o700)
@@ -178,6 +346,8 @@ def run_playbook(
     keep_events: bool = True,
     vault_password_file: Path | None = None,
     fact_cache_type: str = "jsonfile",
+    masker: Masker = NO_MASKER,
+    state_path: Path | None = None,
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -193,6 +363,9 @@ def run_playbook(
     `fact_cache_type="memory"` keeps gathered facts in memory, as plain
     ansible-playbook does with our ansible.cfg, instead of ansible-runner's
     default of a JSON file per host in the artifacts.
+    `masker` hides the run's secret values (`provision.secrets.run_masker`) in every
+    event and artifact. `state_path` is where the run's SSH masters live
+    (`ssh_masters`); the environment Ansible gets is `ansible_environment`'s.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -220,36 +393,59 @@ def run_playbook(
     else:
         inventory_arg = [str(p) for p in inventory]
 
-    envvars = {
-        # The folder of our own Python first: ansible-playbook's helpers and modules
-        # run from the same environment as provision.
-        "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
-        "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_NOCOLOR": "True",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-    }
-    pump = _EventPump(on_event, keep_events) if on_event else None
-    try:
-        runner = ansible_runner.run(
-            private_data_dir=str(private_data_dir),
-            project_dir=str(workspace / "playbooks"),
-            playbook=str(playbook.resolve()),
-            inventory=inventory_arg,
-            limit=limit,
-            forks=forks,
-            cmdline=" ".join(cmdline) if cmdline else None,
-            extravars=dict(extravars or {}),
-            envvars=envvars,
-            suppress_env_files=True,
-            quiet=True,
-            event_handler=pump,
-            cancel_callback=cancel,
-            fact_cache_type=fact_cache_type,
+    ident = uuid.uuid4().hex
+    artifacts = private_data_dir / "artifacts" / ident
+    artifacts.mkdir(parents=True, mode=0o700)
+    stdout_fd = os.open(artifacts / "stdout", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with (
+        ssh_masters(state_path) as masters,
+        os.fdopen(stdout_fd, "w", encoding="utf-8") as stdout,
+    ):
+        envvars = ansible_environment(
+            os.environ,
+            {
+                "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "ANSIBLE_NOCOLOR": "True",
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters),
+            },
+            binary.parent,
         )
-    finally:
-        if pump is not None:
-            pump.close()
+        pump = _EventPump(on_event) if on_event else None
+        try:
+            runner = init_runner(
+                private_data_dir=str(private_data_dir),
+                ident=ident,
+                project_dir=str(workspace / "playbooks"),
+                playbook=str(playbook.resolve()),
+                inventory=inventory_arg,
+                limit=limit,
+                forks=forks,
+                cmdline=" ".join(cmdline) if cmdline else None,
+                extravars=dict(extravars or {}),
+                envvars=envvars,
+                suppress_env_files=True,
+                suppress_output_file=True,
+                quiet=True,
+                event_handler=_EventFilter(masker, stdout, pump, keep_events),
+                cancel_callback=cancel,
+                fact_cache_type=fact_cache_type,
+            )
+            # ansible-runner seeds the run's environment with all of os.environ; keep
+            # ours and what it sets itself. It is what Ansible runs with and what the
+            # `command` artifact records.
+            runner.config.env = {
+                k: v for k, v in runner.config.env.items() if k in envvars or k in _RUNNER_SETTINGS
+            }
+            runner.run()
+        finally:
+            if pump is not None:
+                pump.close()
+            # An event ansible-runner never collected (a cancelled run) leaves the
+            # callback's unmasked copy behind.
+            for partial in artifacts.glob("job_events/*-partial.json*"):
+                partial.unlink(missing_ok=True)
 
     stats: Mapping[str, Mapping[str, int]] = runner.stats or {}
     hosts: dict[str, HostStats] = {}

@@ -30,8 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from provision import crypto
 from provision.errors import InputError, PrerequisiteError
+from provision.masking import Masker, named_secrets
 from provision.settings import Settings
 
 #: A tmpfs every Linux has: a decrypted file for `edit` never reaches a disk there.
@@ -353,3 +356,197 @@ def check_password(
                     hint="check the vault password (typed or vault_password_file); nothing ran",
                 ) from None
     return len(tried)
+
+
+# -- what a run decrypts, to mask it; and refusing a run that could not decrypt ----------
+
+
+def _vault_texts(value: Any) -> Iterator[str]:
+    """Every inline `!vault` text anywhere in `value` (an inventory, variables, extravars)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"__ansible_vault"}:
+            yield str(value["__ansible_vault"])
+            return
+        for item in value.values():
+            yield from _vault_texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _vault_texts(item)
+
+
+class _PlaybookLoader(yaml.SafeLoader):
+    """Safe YAML for playbooks: `!vault` as Ansible's JSON form, any other tag as plain."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    return {"__ansible_vault": text} if suffix == "vault" else text
+
+
+_PlaybookLoader.add_multi_constructor("!", _tagged)
+
+
+def _playbook_sources(playbook: Path) -> Iterator[tuple[Path, str]]:
+    """The playbook and the vars_files its plays name literally, with their text."""
+    try:
+        text = playbook.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    yield playbook, text
+    try:
+        plays = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return  # its syntax is checked elsewhere; nothing more to find here
+    names: list[str] = []
+    for play in plays if isinstance(plays, list) else []:
+        entries = play.get("vars_files") if isinstance(play, Mapping) else None
+        for entry in entries if isinstance(entries, list) else [entries]:
+            names += [str(e) for e in (entry if isinstance(entry, list) else [entry]) if e]
+    for name in names:
+        path = (playbook.parent / name) if not Path(name).is_absolute() else Path(name)
+        if "{{" in name or not path.is_file():
+            continue  # templated: only Ansible knows which file it is
+        try:
+            yield path, path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+
+
+def playbook_vaults(playbook: Path) -> list[tuple[Path, str, bool]]:
+    """(file, vault text, whole file?) for each vaulted value of the playbook and its
+    literal vars_files: inline `!vault` values and files encrypted whole."""
+    found: list[tuple[Path, str, bool]] = []
+    for path, text in _playbook_sources(playbook):
+        if crypto.is_vault(text.encode()):
+            found.append((path, text, True))
+            continue
+        if "!vault" not in text:
+            continue
+        try:
+            data = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            continue
+        found += [(path, vault, False) for vault in _vault_texts(data)]
+    return found
+
+
+def _plain_values(plain: bytes, whole: bool) -> list[str]:
+    """What a decrypted value puts in the clear: the value, and for a file encrypted
+    whole, each of its values (it is a vars file)."""
+    text = plain.decode("utf-8", errors="replace")
+    if not whole:
+        return [text]
+    try:
+        data = yaml.load(text, Loader=_PlaybookLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        return [text]
+
+    def leaves(value: Any) -> Iterator[str]:
+        if isinstance(value, Mapping):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from leaves(item)
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            yield str(value)
+
+    return [*leaves(data), *named_secrets(data if isinstance(data, Mapping) else {})]
+
+
+def run_masker(
+    vault: Path | None, *variables: Mapping[str, Any], playbook: Path | None = None
+) -> Masker:
+    """The secret values one run may print: hand it to `runner.run_playbook(masker=)`.
+
+    Every value of a secret-named variable in `variables` (the run's inventory,
+    its extravars), and every vaulted value the run decrypts, decrypted here with
+    the password behind `vault` (the file `vault_for_run` gave): inline `!vault`
+    values of `variables`, and those of the playbook and its vars_files. Ansible
+    prints a decrypted value in the clear wherever a task echoes it; the masker is
+    how it never reaches the store, the artifacts or the terminal. A value that
+    does not open is left out: Ansible cannot open it either.
+    """
+    named = [v for group in variables for v in named_secrets(group)]
+    sealed = [(text, False) for group in variables for text in _vault_texts(group)]
+    if playbook is not None:
+        sealed += [(text, whole) for _path, text, whole in playbook_vaults(playbook)]
+    plain: list[str] = []
+    if sealed and vault is not None:
+        password = read_password(vault)
+        for text, whole in dict.fromkeys(sealed):  # each distinct value once: ~10 ms each
+            try:
+                plain += _plain_values(crypto.vault_decrypt(text.encode(), password), whole)
+            except crypto.VaultError:
+                continue
+    return Masker.of([*named, *plain])
+
+
+def require_vault_file(settings: Settings) -> Path | None:
+    """The configured vault_password_file, refused if it does not exist; None if unset."""
+    source = configured_source(settings)
+    if source is not None and not source.exists():
+        raise InputError(
+            "the vault password file does not exist",
+            hint="fix vault_password_file in provision.yml (or PROVISION_VAULT_PASSWORD_FILE), "
+            "or give the password with --ask-vault-pass; nothing ran",
+            path=source,
+        )
+    return source
+
+
+def require_vault(settings: Settings, hosts: Sequence[str], playbook: Path) -> None:
+    """Refuse a run that could not open its vaulted values, before anything is recorded.
+
+    A configured vault_password_file that does not exist is refused outright. With
+    no vault password at all, a run whose selected hosts' variables, playbook or
+    vars_files hold a vaulted value would start and fail on every host half-way
+    ("Attempting to decrypt but no vault secrets found"): it is refused, naming the
+    first such value (never its contents) and how to give the password.
+    """
+    if require_vault_file(settings) is not None:
+        return
+    where = _first_vaulted(settings, hosts, playbook)
+    if where is not None:
+        raise InputError(
+            f"{where} is encrypted with the vault, but no vault password was given",
+            hint="give it with --ask-vault-pass, or set vault_password_file in provision.yml "
+            "(or PROVISION_VAULT_PASSWORD_FILE) to a file or client script; nothing ran",
+        )
+
+
+def _mentions_vault(folder: Path) -> bool:
+    """Whether any file of an inventory folder holds vault text (every vaulted value,
+    inline or whole, starts with the $ANSIBLE_VAULT header)."""
+    marker = crypto.VAULT_HEADER.encode()
+    for path in folder.rglob("*"):
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if hidden or not path.is_file():
+            continue
+        try:
+            if marker in path.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _first_vaulted(settings: Settings, hosts: Sequence[str], playbook: Path) -> str | None:
+    for path, _text, whole in playbook_vaults(playbook):
+        return f"{path} (the whole file)" if whole else f"a variable in {path}"
+    if not _mentions_vault(settings.inventory_path):
+        return None  # the common case, found without resolving a single host
+    from provision.inventory import slice_inventory
+    from provision.inventory.targets import load_environment
+
+    loaded = load_environment(settings.inventory_path)
+    known = [h for h in hosts if h in loaded.inventory.hosts]
+    for start in range(0, len(known), 500):  # a slice at a time: the first holds one, mostly
+        resolved = slice_inventory(loaded.inventory, known[start : start + 500], loaded.folder)
+        for host, name, _text in vaulted_values(resolved["all"]["hosts"]):
+            return f"variable '{name}' of host {host}"
+    return None

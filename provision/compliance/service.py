@@ -559,6 +559,7 @@ def run_audit(
     keys = {h.host: h.request_key for h in plan.hosts}
     for name in names:
         inventory["all"]["hosts"][name]["provision_evidence_key"] = keys[name]
+    secrets.require_vault_file(settings)  # a missing one is refused before a run is recorded
     with open_store(settings) as store:
         records = ComplianceRecords(store)
         run_id = records.create_run(
@@ -585,13 +586,17 @@ def run_audit(
             private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")
             # Vaulted variables (a become password, say) open with the vault password,
             # handed over as a file name outside the run's folder, as rollouts do.
+            # What the vault opens, and secret-named values, are masked in all Ansible says.
+            extravars = {"provision_evidence_requests": plan.requests}
             with secrets.vault_for_run(settings) as vault:
                 result = runner.run_playbook(
                     playbook,
                     workspace=settings.workspace,
                     private_data_dir=private,
                     inventory=inventory,
-                    extravars={"provision_evidence_requests": plan.requests},
+                    extravars=extravars,
+                    masker=secrets.run_masker(vault, inventory, extravars, playbook=playbook),
+                    state_path=settings.state_path,
                     forks=settings.forks,
                     on_event=collector,
                     cancel=cancel,

@@ -22,4 +22,5 @@ def ping(settings: Settings, on_event: runner.EventCallback | None = None) -> ru
         inventory=paths.inventory_dir,
         forks=settings.forks,
         on_event=on_event,
+        state_path=settings.state_path,
     )

@@ -8,14 +8,15 @@ final; it is written to the store at once, before ansible-playbook has even
 exited.
 
 Never recorded: module arguments, module results, extravars. A failing task's
-message is Ansible's short `msg`, cut to a few hundred characters.
+message is Ansible's short `msg`, cut to a few hundred characters. Events arrive
+masked (`provision.runner` applies the run's `Masker`): a vaulted or secret-named
+value in a message is `********` already.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,30 +34,6 @@ _STATUS = {
     "runner_on_skipped": "skipped",
     "runner_on_async_failed": "failed",
 }
-
-
-#: Inventory variables whose values are masked in any message recorded.
-SECRET_NAME = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
-MASK = "********"
-
-
-def secret_values(hostvars: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The values of variables named like secrets, longest first (for masking)."""
-    found = {
-        str(value)
-        for variables in hostvars.values()
-        for name, value in variables.items()
-        if SECRET_NAME.search(name) and isinstance(value, str | int) and len(str(value)) >= 4
-    }
-    return sorted(found, key=len, reverse=True)
-
-
-def mask(text: str | None, secrets: Sequence[str]) -> str | None:
-    if text is None:
-        return None
-    for value in secrets:
-        text = text.replace(value, MASK)
-    return text
 
 
 def short_message(res: Any) -> str | None:
@@ -108,9 +85,7 @@ class WaveRecorder:
         hosts: set[str],
         on_task: Callable[[str], None] | None = None,
         on_results: Callable[[list[HostResult]], None] | None = None,
-        secrets: Sequence[str] = (),
     ) -> None:
-        self._secrets = secrets
         self._store = store
         self._writer = writer
         self._run_id = run_id
@@ -154,7 +129,7 @@ class WaveRecorder:
         elif status == "failed" and data.get("ignore_errors"):
             status = "ignored"
         elif status in ("failed", "unreachable"):
-            message = mask(short_message(res), self._secrets)
+            message = short_message(res)
             track.failed_task = event.task
             track.message = message
         duration = data.get("duration")

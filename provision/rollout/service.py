@@ -43,7 +43,7 @@ from provision.rollout.plan import (
     parse_size,
     plan_waves,
 )
-from provision.rollout.recorder import WaveRecorder, outcome_of, secret_values
+from provision.rollout.recorder import WaveRecorder, outcome_of
 from provision.settings import Settings
 from provision.store import (
     BatchWriter,
@@ -313,6 +313,7 @@ def run_rollout(
     on_created: Callable[[int], None] | None = None,
 ) -> RolloutResult:
     """Record the run, then run its waves. Returns when it finished or stopped."""
+    _check_vault(settings, plan.env, plan.hosts, plan.playbook)
     with open_store(settings) as store:
         run_id = create_run(settings, plan, store)
         if on_created:
@@ -330,6 +331,14 @@ def resume_rollout(
     """Continue a stopped, failed or crashed run with the hosts that have no result yet."""
     with open_store(settings) as store:
         run = store.get_run(run_id)
+        playbook = Path(run.playbook)
+        pending = store.host_results(run_id)
+        _check_vault(
+            settings,
+            run.env,
+            [h for w in store.waves(run_id) for h in w.hosts if h not in pending],
+            playbook if playbook.is_absolute() else settings.workspace / playbook,
+        )
         if run.status == "running":
             if run.node == socket.gethostname() and not pid_alive(run.pid):
                 store.mark_crashed(run_id)
@@ -345,6 +354,12 @@ def resume_rollout(
                 hint=f"rerun failed hosts with provision rollout retry {run_id} --failed",
             )
         return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
+
+
+def _check_vault(settings: Settings, env: str, hosts: Sequence[str], playbook: Path) -> None:
+    """A pre-run check: the run can open every vaulted value it will meet (see
+    `secrets.require_vault`), or it is refused before anything is recorded."""
+    secrets.require_vault(replace(settings, env=env), hosts, playbook)
 
 
 def _stop_orphans(waves: Sequence[WaveInfo]) -> list[int]:
@@ -554,7 +569,6 @@ def _run_wave(
             Progress("task", run.id, wave.number, count, wave.label, task=task)
         ),
         on_results=on_results,
-        secrets=secret_values(inventory["all"]["hosts"]),
     )
     if gone:
         recorder.finish(
@@ -575,9 +589,12 @@ def _run_wave(
         tags = list(options.get("tags") or [])
         if options.get("control"):
             tags.append(str(options["control"]))
+        extravars = _vars_file(options.get("vars_file"))
         # The vault password reaches Ansible as a file (or client script) outside the
         # run's folder: never in its extravars, environment, artifacts or the store.
+        # What it decrypts, and secret-named values, are masked in all Ansible says.
         with secrets.vault_for_run(settings) as vault:
+            masker = secrets.run_masker(vault, inventory, extravars, playbook=playbook)
             result = runner.run_playbook(
                 playbook,
                 workspace=settings.workspace,
@@ -592,7 +609,9 @@ def _run_wave(
                 keep_events=False,
                 fact_cache_type="memory",  # no facts file per host per wave on disk
                 vault_password_file=vault,
-                extravars=_vars_file(options.get("vars_file")),
+                extravars=extravars,
+                masker=masker,
+                state_path=settings.state_path,
             )
         canceled = result.status == "canceled"
         if not canceled:

@@ -8,6 +8,7 @@ Only this package imports SQLAlchemy. The public surface:
 * records: `RunInfo`, `WaveInfo`, `HostResult`, `TaskRow`, `LockHolder`
 """
 
+from provision.private import private_dir
 from provision.settings import Settings
 from provision.store.engine import create_engine, current_version, migrate
 from provision.store.records import (
@@ -25,7 +26,10 @@ from provision.store.writer import BatchWriter
 
 
 def open_store(settings: Settings) -> Store:
-    """The store `settings` names (SQLite in the state dir unless db_url says otherwise)."""
+    """The store `settings` names (SQLite in the state dir unless db_url says otherwise).
+
+    Opening it makes the state directory private to its owner (0700) first."""
+    private_dir(settings.state_path)
     return Store.open(settings.database_url)
 
 

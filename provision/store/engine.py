@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from provision.errors import ConfigError, PrerequisiteError, StateError
+from provision.private import private_dir, private_file
 from provision.store.schema import LATEST, MIGRATIONS, schema_version
 
 
@@ -50,14 +51,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_database(path: Path) -> None:
+    """The SQLite file 0600 before SQLite opens it: SQLite gives its -wal and -shm files
+    the database's own mode. Its folder is created 0700 when missing (an existing
+    one is the state directory's business, or the user's)."""
+    if not path.parent.is_dir():
+        private_dir(path.parent)
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if name == path or name.exists():
+            private_file(name)
+
+
 def create_engine(url: str) -> Engine:
-    """An engine for `url`; the SQLite file's folder is created when missing."""
+    """An engine for `url`; the SQLite file (0600) and its folder are created when missing."""
     parsed = _normalise_url(url)
     shown = parsed.render_as_string(hide_password=True)
     try:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_database(Path(parsed.database))
             # A writer waits for another's transaction instead of failing at once.
             engine = sa.create_engine(parsed, connect_args={"timeout": 30})
             sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -292,3 +292,64 @@ def test_two_rollouts_never_share_a_host(lab: Lab, db_settings: Settings) -> Non
     with open_store(db_settings) as store:
         # The refused rollout left no run behind; the first one finished.
         assert [r.id for r in store.list_runs()] == [1]
+
+
+def _masters(root: Path) -> list[str]:
+    """SSH master processes (ControlPersist) whose socket is under `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # A master renames itself "ssh: <socket> [mux]".
+        text = " ".join(a.decode(errors="replace") for a in argv)
+        if text.startswith("ssh") and str(root) in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.usefixtures("clean")
+def test_a_changed_host_key_is_seen_by_the_next_run(
+    lab: Lab, db_settings: Settings, tmp_path: Path
+) -> None:
+    """A run's SSH masters are its own and close when it ends, so the next run, of this
+    environment or another, connects afresh and checks the host key. Here the next
+    run is of an environment whose known_hosts says the host has another key (the
+    host's key changed, as far as it knows): the host must be unreachable, not
+    reached over the master the first run left open for ControlPersist."""
+    import shutil
+
+    from provision import crypto
+    from provision.lab.inventory import KNOWN_HOSTS
+
+    host = "dhk-kal-lab01"
+    forged = lab.settings.workspace / "inventories" / "forged"
+    shutil.copytree(lab.inventory, forged)
+    try:
+        known = forged / KNOWN_HOSTS
+        other_key = crypto.new_ed25519().public_openssh
+        known.write_text(
+            "".join(
+                f"{line.split(' ', 1)[0]} {other_key}\n" if line.startswith(f"{host},") else line
+                for line in known.read_text().splitlines(keepends=True)
+            )
+        )
+        for path in forged.rglob("*.yml"):
+            path.write_text(path.read_text().replace(str(lab.inventory), str(forged)))
+        plan = plan_rollout(db_settings, RolloutOptions(CHANGE, host))
+        first = run_rollout(db_settings, plan)
+        assert first.results[host].outcome == "changed", first.results
+        other = replace(db_settings, env="forged")
+        second = run_rollout(other, plan_rollout(other, RolloutOptions(CHANGE, host)))
+        result = second.results[host]
+        assert result.outcome == "unreachable", result
+        assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in (result.message or ""), result
+        # The masters lived in the workspace's state directory and are gone.
+        masters = db_settings.state_path / "ssh"
+        assert masters.is_dir() and not [p for p in masters.rglob("*") if p.is_socket()]
+        assert _masters(masters) == []
+    finally:
+        shutil.rmtree(forged)

@@ -12,6 +12,7 @@ the canary and for the password.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,8 +115,6 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
 ) -> None:
     """The same canary through `provision rollout`: the run's artifacts, its store
     rows (SQLite in the state directory) and every other state file stay clean."""
-    from dataclasses import replace
-
     from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 
     canary_vars = _vaulted_host_var(lab, "provision_test_canary")
@@ -267,5 +266,200 @@ def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
             assert PASSWORD.encode() not in data, path
     finally:
         canary_vars.unlink()
+        if added_standard:
+            standard.unlink()
+
+
+FAILING_PLAYBOOK = """\
+- name: Use vaulted variables, then fail saying them
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Fail with the secrets on stderr
+      ansible.builtin.shell: >-
+        echo "login {{ db_password }} motd {{ provision_test_motd }}" >&2; exit 3
+      changed_when: false
+"""
+#: A second canary under a name that says nothing of a secret: masked because the
+#: run decrypted it, not because of its name.
+MOTD = "canary-motd-lab-71b2e9d04f"
+
+
+def _vault_block(name: str, plain: str) -> str:
+    sealed = crypto.vault_encrypt(plain.encode(), PASSWORD).decode()
+    return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in sealed.splitlines())
+
+
+def _grep_run(lab: Lab, outputs: list[str], *canaries: str) -> None:
+    """No canary in anything printed, nor in any file under the state directory (the
+    store and its WAL, every run's artifacts: stdout, command, events)."""
+    files = _files(lab.settings.state_path)
+    assert any(p.name.startswith("state.db") for p in files)
+    assert any(p.name == "stdout" for p in files) and any(p.name == "command" for p in files)
+    for canary in canaries:
+        for text in outputs:
+            assert canary not in text
+        for path in files:
+            assert canary.encode() not in path.read_bytes(), path
+
+
+def test_a_task_failing_with_vaulted_values_shows_them_masked(lab: Lab, tmp_path: Path) -> None:
+    """`db_password: !vault …` echoed by a failing command: masked on the terminal,
+    in the host's and the task's message, in `runs show --json`, in the artifacts."""
+    import json
+
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from provision.store import open_store
+
+    host_vars = lab.inventory / "host_vars" / HOST
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\n" + _vault_block("db_password", CANARY) + _vault_block("provision_test_motd", MOTD)
+    )
+    playbook = tmp_path / "fail.yml"
+    playbook.write_text(FAILING_PLAYBOOK)
+    client = _vault_client(tmp_path)
+    base = ["--workspace", str(lab.settings.workspace)]
+    env = {"PROVISION_VAULT_PASSWORD_FILE": str(client)}
+    try:
+        done = CliRunner().invoke(
+            cli, [*base, "rollout", str(playbook), HOST, "--yes", "--json"], env=env
+        )
+        assert done.exit_code == 4, done.output  # the host failed
+        data = json.loads(done.stdout)
+        run_id = data["run"]["id"]
+        (result,) = data["hosts"]
+        assert result["message"] == "non-zero return code: login ******** motd ********"
+        shown = CliRunner().invoke(cli, [*base, "runs", "show", str(run_id), "--json"])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["hosts"][0]["message"] == result["message"]
+        table = CliRunner().invoke(cli, [*base, "runs", "show", str(run_id)])
+        assert "********" in table.output
+        with open_store(lab.settings) as store:
+            (row,) = [r for r in store.task_rows(run_id) if r.status == "failed"]
+        assert row.message == result["message"]
+        _grep_run(lab, [done.output, shown.output, table.output], CANARY, MOTD, PASSWORD)
+    finally:
+        canary_vars.unlink()
+
+
+ENV_CANARY = "canary-env-lab-5a90c3e18d"
+
+
+def test_the_control_nodes_environment_stays_out_of_the_run(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PGPASSWORD, a password inside a database URL, any token in provision's
+    environment: a real rollout runs (Ansible has what it needs) and neither the
+    run's artifacts (`command` records the environment Ansible had) nor any other
+    file of the state directory holds them."""
+    import json
+
+    from provision.rollout import RolloutOptions, plan_rollout, run_rollout
+
+    monkeypatch.setenv("PGPASSWORD", ENV_CANARY)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://provision:{ENV_CANARY}@db.example/fleet")
+    monkeypatch.setenv("GITLAB_DEPLOY_TOKEN", ENV_CANARY)
+    monkeypatch.setenv("ANSIBLE_BECOME_PASS", ENV_CANARY)  # a secret in an Ansible name too
+    monkeypatch.setenv("ANSIBLE_FORCE_COLOR", "0")  # an Ansible setting passes
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
+    settings = replace(lab.settings, vault_password_file=str(_vault_client(tmp_path)))
+    try:
+        result = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(playbook), HOST)))
+        assert [r.outcome for r in result.results.values()] in (["changed"], ["ok"]), result
+        assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
+        (wave,) = result.waves
+        (command,) = Path(str(wave.artifacts)).glob("artifacts/*/command")
+        env = json.loads(command.read_text())["env"]
+        assert env["ANSIBLE_FORCE_COLOR"] == "0" and env["HOME"] == os.environ["HOME"]
+        assert not {"PGPASSWORD", "DATABASE_URL", "GITLAB_DEPLOY_TOKEN"} & set(env)
+        assert "ANSIBLE_BECOME_PASS" not in env
+        _grep_run(lab, [], ENV_CANARY, CANARY, PASSWORD)
+    finally:
+        canary_vars.unlink()
+        lab.ssh(HOST, "rm -f /root/provision-canary")
+
+
+def test_a_run_that_cannot_open_its_vault_is_refused_before_it_starts(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Vaulted host variables and no vault password, or a vault_password_file that is
+    not there: exit 3 with how to give it; no run in the store, no run folder, and
+    the host untouched (not "Attempting to decrypt but no vault secrets found" on
+    every host half-way)."""
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from provision.store import open_store
+
+    canary_vars = _vaulted_host_var(lab, "provision_test_canary")
+    playbook = tmp_path / "canary.yml"
+    playbook.write_text(PLAYBOOK)
+    base = ["--workspace", str(lab.settings.workspace), "rollout", str(playbook), HOST, "--yes"]
+    runs = lab.settings.state_path / "runs"
+
+    def history() -> tuple[int, list[str]]:
+        with open_store(lab.settings) as store:
+            count = len(store.list_runs(limit=10_000))
+        return count, sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+
+    before = history()
+    try:
+        unset = CliRunner().invoke(cli, base, env={"PROVISION_VAULT_PASSWORD_FILE": ""})
+        assert unset.exit_code == 3, unset.output
+        assert (
+            f"variable 'provision_test_canary' of host {HOST} is encrypted with the vault, "
+            "but no vault password was given" in unset.output
+        )
+        assert "--ask-vault-pass" in unset.output and "vault_password_file" in unset.output
+        missing = tmp_path / "no-such-client"
+        gone = CliRunner().invoke(cli, base, env={"PROVISION_VAULT_PASSWORD_FILE": str(missing)})
+        assert gone.exit_code == 3, gone.output
+        assert "the vault password file does not exist" in gone.output
+        assert history() == before
+        assert lab.ssh(HOST, "test -e /root/provision-canary && echo yes || echo no") == "no\n"
+    finally:
+        canary_vars.unlink()
+
+
+def test_a_compliance_run_with_a_missing_vault_password_file_records_nothing(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The same for an audit: a vault_password_file that is not there is exit 3 before
+    a compliance run is recorded (not a crashed run in the history)."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from tests.conftest import REPO
+
+    standard = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
+    added_standard = not standard.exists()
+    if added_standard:
+        shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", standard)
+    base = ["--workspace", str(lab.settings.workspace), "compliance"]
+
+    def runs() -> list[int]:
+        listed = CliRunner().invoke(cli, [*base, "runs", "--json"])
+        assert listed.exit_code == 0, listed.output
+        return [int(r["id"]) for r in json.loads(listed.stdout)]
+
+    try:
+        before = runs()
+        missing = str(tmp_path / "no-such-file")
+        done = CliRunner().invoke(
+            cli, [*base, "run", HOST], env={"PROVISION_VAULT_PASSWORD_FILE": missing}
+        )
+        assert done.exit_code == 3, done.output
+        assert "the vault password file does not exist" in done.output
+        assert runs() == before
+    finally:
         if added_standard:
             standard.unlink()

@@ -6,11 +6,8 @@ from pathlib import Path
 
 from provision import runner
 from provision.rollout.recorder import (
-    MASK,
     WaveRecorder,
-    mask,
     outcome_of,
-    secret_values,
     short_message,
 )
 from provision.runner import PlaybookEvent
@@ -38,18 +35,6 @@ def test_short_message_is_the_reason_never_the_whole_result() -> None:
     assert "secret" not in (short_message({"censored": "hidden", "msg": "secret"}) or "")
     assert len(short_message({"msg": "y" * 5000}) or "") == 400
     assert short_message("not a mapping") is None
-
-
-def test_values_of_secret_named_variables_are_masked() -> None:
-    hostvars = {
-        "h1": {"db_password": "hunter22", "api_token": 12345678, "provision_role": "lab_pc"},
-        "h2": {"ssh_key_passphrase": "abc", "ansible_host": "10.0.0.1"},  # too short to mask
-    }
-    secrets = secret_values(hostvars)
-    assert set(secrets) == {"hunter22", "12345678"}
-    assert mask("login hunter22 with 12345678 on lab_pc", secrets) == (
-        f"login {MASK} with {MASK} on lab_pc"
-    )
 
 
 def test_outcomes() -> None:

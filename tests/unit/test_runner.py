@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 
 from provision import runner
 from provision.errors import RunnerError
+from provision.masking import MASK, Masker
 from tests.conftest import FIXTURES
 
 LOCAL = {
@@ -121,3 +125,76 @@ def test_missing_playbook_is_an_error(workspace: Path) -> None:
             private_data_dir=runner.new_run_dir(workspace / ".provision"),
             inventory=LOCAL,
         )
+
+
+def test_ansible_gets_a_chosen_environment_not_the_control_nodes() -> None:
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "en_GB.UTF-8",
+        "SSH_AUTH_SOCK": "/run/agent.sock",
+        "ANSIBLE_STRATEGY": "provision_linear",
+        "ANSIBLE_BECOME_PASS": "canary",
+        "ANSIBLE_SSH_CONTROL_PATH": "/tmp/shared/%%C",  # each run has its own (ssh_masters)
+        "PGPASSWORD": "canary",
+        "PROVISION_DB_URL": "postgresql://u:canary@db/x",
+        "https_proxy": "http://u:canary@proxy:3128",
+    }
+    env = runner.ansible_environment(environ, {"ANSIBLE_CONFIG": "/ws/ansible.cfg"}, Path("/v/bin"))
+    assert env == {
+        "PATH": "/v/bin:/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "LC_TIME": "en_GB.UTF-8",
+        "SSH_AUTH_SOCK": "/run/agent.sock",
+        "ANSIBLE_STRATEGY": "provision_linear",
+        "ANSIBLE_CONFIG": "/ws/ansible.cfg",
+    }
+
+
+def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """A failing task prints the secret (msg, stdout): the callback, the events kept
+    in the artifacts and the stdout artifact all have it masked."""
+    playbook = tmp_path / "echo.yml"
+    playbook.write_text(
+        "- name: Echo\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Say it and fail\n"
+        "      ansible.builtin.shell: echo 'the word is canary-unit-4f1d'; exit 2\n"
+        "      changed_when: false\n"
+    )
+    events: list[runner.PlaybookEvent] = []
+    result = runner.run_playbook(
+        playbook,
+        workspace=workspace,
+        private_data_dir=runner.new_run_dir(workspace / ".provision", "mask"),
+        inventory=LOCAL,
+        on_event=events.append,
+        masker=Masker.of(["canary-unit-4f1d"]),
+    )
+    assert result.hosts_with("failed") == ["localhost"]
+    (failed,) = [e for e in events if e.kind == "runner_on_failed"]
+    assert failed.data["res"]["stdout"] == f"the word is {MASK}"
+    files = [p for p in result.private_data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "stdout" for p in files) and any(p.suffix == ".json" for p in files)
+    assert f"the word is {MASK}" in next(p for p in files if p.name == "stdout").read_text()
+    for path in files:
+        assert b"canary-unit-4f1d" not in path.read_bytes(), path
+
+
+def test_each_run_has_its_own_masters_folder_removed_at_its_end(tmp_path: Path) -> None:
+    short = Path(tempfile.mkdtemp(prefix="pv-"))  # pytest's own folders are too deep here
+    state = short / "state"
+    with runner.ssh_masters(state) as folder, runner.ssh_masters(state) as other:
+        assert folder.parent == other.parent == state / "ssh" and folder != other
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not folder.exists() and not other.exists()
+    # Too deep for a unix socket (107 bytes): a private folder of its own elsewhere.
+    deep = tmp_path / ("d" * 60) / "state"
+    with runner.ssh_masters(deep) as folder:
+        assert deep not in folder.parents and len(str(folder)) < 60
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not folder.exists()
+    shutil.rmtree(short)
