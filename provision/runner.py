@@ -32,6 +32,7 @@ from typing import Any
 import ansible_runner
 
 from provision.errors import PrerequisiteError, RunnerError
+from provision.processes import MARK_VARIABLE
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,8 @@ def run_playbook(
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
     }
+    # Every process of this run carries the mark, so none outlives it (see processes.py).
+    envvars[MARK_VARIABLE] = str(private_data_dir)
     pump = _EventPump(on_event, keep_events) if on_event else None
     try:
         runner = ansible_runner.run(

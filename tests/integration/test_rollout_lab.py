@@ -6,6 +6,7 @@ unreachable host caught up later. Changes are verified on the hosts over SSH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.lab
 
 CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
 SLOW = str(FIXTURES / "playbooks" / "rollout_slow.yml")
+BLOCK = str(FIXTURES / "playbooks" / "rollout_block.yml")
 STAMPS = "/var/tmp/provision-rollout"
 FAIL_MARKER = "/etc/provision-rollout-fail"
 
@@ -292,3 +294,93 @@ def test_two_rollouts_never_share_a_host(lab: Lab, db_settings: Settings) -> Non
     with open_store(db_settings) as store:
         # The refused rollout left no run behind; the first one finished.
         assert [r.id for r in store.list_runs()] == [1]
+
+
+def _run_processes(artifacts: str) -> list[int]:
+    """The live processes of the run whose private data dir is `artifacts`.
+
+    Found apart from provision's own code: ansible-playbook and its workers name
+    the dir on their command line (their inventory lies in it), and whatever
+    they started shares a session with one of them.
+    """
+    sessions: dict[int, tuple[int, bool]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] not in ("Z", "X"):
+            sessions[int(entry.name)] = (int(fields[3]), artifacts.encode() in cmdline)
+    leaders = {pid for pid, (sid, named) in sessions.items() if named and sid == pid}
+    return sorted(pid for pid, (sid, named) in sessions.items() if named or sid in leaders)
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _release(lab: Lab) -> None:
+    """Let the blocking task end on every host (a module the run left there)."""
+    for host in lab.hosts:
+        lab.ssh(host.name, f"mkdir -p {STAMPS} && touch {STAMPS}/release")
+
+
+@pytest.mark.usefixtures("clean")
+def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
+    lab: Lab, db_settings: Settings
+) -> None:
+    hosts = [h.name for h in lab.hosts]
+    env = _cli_env(db_settings)
+    dead = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--yes"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = Store.open(db_settings.database_url)
+    artifacts = ""
+    try:
+        _wait_for(lambda: all(stamp(lab, h, "started") for h in hosts), 300, "the start markers")
+        (wave,) = store.waves(1)
+        assert wave.status == "running" and wave.artifacts
+        artifacts = wave.artifacts
+        _wait_for(
+            lambda: len(_run_processes(artifacts)) > len(hosts), 120, "a worker on every host"
+        )
+        os.kill(dead.pid, signal.SIGKILL)  # the control node's provision dies mid-wave
+        dead.wait(timeout=30)
+        assert _run_processes(artifacts)  # ansible-playbook and its workers live on
+
+        # At once, a new rollout on the same hosts: run 1's locks are stale.
+        taking = subprocess.run(
+            [sys.executable, "-m", "provision", "rollout", CHANGE, "", "--yes"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert taking.returncode == 0, taking.stdout + taking.stderr
+        # It stopped what run 1 left running before its own play started.
+        assert _run_processes(artifacts) == []
+        note = "processes left running by run 1"
+        assert note in taking.stderr
+        assert taking.stderr.index(note) < taking.stderr.index("run 2 started")
+        assert store.get_run(2).status == "succeeded"
+        assert all(stamp(lab, h) == h for h in hosts)
+        assert store.locks() == []
+    finally:
+        if dead.poll() is None:
+            dead.kill()
+        if artifacts:
+            _kill(_run_processes(artifacts))
+        _release(lab)
+        store.close()
