@@ -32,7 +32,10 @@ from typing import Any
 import ansible_runner
 
 from provision.errors import PrerequisiteError, RunnerError
-from provision.processes import MARK_VARIABLE
+from provision.processes import MARK_VARIABLE, stop_run_processes
+
+#: Seconds between two looks at a run's cancel callback.
+CANCEL_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,11 @@ def run_playbook(
     `fact_cache_type="memory"` keeps gathered facts in memory, as plain
     ansible-playbook does with our ansible.cfg, instead of ansible-runner's
     default of a JSON file per host in the artifacts.
+
+    Every process of the run carries `PROVISION_RUN_MARK=<private_data_dir>`
+    in its environment; when the run returns (done, cancelled or broken), any
+    that are left are killed (see provision.processes). A cancelled run returns
+    status "canceled" with the hosts' stats it has, never an error.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -249,10 +257,17 @@ def run_playbook(
             event_handler=pump,
             cancel_callback=cancel,
             fact_cache_type=fact_cache_type,
+            # How often the cancel callback is asked (default 5 s): Ctrl-C stops at once.
+            settings={"pexpect_timeout": CANCEL_POLL_SECONDS},
         )
     finally:
-        if pump is not None:
-            pump.close()
+        try:
+            # A cancel kills ansible-playbook's own process group only; its workers
+            # run in sessions of their own and would go on working on the hosts.
+            stop_run_processes(str(private_data_dir))
+        finally:
+            if pump is not None:
+                pump.close()
 
     stats: Mapping[str, Mapping[str, int]] = runner.stats or {}
     hosts: dict[str, HostStats] = {}
@@ -270,7 +285,7 @@ def run_playbook(
             rescued=stats.get("rescued", {}).get(host, 0),
             ignored=stats.get("ignored", {}).get(host, 0),
         )
-    if runner.rc != 0 and not hosts:
+    if runner.rc != 0 and not hosts and runner.status != "canceled":
         # Ansible stopped before any host was touched: a syntax error, a bad
         # inventory. Its own words are in the stdout artifact.
         raise RunnerError(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.errors import ExitStatus
 from provision.lab import service
 from provision.rollout import (
     Progress,
@@ -331,6 +332,34 @@ def _release(lab: Lab) -> None:
         lab.ssh(host.name, f"mkdir -p {STAMPS} && touch {STAMPS}/release")
 
 
+class _Output:
+    """A process's merged output, read on a thread so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: text in "".join(self._lines), timeout):
+                raise AssertionError(f"timed out waiting for {text!r} in: {''.join(self._lines)}")
+
+
 @pytest.mark.usefixtures("clean")
 def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
     lab: Lab, db_settings: Settings
@@ -380,6 +409,55 @@ def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
     finally:
         if dead.poll() is None:
             dead.kill()
+        if artifacts:
+            _kill(_run_processes(artifacts))
+        _release(lab)
+        store.close()
+
+
+@pytest.mark.usefixtures("clean")
+def test_two_ctrl_c_stop_the_wave_at_once_and_leave_no_process(
+    lab: Lab, db_settings: Settings
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--batch", "2", "--yes"],
+        env=_cli_env(db_settings),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = _Output(proc)
+    store = Store.open(db_settings.database_url)
+    artifacts = ""
+    try:
+        _wait_for(lambda: store.list_runs() and store.waves(1)[0].artifacts, 120, "wave 1 to start")
+        first = store.waves(1)[0]
+        assert first.status == "running" and first.artifacts
+        artifacts = first.artifacts
+        _wait_for(
+            lambda: all(stamp(lab, h, "started") for h in first.hosts), 300, "the start markers"
+        )
+        _wait_for(
+            lambda: len(_run_processes(artifacts)) > len(first.hosts),
+            120,
+            "a worker on every host of the wave",
+        )
+        proc.send_signal(signal.SIGINT)
+        output.wait_for("stopping after this wave", 60)
+        proc.send_signal(signal.SIGINT)
+        # The task waits 15 minutes for its release: returning now is stopping at once.
+        assert proc.wait(timeout=120) == ExitStatus.INTERRUPTED, output.text
+        assert f"continue with: provision rollout resume {first.run_id}" in output.text
+        run = store.get_run(first.run_id)
+        assert run.status == "stopped" and "during a wave" in (run.stop_reason or "")
+        assert [w.status for w in store.waves(run.id)] == ["stopped", "pending"]
+        assert store.host_results(run.id) == {}
+        assert _run_processes(artifacts) == []
+        assert store.locks() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         if artifacts:
             _kill(_run_processes(artifacts))
         _release(lab)
