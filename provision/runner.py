@@ -50,6 +50,10 @@ from ansible_runner.interface import init_runner
 from provision.errors import PrerequisiteError, RunnerError
 from provision.masking import NO_MASKER, Masker
 from provision.private import private_dir
+from provision.processes import MARK_VARIABLE, stop_run_processes
+
+#: Seconds between two looks at a run's cancel callback.
+CANCEL_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,11 @@ def run_playbook(
     `masker` hides the run's secret values (`provision.secrets.run_masker`) in every
     event and artifact. `state_path` is where the run's SSH masters live
     (`ssh_masters`); the environment Ansible gets is `ansible_environment`'s.
+
+    Every process of the run carries `PROVISION_RUN_MARK=<private_data_dir>`
+    in its environment; when the run returns (done, cancelled or broken), any
+    that are left are killed (see provision.processes). A cancelled run returns
+    status "canceled" with the hosts' stats it has, never an error.
     """
     binary = tool_path("ansible-playbook")
     if binary is None:
@@ -409,6 +418,9 @@ def run_playbook(
                 "ANSIBLE_NOCOLOR": "True",
                 "ANSIBLE_RETRY_FILES_ENABLED": "False",
                 "ANSIBLE_SSH_CONTROL_PATH_DIR": str(masters),
+                # Every process of this run carries the mark, so none outlives it
+                # (see provision.processes).
+                MARK_VARIABLE: str(private_data_dir),
             },
             binary.parent,
         )
@@ -431,6 +443,8 @@ def run_playbook(
                 event_handler=_EventFilter(masker, stdout, pump, keep_events),
                 cancel_callback=cancel,
                 fact_cache_type=fact_cache_type,
+                # How often the cancel callback is asked (default 5 s): Ctrl-C stops at once.
+                settings={"pexpect_timeout": CANCEL_POLL_SECONDS},
             )
             # ansible-runner seeds the run's environment with all of os.environ; keep
             # ours and what it sets itself. It is what Ansible runs with and what the
@@ -440,8 +454,13 @@ def run_playbook(
             }
             runner.run()
         finally:
-            if pump is not None:
-                pump.close()
+            try:
+                # A cancel kills ansible-playbook's own process group only; its workers
+                # run in sessions of their own and would go on working on the hosts.
+                stop_run_processes(str(private_data_dir))
+            finally:
+                if pump is not None:
+                    pump.close()
             # An event ansible-runner never collected (a cancelled run) leaves the
             # callback's unmasked copy behind.
             for partial in artifacts.glob("job_events/*-partial.json*"):
@@ -463,7 +482,7 @@ def run_playbook(
             rescued=stats.get("rescued", {}).get(host, 0),
             ignored=stats.get("ignored", {}).get(host, 0),
         )
-    if runner.rc != 0 and not hosts:
+    if runner.rc != 0 and not hosts and runner.status != "canceled":
         # Ansible stopped before any host was touched: a syntax error, a bad
         # inventory. Its own words are in the stdout artifact.
         raise RunnerError(

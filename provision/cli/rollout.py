@@ -127,6 +127,8 @@ class Display:
                     self.counts[r.outcome] = self.counts.get(r.outcome, 0) + 1
         if p.kind == "run":
             self.note(f"run {p.run_id}" + (" resumed" if p.message else " started"))
+        elif p.kind == "note":
+            self.note(p.message or "")
         elif p.kind == "wave_start":
             self.note(f"wave {self.wave_index} of {self.waves}: {p.label} ({p.wave_hosts} hosts)")
         elif p.kind == "results" and not self.live_mode:

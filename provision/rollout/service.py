@@ -17,10 +17,8 @@ the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -35,6 +33,7 @@ from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.names import LEVELS
 from provision.inventory.targets import load_environment, select_targets
+from provision.processes import RunProcess, stop_run_processes
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.plan import (
     Wave,
@@ -48,6 +47,7 @@ from provision.settings import Settings
 from provision.store import (
     BatchWriter,
     HostResult,
+    LockHolder,
     RunInfo,
     Store,
     WaveInfo,
@@ -104,7 +104,7 @@ class RolloutPlan:
 class Progress:
     """What a rollout reports while it runs; the CLI draws it."""
 
-    kind: str  # run, wave_start, task, results, wave_done, stopping, finished
+    kind: str  # run, note, wave_start, task, results, wave_done, stopping, finished
     run_id: int
     wave: int | None = None
     waves: int = 0
@@ -118,6 +118,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+TakeoverCallback = Callable[[Sequence[LockHolder]], None]
 
 
 class StopSignal:
@@ -341,8 +342,8 @@ def resume_rollout(
         )
         if run.status == "running":
             if run.node == socket.gethostname() and not pid_alive(run.pid):
+                _stop_leftovers(store, [run_id])
                 store.mark_crashed(run_id)
-                _stop_orphans(store.waves(run_id))
             else:
                 raise StateError(
                     f"run {run_id} is still running (pid {run.pid} on {run.node})",
@@ -362,32 +363,42 @@ def _check_vault(settings: Settings, env: str, hosts: Sequence[str], playbook: P
     secrets.require_vault(replace(settings, env=env), hosts, playbook)
 
 
-def _stop_orphans(waves: Sequence[WaveInfo]) -> list[int]:
-    """Stop ansible-playbook processes a crashed run left behind.
+def _stop_leftovers(store: Store, runs: Sequence[int]) -> list[RunProcess]:
+    """Stop whatever the waves of `runs` left running on this control node.
 
-    ansible-runner starts ansible-playbook on a pty that ignores SIGHUP, so when
-    the provision process is killed the playbook may go on working on the
-    wave's hosts. Resuming beside it would run two plays on one host at once.
-    They are found by the wave's private data dir in their command line.
+    ansible-playbook and its workers outlive a provision process that was killed
+    (see provision.processes): before another process works on those hosts, or
+    resumes the run, they are found by the mark of each wave's private data dir
+    and killed.
     """
-    marks = [w.artifacts for w in waves if w.artifacts]
-    found: list[int] = []
-    proc = Path("/proc")
-    if not marks or not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(mark in cmdline for mark in marks if mark):
-            found.append(int(entry.name))
-    for pid in found:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    return found
+    stopped: list[RunProcess] = []
+    for run_id in sorted(set(runs)):
+        for wave in store.waves(run_id):
+            if wave.artifacts:
+                stopped += stop_run_processes(wave.artifacts)
+    return stopped
+
+
+def _take_over(store: Store, report: ProgressCallback, run_id: int) -> TakeoverCallback:
+    """What a run does before it takes over the stale locks of runs whose process died."""
+
+    def before_takeover(stale: Sequence[LockHolder]) -> None:
+        here = socket.gethostname()
+        # Another node's locks are taken over only once its run finished: its
+        # processes are not on this machine, and ended with it.
+        dead = sorted({lock.run_id for lock in stale if lock.node == here})
+        stopped = _stop_leftovers(store, dead)
+        if stopped:
+            runs = ", ".join(str(r) for r in dead)
+            report(
+                Progress(
+                    "note",
+                    run_id,
+                    message=f"stopped {len(stopped)} processes left running by run {runs}",
+                )
+            )
+
+    return before_takeover
 
 
 def _settings_for(settings: Settings, run: RunInfo) -> Settings:
@@ -419,7 +430,12 @@ def _drive(
     pid = os.getpid()
     try:
         store.acquire_locks(
-            run_id, pending, user=current_user(), node=socket.gethostname(), pid=pid
+            run_id,
+            pending,
+            user=current_user(),
+            node=socket.gethostname(),
+            pid=pid,
+            before_takeover=_take_over(store, report, run_id),
         )
     except StateError:
         if not resumed:

@@ -6,6 +6,7 @@ unreachable host caught up later. Changes are verified on the hosts over SSH.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.errors import ExitStatus
 from provision.lab import service
 from provision.rollout import (
     Progress,
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.lab
 
 CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
 SLOW = str(FIXTURES / "playbooks" / "rollout_slow.yml")
+BLOCK = str(FIXTURES / "playbooks" / "rollout_block.yml")
 STAMPS = "/var/tmp/provision-rollout"
 FAIL_MARKER = "/etc/provision-rollout-fail"
 
@@ -292,6 +295,173 @@ def test_two_rollouts_never_share_a_host(lab: Lab, db_settings: Settings) -> Non
     with open_store(db_settings) as store:
         # The refused rollout left no run behind; the first one finished.
         assert [r.id for r in store.list_runs()] == [1]
+
+
+def _run_processes(artifacts: str) -> list[int]:
+    """The live processes of the run whose private data dir is `artifacts`.
+
+    Found apart from provision's own code: ansible-playbook and its workers name
+    the dir on their command line (their inventory lies in it), and whatever
+    they started shares a session with one of them.
+    """
+    sessions: dict[int, tuple[int, bool]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields[0] not in ("Z", "X"):
+            sessions[int(entry.name)] = (int(fields[3]), artifacts.encode() in cmdline)
+    leaders = {pid for pid, (sid, named) in sessions.items() if named and sid == pid}
+    return sorted(pid for pid, (sid, named) in sessions.items() if named or sid in leaders)
+
+
+def _kill(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _release(lab: Lab) -> None:
+    """Let the blocking task end on every host (a module the run left there)."""
+    for host in lab.hosts:
+        lab.ssh(host.name, f"mkdir -p {STAMPS} && touch {STAMPS}/release")
+
+
+class _Output:
+    """A process's merged output, read on a thread so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: text in "".join(self._lines), timeout):
+                raise AssertionError(f"timed out waiting for {text!r} in: {''.join(self._lines)}")
+
+
+@pytest.mark.usefixtures("clean")
+def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
+    lab: Lab, db_settings: Settings
+) -> None:
+    hosts = [h.name for h in lab.hosts]
+    env = _cli_env(db_settings)
+    dead = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--yes"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = Store.open(db_settings.database_url)
+    artifacts = ""
+    try:
+        _wait_for(lambda: all(stamp(lab, h, "started") for h in hosts), 300, "the start markers")
+        (wave,) = store.waves(1)
+        assert wave.status == "running" and wave.artifacts
+        artifacts = wave.artifacts
+        _wait_for(
+            lambda: len(_run_processes(artifacts)) > len(hosts), 120, "a worker on every host"
+        )
+        os.kill(dead.pid, signal.SIGKILL)  # the control node's provision dies mid-wave
+        dead.wait(timeout=30)
+        assert _run_processes(artifacts)  # ansible-playbook and its workers live on
+
+        # At once, a new rollout on the same hosts: run 1's locks are stale.
+        taking = subprocess.run(
+            [sys.executable, "-m", "provision", "rollout", CHANGE, "", "--yes"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert taking.returncode == 0, taking.stdout + taking.stderr
+        # It stopped what run 1 left running before its own play started.
+        assert _run_processes(artifacts) == []
+        note = "processes left running by run 1"
+        assert note in taking.stderr
+        assert taking.stderr.index(note) < taking.stderr.index("run 2 started")
+        assert store.get_run(2).status == "succeeded"
+        assert all(stamp(lab, h) == h for h in hosts)
+        assert store.locks() == []
+    finally:
+        if dead.poll() is None:
+            dead.kill()
+        if artifacts:
+            _kill(_run_processes(artifacts))
+        _release(lab)
+        store.close()
+
+
+@pytest.mark.usefixtures("clean")
+def test_two_ctrl_c_stop_the_wave_at_once_and_leave_no_process(
+    lab: Lab, db_settings: Settings
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--batch", "2", "--yes"],
+        env=_cli_env(db_settings),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = _Output(proc)
+    store = Store.open(db_settings.database_url)
+    artifacts = ""
+    try:
+        _wait_for(lambda: store.list_runs() and store.waves(1)[0].artifacts, 120, "wave 1 to start")
+        first = store.waves(1)[0]
+        assert first.status == "running" and first.artifacts
+        artifacts = first.artifacts
+        _wait_for(
+            lambda: all(stamp(lab, h, "started") for h in first.hosts), 300, "the start markers"
+        )
+        _wait_for(
+            lambda: len(_run_processes(artifacts)) > len(first.hosts),
+            120,
+            "a worker on every host of the wave",
+        )
+        proc.send_signal(signal.SIGINT)
+        output.wait_for("stopping after this wave", 60)
+        proc.send_signal(signal.SIGINT)
+        # The task waits 15 minutes for its release: returning now is stopping at once.
+        assert proc.wait(timeout=120) == ExitStatus.INTERRUPTED, output.text
+        assert f"continue with: provision rollout resume {first.run_id}" in output.text
+        run = store.get_run(first.run_id)
+        assert run.status == "stopped" and "during a wave" in (run.stop_reason or "")
+        assert [w.status for w in store.waves(run.id)] == ["stopped", "pending"]
+        assert store.host_results(run.id) == {}
+        assert _run_processes(artifacts) == []
+        assert store.locks() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if artifacts:
+            _kill(_run_processes(artifacts))
+        _release(lab)
+        store.close()
 
 
 def _masters(root: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from provision.store import (
     SCHEMA_VERSION,
     BatchWriter,
     HostResult,
+    LockHolder,
     Store,
     TaskRow,
     current_version,
@@ -186,6 +188,29 @@ def test_a_crashed_run_resumed_by_a_live_process_is_not_taken_over(store: Store)
     store.acquire_locks(run_id, ["a"], user="u", node="ctl", pid=os.getpid())
     with pytest.raises(StateError, match=f"run {run_id} "):
         store.acquire_locks(run_id, ["a"], user="u", node="ctl", pid=os.getppid())
+
+
+def test_a_takeover_waits_for_the_stale_run_to_be_stopped(store: Store) -> None:
+    crashed, new = _run(store), _run(store)
+    dead = _dead_pid()
+    store.start_attempt(crashed, dead)
+    store.acquire_locks(crashed, ["a", "b"], user="u", node="ctl", pid=dead)
+    seen: list[tuple[str, int, int]] = []
+
+    def refuse(stale: Sequence[LockHolder]) -> None:
+        seen.extend((lock.host, lock.run_id, lock.pid) for lock in stale)
+        raise StateError("its processes are still running")
+
+    with pytest.raises(StateError, match="still running"):
+        store.acquire_locks(
+            new, ["a"], user="u", node="ctl", pid=os.getpid(), before_takeover=refuse
+        )
+    assert seen == [("a", crashed, dead)]
+    assert {(lock.host, lock.run_id) for lock in store.locks()} == {("a", crashed), ("b", crashed)}
+    store.acquire_locks(
+        new, ["a"], user="u", node="ctl", pid=os.getpid(), before_takeover=lambda _stale: None
+    )
+    assert {(lock.host, lock.run_id) for lock in store.locks()} == {("a", new), ("b", crashed)}
 
 
 def test_a_crashed_run_is_marked_and_its_running_wave_reset(store: Store) -> None:
