@@ -257,7 +257,12 @@ def _wait_all(paths: LabPaths, lab: LabState, on_step: StepCallback) -> dict[str
     def wait(record: HostRecord) -> tuple[str, float]:
         assert record.pid is not None
         seconds = machine.wait_for_ssh(
-            record.address, record.pid, record.name, options, banner_only=record.new
+            record.address,
+            record.pid,
+            record.name,
+            options,
+            banner_only=record.new,
+            console_log=paths.host(record.name).console_log,
         )
         on_step(f"{record.name} answers SSH ({seconds:.1f}s)")
         return record.name, seconds
@@ -348,6 +353,7 @@ def start_host(settings: Settings, name: str) -> float:
             name,
             inventory.ssh_options(paths.inventory_dir),
             banner_only=record.new,
+            console_log=host_paths.console_log,
         )
 
 
@@ -374,6 +380,7 @@ def reset_host(settings: Settings, name: str) -> float:
             name,
             inventory.ssh_options(paths.inventory_dir),
             banner_only=record.new,
+            console_log=host_paths.console_log,
         )
 
 
