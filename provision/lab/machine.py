@@ -362,6 +362,14 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
             "--keep-unit",
             f"--network-bridge={bridge}",
             "--console=read-only",
+            # The host keeps its own /etc/localtime and /etc/resolv.conf: by default
+            # nspawn overwrites them with the control node's at every boot, so a
+            # host set to Asia/Dhaka came back from `lab stop`/`start` on the
+            # control node's zone. Nor does it link its journal into the control
+            # node's /var/log/journal.
+            "--timezone=off",
+            "--resolv-conf=off",
+            "--link-journal=no",
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,

@@ -171,6 +171,25 @@ def test_stopped_host_is_unreachable_then_comes_back(lab: Lab) -> None:
     assert lab.ssh(name, "cat /root/kept-across-restart").strip() == "kept"
 
 
+def test_a_restarted_host_comes_back_with_its_own_zone_and_resolver(lab: Lab) -> None:
+    """nspawn rewrote /etc/localtime with the control node's zone at every boot."""
+    name = "dhk-kal-lab01"
+    control_zone = os.path.realpath("/etc/localtime")
+    zone = "Asia/Kolkata" if control_zone.endswith("Asia/Dhaka") else "Asia/Dhaka"
+    # As the time_sync role sets it (TIME-001), and a resolver of the host's own.
+    lab.ssh(
+        name,
+        f"ln -sfn /usr/share/zoneinfo/{zone} /etc/localtime && echo {zone} > /etc/timezone"
+        " && printf 'nameserver 192.0.2.53\\n' > /etc/resolv.conf",
+    )
+    before = lab.ssh(name, "readlink /etc/localtime; cat /etc/resolv.conf /etc/machine-id")
+    service.stop_host(lab.settings, name)
+    service.start_host(lab.settings, name)
+    after = lab.ssh(name, "readlink /etc/localtime; cat /etc/resolv.conf /etc/machine-id")
+    assert after == before
+    assert lab.ssh(name, "date +%Z").strip() == ("IST" if zone == "Asia/Kolkata" else "+06")
+
+
 def test_reset_brings_back_the_pristine_image(lab: Lab) -> None:
     name = "dhk-kal-fs01"
     before_key = lab.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub")
