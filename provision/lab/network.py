@@ -38,10 +38,21 @@ def bridge_exists(name: str) -> bool:
     return _ip("link", "show", "dev", name, check=False).returncode == 0
 
 
-def ensure_bridge(name: str, address: str, prefixlen: int) -> None:
-    """Create the bridge with the control node's address (idempotent)."""
-    if not bridge_exists(name):
-        _ip("link", "add", "name", name, "type", "bridge")
+class BridgeTaken(StateError):
+    """The lab's bridge already exists: another lab made it."""
+
+
+def create_bridge(name: str, address: str, prefixlen: int) -> None:
+    """Create the bridge with the control node's address; refuse one that exists.
+
+    The kernel's "File exists" makes this the lab's claim on the name: of two labs
+    starting at once on one subnet, exactly one creates it.
+    """
+    made = _ip("link", "add", "name", name, "type", "bridge", check=False)
+    if made.returncode != 0:
+        if bridge_exists(name):
+            raise BridgeTaken(f"bridge {name} already exists")
+        raise StateError(f"ip link add {name} failed: {made.stderr.strip()}")
     wanted = f"{address}/{prefixlen}"
     shown = _ip("-o", "addr", "show", "dev", name).stdout
     if wanted not in shown:
