@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +73,32 @@ def ensure_nspawn_runtime_dir() -> bool:
     NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
     _run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", str(NSPAWN_RUN)])
     return True
+
+
+#: Each host's systemd, journald, logind… take inotify instances of their own, and
+#: all of them count against root's one per-user limit on the control node:
+#: Debian's default of 128 runs out at about twenty hosts on the machine (every lab
+#: together), and the next host's systemd exits at once ("Failed to allocate
+#: manager object: Too many open files"). Container hosts raise it; so does the lab.
+INOTIFY_LIMITS = {
+    Path("/proc/sys/fs/inotify/max_user_instances"): 8192,
+    Path("/proc/sys/fs/inotify/max_user_watches"): 524288,
+}
+
+
+def ensure_inotify_limits() -> list[str]:
+    """Raise the kernel's inotify limits to what many lab hosts need; never lower them.
+
+    Returns what was raised, as "name old → new".
+    """
+    raised = []
+    for path, wanted in INOTIFY_LIMITS.items():
+        with contextlib.suppress(OSError, ValueError):
+            current = int(path.read_text())
+            if current < wanted:
+                path.write_text(f"{wanted}\n")
+                raised.append(f"{path.name} {current} → {wanted}")
+    return raised
 
 
 def mount_overlay(paths: HostPaths, lower: Path) -> None:
@@ -242,20 +269,51 @@ def remove_cgroups(bridge: str) -> list[Path]:
     return removed
 
 
-def _wait_link_gone(link: str, timeout: float = 15) -> None:
-    """Wait until no interface is named (or alt-named) `link`.
+def _link_exists(link: str) -> bool:
+    shown = subprocess.run(["ip", "link", "show", "dev", link], capture_output=True, check=False)
+    return shown.returncode == 0
+
+
+def _free_link_name(link: str, timeout: float = 60) -> None:
+    """Make sure no interface is named (or alt-named) `link` before nspawn creates it.
 
     nspawn names a host's link `vb-<machine>`, shortened with a hash when too long;
     the full name stays as the link's altname, which `ip link show dev` accepts.
+    The link of a host stopped a moment ago lives on until the kernel has torn the
+    host's network namespace down, which on a loaded machine takes a while; nspawn
+    cannot create the new link until then ("File exists"). The old host is gone by
+    now (its cgroup is empty) and the name is this lab's own, so the stale link is
+    deleted (its peer inside the dead namespace goes with it).
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        shown = subprocess.run(
-            ["ip", "link", "show", "dev", link], capture_output=True, check=False
+    if _machine_running(link.removeprefix("vb-")):
+        raise StateError(
+            f"lab host machine {link.removeprefix('vb-')} is already running",
+            hint="another lab uses the same names: see provision lab status",
         )
-        if shown.returncode != 0:
-            return
+    deadline = time.monotonic() + timeout
+    while _link_exists(link):
+        subprocess.run(["ip", "link", "delete", "dev", link], capture_output=True, check=False)
+        if time.monotonic() > deadline:
+            raise StateError(
+                f"the network link {link} of a stopped lab host is still there after "
+                f"{timeout:.0f}s",
+                hint=f"ip link delete dev {link}, then try again",
+            )
         time.sleep(0.2)
+
+
+def _machine_running(machine_name: str) -> bool:
+    """Is a systemd-nspawn with this machine name (`-M NAME`) running on this machine?"""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"systemd-nspawn") and machine_name.encode() in argv:
+            return True
+    return False
 
 
 def boot(name: str, paths: HostPaths, bridge: str) -> int:
@@ -272,9 +330,10 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
         raise PrerequisiteError(
             "systemd-nspawn is not installed", hint="apt-get install systemd-container"
         )
-    # A host stopped a moment ago may still hold its link on the bridge while the
-    # kernel tears its namespace down; nspawn cannot create the new one until then.
-    _wait_link_gone(f"vb-{bridge}-{name}")
+    # Checked at every boot, not once per lab: another lab may have brought
+    # many hosts up since.
+    ensure_inotify_limits()
+    _free_link_name(f"vb-{bridge}-{name}")
     cgroups = [group / name for group in lab_cgroups(bridge)]
     for cgroup in cgroups:
         cgroup.mkdir(parents=True, exist_ok=True)
@@ -303,6 +362,14 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
             "--keep-unit",
             f"--network-bridge={bridge}",
             "--console=read-only",
+            # The host keeps its own /etc/localtime and /etc/resolv.conf: by default
+            # nspawn overwrites them with the control node's at every boot, so a
+            # host set to Asia/Dhaka came back from `lab stop`/`start` on the
+            # control node's zone. Nor does it link its journal into the control
+            # node's /var/log/journal.
+            "--timezone=off",
+            "--resolv-conf=off",
+            "--link-journal=no",
         ],
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -310,7 +377,25 @@ def boot(name: str, paths: HostPaths, bridge: str) -> int:
         start_new_session=True,  # outlives `lab up`; stopped by pid at `lab stop`/`down`
     )
     log.close()
+    _wait_exec(proc, nspawn)
     return proc.pid
+
+
+def _wait_exec(proc: subprocess.Popen[bytes], nspawn: str, timeout: float = 60) -> None:
+    """Return once the shell has become systemd-nspawn (or has exited).
+
+    While a process is in execve its command line reads empty: the new program is
+    mapped but its arguments are not yet in place. On a loaded machine that lasts
+    long enough for `is_running` to look right then and take a booting host for a
+    stopped one; after this, the pid's command line is nspawn's until it exits.
+    """
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+            if argv[0] == nspawn.encode():
+                return
+        time.sleep(0.01)
 
 
 def is_running(pid: int | None, name: str) -> bool:
@@ -324,7 +409,8 @@ def stop(pid: int | None, name: str, bridge: str) -> None:
     only nspawn would leave the host's systemd running as an orphan.
     """
     if pid is not None:
-        stop_process(pid, expect=f"--hostname={name} ", timeout=30)
+        # Generous: a loaded 2-core machine takes tens of seconds to power a host off.
+        stop_process(pid, expect=f"--hostname={name} ", timeout=90)
     kill_cgroups([group / name for group in lab_cgroups(bridge)])
 
 
@@ -335,6 +421,7 @@ def wait_for_ssh(
     ssh_args: list[str],
     timeout: float = 180,  # generous: a loaded 2-core machine boots slowly
     banner_only: bool = False,
+    console_log: Path | None = None,
 ) -> float:
     """Wait until the host answers a real SSH login; return the seconds it took.
 
@@ -345,7 +432,10 @@ def wait_for_ssh(
     deadline = started + timeout
     while time.monotonic() < deadline:
         if not is_running(pid, name):
-            raise StateError(f"lab host {name} stopped while booting", hint="see its console.log")
+            raise StateError(
+                f"lab host {name} stopped while booting: {_last_words(console_log)}",
+                hint=f"see {console_log}" if console_log else "see its console.log",
+            )
         if banner_only and ssh_banner(address):
             return time.monotonic() - started
         if not banner_only and _port_open(address, 22):
@@ -360,6 +450,16 @@ def wait_for_ssh(
                 return time.monotonic() - started
         time.sleep(0.3)
     raise StateError(f"lab host {name} ({address}) did not answer SSH within {timeout:.0f}s")
+
+
+def _last_words(console_log: Path | None) -> str:
+    """What nspawn (or the host's systemd) printed last: why it stopped, usually."""
+    if console_log is None or not console_log.is_file():
+        return "no console output"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", console_log.read_text(errors="replace"))
+    lines = [ln.strip() for ln in text.splitlines()]
+    words = [ln for ln in lines if ln]
+    return words[-1][:200] if words else "no console output"
 
 
 def ssh_banner(address: str) -> bool:

@@ -38,10 +38,21 @@ def bridge_exists(name: str) -> bool:
     return _ip("link", "show", "dev", name, check=False).returncode == 0
 
 
-def ensure_bridge(name: str, address: str, prefixlen: int) -> None:
-    """Create the bridge with the control node's address (idempotent)."""
-    if not bridge_exists(name):
-        _ip("link", "add", "name", name, "type", "bridge")
+class BridgeTaken(StateError):
+    """The lab's bridge already exists: another lab made it."""
+
+
+def create_bridge(name: str, address: str, prefixlen: int) -> None:
+    """Create the bridge with the control node's address; refuse one that exists.
+
+    The kernel's "File exists" makes this the lab's claim on the name: of two labs
+    starting at once on one subnet, exactly one creates it.
+    """
+    made = _ip("link", "add", "name", name, "type", "bridge", check=False)
+    if made.returncode != 0:
+        if bridge_exists(name):
+            raise BridgeTaken(f"bridge {name} already exists")
+        raise StateError(f"ip link add {name} failed: {made.stderr.strip()}")
     wanted = f"{address}/{prefixlen}"
     shown = _ip("-o", "addr", "show", "dev", name).stdout
     if wanted not in shown:
@@ -128,29 +139,54 @@ def _wait_listening(
 
 
 def stop_process(pid: int, *, expect: str, timeout: float = 20) -> None:
-    """Stop a process the lab started, by pid, if it is still that process."""
+    """Stop a process the lab started, by pid, if it is still that process.
+
+    Returns only once the process has really exited (or is a zombie): not when its
+    command line reads empty, which happens as soon as it starts to exit, while it
+    still holds its files, locks and namespaces.
+    """
     if not process_matches(pid, expect):
         return
+    started = _start_time(pid)
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not process_matches(pid, expect):
-            _reap(pid)
-            return
-        time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+    if _wait_exited(pid, started, timeout):
         return
-    for _ in range(50):
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_exited(pid, started, 60):
+        raise StateError(
+            f"process {pid} ({expect.strip()}) did not exit even when killed",
+            hint="see ps; the machine may be overloaded",
+        )
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat): with the pid, its identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _wait_exited(pid: int, started: str | None, timeout: float) -> bool:
+    """Wait until the process `pid` that started at `started` has exited; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
         _reap(pid)
-        if not process_matches(pid, expect):
-            return
-        time.sleep(0.1)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return True
+        fields = stat.rsplit(")", 1)[-1].split()
+        if fields[0] in ("Z", "X") or fields[19] != started:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _reap(pid: int) -> None:

@@ -8,6 +8,7 @@ works after a crash too.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -161,13 +162,17 @@ def up(
                 )
             on_step("cleaning up what a previous lab left behind")
             _teardown(paths, previous, on_step)
-        _check_subnet_free(subnet)
+        # Before anything is touched: the subnet, the bridge and every name derived
+        # from it (cgroups, machine names, host links) are global on this machine.
+        _refuse_if_taken(paths, subnet)
         lower = rootfs.ensure_rootfs(paths.cache_dir, on_step)
         lab = LabState(
             subnet=str(subnet),
             control_address=control_address(subnet),
             rootfs=str(lower),
             bridge=network.bridge_name(subnet),
+            owns_bridge=False,
+            workspace=str(settings.workspace),
         )
         try:
             boot_seconds = _bring_up(paths, lab, wanted, subnet, on_step)
@@ -183,21 +188,81 @@ def up(
     )
 
 
-def _check_subnet_free(subnet: ipaddress.IPv4Network) -> None:
-    """Refuse a lab subnet that overlaps a network this machine already uses."""
+def _refuse_if_taken(paths: LabPaths, subnet: ipaddress.IPv4Network) -> None:
+    """Refuse a lab subnet (or its bridge) that another lab, or another network, uses."""
+    bridge = network.bridge_name(subnet)
+    other = _other_lab(paths, bridge)
+    if other is not None:
+        raise _taken_error(subnet, bridge, other)
+    if network.bridge_exists(bridge):
+        raise InputError(
+            f"lab_subnet {subnet}: the lab's bridge {bridge} already exists, "
+            "made by another lab or left behind by one",
+            hint="choose another private /24: lab_subnet in provision.yml or "
+            f"PROVISION_LAB_SUBNET (or, if it is a leftover: ip link delete {bridge})",
+        )
     shown = subprocess.run(
         ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
     )
     for line in shown.stdout.splitlines():
         fields = line.split()
-        if "inet" in fields and fields[1] != network.bridge_name(subnet):
-            other = ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network
-            if other.overlaps(subnet) and not other.is_loopback:
+        if "inet" in fields:
+            used = ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network
+            if used.overlaps(subnet) and not used.is_loopback:
+                owner = _other_lab(paths, fields[1])
                 raise InputError(
-                    f"lab_subnet {subnet} overlaps {other} on {fields[1]}",
+                    f"lab_subnet {subnet} overlaps {used} on {fields[1]}"
+                    + (f", the lab of workspace {owner}" if owner else ""),
                     hint="choose another private /24: lab_subnet in provision.yml "
                     "or PROVISION_LAB_SUBNET",
                 )
+
+
+def _taken_error(subnet: ipaddress.IPv4Network, bridge: str, other: str) -> InputError:
+    return InputError(
+        f"lab_subnet {subnet} is in use by the lab of workspace {other} (bridge {bridge})",
+        hint="set another lab_subnet for this workspace (provision.yml or "
+        f"PROVISION_LAB_SUBNET), or take that lab down: provision --workspace {other} lab down",
+    )
+
+
+def _other_lab(paths: LabPaths, bridge: str) -> str | None:
+    """The workspace of another lab whose hosts are on `bridge`, if one is running.
+
+    Found from the running nspawns themselves (`--network-bridge=BRIDGE -D
+    RUN_DIR/hosts/NAME/root`), so labs started by any provision are seen.
+    """
+    for root in _nspawn_roots(bridge):
+        run_dir = root.parent.parent.parent
+        if run_dir == paths.run_dir:
+            continue
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            recorded = state.load(run_dir / "lab.json")
+            if recorded is not None and recorded.workspace:
+                return recorded.workspace
+        workspace = run_dir.parent.parent
+        return str(workspace if (workspace / "provision.yml").is_file() else run_dir)
+    return None
+
+
+def _nspawn_roots(bridge: str) -> list[Path]:
+    """The root folders (-D) of every systemd-nspawn attached to `bridge`."""
+    roots = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [w.decode(errors="replace") for w in argv]
+        if (
+            words[0].endswith("systemd-nspawn")
+            and f"--network-bridge={bridge}" in words
+            and "-D" in words[:-1]
+        ):
+            roots.append(Path(words[words.index("-D") + 1]))
+    return roots
 
 
 def _bring_up(
@@ -211,7 +276,14 @@ def _bring_up(
     state.save(paths.state_file, lab)
     control_key = _ensure_control_key(paths)
     on_step(f"network: bridge {lab.bridge} at {lab.control_address}/{subnet.prefixlen}")
-    network.ensure_bridge(lab.bridge, lab.control_address, subnet.prefixlen)
+    try:
+        network.create_bridge(lab.bridge, lab.control_address, subnet.prefixlen)
+    except network.BridgeTaken:
+        # Another lab took it since the check (two `lab up`s at once): it is theirs.
+        other = _other_lab(paths, lab.bridge) or "another workspace"
+        raise _taken_error(subnet, lab.bridge, other) from None
+    lab.owns_bridge = True
+    state.save(paths.state_file, lab)
     lab.proxy_pid = network.start_proxy(
         lab.control_address, paths.run_dir, paths.cache_dir / "apt-cacher-ng"
     )
@@ -257,7 +329,12 @@ def _wait_all(paths: LabPaths, lab: LabState, on_step: StepCallback) -> dict[str
     def wait(record: HostRecord) -> tuple[str, float]:
         assert record.pid is not None
         seconds = machine.wait_for_ssh(
-            record.address, record.pid, record.name, options, banner_only=record.new
+            record.address,
+            record.pid,
+            record.name,
+            options,
+            banner_only=record.new,
+            console_log=paths.host(record.name).console_log,
         )
         on_step(f"{record.name} answers SSH ({seconds:.1f}s)")
         return record.name, seconds
@@ -348,6 +425,7 @@ def start_host(settings: Settings, name: str) -> float:
             name,
             inventory.ssh_options(paths.inventory_dir),
             banner_only=record.new,
+            console_log=host_paths.console_log,
         )
 
 
@@ -374,6 +452,7 @@ def reset_host(settings: Settings, name: str) -> float:
             name,
             inventory.ssh_options(paths.inventory_dir),
             banner_only=record.new,
+            console_log=host_paths.console_log,
         )
 
 
@@ -419,7 +498,11 @@ def down(settings: Settings, on_step: StepCallback = _quiet) -> list[str]:
         lab = state.load(paths.state_file)
         if lab is None:
             subnet = check_subnet(settings.lab_subnet)
-            lab = LabState(str(subnet), "", "", network.bridge_name(subnet))
+            bridge = network.bridge_name(subnet)
+            # Nothing recorded: the bridge is ours to remove only if no other lab uses it.
+            lab = LabState(
+                str(subnet), "", "", bridge, owns_bridge=_other_lab(paths, bridge) is None
+            )
         return _teardown(paths, lab, on_step)
 
 
@@ -436,7 +519,8 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
             on_step(f"stopping {name}")
             machine.stop(pid, name, lab.bridge)
             done.append(f"stopped {name}")
-    if machine.remove_cgroups(lab.bridge):
+    # The cgroups are named after the bridge: only the lab that made it may empty them.
+    if lab.owns_bridge and machine.remove_cgroups(lab.bridge):
         done.append("removed the hosts' cgroups")
     hosts_dir = paths.run_dir / "hosts"
     for point in machine.mounted_paths():
@@ -446,7 +530,7 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
     if lab.proxy_pid and network.process_matches(lab.proxy_pid, "apt-cacher-ng"):
         network.stop_process(lab.proxy_pid, expect="apt-cacher-ng")
         done.append("stopped the package proxy")
-    if network.bridge_exists(lab.bridge):
+    if lab.owns_bridge and network.bridge_exists(lab.bridge):
         network.remove_bridge(lab.bridge)
         done.append(f"removed bridge {lab.bridge}")
     if (

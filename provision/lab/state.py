@@ -43,6 +43,11 @@ class LabState:
     bridge: str
     proxy_pid: int | None = None
     mounted_nspawn_runtime: bool = False
+    #: Whether this lab created its bridge (and so owns it and the cgroups named
+    #: after it). A lab refused because another lab has the bridge owns nothing.
+    owns_bridge: bool = True
+    #: The workspace this lab belongs to, so another lab's refusal can name it.
+    workspace: str = ""
     hosts: dict[str, HostRecord] = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +18,7 @@ from click.testing import CliRunner
 from provision import runner
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
-from provision.lab import demo, service
+from provision.lab import demo, machine, service
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from tests.conftest import FIXTURES, REPO
 from tests.integration.conftest import Lab
@@ -165,6 +171,25 @@ def test_stopped_host_is_unreachable_then_comes_back(lab: Lab) -> None:
     assert lab.ssh(name, "cat /root/kept-across-restart").strip() == "kept"
 
 
+def test_a_restarted_host_comes_back_with_its_own_zone_and_resolver(lab: Lab) -> None:
+    """nspawn rewrote /etc/localtime with the control node's zone at every boot."""
+    name = "dhk-kal-lab01"
+    control_zone = os.path.realpath("/etc/localtime")
+    zone = "Asia/Kolkata" if control_zone.endswith("Asia/Dhaka") else "Asia/Dhaka"
+    # As the time_sync role sets it (TIME-001), and a resolver of the host's own.
+    lab.ssh(
+        name,
+        f"ln -sfn /usr/share/zoneinfo/{zone} /etc/localtime && echo {zone} > /etc/timezone"
+        " && printf 'nameserver 192.0.2.53\\n' > /etc/resolv.conf",
+    )
+    before = lab.ssh(name, "readlink /etc/localtime; cat /etc/resolv.conf /etc/machine-id")
+    service.stop_host(lab.settings, name)
+    service.start_host(lab.settings, name)
+    after = lab.ssh(name, "readlink /etc/localtime; cat /etc/resolv.conf /etc/machine-id")
+    assert after == before
+    assert lab.ssh(name, "date +%Z").strip() == ("IST" if zone == "Asia/Kolkata" else "+06")
+
+
 def test_reset_brings_back_the_pristine_image(lab: Lab) -> None:
     name = "dhk-kal-fs01"
     before_key = lab.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub")
@@ -173,6 +198,75 @@ def test_reset_brings_back_the_pristine_image(lab: Lab) -> None:
     assert lab.ssh(name, "ls /root/dirt 2>/dev/null || echo clean").strip() == "clean"
     assert lab.ssh(name, "cat /etc/ssh/ssh_host_ed25519_key.pub") != before_key
     assert demo.ping(lab.settings).hosts[name].outcome == "ok"
+
+
+@contextlib.contextmanager
+def _cpu_burners() -> Iterator[None]:
+    """Every core busy (twice over) while the block runs; bounded, and stopped after it."""
+    burners = [
+        subprocess.Popen(["timeout", "300", "sh", "-c", "while :; do :; done"])
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.terminate()
+        for burner in burners:
+            burner.wait(timeout=60)
+
+
+def test_reset_under_load_boots_the_host_and_never_reports_it_stopped(lab: Lab) -> None:
+    """Under load a booting host was taken for a stopped one ("stopped while booting").
+
+    While the reset runs, the host's new nspawn is watched from the moment its pid
+    is recorded: `is_running` must say yes all along, and the reset must succeed.
+    """
+    name = "dhk-kal-fs01"
+    state_file = lab.settings.state_path / "lab" / "lab.json"
+    for _ in range(3):
+        lab.ssh(name, "touch /root/dirt")
+        old_pid = json.loads(state_file.read_text())["hosts"][name]["pid"]
+        outcome: dict[str, object] = {}
+
+        def reset(outcome: dict[str, object] = outcome) -> None:
+            try:
+                outcome["seconds"] = service.reset_host(lab.settings, name)
+            except BaseException as exc:  # handed to the test thread below
+                outcome["error"] = exc
+
+        seen_stopped: list[int] = []
+        with _cpu_burners():
+            worker = threading.Thread(target=reset)
+            worker.start()
+            while worker.is_alive():
+                with contextlib.suppress(OSError, ValueError):
+                    pid = json.loads(state_file.read_text())["hosts"][name]["pid"]
+                    if pid not in (None, old_pid) and not machine.is_running(pid, name):
+                        seen_stopped.append(pid)
+                time.sleep(0.0005)
+            worker.join()
+        assert "error" not in outcome, outcome["error"]
+        assert not seen_stopped, f"{name} (pid {seen_stopped[0]}) looked stopped while booting"
+        assert lab.ssh(name, "ls /root/dirt 2>/dev/null || echo clean").strip() == "clean"
+    assert demo.ping(lab.settings).hosts[name].outcome == "ok"
+
+
+def test_hosts_have_room_for_their_inotify_instances_beside_other_labs(lab: Lab) -> None:
+    """Every host's systemd needs inotify instances, all counted against root's one limit.
+
+    At Debian's default (128) a host booted beside other labs' twenty-odd hosts
+    exited at once ("Failed to allocate manager object: Too many open files"),
+    which `reset` under load reported as "stopped while booting".
+    """
+    instances = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    assert instances >= machine.INOTIFY_LIMITS[Path("/proc/sys/fs/inotify/max_user_instances")]
+    # … and the hosts' own systemd got what it asked for.
+    for host in lab.hosts:
+        assert lab.ssh(host.name, "systemctl is-system-running || true").strip() in {
+            "running",
+            "degraded",
+        }
 
 
 def test_second_up_is_refused_and_changes_nothing(lab: Lab) -> None:

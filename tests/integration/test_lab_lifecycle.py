@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from provision.cli.main import cli
-from provision.lab import network, service
+from provision.errors import ExitStatus
+from provision.lab import machine, network, service
+from provision.lab.inventory import ssh_options
 from tests.integration.conftest import (
     claim_test_subnet,
     lab_settings,
@@ -99,3 +101,44 @@ def test_down_leaves_no_mount_process_interface_or_namespace(tmp_path: Path, sub
     code, out = _invoke(workspace, subnet, "lab", "down")  # … and a second down is harmless
     assert code == 0
     assert "nothing was running" in out
+
+
+def test_a_second_workspace_on_the_same_subnet_is_refused_and_the_first_lab_kept(
+    tmp_path: Path, subnet: str
+) -> None:
+    """Two clones on one lab_subnet: the second `lab up` stopped the first lab's hosts."""
+    reason = lab_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    first = lab_settings(tmp_path / "first", subnet)
+    second = lab_settings(tmp_path / "second", subnet)
+    try:
+        service.up(first, "dhk-gaz-fs01")
+        lab = service.state.load(service.LabPaths.of(first).state_file)
+        assert lab is not None
+        pid = lab.hosts["dhk-gaz-fs01"].pid
+
+        code, out = _invoke(second.workspace, subnet, "lab", "up")
+        assert code == ExitStatus.BAD_INPUT, out
+        assert str(first.workspace) in out and "lab_subnet" in out, out
+        assert not service.LabPaths.of(second).state_file.exists()
+        assert not (service.LabPaths.of(second).run_dir / "hosts").exists()
+        # `lab down` in the second workspace is harmless to the first lab too.
+        code, out = _invoke(second.workspace, subnet, "lab", "down")
+        assert code == 0, out
+
+        assert machine.is_running(pid, "dhk-gaz-fs01")
+        assert [h.state for h in service.status(first)] == ["up"]
+        login = f"root@{lab.hosts['dhk-gaz-fs01'].address}"
+        proc = subprocess.run(
+            ["ssh", *ssh_options(first.workspace / "inventories" / "lab"), login, "hostname"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert proc.stdout.strip() == "dhk-gaz-fs01", proc.stderr
+    finally:
+        service.down(second)
+        service.down(first)
+    assert service.leftovers(first) == []
