@@ -229,6 +229,9 @@ def test_answers_are_stored_while_a_slow_host_is_still_awaited(
             yield conn
 
     monkeypatch.setattr(ssh, "connect", connect)
+    # The store made first: its creation is not raced by the test's reads below.
+    with open_store(settings):
+        pass
     done: list[preflight.PreflightResult] = []
     sweeping = threading.Thread(target=lambda: done.append(preflight.sweep(settings, None)))
     sweeping.start()
