@@ -28,6 +28,7 @@ from provision import crypto, preflight
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
+from provision.store import open_store
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 
@@ -258,6 +259,9 @@ def test_answers_are_stored_while_a_slow_host_is_awaited_and_ctrl_c_stops_at_onc
         PROVISION_ENV="slow",
         PYTHONPATH=str(REPO),
     )
+    # The store made first: its creation is not raced by the test's reads below.
+    with open_store(settings):
+        pass
     proc = subprocess.Popen(
         [sys.executable, "-m", "provision", "preflight", "--timeout", "300"],
         env=env,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +211,49 @@ def test_results_reach_the_store_as_hosts_answer(
     assert last.sweep is not None and last.sweep.status == "interrupted"
     assert sorted(h.host for h in last.hosts) == sorted(seen)
     assert last.sweep.hosts == 5
+
+
+def test_answers_are_stored_while_a_slow_host_is_still_awaited(
+    settings: Settings, fake_ssh: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four hosts answer at once, the fifth only when the test lets it: the four are in
+    the store before then, though no new answer arrives to trigger a save."""
+    released = threading.Event()
+    fake = ssh.connect
+
+    @contextlib.contextmanager
+    def connect(address: str, *, host: str, **kwargs: Any) -> Iterator[object]:
+        if host == "fs1":
+            assert released.wait(120), "never released"
+        with fake(address, host=host, **kwargs) as conn:
+            yield conn
+
+    monkeypatch.setattr(ssh, "connect", connect)
+    # The store made first: its creation is not raced by the test's reads below.
+    with open_store(settings):
+        pass
+    done: list[preflight.PreflightResult] = []
+    sweeping = threading.Thread(target=lambda: done.append(preflight.sweep(settings, None)))
+    sweeping.start()
+    try:
+
+        def stored() -> set[str]:
+            try:
+                return {h.host for h in preflight.recorded(settings).hosts}
+            except StateError:
+                return set()
+
+        deadline = time.monotonic() + 60
+        while stored() != {"pc1", "pc2", "fs2", "pr1"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stored() == {"pc1", "pc2", "fs2", "pr1"}
+        running = preflight.recorded(settings).sweep
+        assert running is not None and running.status == "running"
+    finally:
+        released.set()
+        sweeping.join(120)
+    assert done and done[0].sweep is not None and done[0].sweep.status == "done"
+    assert len(preflight.recorded(settings).hosts) == 5
 
 
 def test_sweep_without_save_writes_nothing(settings: Settings, fake_ssh: object) -> None:
