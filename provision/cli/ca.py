@@ -135,5 +135,5 @@ def list_command(app: AppContext, as_json: bool) -> None:
     for column in ("domain", "valid until", "days left"):
         table.add_column(column)
     for s in found:
-        table.add_row(s.domain, f"{s.not_after:%Y-%m-%d}", f"{s.days_left:.0f}")
+        table.add_row(s.domain, f"{s.not_after:%Y-%m-%d}", str(service.whole_days(s.days_left)))
     console.out.print(table)

@@ -401,6 +401,7 @@ def health(app: AppContext, selection: str, warn_days: float, as_json: bool) -> 
       provision portal health district:gazipur --json
     """
     from provision.portal import check_portals
+    from provision.portal.ca import whole_days
 
     found = check_portals(app.settings, selection or None, warn_days=warn_days)
     if as_json:
@@ -415,7 +416,7 @@ def health(app: AppContext, selection: str, warn_days: float, as_json: bool) -> 
                 h.host,
                 h.status,
                 str(h.http_status or ""),
-                "" if h.days_left is None else f"{h.days_left:.0f}",
+                "" if h.days_left is None else str(whole_days(h.days_left)),
                 h.message,
             )
         console.out.print(table)

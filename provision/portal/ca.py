@@ -14,6 +14,7 @@ results carry paths and certificate facts only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +55,16 @@ class CertStatus:
     serial: int
     #: What the last call did: issued, renewed or kept.
     action: str = "kept"
+
+
+def whole_days(days: float) -> int:
+    """Days a certificate has left, in whole days rounded down: 4.9 is 4.
+
+    The one rounding of days left for every report (portal health, ca list,
+    WEB-001), so that a certificate is never "5 days" in one and "4" in another,
+    and never shown a day later than it expires.
+    """
+    return math.floor(days)
 
 
 def ca_dir(settings: Settings) -> Path:

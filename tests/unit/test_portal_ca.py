@@ -174,7 +174,11 @@ def test_health_verifies_chain_name_and_expiry(settings: Settings, tmp_path: Pat
     short = ca.issue(settings, "a.gov.bd", days=5)
     with https_server(short.chain_path, short.key_path) as port:
         soon = check_portal("a.gov.bd", "127.0.0.1", ca_file=info.cert_path, port=port)
-        assert soon.status == "expiring" and not soon.ok and "expires in" in soon.message
+        assert soon.status == "expiring" and not soon.ok
+        # 4.99 days: whole days rounded down, as WEB-001 counts them (not "5 days").
+        assert 4 < soon.days_left < 5  # type: ignore[operator]
+        assert soon.message == "certificate expires in 4 days"
+        assert ca.whole_days(soon.days_left) == 4  # type: ignore[arg-type]
     gone = check_portal("a.gov.bd", "127.0.0.1", ca_file=info.cert_path, port=port, timeout=2)
     assert gone.status == "unreachable" and gone.message
 
