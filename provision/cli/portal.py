@@ -166,6 +166,7 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
       provision portal show gazipur.gov.bd
     """
     from provision.portal import show_portal
+    from provision.portal.ca import whole_days
 
     detail = show_portal(app.settings, domain)
     data = _portal_json(detail.portal)
@@ -183,8 +184,29 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
     if as_json:
         console.print_json(data)
         return
+    if cert is not None:
+        data["certificate"]["days_left"] = whole_days(cert.days_left)
+    for line in _show_lines(data):
+        console.out.print(line, markup=False)
+
+
+def _show_lines(data: dict[str, Any]) -> list[str]:
+    """`portal show` as people read it: one field a line, lists and mappings indented."""
+    lines: list[str] = []
     for key, value in data.items():
-        console.out.print(f"{key}: {value}", markup=False)
+        if value is None or value == []:
+            lines.append(f"{key}: none")
+        elif isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        elif isinstance(value, list):
+            lines.append(f"{key}:")
+            for item in value:
+                text = ", ".join(map(str, item.values())) if isinstance(item, dict) else item
+                lines.append(f"  - {text}")
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
 
 
 @portal.command()

@@ -149,3 +149,22 @@ def test_health_of_a_selection_that_matches_nothing_is_an_error(settings: Settin
     bare = run(settings, "portal", "health", "portal02")  # a portal host serving no portal
     assert bare.exit_code == ExitStatus.BAD_INPUT
     assert "no registered portal is served by the hosts 'portal02' names" in bare.stderr
+
+
+def test_show_prints_fields_not_python_values(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    run(
+        settings,
+        *("portal", "add", "a.gov.bd", "--host", "portal01", "--content", "sites/a"),
+        *("--contact", "A. Rahman,a@example.org,+880100", "--nginx", "client_max_body_size 64m;"),
+    )
+    run(settings, "ca", "issue", "a.gov.bd", "--days", "5")
+    shown = run(settings, "portal", "show", "a.gov.bd")
+    assert shown.exit_code == 0, shown.output
+    for python in ("{", "}", "[", "]", "'", "None"):
+        assert python not in shown.stdout, shown.stdout
+    lines = shown.stdout.splitlines()
+    assert "contacts:" in lines and "  - A. Rahman, a@example.org, +880100" in lines
+    assert "nginx_directives:" in lines and "  - client_max_body_size 64m;" in lines
+    assert "certificate:" in lines and "  days_left: 4" in lines
+    assert "backups: none" in lines
