@@ -516,10 +516,15 @@ def plan_restore(
     if not archive.is_file():
         raise InputError(f"the backup {archive} does not exist", hint="see provision portal show")
     try:
-        with tarfile.open(archive) as t:
+        with tarfile.open(archive, "r:gz") as t:
             names = t.getnames()
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(f"the backup {archive} is not a readable archive: {exc}") from None
+    except (tarfile.TarError, EOFError, OSError):
+        # tarfile's own text lists every compression it tried, one per line: not for people.
+        raise InputError(
+            f"the backup {archive} is not a .tar.gz archive",
+            hint=f"give an archive made by provision portal backup (see provision portal show "
+            f"{portal.domain} for those on this control node)",
+        ) from None
     if not any(n == "htdocs" or n.startswith("htdocs/") for n in names):
         raise InputError(
             f"the backup {archive} holds no htdocs/ folder",

@@ -168,3 +168,17 @@ def test_show_prints_fields_not_python_values(settings: Settings) -> None:
     assert "nginx_directives:" in lines and "  - client_max_body_size 64m;" in lines
     assert "certificate:" in lines and "  days_left: 4" in lines
     assert "backups: none" in lines
+
+
+def test_restore_from_a_file_that_is_no_backup_says_so_in_one_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    run(settings, "portal", "add", "a.gov.bd", "--host", "portal01", "--content", "sites/a")
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not an archive\n")
+    done = run(settings, "portal", "restore", "a.gov.bd", "--from", str(junk))
+    assert done.exit_code == ExitStatus.BAD_INPUT
+    error, hint = done.stderr.strip().splitlines()
+    assert error.endswith(f"the backup {junk} is not a .tar.gz archive")
+    assert hint.startswith("hint:") and "provision portal backup" in hint
+    assert "method" not in done.stderr and "ReadError" not in done.stderr
