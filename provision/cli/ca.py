@@ -24,6 +24,7 @@ def ca() -> None:
       provision ca show
       provision ca issue gazipur.gov.bd
       provision ca list --json
+      provision ca revoke old.gazipur.gov.bd
     """
 
 
@@ -100,6 +101,32 @@ def issue(app: AppContext, domain: str, days: int) -> None:
     console.out.print(
         f"{status.action} {status.cert_path} (valid until {status.not_after:%Y-%m-%d}); "
         f"deploy it with provision portal deploy",
+        markup=False,
+    )
+
+
+@ca.command()
+@click.argument("domain")
+@pass_app
+def revoke(app: AppContext, domain: str) -> None:
+    """Revoke the certificate of DOMAIN: recorded in STATE_DIR/ca/index.txt, its key deleted.
+
+    `provision portal remove` does this by itself; this is for a certificate
+    issued by hand. A deploy of a portal still registered issues it a new one.
+
+    \b
+    Example:
+      provision ca revoke old.gazipur.gov.bd
+    """
+    from provision.errors import InputError
+    from provision.portal import ca as service
+
+    done = service.revoke(app.settings, domain)
+    if done is None:
+        raise InputError(f"the CA has no certificate of {domain}", hint="see provision ca list")
+    console.out.print(
+        f"revoked {done.domain} (serial {done.serial:x}); the certificate is kept in "
+        f"{service.ca_dir(app.settings) / 'revoked'}",
         markup=False,
     )
 

@@ -215,6 +215,8 @@ def _show_lines(data: dict[str, Any]) -> list[str]:
 def remove(app: AppContext, domain: str) -> None:
     """Take a portal out of the register.
 
+    Its department certificate is revoked (recorded in STATE_DIR/ca/index.txt,
+    its key deleted) unless another environment's register lists the domain.
     The next deploy of its host archives the portal's content and data on the
     host, then removes its server block, PHP-FPM pool and system user.
 
@@ -225,7 +227,18 @@ def remove(app: AppContext, domain: str) -> None:
     """
     from provision.portal import remove_portal
 
-    gone = remove_portal(app.settings, domain)
+    done = remove_portal(app.settings, domain)
+    gone = done.portal
+    if done.revoked is not None:
+        console.out.print(
+            f"revoked its certificate (serial {done.revoked.serial:x}) in the CA's index",
+            markup=False,
+        )
+    elif done.kept_for:
+        console.out.print(
+            f"kept its certificate: the register of {', '.join(done.kept_for)} still lists it",
+            markup=False,
+        )
     console.out.print(
         f"removed {gone.domain} from the register; retire it from {gone.host} with: "
         f"provision portal deploy {gone.host}",

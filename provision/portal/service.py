@@ -250,8 +250,39 @@ def place_name(place: Place) -> str:
     return f"{place.name} {place.level} office"
 
 
-def remove_portal(settings: Settings, domain: str) -> Portal:
-    """Take one portal out of the register (its host drops it at the next deploy)."""
+@dataclass(frozen=True)
+class Removal:
+    """A portal taken out of the register, and what became of its certificate."""
+
+    portal: Portal
+    #: The department certificate revoked (None: external TLS, or none issued).
+    revoked: ca.CertStatus | None
+    #: Other environments whose register still lists the domain (its certificate kept).
+    kept_for: tuple[str, ...] = ()
+
+
+def _other_registers(settings: Settings, domain: str) -> tuple[str, ...]:
+    """The other environments whose register lists `domain` (they share the state dir's CA)."""
+    mine = register_path(settings)
+    found = []
+    for path in sorted(mine.parent.glob("*.yml")):
+        if path == mine:
+            continue
+        try:
+            listed = load_register(path).find(domain) is not None
+        except InputError:
+            listed = True  # unreadable: it may list it, so its certificate stays
+        if listed:
+            found.append(path.stem)
+    return tuple(found)
+
+
+def remove_portal(settings: Settings, domain: str) -> Removal:
+    """Take one portal out of the register (its host drops it at the next deploy).
+
+    Its department certificate is revoked (recorded in the CA's index, key deleted)
+    unless another environment's register still lists the domain.
+    """
     register = load_register(register_path(settings))
     portal = register.find(domain)
     if portal is None:
@@ -260,7 +291,12 @@ def remove_portal(settings: Settings, domain: str) -> Portal:
         )
     register.portals.remove(portal)
     save_register(register)
-    return portal
+    if portal.tls is not None:
+        return Removal(portal, None)
+    elsewhere = _other_registers(settings, portal.domain)
+    if elsewhere:
+        return Removal(portal, None, elsewhere)
+    return Removal(portal, ca.revoke(settings, portal.domain))
 
 
 def list_portals(settings: Settings, selection: str | None = None) -> list[Portal]:

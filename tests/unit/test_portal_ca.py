@@ -189,3 +189,29 @@ def test_an_ip_address_gets_no_certificate(settings: Settings) -> None:
         with pytest.raises(InputError, match="is an IP address, not a domain name"):
             ca.issue(settings, address)
     assert ca.issued(settings) == []
+
+
+def test_the_index_records_every_issue_renewal_and_revocation(settings: Settings) -> None:
+    ca.init_ca(settings)
+    first = ca.issue(settings, "a.gov.bd")
+    [entry] = ca.read_index(settings)
+    assert (entry.status, entry.revoked, entry.subject) == ("V", "", "/CN=a.gov.bd")
+    assert int(entry.serial, 16) == first.serial
+    second = ca.issue(settings, "a.gov.bd")  # the new certificate supersedes the old one
+    old, new = ca.read_index(settings)
+    assert old.status == "R" and old.revoked.endswith(",superseded")
+    assert (new.status, int(new.serial, 16)) == ("V", second.serial)
+
+    revoked = ca.revoke(settings, "A.gov.bd")
+    assert revoked is not None and revoked.serial == second.serial
+    assert [e.status for e in ca.read_index(settings)] == ["R", "R"]
+    assert ca.read_index(settings)[1].revoked.endswith(",cessationOfOperation")
+    # The key is gone, the certificate kept apart; nothing is listed as issued any more.
+    assert not revoked.key_path.exists() and not revoked.cert_path.parent.exists()
+    [kept] = (ca.ca_dir(settings) / "revoked").iterdir()
+    assert kept.read_bytes().startswith(b"-----BEGIN CERTIFICATE")
+    assert ca.issued(settings) == [] and ca.cert_status(settings, "a.gov.bd") is None
+    assert ca.revoke(settings, "a.gov.bd") is None
+    # The index is OpenSSL's: six tab-separated fields a line.
+    for text in ca.index_path(settings).read_text().splitlines():
+        assert len(text.split("\t")) == 6

@@ -182,3 +182,13 @@ def test_restore_from_a_file_that_is_no_backup_says_so_in_one_line(
     assert error.endswith(f"the backup {junk} is not a .tar.gz archive")
     assert hint.startswith("hint:") and "provision portal backup" in hint
     assert "method" not in done.stderr and "ReadError" not in done.stderr
+
+
+def test_ca_revokes_by_hand(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    run(settings, "ca", "issue", "a.gov.bd")
+    done = run(settings, "ca", "revoke", "a.gov.bd")
+    assert done.exit_code == 0 and "revoked a.gov.bd" in done.stdout
+    assert json.loads(run(settings, "ca", "list", "--json").stdout) == []
+    again = run(settings, "ca", "revoke", "a.gov.bd")
+    assert again.exit_code == ExitStatus.BAD_INPUT and "no certificate of a.gov.bd" in again.stderr
