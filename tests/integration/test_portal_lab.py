@@ -3,9 +3,12 @@
 Three portals (two static, one PHP) deployed by a recorded rollout, served over
 HTTPS with certificates from the department CA; each answers the control node
 with its own content; the PHP portal's pool user cannot read the other portals'
-files; a second deploy changes nothing; bad input changes nothing on the host;
-a certificate near expiry is renewed; a removed portal comes back from backup
-with the same checksums. Everything is checked on the host or over HTTPS.
+files, and no published file is readable by all; the host's address and unknown
+names get nothing; a second deploy changes nothing; bad input changes nothing on
+the host, a new portal nginx refuses included; a certificate near expiry is
+renewed; a removed portal comes back from backup with the same checksums, and
+its last archive is on the control node. Everything is checked on the host or
+over HTTPS.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class Portals:
 
 
 def write_content(root: Path) -> Path:
+    """The three portals' content under `root` (in the workspace: content may come from
+    nowhere else), some of it world-writable on purpose."""
     for domain, files in {
         STATIC_A: {"index.html": f"<h1>{STATIC_A}</h1>\n", "about/index.html": "about A\n"},
         STATIC_B: {"index.html": f"<h1>{STATIC_B}</h1>\n"},
@@ -96,6 +101,9 @@ def write_content(root: Path) -> Path:
             path = root / domain / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+    # Modes on the control node do not travel: the host gets its own.
+    (root / STATIC_A / "about").chmod(0o777)
+    (root / STATIC_A / "about" / "index.html").chmod(0o666)
     return root
 
 
@@ -122,8 +130,8 @@ def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> P
 
 
 @pytest.fixture(scope="module")
-def portals(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portals]:
-    content = write_content(tmp_path_factory.mktemp("portal-content"))
+def portals(lab: Lab) -> Iterator[Portals]:
+    content = write_content(lab.settings.workspace / "sites" / "portal-lab")
     yield portal_lab(lab, content, ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")))
 
 
@@ -163,6 +171,21 @@ def test_three_portals_are_served_over_https_with_the_department_ca(portals: Por
     for h in health.values():
         assert h.ok and h.department_ca and h.http_status == 200, h
         assert h.days_left is not None and 390 < h.days_left <= 397
+
+
+def test_published_files_are_readable_by_their_portal_only(portals: Portals) -> None:
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    for domain, group in ((STATIC_A, "www-data"), (STATIC_B, "www-data"), (PHP, user)):
+        htdocs = f"{ROOT}/{domain}/htdocs"
+        # Nothing is readable, writable or searchable by all, whatever it was here.
+        assert portals.sh(f"find {htdocs} -perm /o=rwx") == "", domain
+        assert set(portals.sh(f"find {htdocs} -printf '%u:%g\\n'").split()) == {f"root:{group}"}
+    about = f"{ROOT}/{STATIC_A}/htdocs/about"
+    assert portals.sh(f"stat -c %a {about} {about}/index.html").split() == ["750", "640"]
+    # nginx reads the PHP portal's files through its group (static files are nginx's).
+    assert f"{user}:" in portals.sh(f"getent group {user}") and "www-data" in portals.sh(
+        f"getent group {user}"
+    )
 
 
 def test_the_php_portal_cannot_read_another_portals_files(portals: Portals) -> None:
