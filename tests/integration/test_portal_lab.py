@@ -14,6 +14,7 @@ over HTTPS.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -107,9 +108,15 @@ def write_content(root: Path) -> Path:
     return root
 
 
-def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> Portals:
+def portal_lab(
+    lab: Lab,
+    content: Path,
+    portals: Sequence[tuple[str, str]],
+    directives: dict[str, tuple[str, ...]] | None = None,
+) -> Portals:
     """The lab's department CA (made once per session) and these (domain, kind) portals
-    registered on HOST from `content`/<domain>, unless they already are.
+    registered on HOST from `content`/<domain> (with their nginx `directives`), unless
+    they already are.
 
     Shared with the other portal lab tests (tests/integration/test_portal_compliance.py),
     which may run before or after this module in the same lab.
@@ -124,7 +131,13 @@ def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> P
         if register.find(domain) is None:
             add_portal(
                 settings,
-                PortalRequest(host=HOST, kind=kind, content=str(content / domain), domain=domain),
+                PortalRequest(
+                    host=HOST,
+                    kind=kind,
+                    content=str(content / domain),
+                    domain=domain,
+                    nginx_directives=(directives or {}).get(domain, ()),
+                ),
             )
     return Portals(lab, settings, content)
 
@@ -132,7 +145,40 @@ def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> P
 @pytest.fixture(scope="module")
 def portals(lab: Lab) -> Iterator[Portals]:
     content = write_content(lab.settings.workspace / "sites" / "portal-lab")
-    yield portal_lab(lab, content, ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")))
+    yield portal_lab(
+        lab,
+        content,
+        ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")),
+        # As docs/portals.md shows it: overrides the role's own default (16m).
+        {STATIC_A: ("client_max_body_size 64m;",)},
+    )
+
+
+class _Sni(http.client.HTTPSConnection):
+    """HTTPS to an address with `domain` as SNI (None: none, as for a bare address)."""
+
+    def __init__(self, address: str, domain: str | None, ca_file: Path | None) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if ca_file is None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        super().__init__(address, 443, timeout=60, context=context)
+        self._domain = domain
+        self._tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self._domain)
+
+
+def post(portals: Portals, domain: str, size: int) -> int:
+    """The HTTP status of a POST of `size` bytes to https://domain/."""
+    connection = _Sni(portals.address, domain, portals.ca_file)
+    try:
+        connection.request("POST", "/", body=b"x" * size, headers={"Host": domain})
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_three_portals_are_served_over_https_with_the_department_ca(portals: Portals) -> None:
@@ -165,6 +211,9 @@ def test_three_portals_are_served_over_https_with_the_department_ca(portals: Por
         "root",
     ]
     assert portals.sh(f"ls /var/log/nginx/portals/{STATIC_A}.access.log").strip()
+    # The register's client_max_body_size replaces the role's 16m; the others keep it.
+    assert post(portals, STATIC_A, 20 * 1024 * 1024) == 405  # not 413: the body was allowed
+    assert post(portals, STATIC_B, 20 * 1024 * 1024) == 413
     # Health: every portal ok, chained to the CA, about 397 days left.
     health = {h.domain: h for h in check_portals(portals.settings, HOST)}
     assert set(health) == {STATIC_A, STATIC_B, PHP}
