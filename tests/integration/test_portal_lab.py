@@ -324,6 +324,8 @@ def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portal
     assert served is not None and served.serial == short.serial
     health = {h.domain: h for h in check_portals(portals.settings, HOST)}
     assert health[STATIC_A].status == "expiring" and health[STATIC_A].days_left < 11  # type: ignore[operator]
+    # 9.99 days: whole days rounded down, as WEB-001 says it.
+    assert health[STATIC_A].message == "certificate expires in 9 days"
 
     plan = plan_deploy(portals.settings, HOST)  # default window: 30 days
     renewed = {c.domain: c for c in plan.certificates}[STATIC_A]
