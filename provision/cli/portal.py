@@ -218,7 +218,8 @@ def remove(app: AppContext, domain: str) -> None:
     Its department certificate is revoked (recorded in STATE_DIR/ca/index.txt,
     its key deleted) unless another environment's register lists the domain.
     The next deploy of its host archives the portal's content and data on the
-    host, then removes its server block, PHP-FPM pool and system user.
+    host, copies the archive to STATE_DIR/portal-backups/DOMAIN/, then removes
+    its server block, PHP-FPM pool, system user, folder and certificate.
 
     \b
     Example:

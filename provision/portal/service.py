@@ -465,7 +465,16 @@ def plan_deploy(
             certificates.append(status)
             cert, key = status.chain_path, status.key_path
         by_host[portal.host].append(_host_entry(portal, contents[portal.domain], cert, key))
-    vars_file = _vars_file(settings, f"deploy-{settings.env}", {"provision_portals": by_host})
+    # Retired portals' archives come back here, beside the portal backups.
+    fetch = settings.state_path / "portal-backups"
+    if not check:
+        fetch.mkdir(parents=True, exist_ok=True)
+        fetch.chmod(0o700)
+    vars_file = _vars_file(
+        settings,
+        f"deploy-{settings.env}",
+        {"provision_portals": by_host, "portal_host_retired_fetch_dir": str(fetch)},
+    )
     options = RolloutOptions(
         playbook="portal_hosts.yml",
         selection=";".join(hosts),

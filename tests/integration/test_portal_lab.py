@@ -29,6 +29,7 @@ from provision.portal import (
     backup_portal,
     check_portals,
     https_get,
+    list_backups,
     load_register,
     plan_deploy,
     register_path,
@@ -355,7 +356,15 @@ def test_a_removed_portal_comes_back_from_its_backup(portals: Portals) -> None:
         f"test -e {ROOT}/{PHP} && echo FOLDER; getent passwd {entry.user} || true"
     )
     assert PHP not in gone and "FOLDER" not in gone and entry.user not in gone
-    assert "-retired.tar.gz" in portals.sh(f"ls /var/backups/portals/{PHP}/")
+    # The retired portal's archive is on the host and, a copy, on the control node;
+    # its certificate is revoked.
+    [retired] = [
+        p for p in list_backups(portals.settings, PHP) if p.name.endswith("-retired.tar.gz")
+    ]
+    assert retired.name in portals.sh(f"ls /var/backups/portals/{PHP}/")
+    assert portal_ca.cert_status(portals.settings, PHP) is None
+    revoked = [e for e in portal_ca.read_index(portals.settings) if e.subject == f"/CN={PHP}"]
+    assert revoked and all(e.status == "R" for e in revoked)
     with pytest.raises((ssl.SSLError, OSError)):
         https_get(portals.address, PHP, ca_file=portals.ca_file)
     # Restoring a portal that is not in the register is refused, saying so.
@@ -368,7 +377,7 @@ def test_a_removed_portal_comes_back_from_its_backup(portals: Portals) -> None:
     )
     assert portals.deploy().status == "succeeded"
     assert "note.txt" not in portals.sh(f"ls {ROOT}/{PHP}/data/")
-    restored = restore_portal(portals.settings, PHP)
-    assert restored.result.status == "succeeded" and restored.archive == done.archive
+    restored = restore_portal(portals.settings, PHP)  # the newest: the retired archive
+    assert restored.result.status == "succeeded" and restored.archive == retired
     assert portals.tree_sums(PHP) == sums
     assert portals.get(PHP)[1].startswith("php-portal:42:")
