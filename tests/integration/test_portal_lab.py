@@ -317,6 +317,62 @@ def test_bad_input_changes_nothing_and_says_why(portals: Portals) -> None:
     assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
 
 
+def host_state(portals: Portals) -> str:
+    """What a portal leaves on the host: folders, certificates, pools, users, groups, nginx."""
+    return portals.sh(
+        f"ls -a {ROOT} /etc/ssl/portals /etc/php/8.2/fpm/pool.d /etc/nginx/portals.d; "
+        "getent passwd | sort; getent group | sort; "
+        "cd /etc/nginx && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    )
+
+
+def test_a_new_portal_nginx_refuses_leaves_nothing_and_leftovers_are_retired(
+    portals: Portals,
+) -> None:
+    refused = "refused.gazipur.gov.bd"
+    before = host_state(portals)
+    add_portal(
+        portals.settings,
+        PortalRequest(
+            host=HOST,
+            kind="php",
+            content=str(portals.content / PHP),
+            domain=refused,
+            nginx_directives=("bogus_directive on;",),
+        ),
+    )
+    try:
+        result = portals.deploy()
+    finally:
+        remove_portal(portals.settings, refused)
+    r = result.results[HOST]
+    assert r.outcome == "failed"
+    assert refused in (r.message or "") and "unknown directive" in (r.message or ""), r.message
+    # No folder, key, pool, user or group of it: the host is as it was.
+    assert host_state(portals) == before
+    assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
+
+    # What such a portal left behind before (folder, key, pool, user, no block) is
+    # retired by the next deploy like any portal the register no longer lists.
+    left = "left.gazipur.gov.bd"
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    portals.sh(
+        f"useradd --system --shell /usr/sbin/nologin --home-dir {ROOT}/{left} p-left && "
+        f"install -d -o p-left -g www-data -m 0550 {ROOT}/{left} && "
+        f"install -d {ROOT}/{left}/htdocs {ROOT}/{left}/data && "
+        f"echo left > {ROOT}/{left}/htdocs/index.html && "
+        f"install -d -m 0700 /etc/ssl/portals/{left} && "
+        f"cp /etc/ssl/portals/{PHP}/privkey.pem /etc/ssl/portals/{left}/ && "
+        f"sed 's/{PHP}/{left}/g; s/{user}/p-left/g' /etc/php/8.2/fpm/pool.d/{PHP}.conf "
+        f"> /etc/php/8.2/fpm/pool.d/{left}.conf"
+    )
+    assert portals.deploy().status == "succeeded"
+    assert host_state(portals) == before
+    [archive] = list_backups(portals.settings, left)
+    assert archive.name.endswith("-retired.tar.gz")
+    assert archive.name in portals.sh(f"ls /var/backups/portals/{left}/")
+
+
 def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portals) -> None:
     short = portal_ca.issue(portals.settings, STATIC_A, days=10)
     result = portals.deploy(renew_within_days=5)  # inside the window: kept and installed
