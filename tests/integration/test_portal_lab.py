@@ -238,6 +238,25 @@ def test_published_files_are_readable_by_their_portal_only(portals: Portals) -> 
     )
 
 
+def test_the_hosts_address_and_unknown_names_get_nothing(portals: Portals) -> None:
+    # Debian's default site and PHP-FPM's stock www pool (www-data) are gone.
+    assert portals.sh("ls /etc/nginx/sites-enabled/") == ""
+    assert portals.sh("ls /etc/php/8.2/fpm/pool.d/").split() == [f"{PHP}.conf"]
+    assert "www-data" not in portals.sh("ps -o user:32= -C php-fpm8.2 || true")
+    # HTTPS to the address (no SNI) or an unknown name: refused before any certificate.
+    for name in (None, "unknown.gov.bd"):
+        with pytest.raises(ssl.SSLError):
+            _Sni(portals.address, name, None).connect()
+    # Plain HTTP for the address or an unknown name: closed without an answer.
+    for host in (portals.address, "unknown.gov.bd"):
+        connection = http.client.HTTPConnection(portals.address, 80, timeout=10)
+        connection.request("GET", "/", headers={"Host": host})
+        with pytest.raises(http.client.RemoteDisconnected):
+            connection.getresponse()
+        connection.close()
+    assert portals.get(STATIC_A) == (200, f"<h1>{STATIC_A}</h1>\n")
+
+
 def test_the_php_portal_cannot_read_another_portals_files(portals: Portals) -> None:
     user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
     # As the pool's own user, on the host: its own files yes, the others' no.
