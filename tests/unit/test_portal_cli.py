@@ -128,15 +128,6 @@ def test_help_has_examples() -> None:
         assert shown.exit_code == 0 and "Example" in shown.output
 
 
-def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
-    run(settings, "ca", "init")
-    bad = run(settings, "ca", "issue", "10.213.6.5")
-    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
-    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
-    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
-    assert not (settings.workspace / "portals").exists()
-
-
 def test_health_of_a_selection_that_matches_nothing_is_an_error(settings: Settings) -> None:
     run(settings, "ca", "init")
     empty = run(settings, "portal", "health")
@@ -182,6 +173,15 @@ def test_restore_from_a_file_that_is_no_backup_says_so_in_one_line(
     assert error.endswith(f"the backup {junk} is not a .tar.gz archive")
     assert hint.startswith("hint:") and "provision portal backup" in hint
     assert "method" not in done.stderr and "ReadError" not in done.stderr
+
+
+def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    bad = run(settings, "ca", "issue", "10.213.6.5")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    assert not (settings.workspace / "portals").exists()
 
 
 def test_ca_revokes_by_hand(settings: Settings) -> None:
