@@ -24,6 +24,7 @@ def ca() -> None:
       provision ca show
       provision ca issue gazipur.gov.bd
       provision ca list --json
+      provision ca revoke old.gazipur.gov.bd
     """
 
 
@@ -104,6 +105,32 @@ def issue(app: AppContext, domain: str, days: int) -> None:
     )
 
 
+@ca.command()
+@click.argument("domain")
+@pass_app
+def revoke(app: AppContext, domain: str) -> None:
+    """Revoke the certificate of DOMAIN: recorded in STATE_DIR/ca/index.txt, its key deleted.
+
+    `provision portal remove` does this by itself; this is for a certificate
+    issued by hand. A deploy of a portal still registered issues it a new one.
+
+    \b
+    Example:
+      provision ca revoke old.gazipur.gov.bd
+    """
+    from provision.errors import InputError
+    from provision.portal import ca as service
+
+    done = service.revoke(app.settings, domain)
+    if done is None:
+        raise InputError(f"the CA has no certificate of {domain}", hint="see provision ca list")
+    console.out.print(
+        f"revoked {done.domain} (serial {done.serial:x}); the certificate is kept in "
+        f"{service.ca_dir(app.settings) / 'revoked'}",
+        markup=False,
+    )
+
+
 @ca.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @pass_app
@@ -135,5 +162,5 @@ def list_command(app: AppContext, as_json: bool) -> None:
     for column in ("domain", "valid until", "days left"):
         table.add_column(column)
     for s in found:
-        table.add_row(s.domain, f"{s.not_after:%Y-%m-%d}", f"{s.days_left:.0f}")
+        table.add_row(s.domain, f"{s.not_after:%Y-%m-%d}", str(service.whole_days(s.days_left)))
     console.out.print(table)

@@ -170,6 +170,7 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
       provision portal show gazipur.gov.bd
     """
     from provision.portal import show_portal
+    from provision.portal.ca import whole_days
 
     detail = show_portal(app.settings, domain)
     data = _portal_json(detail.portal)
@@ -187,8 +188,29 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
     if as_json:
         console.print_json(data)
         return
+    if cert is not None:
+        data["certificate"]["days_left"] = whole_days(cert.days_left)
+    for line in _show_lines(data):
+        console.out.print(line, markup=False)
+
+
+def _show_lines(data: dict[str, Any]) -> list[str]:
+    """`portal show` as people read it: one field a line, lists and mappings indented."""
+    lines: list[str] = []
     for key, value in data.items():
-        console.out.print(f"{key}: {value}", markup=False)
+        if value is None or value == []:
+            lines.append(f"{key}: none")
+        elif isinstance(value, dict):
+            lines.append(f"{key}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        elif isinstance(value, list):
+            lines.append(f"{key}:")
+            for item in value:
+                text = ", ".join(map(str, item.values())) if isinstance(item, dict) else item
+                lines.append(f"  - {text}")
+        else:
+            lines.append(f"{key}: {value}")
+    return lines
 
 
 @portal.command()
@@ -198,8 +220,11 @@ def show(app: AppContext, domain: str, as_json: bool) -> None:
 def remove(app: AppContext, domain: str) -> None:
     """Take a portal out of the register.
 
+    Its department certificate is revoked (recorded in STATE_DIR/ca/index.txt,
+    its key deleted) unless another environment's register lists the domain.
     The next deploy of its host archives the portal's content and data on the
-    host, then removes its server block, PHP-FPM pool and system user.
+    host, copies the archive to STATE_DIR/portal-backups/DOMAIN/, then removes
+    its server block, PHP-FPM pool, system user, folder and certificate.
 
     \b
     Example:
@@ -208,7 +233,18 @@ def remove(app: AppContext, domain: str) -> None:
     """
     from provision.portal import remove_portal
 
-    gone = remove_portal(app.settings, domain)
+    done = remove_portal(app.settings, domain)
+    gone = done.portal
+    if done.revoked is not None:
+        console.out.print(
+            f"revoked its certificate (serial {done.revoked.serial:x}) in the CA's index",
+            markup=False,
+        )
+    elif done.kept_for:
+        console.out.print(
+            f"kept its certificate: the register of {', '.join(done.kept_for)} still lists it",
+            markup=False,
+        )
     console.out.print(
         f"removed {gone.domain} from the register; retire it from {gone.host} with: "
         f"provision portal deploy {gone.host}",
@@ -410,6 +446,7 @@ def health(app: AppContext, selection: str, warn_days: float, as_json: bool) -> 
       provision portal health district:gazipur --json
     """
     from provision.portal import check_portals
+    from provision.portal.ca import whole_days
 
     found = check_portals(app.settings, selection or None, warn_days=warn_days)
     if as_json:
@@ -424,7 +461,7 @@ def health(app: AppContext, selection: str, warn_days: float, as_json: bool) -> 
                 h.host,
                 h.status,
                 str(h.http_status or ""),
-                "" if h.days_left is None else f"{h.days_left:.0f}",
+                "" if h.days_left is None else str(whole_days(h.days_left)),
                 h.message,
             )
         console.out.print(table)

@@ -63,6 +63,7 @@ from provision.errors import InputError, ProvisionError
 from provision.inventory import slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
+from provision.portal.ca import whole_days
 from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
 from provision.rollout.artifacts import prune_run_dirs
@@ -405,7 +406,7 @@ def _line(control: Control) -> int:
 
 def portal_item(health: PortalHealth) -> dict[str, Any]:
     """One portal's health as evidence (whole days left, so that it is stable within a day)."""
-    days = None if health.days_left is None else int(health.days_left // 1)
+    days = None if health.days_left is None else whole_days(health.days_left)
     return {
         "domain": health.domain,
         "status": health.status,

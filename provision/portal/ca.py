@@ -7,6 +7,9 @@ Files, under the state directory (never in version control):
     <state>/ca/portals/<domain>/privkey.pem  a portal's key (0600)
     <state>/ca/portals/<domain>/cert.pem     its certificate
     <state>/ca/portals/<domain>/fullchain.pem  certificate then CA: what nginx serves
+    <state>/ca/index.txt                     every certificate issued and revoked, in
+                                             OpenSSL's `ca` database format
+    <state>/ca/revoked/<domain>-<serial>.pem a revoked certificate (its key is deleted)
 
 Keys are written 0600 from the start and never returned to callers or logged:
 results carry paths and certificate facts only.
@@ -14,8 +17,10 @@ results carry paths and certificate facts only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import math
+import shutil
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from provision import crypto
@@ -54,6 +59,16 @@ class CertStatus:
     serial: int
     #: What the last call did: issued, renewed or kept.
     action: str = "kept"
+
+
+def whole_days(days: float) -> int:
+    """Days a certificate has left, in whole days rounded down: 4.9 is 4.
+
+    The one rounding of days left for every report (portal health, ca list,
+    WEB-001), so that a certificate is never "5 days" in one and "4" in another,
+    and never shown a day later than it expires.
+    """
+    return math.floor(days)
 
 
 def ca_dir(settings: Settings) -> Path:
@@ -135,13 +150,114 @@ def cert_status(settings: Settings, domain: str, action: str = "kept") -> CertSt
     )
 
 
+# -- the index: what the CA issued and revoked --------------------------------------
+#
+# One line per certificate, tab-separated, as `openssl ca` keeps it (so that
+# openssl can make a CRL from it): status (V valid, R revoked), expiry, revocation
+# time and reason (empty while valid), serial in hex, file name ("unknown"), subject.
+
+#: RFC 5280 reasons used here: a certificate replaced by a new one, a portal gone.
+SUPERSEDED = "superseded"
+CESSATION = "cessationOfOperation"
+
+
+def index_path(settings: Settings) -> Path:
+    return ca_dir(settings) / "index.txt"
+
+
+def _utctime(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%y%m%d%H%M%SZ")
+
+
+def _serial_hex(serial: int) -> str:
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One line of the CA's index."""
+
+    status: str
+    expires: str
+    revoked: str
+    serial: str
+    subject: str
+
+    def line(self) -> str:
+        return "\t".join(
+            (self.status, self.expires, self.revoked, self.serial, "unknown", self.subject)
+        )
+
+
+def read_index(settings: Settings) -> list[IndexEntry]:
+    """The CA's index (empty for a CA made before it was kept)."""
+    path = index_path(settings)
+    if not path.is_file():
+        return []
+    found = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        fields = text.split("\t")
+        if len(fields) == 6:
+            found.append(IndexEntry(fields[0], fields[1], fields[2], fields[3], fields[5]))
+    return found
+
+
+def _write_index(settings: Settings, entries: list[IndexEntry]) -> None:
+    path = index_path(settings)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(e.line() + "\n" for e in entries), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _entry(status: CertStatus) -> IndexEntry:
+    return IndexEntry(
+        "V", _utctime(status.not_after), "", _serial_hex(status.serial), f"/CN={status.domain}"
+    )
+
+
+def _mark_revoked(settings: Settings, status: CertStatus, reason: str) -> None:
+    """Record `status` revoked in the index (added first if the index never had it)."""
+    entries = read_index(settings)
+    serial = _serial_hex(status.serial)
+    if not any(e.serial == serial for e in entries):
+        entries.append(_entry(status))
+    stamp = f"{_utctime(datetime.now(UTC))},{reason}"
+    entries = [
+        replace(e, status="R", revoked=stamp) if e.serial == serial and e.status == "V" else e
+        for e in entries
+    ]
+    _write_index(settings, entries)
+
+
+def _record_issued(settings: Settings, status: CertStatus) -> None:
+    entries = read_index(settings)
+    entries.append(_entry(status))
+    _write_index(settings, entries)
+
+
+def revoke(settings: Settings, domain: str, *, reason: str = CESSATION) -> CertStatus | None:
+    """Revoke `domain`'s certificate: recorded in the index, its key deleted, the
+    certificate kept in revoked/. None when the CA issued it none.
+    """
+    current = cert_status(settings, check_domain(domain))
+    if current is None:
+        return None
+    _mark_revoked(settings, current, reason)
+    kept = ca_dir(settings) / "revoked"
+    kept.mkdir(mode=0o700, exist_ok=True)
+    current.cert_path.replace(kept / f"{domain}-{_serial_hex(current.serial)}.pem")
+    shutil.rmtree(current.cert_path.parent)  # the key and chain: never served again
+    return current
+
+
 def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStatus:
     """Issue (or reissue) `domain`'s certificate with a new key; write key, cert and chain."""
     domain = check_domain(domain)
     if days < 1:
         raise InputError("--days must be at least 1", hint="give the certificate's validity")
     ca = _load(settings)
-    existed = (_portal_dir(settings, domain) / "cert.pem").is_file()
+    previous = cert_status(settings, domain)
     issued = crypto.issue_server_certificate(ca, [domain], days)
     folder = _portal_dir(settings, domain)
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,8 +270,11 @@ def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStat
         tmp = folder / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(folder / name)
-    status = cert_status(settings, domain, "renewed" if existed else "issued")
+    status = cert_status(settings, domain, "issued" if previous is None else "renewed")
     assert status is not None
+    if previous is not None:
+        _mark_revoked(settings, previous, SUPERSEDED)
+    _record_issued(settings, status)
     return status
 
 

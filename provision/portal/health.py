@@ -165,7 +165,7 @@ def check_portal(
     if answer.status >= 400:
         status, message = "http_error", f"HTTP {answer.status}"
     elif days is not None and days < warn_days:
-        status, message = "expiring", f"certificate expires in {days:.0f} days"
+        status, message = "expiring", f"certificate expires in {ca.whole_days(days)} days"
     return PortalHealth(
         domain,
         host,

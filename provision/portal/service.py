@@ -34,8 +34,8 @@ from provision.inventory.names import match_key
 from provision.inventory.targets import load_environment
 from provision.inventory.tree import Place, load_tree
 from provision.portal import ca
+from provision.portal.content import check_content
 from provision.portal.model import (
-    ARCHIVES,
     KINDS,
     Contact,
     ExternalTls,
@@ -211,17 +211,7 @@ def add_portal(settings: Settings, request: PortalRequest) -> Portal:
             f"kind {request.kind!r} is not one of {', '.join(KINDS)}", hint="--kind static|php"
         )
     check_host(loaded, request.host)
-    content = _resolve(settings, request.content)
-    if not content.exists():
-        raise InputError(
-            f"the content {content} does not exist",
-            hint="give a folder or an archive (.tar.gz, .tgz, .tar, .zip) to publish",
-        )
-    if content.is_file() and not content.name.endswith(ARCHIVES):
-        raise InputError(
-            f"the content {content} is neither a folder nor an archive",
-            hint="give a folder or an archive (.tar.gz, .tgz, .tar, .zip)",
-        )
+    check_content(settings, request.content, extra_secrets=_tls_keys(register, request.tls_key))
     tls = None
     if request.tls_cert or request.tls_key:
         if not (request.tls_cert and request.tls_key):
@@ -250,8 +240,39 @@ def place_name(place: Place) -> str:
     return f"{place.name} {place.level} office"
 
 
-def remove_portal(settings: Settings, domain: str) -> Portal:
-    """Take one portal out of the register (its host drops it at the next deploy)."""
+@dataclass(frozen=True)
+class Removal:
+    """A portal taken out of the register, and what became of its certificate."""
+
+    portal: Portal
+    #: The department certificate revoked (None: external TLS, or none issued).
+    revoked: ca.CertStatus | None
+    #: Other environments whose register still lists the domain (its certificate kept).
+    kept_for: tuple[str, ...] = ()
+
+
+def _other_registers(settings: Settings, domain: str) -> tuple[str, ...]:
+    """The other environments whose register lists `domain` (they share the state dir's CA)."""
+    mine = register_path(settings)
+    found = []
+    for path in sorted(mine.parent.glob("*.yml")):
+        if path == mine:
+            continue
+        try:
+            listed = load_register(path).find(domain) is not None
+        except InputError:
+            listed = True  # unreadable: it may list it, so its certificate stays
+        if listed:
+            found.append(path.stem)
+    return tuple(found)
+
+
+def remove_portal(settings: Settings, domain: str) -> Removal:
+    """Take one portal out of the register (its host drops it at the next deploy).
+
+    Its department certificate is revoked (recorded in the CA's index, key deleted)
+    unless another environment's register still lists the domain.
+    """
     register = load_register(register_path(settings))
     portal = register.find(domain)
     if portal is None:
@@ -260,7 +281,12 @@ def remove_portal(settings: Settings, domain: str) -> Portal:
         )
     register.portals.remove(portal)
     save_register(register)
-    return portal
+    if portal.tls is not None:
+        return Removal(portal, None)
+    elsewhere = _other_registers(settings, portal.domain)
+    if elsewhere:
+        return Removal(portal, None, elsewhere)
+    return Removal(portal, ca.revoke(settings, portal.domain))
 
 
 def list_portals(settings: Settings, selection: str | None = None) -> list[Portal]:
@@ -293,18 +319,28 @@ def show_portal(settings: Settings, domain: str) -> PortalDetail:
 # -- deploying ----------------------------------------------------------------
 
 
-def _content_dir(settings: Settings, portal: Portal) -> Path:
-    """The folder to publish: the content folder, or the archive unpacked under the state dir."""
-    source = _resolve(settings, portal.content)
-    if source.is_dir():
-        return source.resolve()
-    if not source.is_file():
+def _tls_keys(register: Register, *more: str) -> tuple[str, ...]:
+    """The external TLS key files of the register's portals (no content may publish them)."""
+    return tuple(p.tls.key for p in register.portals if p.tls is not None) + more
+
+
+def _content_dir(settings: Settings, portal: Portal, register: Register) -> Path:
+    """The folder to publish: the content folder, or the archive unpacked under the state dir.
+
+    The content is checked again here, as at `portal add`: the register may have
+    been edited by hand since.
+    """
+    try:
+        source = check_content(settings, portal.content, extra_secrets=_tls_keys(register))
+    except InputError as exc:
         raise InputError(
-            f"the content {source} of {portal.domain} does not exist",
-            hint="fix content: in the register",
-            path=register_path(settings),
+            f"field 'content' of {portal.domain}: {exc.message}",
+            hint=exc.hint,
+            path=register.path,
             line=portal.line,
-        )
+        ) from None
+    if source.is_dir():
+        return source
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     target = settings.state_path / "portal-content" / portal.domain
     stamp = target.parent / f"{portal.domain}.sha256"
@@ -339,11 +375,11 @@ def _unpack(archive: Path, target: Path) -> None:
         t.extractall(target, filter="data")
 
 
-def _host_entry(settings: Settings, portal: Portal, cert: Path, key: Path) -> dict[str, Any]:
+def _host_entry(portal: Portal, content: Path, cert: Path, key: Path) -> dict[str, Any]:
     return {
         "domain": portal.domain,
         "kind": portal.kind,
-        "content": str(_content_dir(settings, portal)),
+        "content": str(content),
         "user": portal.user,
         "tls_cert": str(cert.resolve()),
         "tls_key": str(key.resolve()),
@@ -405,11 +441,16 @@ def plan_deploy(
     portals = [p for p in register.portals if p.host in chosen]
     if any(p.tls is None for p in portals):
         ca.ca_info(settings)  # a clear error before anything else when there is no CA
+    # Every portal's content and external pair first: a bad one stops the deploy
+    # before any certificate is issued.
+    contents = {p.domain: _content_dir(settings, p, register) for p in portals}
+    for portal in portals:
+        if portal.tls is not None:
+            _check_external_tls(settings, portal.tls, portal.domain)
     certificates: list[ca.CertStatus] = []
     by_host: dict[str, list[dict[str, Any]]] = {h: [] for h in hosts}
     for portal in portals:
         if portal.tls is not None:
-            _check_external_tls(settings, portal.tls, portal.domain)
             cert, key = _resolve(settings, portal.tls.cert), _resolve(settings, portal.tls.key)
         elif check:
             status = ca.cert_status(settings, portal.domain)
@@ -423,8 +464,17 @@ def plan_deploy(
             status = ca.ensure(settings, portal.domain, renew_within_days=renew_within_days)
             certificates.append(status)
             cert, key = status.chain_path, status.key_path
-        by_host[portal.host].append(_host_entry(settings, portal, cert, key))
-    vars_file = _vars_file(settings, f"deploy-{settings.env}", {"provision_portals": by_host})
+        by_host[portal.host].append(_host_entry(portal, contents[portal.domain], cert, key))
+    # Retired portals' archives come back here, beside the portal backups.
+    fetch = settings.state_path / "portal-backups"
+    if not check:
+        fetch.mkdir(parents=True, exist_ok=True)
+        fetch.chmod(0o700)
+    vars_file = _vars_file(
+        settings,
+        f"deploy-{settings.env}",
+        {"provision_portals": by_host, "portal_host_retired_fetch_dir": str(fetch)},
+    )
     options = RolloutOptions(
         playbook="portal_hosts.yml",
         selection=";".join(hosts),
@@ -516,10 +566,15 @@ def plan_restore(
     if not archive.is_file():
         raise InputError(f"the backup {archive} does not exist", hint="see provision portal show")
     try:
-        with tarfile.open(archive) as t:
+        with tarfile.open(archive, "r:gz") as t:
             names = t.getnames()
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(f"the backup {archive} is not a readable archive: {exc}") from None
+    except (tarfile.TarError, EOFError, OSError):
+        # tarfile's own text lists every compression it tried, one per line: not for people.
+        raise InputError(
+            f"the backup {archive} is not a .tar.gz archive",
+            hint=f"give an archive made by provision portal backup (see provision portal show "
+            f"{portal.domain} for those on this control node)",
+        ) from None
     if not any(n == "htdocs" or n.startswith("htdocs/") for n in names):
         raise InputError(
             f"the backup {archive} holds no htdocs/ folder",

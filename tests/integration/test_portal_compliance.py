@@ -39,9 +39,9 @@ STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 
 
 @pytest.fixture(scope="module")
-def web(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portals]:
-    content = tmp_path_factory.mktemp("web-001")
-    (content / DOMAIN).mkdir()
+def web(lab: Lab) -> Iterator[Portals]:
+    content = lab.settings.workspace / "sites" / "web-001"  # content comes from the workspace
+    (content / DOMAIN).mkdir(parents=True, exist_ok=True)
     (content / DOMAIN / "index.html").write_text(f"<h1>{DOMAIN}</h1>\n")
     shutil.copy(STANDARD, lab.settings.workspace / "standards" / STANDARD.name)
     portals = portal_lab(lab, content, [(DOMAIN, "static")])

@@ -3,14 +3,18 @@
 Three portals (two static, one PHP) deployed by a recorded rollout, served over
 HTTPS with certificates from the department CA; each answers the control node
 with its own content; the PHP portal's pool user cannot read the other portals'
-files; a second deploy changes nothing; bad input changes nothing on the host;
-a certificate near expiry is renewed; a removed portal comes back from backup
-with the same checksums. Everything is checked on the host or over HTTPS.
+files, and no published file is readable by all; the host's address and unknown
+names get nothing; a second deploy changes nothing; bad input changes nothing on
+the host, a new portal nginx refuses included; a certificate near expiry is
+renewed; a removed portal comes back from backup with the same checksums, and
+its last archive is on the control node. Everything is checked on the host or
+over HTTPS.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +29,7 @@ from provision.portal import (
     backup_portal,
     check_portals,
     https_get,
+    list_backups,
     load_register,
     plan_deploy,
     register_path,
@@ -78,6 +83,8 @@ class Portals:
 
 
 def write_content(root: Path) -> Path:
+    """The three portals' content under `root` (in the workspace: content may come from
+    nowhere else), some of it world-writable on purpose."""
     for domain, files in {
         STATIC_A: {"index.html": f"<h1>{STATIC_A}</h1>\n", "about/index.html": "about A\n"},
         STATIC_B: {"index.html": f"<h1>{STATIC_B}</h1>\n"},
@@ -96,12 +103,21 @@ def write_content(root: Path) -> Path:
             path = root / domain / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+    # Modes on the control node do not travel: the host gets its own.
+    (root / STATIC_A / "about").chmod(0o777)
+    (root / STATIC_A / "about" / "index.html").chmod(0o666)
     return root
 
 
-def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> Portals:
+def portal_lab(
+    lab: Lab,
+    content: Path,
+    portals: Sequence[tuple[str, str]],
+    directives: dict[str, tuple[str, ...]] | None = None,
+) -> Portals:
     """The lab's department CA (made once per session) and these (domain, kind) portals
-    registered on HOST from `content`/<domain>, unless they already are.
+    registered on HOST from `content`/<domain> (with their nginx `directives`), unless
+    they already are.
 
     Shared with the other portal lab tests (tests/integration/test_portal_compliance.py),
     which may run before or after this module in the same lab.
@@ -116,15 +132,54 @@ def portal_lab(lab: Lab, content: Path, portals: Sequence[tuple[str, str]]) -> P
         if register.find(domain) is None:
             add_portal(
                 settings,
-                PortalRequest(host=HOST, kind=kind, content=str(content / domain), domain=domain),
+                PortalRequest(
+                    host=HOST,
+                    kind=kind,
+                    content=str(content / domain),
+                    domain=domain,
+                    nginx_directives=(directives or {}).get(domain, ()),
+                ),
             )
     return Portals(lab, settings, content)
 
 
 @pytest.fixture(scope="module")
-def portals(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portals]:
-    content = write_content(tmp_path_factory.mktemp("portal-content"))
-    yield portal_lab(lab, content, ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")))
+def portals(lab: Lab) -> Iterator[Portals]:
+    content = write_content(lab.settings.workspace / "sites" / "portal-lab")
+    yield portal_lab(
+        lab,
+        content,
+        ((STATIC_A, "static"), (STATIC_B, "static"), (PHP, "php")),
+        # As docs/portals.md shows it: overrides the role's own default (16m).
+        {STATIC_A: ("client_max_body_size 64m;",)},
+    )
+
+
+class _Sni(http.client.HTTPSConnection):
+    """HTTPS to an address with `domain` as SNI (None: none, as for a bare address)."""
+
+    def __init__(self, address: str, domain: str | None, ca_file: Path | None) -> None:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if ca_file is None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        super().__init__(address, 443, timeout=60, context=context)
+        self._domain = domain
+        self._tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self._domain)
+
+
+def post(portals: Portals, domain: str, size: int) -> int:
+    """The HTTP status of a POST of `size` bytes to https://domain/."""
+    connection = _Sni(portals.address, domain, portals.ca_file)
+    try:
+        connection.request("POST", "/", body=b"x" * size, headers={"Host": domain})
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_three_portals_are_served_over_https_with_the_department_ca(portals: Portals) -> None:
@@ -157,12 +212,49 @@ def test_three_portals_are_served_over_https_with_the_department_ca(portals: Por
         "root",
     ]
     assert portals.sh(f"ls /var/log/nginx/portals/{STATIC_A}.access.log").strip()
+    # The register's client_max_body_size replaces the role's 16m; the others keep it.
+    assert post(portals, STATIC_A, 20 * 1024 * 1024) == 405  # not 413: the body was allowed
+    assert post(portals, STATIC_B, 20 * 1024 * 1024) == 413
     # Health: every portal ok, chained to the CA, about 397 days left.
     health = {h.domain: h for h in check_portals(portals.settings, HOST)}
     assert set(health) == {STATIC_A, STATIC_B, PHP}
     for h in health.values():
         assert h.ok and h.department_ca and h.http_status == 200, h
         assert h.days_left is not None and 390 < h.days_left <= 397
+
+
+def test_published_files_are_readable_by_their_portal_only(portals: Portals) -> None:
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    for domain, group in ((STATIC_A, "www-data"), (STATIC_B, "www-data"), (PHP, user)):
+        htdocs = f"{ROOT}/{domain}/htdocs"
+        # Nothing is readable, writable or searchable by all, whatever it was here.
+        assert portals.sh(f"find {htdocs} -perm /o=rwx") == "", domain
+        assert set(portals.sh(f"find {htdocs} -printf '%u:%g\\n'").split()) == {f"root:{group}"}
+    about = f"{ROOT}/{STATIC_A}/htdocs/about"
+    assert portals.sh(f"stat -c %a {about} {about}/index.html").split() == ["750", "640"]
+    # nginx reads the PHP portal's files through its group (static files are nginx's).
+    assert f"{user}:" in portals.sh(f"getent group {user}") and "www-data" in portals.sh(
+        f"getent group {user}"
+    )
+
+
+def test_the_hosts_address_and_unknown_names_get_nothing(portals: Portals) -> None:
+    # Debian's default site and PHP-FPM's stock www pool (www-data) are gone.
+    assert portals.sh("ls /etc/nginx/sites-enabled/") == ""
+    assert portals.sh("ls /etc/php/8.2/fpm/pool.d/").split() == [f"{PHP}.conf"]
+    assert "www-data" not in portals.sh("ps -o user:32= -C php-fpm8.2 || true")
+    # HTTPS to the address (no SNI) or an unknown name: refused before any certificate.
+    for name in (None, "unknown.gov.bd"):
+        with pytest.raises(ssl.SSLError):
+            _Sni(portals.address, name, None).connect()
+    # Plain HTTP for the address or an unknown name: closed without an answer.
+    for host in (portals.address, "unknown.gov.bd"):
+        connection = http.client.HTTPConnection(portals.address, 80, timeout=10)
+        connection.request("GET", "/", headers={"Host": host})
+        with pytest.raises(http.client.RemoteDisconnected):
+            connection.getresponse()
+        connection.close()
+    assert portals.get(STATIC_A) == (200, f"<h1>{STATIC_A}</h1>\n")
 
 
 def test_the_php_portal_cannot_read_another_portals_files(portals: Portals) -> None:
@@ -244,6 +336,62 @@ def test_bad_input_changes_nothing_and_says_why(portals: Portals) -> None:
     assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
 
 
+def host_state(portals: Portals) -> str:
+    """What a portal leaves on the host: folders, certificates, pools, users, groups, nginx."""
+    return portals.sh(
+        f"ls -a {ROOT} /etc/ssl/portals /etc/php/8.2/fpm/pool.d /etc/nginx/portals.d; "
+        "getent passwd | sort; getent group | sort; "
+        "cd /etc/nginx && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    )
+
+
+def test_a_new_portal_nginx_refuses_leaves_nothing_and_leftovers_are_retired(
+    portals: Portals,
+) -> None:
+    refused = "refused.gazipur.gov.bd"
+    before = host_state(portals)
+    add_portal(
+        portals.settings,
+        PortalRequest(
+            host=HOST,
+            kind="php",
+            content=str(portals.content / PHP),
+            domain=refused,
+            nginx_directives=("bogus_directive on;",),
+        ),
+    )
+    try:
+        result = portals.deploy()
+    finally:
+        remove_portal(portals.settings, refused)
+    r = result.results[HOST]
+    assert r.outcome == "failed"
+    assert refused in (r.message or "") and "unknown directive" in (r.message or ""), r.message
+    # No folder, key, pool, user or group of it: the host is as it was.
+    assert host_state(portals) == before
+    assert portals.get(STATIC_B) == (200, f"<h1>{STATIC_B}</h1>\n")
+
+    # What such a portal left behind before (folder, key, pool, user, no block) is
+    # retired by the next deploy like any portal the register no longer lists.
+    left = "left.gazipur.gov.bd"
+    user = load_register(register_path(portals.settings)).find(PHP).user  # type: ignore[union-attr]
+    portals.sh(
+        f"useradd --system --shell /usr/sbin/nologin --home-dir {ROOT}/{left} p-left && "
+        f"install -d -o p-left -g www-data -m 0550 {ROOT}/{left} && "
+        f"install -d {ROOT}/{left}/htdocs {ROOT}/{left}/data && "
+        f"echo left > {ROOT}/{left}/htdocs/index.html && "
+        f"install -d -m 0700 /etc/ssl/portals/{left} && "
+        f"cp /etc/ssl/portals/{PHP}/privkey.pem /etc/ssl/portals/{left}/ && "
+        f"sed 's/{PHP}/{left}/g; s/{user}/p-left/g' /etc/php/8.2/fpm/pool.d/{PHP}.conf "
+        f"> /etc/php/8.2/fpm/pool.d/{left}.conf"
+    )
+    assert portals.deploy().status == "succeeded"
+    assert host_state(portals) == before
+    [archive] = list_backups(portals.settings, left)
+    assert archive.name.endswith("-retired.tar.gz")
+    assert archive.name in portals.sh(f"ls /var/backups/portals/{left}/")
+
+
 def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portals) -> None:
     short = portal_ca.issue(portals.settings, STATIC_A, days=10)
     result = portals.deploy(renew_within_days=5)  # inside the window: kept and installed
@@ -252,6 +400,8 @@ def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portal
     assert served is not None and served.serial == short.serial
     health = {h.domain: h for h in check_portals(portals.settings, HOST)}
     assert health[STATIC_A].status == "expiring" and health[STATIC_A].days_left < 11  # type: ignore[operator]
+    # 9.99 days: whole days rounded down, as WEB-001 says it.
+    assert health[STATIC_A].message == "certificate expires in 9 days"
 
     plan = plan_deploy(portals.settings, HOST)  # default window: 30 days
     renewed = {c.domain: c for c in plan.certificates}[STATIC_A]
@@ -281,7 +431,15 @@ def test_a_removed_portal_comes_back_from_its_backup(portals: Portals) -> None:
         f"test -e {ROOT}/{PHP} && echo FOLDER; getent passwd {entry.user} || true"
     )
     assert PHP not in gone and "FOLDER" not in gone and entry.user not in gone
-    assert "-retired.tar.gz" in portals.sh(f"ls /var/backups/portals/{PHP}/")
+    # The retired portal's archive is on the host and, a copy, on the control node;
+    # its certificate is revoked.
+    [retired] = [
+        p for p in list_backups(portals.settings, PHP) if p.name.endswith("-retired.tar.gz")
+    ]
+    assert retired.name in portals.sh(f"ls /var/backups/portals/{PHP}/")
+    assert portal_ca.cert_status(portals.settings, PHP) is None
+    revoked = [e for e in portal_ca.read_index(portals.settings) if e.subject == f"/CN={PHP}"]
+    assert revoked and all(e.status == "R" for e in revoked)
     with pytest.raises((ssl.SSLError, OSError)):
         https_get(portals.address, PHP, ca_file=portals.ca_file)
     # Restoring a portal that is not in the register is refused, saying so.
@@ -294,7 +452,7 @@ def test_a_removed_portal_comes_back_from_its_backup(portals: Portals) -> None:
     )
     assert portals.deploy().status == "succeeded"
     assert "note.txt" not in portals.sh(f"ls {ROOT}/{PHP}/data/")
-    restored = restore_portal(portals.settings, PHP)
-    assert restored.result.status == "succeeded" and restored.archive == done.archive
+    restored = restore_portal(portals.settings, PHP)  # the newest: the retired archive
+    assert restored.result.status == "succeeded" and restored.archive == retired
     assert portals.tree_sums(PHP) == sums
     assert portals.get(PHP)[1].startswith("php-portal:42:")

@@ -174,7 +174,11 @@ def test_health_verifies_chain_name_and_expiry(settings: Settings, tmp_path: Pat
     short = ca.issue(settings, "a.gov.bd", days=5)
     with https_server(short.chain_path, short.key_path) as port:
         soon = check_portal("a.gov.bd", "127.0.0.1", ca_file=info.cert_path, port=port)
-        assert soon.status == "expiring" and not soon.ok and "expires in" in soon.message
+        assert soon.status == "expiring" and not soon.ok
+        # 4.99 days: whole days rounded down, as WEB-001 counts them (not "5 days").
+        assert 4 < soon.days_left < 5  # type: ignore[operator]
+        assert soon.message == "certificate expires in 4 days"
+        assert ca.whole_days(soon.days_left) == 4  # type: ignore[arg-type]
     gone = check_portal("a.gov.bd", "127.0.0.1", ca_file=info.cert_path, port=port, timeout=2)
     assert gone.status == "unreachable" and gone.message
 
@@ -185,3 +189,29 @@ def test_an_ip_address_gets_no_certificate(settings: Settings) -> None:
         with pytest.raises(InputError, match="is an IP address, not a domain name"):
             ca.issue(settings, address)
     assert ca.issued(settings) == []
+
+
+def test_the_index_records_every_issue_renewal_and_revocation(settings: Settings) -> None:
+    ca.init_ca(settings)
+    first = ca.issue(settings, "a.gov.bd")
+    [entry] = ca.read_index(settings)
+    assert (entry.status, entry.revoked, entry.subject) == ("V", "", "/CN=a.gov.bd")
+    assert int(entry.serial, 16) == first.serial
+    second = ca.issue(settings, "a.gov.bd")  # the new certificate supersedes the old one
+    old, new = ca.read_index(settings)
+    assert old.status == "R" and old.revoked.endswith(",superseded")
+    assert (new.status, int(new.serial, 16)) == ("V", second.serial)
+
+    revoked = ca.revoke(settings, "A.gov.bd")
+    assert revoked is not None and revoked.serial == second.serial
+    assert [e.status for e in ca.read_index(settings)] == ["R", "R"]
+    assert ca.read_index(settings)[1].revoked.endswith(",cessationOfOperation")
+    # The key is gone, the certificate kept apart; nothing is listed as issued any more.
+    assert not revoked.key_path.exists() and not revoked.cert_path.parent.exists()
+    [kept] = (ca.ca_dir(settings) / "revoked").iterdir()
+    assert kept.read_bytes().startswith(b"-----BEGIN CERTIFICATE")
+    assert ca.issued(settings) == [] and ca.cert_status(settings, "a.gov.bd") is None
+    assert ca.revoke(settings, "a.gov.bd") is None
+    # The index is OpenSSL's: six tab-separated fields a line.
+    for text in ca.index_path(settings).read_text().splitlines():
+        assert len(text.split("\t")) == 6

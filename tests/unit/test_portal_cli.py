@@ -128,15 +128,6 @@ def test_help_has_examples() -> None:
         assert shown.exit_code == 0 and "Example" in shown.output
 
 
-def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
-    run(settings, "ca", "init")
-    bad = run(settings, "ca", "issue", "10.213.6.5")
-    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
-    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
-    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
-    assert not (settings.workspace / "portals").exists()
-
-
 def test_health_of_a_selection_that_matches_nothing_is_an_error(settings: Settings) -> None:
     run(settings, "ca", "init")
     empty = run(settings, "portal", "health")
@@ -149,3 +140,55 @@ def test_health_of_a_selection_that_matches_nothing_is_an_error(settings: Settin
     bare = run(settings, "portal", "health", "portal02")  # a portal host serving no portal
     assert bare.exit_code == ExitStatus.BAD_INPUT
     assert "no registered portal is served by the hosts 'portal02' names" in bare.stderr
+
+
+def test_show_prints_fields_not_python_values(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    run(
+        settings,
+        *("portal", "add", "a.gov.bd", "--host", "portal01", "--content", "sites/a"),
+        *("--contact", "A. Rahman,a@example.org,+880100", "--nginx", "client_max_body_size 64m;"),
+    )
+    run(settings, "ca", "issue", "a.gov.bd", "--days", "5")
+    shown = run(settings, "portal", "show", "a.gov.bd")
+    assert shown.exit_code == 0, shown.output
+    for python in ("{", "}", "[", "]", "'", "None"):
+        assert python not in shown.stdout, shown.stdout
+    lines = shown.stdout.splitlines()
+    assert "contacts:" in lines and "  - A. Rahman, a@example.org, +880100" in lines
+    assert "nginx_directives:" in lines and "  - client_max_body_size 64m;" in lines
+    assert "certificate:" in lines and "  days_left: 4" in lines
+    assert "backups: none" in lines
+
+
+def test_restore_from_a_file_that_is_no_backup_says_so_in_one_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    run(settings, "portal", "add", "a.gov.bd", "--host", "portal01", "--content", "sites/a")
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not an archive\n")
+    done = run(settings, "portal", "restore", "a.gov.bd", "--from", str(junk))
+    assert done.exit_code == ExitStatus.BAD_INPUT
+    error, hint = done.stderr.strip().splitlines()
+    assert error.endswith(f"the backup {junk} is not a .tar.gz archive")
+    assert hint.startswith("hint:") and "provision portal backup" in hint
+    assert "method" not in done.stderr and "ReadError" not in done.stderr
+
+
+def test_ca_issue_and_portal_add_refuse_an_address(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    bad = run(settings, "ca", "issue", "10.213.6.5")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    bad = run(settings, "portal", "add", "10.213.6.5", "--host", "portal01", "--content", "sites/a")
+    assert bad.exit_code == ExitStatus.BAD_INPUT and "is an IP address" in bad.stderr
+    assert not (settings.workspace / "portals").exists()
+
+
+def test_ca_revokes_by_hand(settings: Settings) -> None:
+    run(settings, "ca", "init")
+    run(settings, "ca", "issue", "a.gov.bd")
+    done = run(settings, "ca", "revoke", "a.gov.bd")
+    assert done.exit_code == 0 and "revoked a.gov.bd" in done.stdout
+    assert json.loads(run(settings, "ca", "list", "--json").stdout) == []
+    again = run(settings, "ca", "revoke", "a.gov.bd")
+    assert again.exit_code == ExitStatus.BAD_INPUT and "no certificate of a.gov.bd" in again.stderr

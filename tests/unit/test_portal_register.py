@@ -11,6 +11,7 @@ from provision.errors import InputError, StateError
 from provision.portal import (
     PortalRequest,
     add_portal,
+    ca,
     find_office,
     list_portals,
     load_register,
@@ -152,8 +153,37 @@ def test_remove_takes_the_entry_out_and_an_unknown_one_is_an_error(settings: Set
     add_portal(settings, REQUEST)
     with pytest.raises(InputError, match="no portal"):
         remove_portal(settings, "other.gov.bd")
-    assert remove_portal(settings, "gazipur.gov.bd").domain == "gazipur.gov.bd"
+    assert remove_portal(settings, "gazipur.gov.bd").portal.domain == "gazipur.gov.bd"
     assert load_register(register_path(settings)).portals == []
+
+
+def test_remove_revokes_the_certificate_unless_another_environment_lists_it(
+    settings: Settings,
+) -> None:
+    ca.init_ca(settings)
+    add_portal(settings, REQUEST)
+    add_portal(settings, replace(REQUEST, domain="kaliganj.gazipur.gov.bd"))
+    issued = ca.issue(settings, "gazipur.gov.bd")
+    ca.issue(settings, "kaliganj.gazipur.gov.bd")
+    # The staging register lists kaliganj too, and shares this state directory's CA.
+    staging = register_path(settings).with_name("staging.yml")
+    staging.write_text(
+        "portals:\n- domain: kaliganj.gazipur.gov.bd\n  host: s1\n  kind: static\n"
+        "  content: sites/a\n"
+    )
+
+    done = remove_portal(settings, "gazipur.gov.bd")
+    assert done.revoked is not None and done.revoked.serial == issued.serial
+    assert ca.cert_status(settings, "gazipur.gov.bd") is None
+    assert not issued.key_path.exists()
+    revoked = [e for e in ca.read_index(settings) if e.status == "R"]
+    assert [(e.subject, int(e.serial, 16)) for e in revoked] == [
+        ("/CN=gazipur.gov.bd", issued.serial)
+    ]
+
+    kept = remove_portal(settings, "kaliganj.gazipur.gov.bd")
+    assert kept.revoked is None and kept.kept_for == ("staging",)
+    assert ca.cert_status(settings, "kaliganj.gazipur.gov.bd") is not None
 
 
 def test_without_an_inventory_the_error_says_how_to_get_one(tmp_path: Path) -> None:
