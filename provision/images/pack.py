@@ -3,8 +3,9 @@
 The disk: a sparse raw file with one DOS partition (sfdisk), attached with
 `losetup -P`, an ext4 filesystem with a fixed UUID, the tree copied in, fstab
 by UUID, GRUB installed from the image's own grub-pc in a chroot (bind mounts
-of /dev, /proc, /sys), then `qemu-img convert -O qcow2`. Every mount and loop
-device is undone in `finally`, deepest first, whatever happened.
+of /dev, /proc, /sys), then `qemu-img convert -O qcow2` once the loop device is
+really released. Every mount and loop device is undone in `finally`, deepest
+first, whatever happened.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from provision.lab.machine import is_mounted, mounted_paths, unmount
 #: The partition starts at 1 MiB: room for GRUB's core image after the MBR.
 PARTITION_START = 2048
 SECTOR = 512
+#: How long the disk's filesystem may stay mounted elsewhere after packing (a
+#: container starting at that moment lets go within seconds).
+RELEASE_TIMEOUT = 300.0
 
 VAGRANTFILE = """\
 # Written by provision image build: a {role} box brought to the standard.
@@ -204,6 +208,48 @@ def build_disk(root: Path, raw: Path, size_gb: int) -> None:
         _root_by_uuid(mnt / "boot/grub/grub.cfg", part, fs_uuid)
     if is_mounted(mnt):
         raise StateError(f"{mnt} is still mounted after packing")
+    wait_released(loop, raw, part)
+
+
+def _holders(part: str) -> list[str]:
+    """Processes whose mount namespace still has `part` mounted."""
+    found = []
+    for mountinfo in Path("/proc").glob("[0-9]*/mountinfo"):
+        with contextlib.suppress(OSError):
+            if f" {part} " in mountinfo.read_text():
+                pid = mountinfo.parent.name
+                comm = (mountinfo.parent / "comm").read_text().strip()
+                found.append(f"{pid} ({comm})")
+    return found
+
+
+def wait_released(loop: str, raw: Path, part: str, timeout: float = RELEASE_TIMEOUT) -> None:
+    """Return once `loop` no longer holds `raw`: its filesystem was shut down whole.
+
+    A mount namespace made while the disk was mounted (a container starting on
+    this machine, `ip netns exec`, `unshare`) holds its own copy of the mount,
+    and the kernel keeps the filesystem live and half-written to the raw file
+    until the last copy goes; our unmount and `losetup -d` succeed all the same
+    (the device detaches later by itself). Converting before then copies a disk
+    whose journal was never replayed, which GRUB reads without its grub.cfg.
+    """
+    backing = Path("/sys/block") / Path(loop).name / "loop" / "backing_file"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            attached = Path(backing.read_text().strip()) == raw.resolve()
+        except OSError:
+            attached = False  # detached (a later reuse of the number names another file)
+        if not attached:
+            return
+        if time.monotonic() > deadline:
+            holders = ", ".join(_holders(part)) or "unknown processes"
+            raise StateError(
+                f"the image's filesystem is still mounted {timeout:.0f}s after packing, "
+                f"in the mount namespace of {holders}",
+                hint="stop those processes (or wait for them) and build again",
+            )
+        time.sleep(0.2)
 
 
 def _root_by_uuid(grub_cfg: Path, part: str, fs_uuid: str) -> None:

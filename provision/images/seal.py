@@ -148,14 +148,20 @@ def seal_tree(root: Path, *, role: str, build_key: str, disk: bool) -> None:
 
 
 def _boot_settings(root: Path) -> None:
-    """GRUB's defaults for a disk image: a short menu, the console on screen and serial."""
+    """GRUB's defaults for a disk image: a short menu, the console on screen and serial.
+
+    Not `quiet`: the kernel's and systemd's messages go to both consoles, so a
+    headless field server (or a VM) shows on its serial port how far its boot got.
+    The serial port is named last, so it is /dev/console and gets a login prompt.
+    """
     grub = root / "etc/default/grub.d"
     grub.mkdir(parents=True, exist_ok=True)
     (grub / "50-provision.cfg").write_text(
-        "# Written by provision image build: a short menu, and the console on the\n"
-        "# screen and the first serial port (for virtual machines and headless boxes).\n"
+        "# Written by provision image build: a short menu, and the boot messages and\n"
+        "# console on the screen and the first serial port (for virtual machines and\n"
+        "# headless boxes, whose serial port shows how far a boot got).\n"
         "GRUB_TIMEOUT=1\n"
-        'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+        'GRUB_CMDLINE_LINUX_DEFAULT=""\n'
         'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"\n'
         'GRUB_TERMINAL="console serial"\n'
         'GRUB_SERIAL_COMMAND="serial --speed=115200"\n'

@@ -198,4 +198,7 @@ def test_seal_takes_out_the_build_host_and_keeps_the_automation_key(tmp_path: Pa
         in (root / "etc/ssh/sshd_config.d/10-provision-host-keys.conf").read_text()
     )
     assert "DHCP=yes" in (root / "etc/systemd/network/20-provision-dhcp.network").read_text()
-    assert "console=ttyS0" in (root / "etc/default/grub.d/50-provision.cfg").read_text()
+    grub = (root / "etc/default/grub.d/50-provision.cfg").read_text()
+    # The boot's messages on screen and serial port, the serial port last (/dev/console).
+    assert 'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"' in grub
+    assert "quiet" not in grub
