@@ -19,6 +19,7 @@ from provision.cli.options import env_option, selection_argument
 from provision.cli.secrets import password_options, vault_password
 from provision.errors import ExitStatus, InputError
 from provision.ssh import HostKeyOffer, TrustCallback
+from provision.words import plural
 
 _STYLE = {"bootstrapped": "green", "unchanged": "dim", "failed": "red", "unreachable": "yellow"}
 
@@ -207,7 +208,7 @@ def bootstrap(
     else:
         console.out.print(_table(result))
         counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items()))
-        console.out.print(f"{len(result.hosts)} hosts in {result.seconds:.1f}s: {counts}")
+        console.out.print(f"{plural(len(result.hosts), 'host')} in {result.seconds:.1f}s: {counts}")
     if result.exit_status != ExitStatus.SUCCESS:
         raise click.exceptions.Exit(int(result.exit_status))
 

@@ -17,6 +17,7 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus, InputError
+from provision.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.compliance.drift import DriftReport
@@ -80,7 +81,8 @@ class AuditDisplay:
             if p.kind == "started":
                 if not self.quiet:
                     console.err.print(
-                        f"compliance run {p.run_id}: auditing {p.total} hosts", markup=False
+                        f"compliance run {p.run_id}: auditing {plural(p.total, 'host')}",
+                        markup=False,
                     )
             elif p.kind == "host":
                 if self._progress is not None:
@@ -501,7 +503,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
             if names:
                 console.out.print(f"{label}: {', '.join(names)}", markup=False)
         console.out.print(
-            f"{len(report.changes)} changes on {len(report.hosts())} hosts: "
+            f"{plural(len(report.changes), 'change')} on {plural(len(report.hosts()), 'host')}: "
             f"{len(report.new_drift)} newly failing (drift), {len(report.repaired)} repaired",
             markup=False,
         )

@@ -16,6 +16,7 @@ from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option
 from provision.compliance.model import PLACE_LEVELS
 from provision.errors import ProvisionError, StateError
+from provision.words import plural
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when the command runs
     from provision.compliance.model import ComplianceRunInfo
@@ -142,7 +143,7 @@ def report(
         console.print_json(info)
         return
     console.out.print(
-        f"wrote {target} ({fmt}, run {run.id}, {run.hosts} hosts, "
+        f"wrote {target} ({fmt}, run {run.id}, {plural(run.hosts, 'host')}, "
         f"{run.standard_id} {run.standard_version})",
         markup=False,
     )

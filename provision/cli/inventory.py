@@ -226,7 +226,7 @@ def tree(app: AppContext, selection: str, depth: int, as_json: bool) -> None:
     if as_json:
         console.print_json(root.as_dict(depth))
         return
-    view = Tree(f"all: {root.hosts} hosts")
+    view = Tree(f"all: {plural(root.hosts, 'host')}")
 
     def add(branch: Tree, node: TreeNode, level: int) -> None:
         for child in node.sorted_children():

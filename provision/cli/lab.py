@@ -13,6 +13,7 @@ from provision.cli.context import AppContext, pass_app
 from provision.errors import ExitStatus
 from provision.lab import demo, service
 from provision.runner import PlaybookEvent, PlaybookResult
+from provision.words import plural
 
 _STATE_STYLE = {"up": "green", "down": "red"}
 
@@ -80,7 +81,7 @@ def up(app: AppContext, hosts_spec: str | None, as_json: bool) -> None:
         return
     console.out.print(_status_table(result.hosts))
     console.out.print(
-        f"{len(result.hosts)} hosts up in {result.seconds:.1f}s; "
+        f"{plural(len(result.hosts), 'host')} up in {result.seconds:.1f}s; "
         f"inventory in {result.inventory_dir}"
     )
 

@@ -11,6 +11,7 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
+from provision.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.preflight import HostPreflight, PreflightResult
@@ -177,7 +178,7 @@ def _print(result: PreflightResult, show_hosts: bool, as_json: bool) -> None:
         line += f"; sweep {info.id} ({info.env}, {info.started_at:%Y-%m-%d %H:%M:%S} UTC"
         line += ")" if info.status == "done" else f", {info.status})"
         if info.hosts > len(result.hosts):
-            line += f"; {info.hosts - len(result.hosts)} hosts never answered"
+            line += f"; {plural(info.hosts - len(result.hosts), 'host')} never answered"
     console.out.print(line, markup=False)
 
 

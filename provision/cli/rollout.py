@@ -24,6 +24,7 @@ from provision.cli.options import env_option, selection_argument
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
 from provision.settings import Settings
+from provision.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.rollout import Progress, RolloutPlan, RolloutResult, StopSignal
@@ -130,7 +131,8 @@ class Display:
         elif p.kind == "note":
             self.note(p.message or "")
         elif p.kind == "wave_start":
-            self.note(f"wave {self.wave_index} of {self.waves}: {p.label} ({p.wave_hosts} hosts)")
+            hosts = plural(p.wave_hosts, "host")
+            self.note(f"wave {self.wave_index} of {self.waves}: {p.label} ({hosts})")
         elif p.kind == "results" and not self.live_mode:
             for r in p.results:
                 extra = f" at {r.failed_task!r}: {r.message}" if r.failed_task else ""
@@ -167,7 +169,7 @@ def _ctrl_c(stop: StopSignal, display: Display) -> Iterator[None]:
 def _show_plan(plan: RolloutPlan) -> None:
     o = plan.options
     console.err.print(
-        f"rollout of {plan.playbook.name} over {len(plan.hosts)} hosts "
+        f"rollout of {plan.playbook.name} over {plural(len(plan.hosts), 'host')} "
         f"({o.selection or 'all hosts'}) in env {plan.env}" + (" [check mode]" if o.check else ""),
         markup=False,
     )
