@@ -458,13 +458,26 @@ def _plain_values(plain: bytes, whole: bool) -> list[str]:
     return [*leaves(data), *named_secrets(data if isinstance(data, Mapping) else {})]
 
 
+def inventory_masker(
+    vault: Path | None,
+    inventory: Mapping[str, Any],
+    extravars: Mapping[str, Any],
+    playbook: Path | None = None,
+) -> Masker:
+    """`run_masker` for a run of a sliced inventory (`provision.inventory.slice_inventory`):
+    its hosts' variables (each host a set of variables: a host's *name* says nothing
+    of a secret) and the run's extravars."""
+    hosts = inventory.get("all", {}).get("hosts") or {}
+    return run_masker(vault, *hosts.values(), extravars, playbook=playbook)
+
+
 def run_masker(
     vault: Path | None, *variables: Mapping[str, Any], playbook: Path | None = None
 ) -> Masker:
     """The secret values one run may print: hand it to `runner.run_playbook(masker=)`.
 
-    Every value of a secret-named variable in `variables` (the run's inventory,
-    its extravars), and every vaulted value the run decrypts, decrypted here with
+    Every value of a secret-named variable in `variables` (sets of variables: each
+    host's, the run's extravars), and every vaulted value the run decrypts, decrypted here with
     the password behind `vault` (the file `vault_for_run` gave): inline `!vault`
     values of `variables`, and those of the playbook and its vars_files. Ansible
     prints a decrypted value in the clear wherever a task echoes it; the masker is

@@ -596,7 +596,7 @@ def run_audit(
                     private_data_dir=private,
                     inventory=inventory,
                     extravars=extravars,
-                    masker=secrets.run_masker(vault, inventory, extravars, playbook=playbook),
+                    masker=secrets.inventory_masker(vault, inventory, extravars, playbook),
                     state_path=settings.state_path,
                     forks=settings.forks,
                     on_event=collector,

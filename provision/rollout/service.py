@@ -610,7 +610,7 @@ def _run_wave(
         # run's folder: never in its extravars, environment, artifacts or the store.
         # What it decrypts, and secret-named values, are masked in all Ansible says.
         with secrets.vault_for_run(settings) as vault:
-            masker = secrets.run_masker(vault, inventory, extravars, playbook=playbook)
+            masker = secrets.inventory_masker(vault, inventory, extravars, playbook)
             result = runner.run_playbook(
                 playbook,
                 workspace=settings.workspace,

@@ -71,18 +71,21 @@ def test_run_masker_opens_vaulted_values_of_inventory_and_playbook(tmp_path: Pat
     client.chmod(0o700)
     inventory = {
         "all": {
-            "hosts": {"h1": {"motd": {"__ansible_vault": sealed}, "x": {"__ansible_vault": other}}}
+            "hosts": {
+                "h1": {"motd": {"__ansible_vault": sealed}, "x": {"__ansible_vault": other}},
+                # A host whose *name* looks secret: its plain variables are not.
+                "passport-office-01": {"ansible_host": "10.9.8.7"},
+            }
         }
     }
-    masker = secrets.run_masker(
-        client, inventory, {"smtp_password": "plain-extra"}, playbook=playbook
-    )
+    masker = secrets.inventory_masker(client, inventory, {"smtp_password": "plain-extra"}, playbook)
+    assert "10.9.8.7" not in masker.values
     shown = masker.text(
         "canary-inventory-1 canary-play-var https://canary-whole-file/ plain-extra not-this-one"
     )
     assert shown == f"{MASK} {MASK} {MASK} {MASK} not-this-one"
     # Without a vault password only the secret-named plain values are known.
-    assert secrets.run_masker(None, inventory, playbook=playbook).values == ()
+    assert secrets.inventory_masker(None, inventory, {}, playbook).values == ()
 
 
 def test_vaulted_playbook_without_a_vault_password_is_refused(tmp_path: Path) -> None:
