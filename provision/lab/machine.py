@@ -155,6 +155,15 @@ def personalise(
         "# Written by provision lab: the host's address on the lab bridge.\n"
         f"auto host0\niface host0 inet static\n    address {host.address}/{prefixlen}\n"
     )
+    # debootstrap's dbus left one D-Bus machine id in the shared root filesystem,
+    # and systemd takes it over when /etc/machine-id is empty: every lab host had
+    # the same machine id. Linked as on an installed Debian, the host's systemd
+    # makes its own at first boot and keeps it in /etc/machine-id.
+    dbus_id = root / "var/lib/dbus/machine-id"
+    if not dbus_id.is_symlink():
+        dbus_id.unlink(missing_ok=True)
+        dbus_id.parent.mkdir(parents=True, exist_ok=True)
+        dbus_id.symlink_to("/etc/machine-id")
     (root / "etc/apt/apt.conf.d/01proxy").write_text(
         f'// The lab\'s package cache on the control node.\nAcquire::http::Proxy "http://{proxy}:{PROXY_PORT}";\n'
     )
