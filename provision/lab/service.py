@@ -272,6 +272,8 @@ def _bring_up(
     subnet: ipaddress.IPv4Network,
     on_step: StepCallback,
 ) -> dict[str, float]:
+    for raised in machine.ensure_inotify_limits():
+        on_step(f"raised the kernel's inotify limit {raised}: every host's systemd takes some")
     lab.mounted_nspawn_runtime = machine.ensure_nspawn_runtime_dir()
     state.save(paths.state_file, lab)
     control_key = _ensure_control_key(paths)
