@@ -199,7 +199,8 @@ def _refuse_if_taken(paths: LabPaths, subnet: ipaddress.IPv4Network) -> None:
             f"lab_subnet {subnet}: the lab's bridge {bridge} already exists, "
             "made by another lab or left behind by one",
             hint="choose another private /24: lab_subnet in provision.yml or "
-            f"PROVISION_LAB_SUBNET (or, if it is a leftover: ip link delete {bridge})",
+            "PROVISION_LAB_SUBNET; if it is a leftover of this workspace's lab, "
+            "provision lab down removes it",
         )
     shown = subprocess.run(
         ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
