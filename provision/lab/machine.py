@@ -423,6 +423,23 @@ def stop(pid: int | None, name: str, bridge: str) -> None:
     kill_cgroups([group / name for group in lab_cgroups(bridge)])
 
 
+def ensure_gone(name: str, bridge: str, timeout: float = 60) -> None:
+    """Before a host boots again: nothing of its previous instance may still run.
+
+    A new instance beside a dying one would share its cgroup and boot on the
+    overlay the old one still writes to.
+    """
+    groups = [group / name for group in lab_cgroups(bridge)]
+    kill_cgroups(groups, timeout)
+    left = cgroup_pids(groups)
+    if left:
+        raise StateError(
+            f"lab host {name}: {len(left)} processes of its previous boot still run "
+            f"after {timeout:.0f}s",
+            hint="the machine may be overloaded; try again, or provision lab down",
+        )
+
+
 def wait_for_ssh(
     address: str,
     pid: int,

@@ -418,6 +418,7 @@ def start_host(settings: Settings, name: str) -> float:
         record = _record(lab, name)
         if machine.is_running(record.pid, record.name):
             raise StateError(f"lab host {name} is already up")
+        machine.ensure_gone(name, lab.bridge)
         host_paths = paths.host(name)
         machine.mount_overlay(host_paths, Path(lab.rootfs))
         record.pid = machine.boot(name, host_paths, lab.bridge)
@@ -439,9 +440,11 @@ def reset_host(settings: Settings, name: str) -> float:
         record = _record(lab, name)
         machine.stop(record.pid, record.name, lab.bridge)
         record.pid = None
+        machine.ensure_gone(name, lab.bridge)
         host_paths = paths.host(name)
         machine.unmount(host_paths.root)
-        shutil.rmtree(host_paths.base, ignore_errors=True)
+        # Not ignore_errors: a disk that could not be removed is not pristine.
+        shutil.rmtree(host_paths.base)
         subnet = ipaddress.IPv4Network(lab.subnet)
         _boot_one(paths, lab, record, subnet.prefixlen, crypto.public_key_of(paths.key), _quiet)
         if record.new:
