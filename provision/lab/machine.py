@@ -155,6 +155,15 @@ def personalise(
         "# Written by provision lab: the host's address on the lab bridge.\n"
         f"auto host0\niface host0 inet static\n    address {host.address}/{prefixlen}\n"
     )
+    # debootstrap's dbus left one D-Bus machine id in the shared root filesystem,
+    # and systemd takes it over when /etc/machine-id is empty: every lab host had
+    # the same machine id. Linked as on an installed Debian, the host's systemd
+    # makes its own at first boot and keeps it in /etc/machine-id.
+    dbus_id = root / "var/lib/dbus/machine-id"
+    if not dbus_id.is_symlink():
+        dbus_id.unlink(missing_ok=True)
+        dbus_id.parent.mkdir(parents=True, exist_ok=True)
+        dbus_id.symlink_to("/etc/machine-id")
     (root / "etc/apt/apt.conf.d/01proxy").write_text(
         f'// The lab\'s package cache on the control node.\nAcquire::http::Proxy "http://{proxy}:{PROXY_PORT}";\n'
     )
@@ -412,6 +421,23 @@ def stop(pid: int | None, name: str, bridge: str) -> None:
         # Generous: a loaded 2-core machine takes tens of seconds to power a host off.
         stop_process(pid, expect=f"--hostname={name} ", timeout=90)
     kill_cgroups([group / name for group in lab_cgroups(bridge)])
+
+
+def ensure_gone(name: str, bridge: str, timeout: float = 60) -> None:
+    """Before a host boots again: nothing of its previous instance may still run.
+
+    A new instance beside a dying one would share its cgroup and boot on the
+    overlay the old one still writes to.
+    """
+    groups = [group / name for group in lab_cgroups(bridge)]
+    kill_cgroups(groups, timeout)
+    left = cgroup_pids(groups)
+    if left:
+        raise StateError(
+            f"lab host {name}: {len(left)} processes of its previous boot still run "
+            f"after {timeout:.0f}s",
+            hint="the machine may be overloaded; try again, or provision lab down",
+        )
 
 
 def wait_for_ssh(

@@ -23,8 +23,14 @@ PROXY_PORT = 3149
 
 
 def bridge_name(subnet: ipaddress.IPv4Network) -> str:
-    """One bridge per lab subnet, so a test lab and a person's lab can run side by side."""
-    return f"pvlab-{subnet.network_address.packed[2]}"
+    """One bridge per lab subnet, so a test lab and a person's lab can run side by side.
+
+    The name carries the subnet's first three octets (in hex, to fit the kernel's
+    15 characters): two lab subnets that do not overlap never share a bridge, nor
+    the cgroups and machine names made from it. (Named after the third octet
+    alone, 10.213.20.0/24 and 10.214.20.0/24 were both `pvlab-20`.)
+    """
+    return "pvlab-" + subnet.network_address.packed[:3].hex()
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

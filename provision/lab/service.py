@@ -199,7 +199,8 @@ def _refuse_if_taken(paths: LabPaths, subnet: ipaddress.IPv4Network) -> None:
             f"lab_subnet {subnet}: the lab's bridge {bridge} already exists, "
             "made by another lab or left behind by one",
             hint="choose another private /24: lab_subnet in provision.yml or "
-            f"PROVISION_LAB_SUBNET (or, if it is a leftover: ip link delete {bridge})",
+            "PROVISION_LAB_SUBNET; if it is a leftover of this workspace's lab, "
+            "provision lab down removes it",
         )
     shown = subprocess.run(
         ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False
@@ -272,6 +273,8 @@ def _bring_up(
     subnet: ipaddress.IPv4Network,
     on_step: StepCallback,
 ) -> dict[str, float]:
+    for raised in machine.ensure_inotify_limits():
+        on_step(f"raised the kernel's inotify limit {raised}: every host's systemd takes some")
     lab.mounted_nspawn_runtime = machine.ensure_nspawn_runtime_dir()
     state.save(paths.state_file, lab)
     control_key = _ensure_control_key(paths)
@@ -415,6 +418,7 @@ def start_host(settings: Settings, name: str) -> float:
         record = _record(lab, name)
         if machine.is_running(record.pid, record.name):
             raise StateError(f"lab host {name} is already up")
+        machine.ensure_gone(name, lab.bridge)
         host_paths = paths.host(name)
         machine.mount_overlay(host_paths, Path(lab.rootfs))
         record.pid = machine.boot(name, host_paths, lab.bridge)
@@ -436,9 +440,11 @@ def reset_host(settings: Settings, name: str) -> float:
         record = _record(lab, name)
         machine.stop(record.pid, record.name, lab.bridge)
         record.pid = None
+        machine.ensure_gone(name, lab.bridge)
         host_paths = paths.host(name)
         machine.unmount(host_paths.root)
-        shutil.rmtree(host_paths.base, ignore_errors=True)
+        # Not ignore_errors: a disk that could not be removed is not pristine.
+        shutil.rmtree(host_paths.base)
         subnet = ipaddress.IPv4Network(lab.subnet)
         _boot_one(paths, lab, record, subnet.prefixlen, crypto.public_key_of(paths.key), _quiet)
         if record.new:

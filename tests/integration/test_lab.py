@@ -73,6 +73,13 @@ def test_hosts_have_distinct_host_keys_recorded(lab: Lab) -> None:
         assert f"{served[0]} {served[1]}" in keys
 
 
+def test_hosts_have_machine_ids_of_their_own(lab: Lab) -> None:
+    """The shared root filesystem's D-Bus machine id became every host's machine id."""
+    ids = {lab.ssh(host.name, "cat /etc/machine-id").strip() for host in lab.hosts}
+    assert len(ids) == len(lab.hosts)
+    assert all(len(i) == 32 for i in ids)
+
+
 def test_first_playbook_reaches_every_host_with_strict_host_keys(lab: Lab) -> None:
     result = demo.ping(lab.settings)
     assert result.ok

@@ -201,3 +201,20 @@ def test_ansible_reads_the_lab_inventory_without_warnings(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
     assert "dhk-kal-lab01" in proc.stdout
+
+
+def test_every_lab_subnet_has_a_bridge_name_of_its_own() -> None:
+    from provision.lab.network import bridge_name
+
+    subnets = [
+        "10.213.7.0/24",
+        "10.213.20.0/24",
+        "10.214.20.0/24",
+        "192.168.20.0/24",
+        "172.16.0.0/16",
+        "10.213.0.0/24",
+    ]
+    names = [bridge_name(check_subnet(s)) for s in subnets]
+    assert len(set(names)) == len(names)
+    assert all(len(n) <= 15 for n in names)  # the kernel's IFNAMSIZ - 1
+    assert bridge_name(check_subnet("10.213.7.0/24")) == "pvlab-0ad507"
