@@ -20,7 +20,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -43,6 +42,7 @@ from provision.rollout.plan import (
     plan_waves,
 )
 from provision.rollout.recorder import WaveRecorder, outcome_of, secret_values
+from provision.rollout.revision import git_revision
 from provision.settings import Settings
 from provision.store import (
     BatchWriter,
@@ -263,22 +263,6 @@ def plan_retry(settings: Settings, run_id: int, which: Sequence[str]) -> Rollout
 # -- running --------------------------------------------------------------------
 
 
-def git_revision(workspace: Path) -> str | None:
-    """The commit of the content (`git rev-parse HEAD`), if the workspace is a git repo."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(workspace), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    revision = proc.stdout.strip()
-    return revision if proc.returncode == 0 and revision else None
-
-
 def current_user() -> str:
     try:
         user = getpass.getuser()
@@ -299,7 +283,7 @@ def create_run(settings: Settings, plan: RolloutPlan, store: Store) -> int:
         playbook=_stored_path(settings, plan.playbook),
         selection=plan.options.selection,
         options=options,
-        git_revision=git_revision(settings.workspace),
+        git_revision=git_revision(settings.workspace, settings.state_path),
         plan=[(w.number, w.label, w.hosts) for w in plan.waves],
         parent_id=plan.parent_id,
     )

@@ -63,31 +63,25 @@ def _stamp(settings: Settings, host: str) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
-    subprocess.run(["git", "init", "-q", str(settings.workspace)], check=True)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(settings.workspace),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "content",
-        ],
-        check=True,
-    )
-    head = subprocess.run(
-        ["git", "-C", str(settings.workspace), "rev-parse", "HEAD"],
+def _git(workspace: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@t", *args],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def _commit_all(workspace: Path) -> str:
+    """Commit every file of the workspace but the state dir (not ignored); return the commit."""
+    _git(workspace, "add", "-A", "--", ".", ":(exclude).provision")
+    _git(workspace, "commit", "-q", "--allow-empty", "-m", "content")
+    return _git(workspace, "rev-parse", "HEAD")
+
+
+def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
+    _git(settings.workspace, "init", "-q")
+    head = _commit_all(settings.workspace)
     plan = plan_rollout(
         settings, RolloutOptions(CHANGE, "!h4", canary="1", by="district", max_fail="50%")
     )
@@ -245,6 +239,30 @@ def test_a_rollout_variables_file_that_is_not_a_mapping_is_refused(
         run_rollout(settings, plan)
     with open_store(settings) as store:
         assert store.list_runs() == []
+
+
+def test_a_run_from_a_workspace_with_changes_records_a_dirty_revision(
+    settings: Settings,
+) -> None:
+    workspace = settings.workspace
+    _git(workspace, "init", "-q")
+    head = _commit_all(workspace)
+    local = workspace / "local.yml"  # a playbook never added to git
+    local.write_text(Path(CHANGE).read_text())
+    untracked = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h1")))
+    assert untracked.run.git_revision == f"{head}-dirty"
+    shown = _invoke(settings, "runs", "show", str(untracked.run_id))
+    assert f"{head}-dirty (the workspace had changes this commit does not hold)" in shown.stdout
+
+    committed = _commit_all(workspace)  # the state dir, untracked, is not content
+    clean = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h2")))
+    assert clean.run.git_revision == committed
+    assert "-dirty" not in _invoke(settings, "runs", "show", str(clean.run_id)).stdout
+
+    hosts = workspace / "inventories" / "lab" / "hosts.yml"
+    hosts.write_text(hosts.read_text() + "# an edit not committed\n")
+    edited = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h3")))
+    assert edited.run.git_revision == f"{committed}-dirty"
 
 
 # -- the command line -----------------------------------------------------------
