@@ -15,6 +15,11 @@ child that cleared its environment). Two kinds are left alone: ssh
 ControlMaster processes (`ssh: … [mux]`), which only relay for clients and
 may serve other runs, and anything in this process's own session.
 
+A process of another user (a run started with sudo, say) cannot have its
+environment read: it counts as the run's when its command line names the
+private data dir, as ansible-playbook's and its workers' do, and since it
+cannot be killed from here either, stopping refuses at once, naming it.
+
 Stopping is SIGKILL, repeated until a scan finds nothing (ansible-playbook may
 fork a worker between a scan and its kill), so nothing of the run can start
 another task. A module already running on a host when its ssh client dies
@@ -23,7 +28,6 @@ finishes there on its own: nothing of the run starts after it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -61,9 +65,15 @@ def _scan(mark: str) -> Iterator[_Seen]:
             continue
         try:
             stat = (entry / "stat").read_text()
-            environ = (entry / "environ").read_bytes()
             cmdline = (entry / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile, or not ours to read
+            try:
+                marked = wanted in (entry / "environ").read_bytes().split(b"\0")
+            except PermissionError:
+                # Another user's: its environment is not ours to read, its command
+                # line is. ansible-playbook and its workers name the run's private
+                # data dir there (their inventory lies in it).
+                marked = mark.encode() in cmdline
+        except OSError:  # gone meanwhile
             continue
         # The command name in brackets may hold spaces and brackets: split after it.
         fields = stat[stat.rfind(")") + 2 :].split()
@@ -72,7 +82,7 @@ def _scan(mark: str) -> Iterator[_Seen]:
         command = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
         yield _Seen(
             RunProcess(int(entry.name), int(fields[3]), int(fields[19]), command),
-            marked=wanted in environ.split(b"\0"),
+            marked=marked,
             relay=command.startswith("ssh: ") and command.endswith("[mux]"),
         )
 
@@ -99,13 +109,29 @@ def stop_run_processes(mark: str, *, timeout: float = 30.0) -> list[RunProcess]:
         if not found:
             return sorted(stopped.values(), key=lambda p: (p.started, p.pid))
         if time.monotonic() > deadline:
-            shown = ", ".join(f"{p.pid} ({p.command[:60]})" for p in found[:5])
             raise StateError(
-                f"{len(found)} processes of an earlier run could not be stopped: {shown}",
+                f"{len(found)} processes of an earlier run could not be stopped: {_shown(found)}",
                 hint="stop them (kill -9 PID) and run the command again",
             )
+        refused: list[RunProcess] = []
         for process in found:
             stopped.setdefault(process.pid, process)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.kill(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                refused.append(process)
+        if refused:
+            raise StateError(
+                f"{len(refused)} processes of an earlier run belong to another user "
+                f"and cannot be stopped from here: {_shown(refused)}",
+                hint="stop them as that user (or root) and run the command again",
+            )
         time.sleep(0.05)  # let the kernel take them down before the next scan
+
+
+def _shown(processes: list[RunProcess]) -> str:
+    return ", ".join(f"{p.pid} ({p.command[:60]})" for p in processes[:5]) + (
+        f" and {len(processes) - 5} more" if len(processes) > 5 else ""
+    )

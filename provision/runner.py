@@ -47,7 +47,7 @@ from typing import IO, Any
 
 from ansible_runner.interface import init_runner
 
-from provision.errors import PrerequisiteError, RunnerError
+from provision.errors import InputError, PrerequisiteError, RunnerError
 from provision.masking import NO_MASKER, Masker
 from provision.private import private_dir
 from provision.processes import MARK_VARIABLE, stop_run_processes
@@ -495,6 +495,68 @@ def run_playbook(
         rc=int(runner.rc),
         hosts=dict(sorted(hosts.items())),
         private_data_dir=private_data_dir,
+    )
+
+
+#: Where Ansible says its error lies: "Origin: FILE:LINE:COLUMN" (ansible-core 2.19),
+#: or "The error appears to be in 'FILE': line LINE" (earlier releases).
+_ORIGIN = re.compile(r"^Origin: (?P<path>.+?):(?P<line>\d+)(?::\d+)?\s*$", re.M)
+_APPEARS = re.compile(r"The error appears to be in '(?P<path>[^']+)': line (?P<line>\d+)")
+
+
+def check_syntax(
+    playbook: Path, *, workspace: Path, vault_password_file: Path | None = None
+) -> None:
+    """Let Ansible parse `playbook` and what it imports (`--syntax-check`), running nothing.
+
+    A YAML error, a file that is not a list of plays, a module or role that
+    does not exist: an InputError with Ansible's own first error line, at the
+    file and line Ansible points at (an imported file's, when the error is there).
+    No host is contacted: the inventory is one host that is never used.
+    """
+    binary = tool_path("ansible-playbook")
+    if binary is None:
+        raise PrerequisiteError(
+            "ansible-playbook was not found beside this Python nor on PATH",
+            hint="install ansible-core into the same environment as provision (make setup)",
+        )
+    argv = [str(binary), "--syntax-check", "-i", "localhost,", str(playbook.resolve())]
+    if vault_password_file is not None:
+        argv += ["--vault-password-file", str(vault_password_file)]
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(binary.parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+        "ANSIBLE_CONFIG": str(workspace / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "True",
+    }
+    proc = subprocess.run(
+        argv,
+        cwd=workspace / "playbooks" if (workspace / "playbooks").is_dir() else workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode == 0:
+        return
+    output = proc.stderr + proc.stdout
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(("[ERROR]", "ERROR!"))]
+    message = errors[0] if errors else " | ".join(lines[-3:]) or f"rc {proc.returncode}"
+    message = re.sub(r"^(\[ERROR\]:|ERROR!)\s*", "", message)
+    # "got a <class '…_AnsibleTaggedDict'>": the plain type name says it.
+    message = re.sub(
+        r"<class '(?:[\w.]+\.)?_?(?:AnsibleTagged)?(\w+)'>", lambda m: m[1].lower(), message
+    )
+    where = _ORIGIN.search(output) or _APPEARS.search(output)
+    raise InputError(
+        f"the playbook does not parse: {message}",
+        hint=f"fix it; ansible-playbook --syntax-check {playbook} shows Ansible's whole report",
+        path=where.group("path") if where else playbook,
+        line=int(where.group("line")) if where else None,
     )
 
 

@@ -113,6 +113,16 @@ def results_table(waves: list[WaveInfo], results: dict[str, HostResult]) -> Tabl
     return table
 
 
+def shown_revision(revision: str | None) -> str:
+    from provision.rollout.revision import is_dirty
+
+    if not revision:
+        return "(not a git repository)"
+    if is_dirty(revision):
+        return f"{revision} (the workspace had changes this commit does not hold)"
+    return revision
+
+
 def print_run(run: RunInfo, waves: list[WaveInfo], results: dict[str, HostResult]) -> None:
     out = console.out
     out.print(
@@ -133,7 +143,7 @@ def print_run(run: RunInfo, waves: list[WaveInfo], results: dict[str, HostResult
         ("started", _when(run.started_at)),
         ("finished", _when(run.finished_at)),
         ("attempts", str(run.attempts)),
-        ("git revision", run.git_revision or "(not a git repository)"),
+        ("git revision", shown_revision(run.git_revision)),
     ):
         out.print(f"  {label:<13}{value}", markup=False)
     if run.stop_reason:

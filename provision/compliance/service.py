@@ -67,7 +67,8 @@ from provision.portal.ca import whole_days
 from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
 from provision.rollout.artifacts import prune_run_dirs
-from provision.rollout.service import current_user, git_revision
+from provision.rollout.revision import git_revision
+from provision.rollout.service import current_user
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
 from provision.standards.model import Check, Control, Standard
@@ -572,7 +573,7 @@ def run_audit(
             waivers_digest=plan.waivers.digest,
             user=current_user(),
             node=socket.gethostname(),
-            git_revision=git_revision(settings.workspace),
+            git_revision=git_revision(settings.workspace, settings.state_path),
             pid=os.getpid(),
         )
         if on_created:

@@ -10,6 +10,7 @@ The public surface:
 """
 
 from provision.rollout.plan import Size, Wave, parse_percent, parse_size, plan_waves
+from provision.rollout.revision import git_revision
 from provision.rollout.service import (
     Progress,
     ProgressCallback,
@@ -17,7 +18,6 @@ from provision.rollout.service import (
     RolloutPlan,
     RolloutResult,
     StopSignal,
-    git_revision,
     plan_retry,
     plan_rollout,
     resume_rollout,

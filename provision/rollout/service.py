@@ -20,9 +20,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from provision.rollout.plan import (
     plan_waves,
 )
 from provision.rollout.recorder import WaveRecorder, outcome_of
+from provision.rollout.revision import git_revision
 from provision.settings import Settings
 from provision.store import (
     BatchWriter,
@@ -263,22 +263,6 @@ def plan_retry(settings: Settings, run_id: int, which: Sequence[str]) -> Rollout
 # -- running --------------------------------------------------------------------
 
 
-def git_revision(workspace: Path) -> str | None:
-    """The commit of the content (`git rev-parse HEAD`), if the workspace is a git repo."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(workspace), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    revision = proc.stdout.strip()
-    return revision if proc.returncode == 0 and revision else None
-
-
 def current_user() -> str:
     try:
         user = getpass.getuser()
@@ -299,10 +283,35 @@ def create_run(settings: Settings, plan: RolloutPlan, store: Store) -> int:
         playbook=_stored_path(settings, plan.playbook),
         selection=plan.options.selection,
         options=options,
-        git_revision=git_revision(settings.workspace),
+        git_revision=git_revision(settings.workspace, settings.state_path),
         plan=[(w.number, w.label, w.hosts) for w in plan.waves],
         parent_id=plan.parent_id,
     )
+
+
+def check_run_inputs(settings: Settings, playbook: Path, options: Mapping[str, Any]) -> None:
+    """Refuse a run before it is recorded when what it would read is broken.
+
+    The playbook must parse (Ansible's own `--syntax-check`: YAML, a list of
+    plays, modules and roles that exist), the rollout's variables file must be
+    a readable mapping and the environment's inventory must load. Each failure
+    is an InputError (exit 3) naming the file and line: no run is created, so
+    none is left in the history to resume.
+    """
+    vault = secrets.configured_source(settings)
+    runner.check_syntax(
+        playbook,
+        workspace=settings.workspace,
+        # A missing vault password file is refused by its own check, with its own words.
+        vault_password_file=vault if vault is not None and vault.exists() else None,
+    )
+    _vars_file(options.get("vars_file"))
+    _load(settings)
+
+
+def _run_playbook_path(settings: Settings, run: RunInfo) -> Path:
+    playbook = Path(run.playbook)
+    return playbook if playbook.is_absolute() else settings.workspace / playbook
 
 
 def run_rollout(
@@ -315,6 +324,7 @@ def run_rollout(
 ) -> RolloutResult:
     """Record the run, then run its waves. Returns when it finished or stopped."""
     _check_vault(settings, plan.env, plan.hosts, plan.playbook)
+    check_run_inputs(replace(settings, env=plan.env), plan.playbook, plan.options.record())
     with open_store(settings) as store:
         run_id = create_run(settings, plan, store)
         if on_created:
@@ -354,6 +364,8 @@ def resume_rollout(
                 f"run {run_id} has a result for every host; nothing to resume",
                 hint=f"rerun failed hosts with provision rollout retry {run_id} --failed",
             )
+        run_settings = _settings_for(settings, run)
+        check_run_inputs(run_settings, _run_playbook_path(run_settings, run), run.options)
         return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
 
 
@@ -422,9 +434,7 @@ def _drive(
     pending = [h for w in waves for h in w.hosts if h not in results]
     options = run.options
     max_fail = parse_percent(str(options.get("max_fail", "0%")), "--max-fail")
-    playbook = Path(run.playbook)
-    if not playbook.is_absolute():
-        playbook = settings.workspace / playbook
+    playbook = _run_playbook_path(settings, run)
     loaded = _load(settings)
 
     pid = os.getpid()
@@ -520,7 +530,14 @@ def _vars_file(path: Any) -> dict[str, Any]:
             f"cannot read the rollout's variables file {path}: {exc}",
             hint="run the command that wrote it again (provision portal deploy)",
         ) from None
-    return dict(data) if isinstance(data, dict) else {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(
+            f"the rollout's variables file {path} is not a mapping of variables",
+            hint="run the command that wrote it again (provision portal deploy)",
+        )
+    return dict(data)
 
 
 def _threshold(

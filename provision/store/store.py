@@ -422,7 +422,8 @@ class Store:
 
         `before_takeover` is called with the stale locks of other processes before
         they are taken over, inside the same transaction: it must make sure nothing
-        of those runs still acts on the hosts (or raise, and nothing is taken).
+        of those runs still acts on the hosts (or raise, and nothing is taken). It
+        may read the store but not write to it: this transaction holds the write lock.
 
         The check and the insert are one write transaction that holds the
         database's write lock from its first statement, so two processes asking at

@@ -63,31 +63,25 @@ def _stamp(settings: Settings, host: str) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
-    subprocess.run(["git", "init", "-q", str(settings.workspace)], check=True)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(settings.workspace),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "content",
-        ],
-        check=True,
-    )
-    head = subprocess.run(
-        ["git", "-C", str(settings.workspace), "rev-parse", "HEAD"],
+def _git(workspace: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@t", *args],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def _commit_all(workspace: Path) -> str:
+    """Commit every file of the workspace but the state dir (not ignored); return the commit."""
+    _git(workspace, "add", "-A", "--", ".", ":(exclude).provision")
+    _git(workspace, "commit", "-q", "--allow-empty", "-m", "content")
+    return _git(workspace, "rev-parse", "HEAD")
+
+
+def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
+    _git(settings.workspace, "init", "-q")
+    head = _commit_all(settings.workspace)
     plan = plan_rollout(
         settings, RolloutOptions(CHANGE, "!h4", canary="1", by="district", max_fail="50%")
     )
@@ -186,6 +180,89 @@ def test_bad_options_change_nothing(settings: Settings) -> None:
         with pytest.raises(InputError):
             plan_rollout(settings, options)
     assert not (settings.state_path / "state.db").exists()
+
+
+NOT_A_PLAY = """\
+- name: A task where a play should be
+  ansible.builtin.debug:
+    msg: this is a tasks file
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("- name: A play\n  hosts: [all\n", 3),  # YAML: the flow sequence never closes
+        (NOT_A_PLAY, 2),
+        ((FIXTURES / "playbooks" / "broken_syntax.yml").read_text(), 6),  # no such module
+    ],
+)
+def test_a_broken_playbook_is_refused_before_a_run_is_recorded(
+    settings: Settings, tmp_path: Path, content: str, line: int
+) -> None:
+    playbook = tmp_path / "broken.yml"
+    playbook.write_text(content)
+    refused = _invoke(settings, "rollout", str(playbook), "h1", "--yes")
+    assert refused.exit_code == ExitStatus.BAD_INPUT, refused.output
+    assert f"{playbook}:{line}: the playbook does not parse" in refused.stderr
+    assert "internal error" not in refused.stderr
+    assert _stamp(settings, "h1") is None
+    with open_store(settings) as store:
+        assert store.list_runs() == []  # nothing to resume, nothing in the history
+
+
+def test_a_run_whose_playbook_broke_since_is_not_resumed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    playbook = tmp_path / "change.yml"
+    playbook.write_text(Path(CHANGE).read_text())
+    # h4 fails in wave 1: --max-fail 0% stops the run with h5 pending.
+    plan = plan_rollout(settings, RolloutOptions(str(playbook), "h4;h5", batch="1"))
+    stopped = run_rollout(settings, plan)
+    assert stopped.status == "stopped" and stopped.pending == ["h5"]
+    playbook.write_text(NOT_A_PLAY)
+    refused = _invoke(settings, "rollout", "resume", str(stopped.run_id))
+    assert refused.exit_code == ExitStatus.BAD_INPUT, refused.output
+    assert f"{playbook}:2: the playbook does not parse" in refused.stderr
+    with open_store(settings) as store:
+        run = store.get_run(stopped.run_id)
+    assert (run.status, run.attempts) == ("stopped", 1)  # no attempt was started
+
+
+def test_a_rollout_variables_file_that_is_not_a_mapping_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    extra = tmp_path / "vars.yml"
+    extra.write_text("- just\n- a list\n")
+    plan = plan_rollout(settings, RolloutOptions(CHANGE, "h1", vars_file=str(extra)))
+    with pytest.raises(InputError, match="not a mapping"):
+        run_rollout(settings, plan)
+    with open_store(settings) as store:
+        assert store.list_runs() == []
+
+
+def test_a_run_from_a_workspace_with_changes_records_a_dirty_revision(
+    settings: Settings,
+) -> None:
+    workspace = settings.workspace
+    _git(workspace, "init", "-q")
+    head = _commit_all(workspace)
+    local = workspace / "local.yml"  # a playbook never added to git
+    local.write_text(Path(CHANGE).read_text())
+    untracked = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h1")))
+    assert untracked.run.git_revision == f"{head}-dirty"
+    shown = _invoke(settings, "runs", "show", str(untracked.run_id))
+    assert f"{head}-dirty (the workspace had changes this commit does not hold)" in shown.stdout
+
+    committed = _commit_all(workspace)  # the state dir, untracked, is not content
+    clean = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h2")))
+    assert clean.run.git_revision == committed
+    assert "-dirty" not in _invoke(settings, "runs", "show", str(clean.run_id)).stdout
+
+    hosts = workspace / "inventories" / "lab" / "hosts.yml"
+    hosts.write_text(hosts.read_text() + "# an edit not committed\n")
+    edited = run_rollout(settings, plan_rollout(settings, RolloutOptions(str(local), "h3")))
+    assert edited.run.git_revision == f"{committed}-dirty"
 
 
 # -- the command line -----------------------------------------------------------
