@@ -178,8 +178,15 @@ def check_sigkill_then_resume(lab: Lab, settings: Settings) -> None:
             waves = store.waves(runs[0].id)
             return len(waves) == 2 and waves[1].status == "running"
 
-        _wait_for(second_wave_running, 120, "the second wave to start")
-        time.sleep(4)  # in the middle of the 12 s task on the second wave's hosts
+        _wait_for(second_wave_running, 300, "the second wave to start")
+        second_wave = store.waves(store.list_runs(limit=1)[0].id)[1].hosts
+        # In the middle of the second wave: its hosts have begun the play (their start
+        # markers are written) and are in the 12 s task, which none has finished.
+        _wait_for(
+            lambda: all(stamp(lab, h, "slow-started") == h for h in second_wave),
+            300,
+            "the second wave's hosts to start the play",
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         run = store.list_runs(limit=1)[0]
@@ -234,8 +241,9 @@ def test_host_stopped_mid_run_is_unreachable_and_retried(lab: Lab, db_settings: 
             sleeping.set()
 
     def stop_victim() -> None:
-        sleeping.wait(120)
-        time.sleep(2)
+        # Once the play has reached the victim (its start marker is written), stop it.
+        sleeping.wait(300)
+        _wait_for(lambda: stamp(lab, victim, "slow-started") == victim, 300, "the start marker")
         service.stop_host(lab.settings, victim)
 
     stopper = threading.Thread(target=stop_victim)
