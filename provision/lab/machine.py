@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,8 +312,8 @@ def _free_link_name(link: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _machine_running(machine_name: str) -> bool:
-    """Is a systemd-nspawn with this machine name (`-M NAME`) running on this machine?"""
+def nspawn_command_lines() -> Iterator[tuple[int, list[str]]]:
+    """(pid, command line) of every systemd-nspawn running on this machine, any lab's."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -320,9 +321,13 @@ def _machine_running(machine_name: str) -> bool:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[0].endswith(b"systemd-nspawn") and machine_name.encode() in argv:
-            return True
-    return False
+        if argv[0].endswith(b"systemd-nspawn"):
+            yield int(proc.name), [a.decode(errors="replace") for a in argv]
+
+
+def _machine_running(machine_name: str) -> bool:
+    """Is a systemd-nspawn with this machine name (`-M NAME`) running on this machine?"""
+    return any(machine_name in words for _, words in nspawn_command_lines())
 
 
 def boot(name: str, paths: HostPaths, bridge: str) -> int:

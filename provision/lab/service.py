@@ -248,22 +248,11 @@ def _other_lab(paths: LabPaths, bridge: str) -> str | None:
 
 def _nspawn_roots(bridge: str) -> list[Path]:
     """The root folders (-D) of every systemd-nspawn attached to `bridge`."""
-    roots = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [w.decode(errors="replace") for w in argv]
-        if (
-            words[0].endswith("systemd-nspawn")
-            and f"--network-bridge={bridge}" in words
-            and "-D" in words[:-1]
-        ):
-            roots.append(Path(words[words.index("-D") + 1]))
-    return roots
+    return [
+        Path(words[words.index("-D") + 1])
+        for _, words in machine.nspawn_command_lines()
+        if f"--network-bridge={bridge}" in words and "-D" in words[:-1]
+    ]
 
 
 def _bring_up(
@@ -567,19 +556,12 @@ def _teardown(paths: LabPaths, lab: LabState, on_step: StepCallback) -> list[str
 def _nspawn_processes(hosts_dir: Path) -> list[tuple[int, str]]:
     """(pid, machine name) of every systemd-nspawn booted from the lab's hosts folder."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        words = [a.decode(errors="replace") for a in argv]
+    for pid, words in machine.nspawn_command_lines():
         names = [w.removeprefix("--hostname=") for w in words if w.startswith("--hostname=")]
-        if words and words[0].endswith("systemd-nspawn") and "-D" in words and names:
+        if "-D" in words[:-1] and names:
             root = words[words.index("-D") + 1]
             if root.startswith(str(hosts_dir) + "/"):
-                found.append((int(proc.name), names[0]))
+                found.append((pid, names[0]))
     return found
 
 
