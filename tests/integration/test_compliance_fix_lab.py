@@ -29,7 +29,9 @@ from provision.store.compliance_records import ComplianceRecords
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 
-pytestmark = pytest.mark.lab
+# A module fixture rolls the baseline out over lab hosts first: on a loaded machine
+# that alone can take longer than the suite's per-test timeout.
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 LAB_PC = "dhk-kal-lab01"

@@ -41,7 +41,9 @@ from provision.rollout import RolloutResult, run_rollout
 from provision.settings import Settings
 from tests.integration.conftest import Lab
 
-pytestmark = pytest.mark.lab
+# A module fixture rolls the baseline out over lab hosts first: on a loaded machine
+# that alone can take longer than the suite's per-test timeout.
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]
 
 HOST = "dhk-gaz-portal01"
 STATIC_A = "gazipur.gov.bd"

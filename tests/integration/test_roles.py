@@ -35,7 +35,9 @@ from provision.standards import load_standard
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 
-pytestmark = pytest.mark.lab
+# A module fixture rolls the baseline out over lab hosts first: on a loaded machine
+# that alone can take longer than the suite's per-test timeout.
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]
 
 SITE = REPO / "playbooks" / "site.yml"
 FIELD = ("dhk-gaz-fs01", "dhk-kal-fs01")
