@@ -162,7 +162,7 @@ def _wait_for(predicate: object, timeout: float, what: str) -> None:
 def check_sigkill_then_resume(lab: Lab, settings: Settings) -> None:
     env = _cli_env(settings)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provision", "rollout", SLOW, "", "--batch", "2", "--yes"],
+        [sys.executable, "-m", "provision", "rollout", SLOW, "all", "--batch", "2", "--yes"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -172,6 +172,9 @@ def check_sigkill_then_resume(lab: Lab, settings: Settings) -> None:
     try:
 
         def second_wave_running() -> bool:
+            if proc.poll() is not None:  # ended before its second wave: say why
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                raise AssertionError(f"provision exited {proc.returncode}: {out}")
             runs = store.list_runs(limit=1)
             if not runs:
                 return False
@@ -375,7 +378,7 @@ def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
     hosts = [h.name for h in lab.hosts]
     env = _cli_env(db_settings)
     dead = subprocess.Popen(
-        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--yes"],
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "all", "--yes"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -397,7 +400,7 @@ def test_a_rollout_taking_over_a_killed_runs_hosts_first_stops_its_processes(
 
         # At once, a new rollout on the same hosts: run 1's locks are stale.
         taking = subprocess.run(
-            [sys.executable, "-m", "provision", "rollout", CHANGE, "", "--yes"],
+            [sys.executable, "-m", "provision", "rollout", CHANGE, "all", "--yes"],
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -428,7 +431,7 @@ def test_two_ctrl_c_stop_the_wave_at_once_and_leave_no_process(
     lab: Lab, db_settings: Settings
 ) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "provision", "rollout", BLOCK, "", "--batch", "2", "--yes"],
+        [sys.executable, "-m", "provision", "rollout", BLOCK, "all", "--batch", "2", "--yes"],
         env=_cli_env(db_settings),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
