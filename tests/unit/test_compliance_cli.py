@@ -15,21 +15,25 @@ from provision.store import Store
 from provision.store.compliance_records import ComplianceRecords
 
 
+def _new_run(records: ComplianceRecords) -> int:
+    return records.create_run(
+        env="lab",
+        selection="",
+        standard_id="bd-ict-baseline",
+        standard_version="2026.1",
+        standard_digest="d" * 64,
+        waivers_digest=None,
+        user="tester",
+        node="node",
+    )
+
+
 @pytest.fixture
 def env(workspace: Path) -> dict[str, str]:
     db = f"sqlite:///{workspace / 'state.db'}"
     records = ComplianceRecords(Store.open(db))
     for statuses in (("pass", "pass"), ("fail", "pass")):
-        run_id = records.create_run(
-            env="lab",
-            selection="",
-            standard_id="bd-ict-baseline",
-            standard_version="2026.1",
-            standard_digest="d" * 64,
-            waivers_digest=None,
-            user="tester",
-            node="node",
-        )
+        run_id = _new_run(records)
         results = tuple(
             ControlResult(f"C-{i}", s, "high", "no", "yes" if s == "fail" else "no")
             for i, s in enumerate(statuses)
@@ -97,16 +101,7 @@ def test_show_failing_lists_each_failing_control_with_its_hosts_and_why(
     env: dict[str, str],
 ) -> None:
     records = ComplianceRecords(Store.open(env["PROVISION_DB_URL"]))
-    run_id = records.create_run(
-        env="lab",
-        selection="",
-        standard_id="bd-ict-baseline",
-        standard_version="2026.1",
-        standard_digest="d" * 64,
-        waivers_digest=None,
-        user="tester",
-        node="node",
-    )
+    run_id = _new_run(records)
     why = "passwordauthentication is yes, not no"
     records.add_host_reports(
         run_id,
