@@ -18,6 +18,7 @@ lint: setup
 	$(BIN)/ruff check provision tests benchmarks
 	$(BIN)/ruff format --check provision tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint
 

@@ -37,10 +37,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
-from provision import runner  # noqa: E402
 from provision.compliance.service import AuditPlan, audit, plan_audit  # noqa: E402
+from provision.infra import runner  # noqa: E402
 from provision.lab import service  # noqa: E402
-from provision.standards.model import Check  # noqa: E402
+from provision.model.standards.model import Check  # noqa: E402
 
 SUBNET = "10.213.14.0/24"
 _RO = {"changed_when": False, "failed_when": False, "check_mode": False}

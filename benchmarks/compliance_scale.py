@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provision.compliance.model import (  # noqa: E402
+from provision.model.compliance.model import (  # noqa: E402
     HOST_REPORTED,
     HOST_UNREACHABLE,
     ControlResult,
@@ -155,8 +155,8 @@ def main() -> int:
     parser.add_argument("--by", default="district")
     args = parser.parse_args()
 
-    from provision.store import Store
-    from provision.store.compliance_records import ComplianceRecords
+    from provision.infra.store import Store
+    from provision.infra.store.compliance_records import ComplianceRecords
 
     folder = Path(tempfile.mkdtemp(prefix="provision-compliance-bench-"))
     url = f"sqlite:///{folder / 'state.db'}"
@@ -184,7 +184,7 @@ def main() -> int:
         return {"run": run_id, "written": written}
 
     def rolled_up() -> dict[str, Any]:
-        from provision.scoring import rollup
+        from provision.model.scoring import rollup
 
         with Store.open(url) as store:
             records = ComplianceRecords(store)
@@ -200,7 +200,7 @@ def main() -> int:
 
     def report(fmt: str) -> Callable[[], dict[str, Any]]:
         def write() -> dict[str, Any]:
-            from provision.compliance.report import write_report
+            from provision.reports import write_report
 
             with Store.open(url) as store:
                 records = ComplianceRecords(store)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provision import keys  # noqa: E402
+from provision.access import keys  # noqa: E402
 from provision.errors import ProvisionError  # noqa: E402
 from provision.images import BuildRequest, build_image  # noqa: E402
 from provision.images.build import FORMATS, preflight  # noqa: E402

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from provision.inventory.names import normalise
-from provision.inventory.tree import load_tree
+from provision.model.inventory.tree import load_tree
+from provision.model.places import normalise
 from provision.portal import PortalRequest, add_portal, load_register, register_path
 from provision.portal.model import DOMAIN, Portal, Register, save_register
 from provision.settings import load_settings

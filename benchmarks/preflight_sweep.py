@@ -4,7 +4,7 @@ Boots the default lab (four hosts) in a temporary workspace on its own subnet an
 lists each host 50 times under different names (200 targets, four addresses), as
 a sweep of a district's machines would. Then, per round, times
 
-* `provision.preflight.sweep` (paramiko, one probe command per host), and
+* `provision.access.preflight.sweep` (paramiko, one probe command per host), and
 * `ansible all -m ping` (OpenSSH + Python on the host), with `--forks` equal to
   the sweep's concurrency and a fresh ControlPersist folder per round, so
   neither side reuses a connection from an earlier round.
@@ -33,10 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
-from provision import preflight  # noqa: E402
+from provision.access import preflight  # noqa: E402
+from provision.infra.runner import tool_path  # noqa: E402
 from provision.lab import service  # noqa: E402
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS  # noqa: E402
-from provision.runner import tool_path  # noqa: E402
 from provision.settings import load_settings  # noqa: E402
 
 SUBNET = "10.213.14.0/24"

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
-from provision import runner  # noqa: E402
+from provision.infra import runner  # noqa: E402
 from provision.lab import service  # noqa: E402
 
 SUBNET = "10.213.13.0/24"

@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
+from provision.infra.runner import tool_path  # noqa: E402
 from provision.lab import service  # noqa: E402
-from provision.runner import tool_path  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 
 SUBNET = "10.213.13.0/24"

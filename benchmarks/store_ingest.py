@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provision.infra.runner import PlaybookEvent  # noqa: E402
+from provision.infra.store import BatchWriter, Store  # noqa: E402
 from provision.rollout.recorder import WaveRecorder  # noqa: E402
-from provision.runner import PlaybookEvent  # noqa: E402
-from provision.store import BatchWriter, Store  # noqa: E402
 
 TASKS = 100
 

@@ -31,7 +31,7 @@ _PUBLIC = {
     "plan_rollout": "provision.rollout",
     "run_rollout": "provision.rollout",
     "resume_rollout": "provision.rollout",
-    "run_playbook": "provision.runner",
+    "run_playbook": "provision.infra.runner",
 }
 
 __all__ = ["__version__", *_PUBLIC]

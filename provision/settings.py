@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from provision.errors import ConfigError
-from provision.words import with_article
-from provision.yamlerrors import syntax_error
+from provision.infra.yamlfile import syntax_error
+from provision.model.words import with_article
 
 WORKSPACE_FILE = "provision.yml"
 ENV_PREFIX = "PROVISION_"

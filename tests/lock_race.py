@@ -20,7 +20,7 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 from provision.errors import StateError
-from provision.store import Store
+from provision.infra.store import Store
 
 HOSTS_PER_ROUND = 3
 

@@ -11,15 +11,15 @@ import click
 import yaml
 from rich.table import Table
 
-from provision import bootstrap as service
-from provision import keys, secrets
+from provision.access import bootstrap as service
+from provision.access import keys, secrets
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.cli.secrets import password_options, vault_password
 from provision.errors import ExitStatus, InputError
-from provision.ssh import HostKeyOffer, TrustCallback
-from provision.words import plural
+from provision.infra.ssh import HostKeyOffer, TrustCallback
+from provision.model.words import plural
 
 _STYLE = {"bootstrapped": "green", "unchanged": "dim", "failed": "red", "unreachable": "yellow"}
 

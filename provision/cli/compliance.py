@@ -17,13 +17,13 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus, InputError
-from provision.words import plural
+from provision.model.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.compliance.drift import DriftReport
-    from provision.compliance.model import ComplianceRunInfo, HostReport
     from provision.compliance.service import AuditProgress, AuditResult
-    from provision.store.compliance_records import HostRow
+    from provision.infra.store.compliance_records import HostRow
+    from provision.model.compliance.model import ComplianceRunInfo, HostReport
 
 
 @click.group()
@@ -157,7 +157,7 @@ def failing_controls_table(reports: Iterable[HostReport], title: str | None = No
     The reason shown is the first failing host's (hosts in name order), which is
     what a person reads first; `--host` gives every host's own.
     """
-    from provision.standards.model import SEVERITIES
+    from provision.model.standards.model import SEVERITIES
 
     severity: dict[str, str] = {}
     hosts: dict[str, list[str]] = {}
@@ -241,10 +241,10 @@ def _write_reports(
     app: AppContext, result: AuditResult, report_dir: Path, formats: str
 ) -> list[Path]:
     from provision.cli.compliance_report import history_points
-    from provision.compliance.report import FORMATS, default_name, write_report
+    from provision.infra.store import open_store
+    from provision.infra.store.compliance_records import ComplianceRecords
+    from provision.reports import FORMATS, default_name, write_report
     from provision.standards.service import pick_standard
-    from provision.store import open_store
-    from provision.store.compliance_records import ComplianceRecords
 
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     bad = [f for f in wanted if f not in FORMATS]
@@ -418,7 +418,7 @@ def _notify(
 ) -> None:
     """Tell the configured channels what got worse and what was repaired (a failing one warns)."""
     from provision.compliance.notice import compliance_notice
-    from provision.notify import notify_compliance
+    from provision.compliance.notify import notify_compliance
 
     html = [p for p in written if p.suffix == ".html"]
     notice = compliance_notice(result, report, (html or written)[0] if written else None)
@@ -620,8 +620,8 @@ def runs_command(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> 
       provision compliance runs
       provision compliance runs --limit 5 --json
     """
-    from provision.store import open_store
-    from provision.store.compliance_records import ComplianceRecords
+    from provision.infra.store import open_store
+    from provision.infra.store.compliance_records import ComplianceRecords
 
     with open_store(app.settings) as store:
         runs = ComplianceRecords(store).list_runs(
@@ -668,8 +668,8 @@ def show_command(
       provision compliance show 12 --failing
       provision compliance show 12 --host dhk-kal-lab01 --json
     """
-    from provision.store import open_store
-    from provision.store.compliance_records import ComplianceRecords
+    from provision.infra.store import open_store
+    from provision.infra.store.compliance_records import ComplianceRecords
 
     with open_store(app.settings) as store:
         records = ComplianceRecords(store)

@@ -14,17 +14,17 @@ import click
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option
-from provision.compliance.model import PLACE_LEVELS
 from provision.errors import ProvisionError, StateError
-from provision.words import plural
+from provision.model.compliance.model import PLACE_LEVELS
+from provision.model.words import plural
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when the command runs
-    from provision.compliance.model import ComplianceRunInfo
-    from provision.compliance.report import RunPoint
+    from provision.infra.store.compliance_records import ComplianceRecords
+    from provision.model.compliance.model import ComplianceRunInfo
+    from provision.model.standards.model import Standard
+    from provision.model.waivers import WaiverSet
+    from provision.reports import RunPoint
     from provision.settings import Settings
-    from provision.standards.model import Standard
-    from provision.store.compliance_records import ComplianceRecords
-    from provision.waivers import WaiverSet
 
 FORMATS = ("json", "junit", "csv", "html")
 
@@ -98,9 +98,9 @@ def report(
       provision --env production compliance report --format csv --by upazila
       provision compliance report --format json --out - | jq '.rollups.levels.all'
     """
-    from provision.compliance.report import default_name, write_report
-    from provision.store import open_store
-    from provision.store.compliance_records import ComplianceRecords
+    from provision.infra.store import open_store
+    from provision.infra.store.compliance_records import ComplianceRecords
+    from provision.reports import default_name, write_report
 
     settings = app.settings
     with open_store(settings) as store:
@@ -187,7 +187,7 @@ def history_points(
     Only runs of the same selection: a one-host audit between fleet audits is no
     point of the fleet's trend (and the fleet's runs are none of the one host's).
     """
-    from provision.compliance.report import RunPoint
+    from provision.reports import RunPoint
 
     if limit == 0:
         return []
@@ -215,7 +215,7 @@ def _waivers(
     settings: Settings, run: ComplianceRunInfo, standard: Standard | None
 ) -> WaiverSet | None:
     """waivers.yml as the run read it (same digest), to show approvers and expiries."""
-    from provision.waivers import load_waivers, waivers_digest
+    from provision.standards.waivers import load_waivers, waivers_digest
 
     path = settings.workspace / "waivers.yml"
     if standard is None or run.waivers_digest is None:

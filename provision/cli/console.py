@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
-from provision.words import plural
+from provision.model.words import plural
 
 #: Off a terminal (a pipe, a log, a mail) rich would assume 80 columns and cut
 #: host names short in tables; logs are read wide.

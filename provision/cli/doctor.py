@@ -9,7 +9,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.doctor import run_doctor
+from provision.doctor.service import run_doctor
 from provision.errors import ExitStatus
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}

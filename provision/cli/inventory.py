@@ -16,13 +16,13 @@ from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
 from provision.inventory.files import load_inventory
 from provision.inventory.generate import generate_rows, write_register
-from provision.inventory.problems import Problem, ProblemsError
-from provision.inventory.select import parse_selection, select_hosts
 from provision.inventory.service import import_register
 from provision.inventory.slice import slice_inventory
-from provision.inventory.summary import TreeNode, count_tree
 from provision.inventory.validate import validate_environment, validate_register
-from provision.words import plural
+from provision.model.inventory.problems import Problem, ProblemsError
+from provision.model.inventory.select import parse_selection, select_hosts
+from provision.model.inventory.summary import TreeNode, count_tree
+from provision.model.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: How many host names each list shows on a terminal before "and N more".

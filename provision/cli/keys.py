@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from provision import keys as service
+from provision.access import keys as service
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 

@@ -11,9 +11,9 @@ from rich.table import Table
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.errors import ExitStatus
+from provision.infra.runner import PlaybookEvent, PlaybookResult
 from provision.lab import demo, service
-from provision.runner import PlaybookEvent, PlaybookResult
-from provision.words import plural
+from provision.model.words import plural
 
 _STATE_STYLE = {"up": "green", "down": "red"}
 

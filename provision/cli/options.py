@@ -46,7 +46,7 @@ def _check_selection(missing: str | None) -> Callable[[click.Context, click.Para
                 f"the selection {value!r} is empty",
                 hint="leave SELECTION out, or write 'all', to mean every host",
             )
-        from provision.inventory.select import parse_selection
+        from provision.model.inventory.select import parse_selection
 
         parse_selection(value)  # a bad term is refused before anything is loaded
         return value

@@ -11,13 +11,13 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.errors import ExitStatus
-from provision.words import plural
+from provision.model.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
-    from provision.preflight import HostPreflight, PreflightResult
-    from provision.store.preflight_records import SweepInfo
+    from provision.access.preflight import HostPreflight, PreflightResult
+    from provision.infra.store.preflight_records import SweepInfo
 
-# The defaults of provision.preflight, repeated so that --help needs no import.
+# The defaults of provision.access.preflight, repeated so that --help needs no import.
 DEFAULT_CONCURRENCY = 50
 DEFAULT_TIMEOUT = 5.0
 
@@ -96,7 +96,7 @@ def sweep(
       provision preflight 'district:gazipur' --timeout 10 --hosts
       provision preflight sweep 'role:lab_pc' --json
     """
-    from provision import preflight as service
+    from provision.access import preflight as service
 
     try:
         result = service.sweep(app.settings, selection, concurrency=concurrency, timeout=timeout)
@@ -127,7 +127,7 @@ def show(app: AppContext, sweep_id: int | None, show_hosts: bool, as_json: bool)
       provision preflight show 12 --hosts
       provision preflight show --json | jq '.hosts[] | select(.meets_minimum == false)'
     """
-    from provision import preflight as service
+    from provision.access import preflight as service
 
     _print(service.recorded(app.settings, sweep_id), show_hosts, as_json)
 
@@ -152,7 +152,7 @@ def list_sweeps(app: AppContext, limit: int, all_envs: bool, as_json: bool) -> N
       provision preflight list
       provision preflight list --all-envs --json
     """
-    from provision import preflight as service
+    from provision.access import preflight as service
 
     found = service.history(app.settings, limit=limit, all_envs=all_envs)
     if as_json:

@@ -23,8 +23,8 @@ from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
+from provision.model.words import plural
 from provision.settings import Settings
-from provision.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
     from provision.rollout import Progress, RolloutPlan, RolloutResult, StopSignal
@@ -218,7 +218,7 @@ def _vault_settings(
 
     A password (typed, or from vault_password_file) that does not open the hosts'
     vaulted variables is refused before the run starts (one line, no host touched)."""
-    from provision import secrets
+    from provision.access import secrets
 
     settings = app.settings if env is None else replace(app.settings, env=env)
     if not ask:
@@ -399,8 +399,8 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) ->
     Example:
       provision rollout resume 12
     """
+    from provision.infra.store import open_store
     from provision.rollout import resume_rollout
-    from provision.store import open_store
 
     with open_store(app.settings) as store:
         run = store.get_run(run_id)

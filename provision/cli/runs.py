@@ -12,9 +12,9 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a command runs, not at start-up
-    from provision.store import HostResult, RunInfo, WaveInfo
+    from provision.infra.store import HostResult, RunInfo, WaveInfo
 
-#: Run statuses (provision.store.RUN_STATUSES; a unit test keeps the two equal).
+#: Run statuses (provision.infra.store.RUN_STATUSES; a unit test keeps the two equal).
 STATUSES = ("planned", "running", "succeeded", "failed", "stopped", "crashed")
 
 _STYLE = {
@@ -40,7 +40,7 @@ def shown_status(run: RunInfo) -> str:
     """The status, flagging a run still marked running whose process on this node is gone."""
     import socket
 
-    from provision.store import pid_alive
+    from provision.infra.store import pid_alive
 
     if run.status == "running" and run.node == socket.gethostname() and not pid_alive(run.pid):
         return styled("running") + " [bold red]crashed?[/]"
@@ -207,7 +207,7 @@ def list_runs(app: AppContext, limit: int, status: str | None, as_json: bool) ->
       provision runs list
       provision runs list --status stopped --limit 5
     """
-    from provision.store import open_store
+    from provision.infra.store import open_store
 
     with open_store(app.settings) as store:
         found = store.list_runs(limit=limit, status=status)
@@ -230,7 +230,7 @@ def show(app: AppContext, run_id: int, as_json: bool) -> None:
     Example:
       provision runs show 12
     """
-    from provision.store import open_store
+    from provision.infra.store import open_store
 
     with open_store(app.settings) as store:
         run = store.get_run(run_id)

@@ -13,7 +13,7 @@ from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option, selection_argument
 
 if TYPE_CHECKING:
-    from provision.schedule import Schedule
+    from provision.compliance.schedule import Schedule
     from provision.settings import Settings
 
 
@@ -116,7 +116,7 @@ def install(
       provision schedule install compliance --every hourly 'role:portal_host' --name portals
       provision --env production schedule install compliance --every weekly --user provision
     """
-    from provision import schedule as service
+    from provision.compliance import schedule as service
 
     installed = service.install(
         _settings(app, unit_dir),
@@ -157,7 +157,7 @@ def list_schedules(app: AppContext, unit_dir: Path | None, as_json: bool) -> Non
       provision schedule list
       provision schedule list --json
     """
-    from provision import schedule as service
+    from provision.compliance import schedule as service
 
     found = service.list_schedules(_settings(app, unit_dir))
     if as_json:
@@ -181,7 +181,7 @@ def remove(app: AppContext, name: str, unit_dir: Path | None) -> None:
     Example:
       provision schedule remove provision-compliance-lab-district-gazipur
     """
-    from provision import schedule as service
+    from provision.compliance import schedule as service
 
     removed = service.remove(_settings(app, unit_dir), name)
     console.out.print(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from provision import secrets as service
+from provision.access import secrets as service
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.errors import InputError

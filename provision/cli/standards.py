@@ -13,6 +13,7 @@ from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError
 from provision.inventory.files import load_inventory
+from provision.model.words import plural
 from provision.standards import (
     Control,
     Standard,
@@ -21,7 +22,6 @@ from provision.standards import (
     resolve_parameters,
 )
 from provision.standards.service import pick_standard, standard_paths, validate_standard
-from provision.words import plural
 
 
 @click.group()

@@ -14,10 +14,11 @@ from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option
 from provision.errors import ExitStatus, InputError, ProvisionError
-from provision.inventory.problems import ProblemsError
-from provision.standards.model import Standard
-from provision.waivers import SCOPE_KINDS, Scope, Waiver, WaiverSet, add_waiver, load_waivers
-from provision.words import plural
+from provision.model.inventory.problems import ProblemsError
+from provision.model.standards.model import Standard
+from provision.model.waivers import SCOPE_KINDS, Scope, Waiver, WaiverSet
+from provision.model.words import plural
+from provision.standards.waivers import add_waiver, load_waivers
 
 _FILE_OPTION = click.option(
     "--file",

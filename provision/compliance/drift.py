@@ -26,7 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
-from provision.compliance.model import (
+from provision.errors import InputError, StateError
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.model import (
     ERROR,
     FAIL,
     NO_REPORT,
@@ -34,10 +37,7 @@ from provision.compliance.model import (
     ComplianceRunInfo,
     HostReport,
 )
-from provision.errors import InputError, StateError
 from provision.settings import Settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 
 #: Statuses whose actual values are evidence worth comparing.
 _EVALUATED = frozenset({"pass", "fail", "error", "waived"})

@@ -29,19 +29,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from provision.compliance.model import ERROR, FAIL, NO_REPORT, PASS, ComplianceRunInfo
 from provision.compliance.service import AuditResult, ProgressCallback, plan_audit, run_audit
 from provision.errors import InputError, StateError
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.inventory import select_hosts
 from provision.inventory.targets import load_environment
+from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, PASS, ComplianceRunInfo
+from provision.model.standards.model import Standard
 from provision.portal import ca
 from provision.portal.service import ROLE_SELECTION, plan_deploy
 from provision.rollout.service import RolloutOptions, RolloutPlan, plan_rollout
 from provision.settings import Settings
-from provision.standards.model import Standard
 from provision.standards.service import pick_standard
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 
 PLAYBOOK = "site.yml"
 #: Results a fix tries to repair.

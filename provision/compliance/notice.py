@@ -1,7 +1,7 @@
 """The notice a compliance run sends: what changed since each host's last evidence, by direction.
 
     notice = compliance_notice(result, drift_report, report_path)
-    warnings = notify_compliance(settings, notice)   # provision.notify
+    warnings = notify_compliance(settings, notice)   # provision.compliance.notify
 
 Newly failing controls (drift) and repaired ones are listed apart, so that a
 repair is never announced as drift; sideways changes (pass to unreachable, fail
@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from provision.compliance.drift import DriftReport
-from provision.compliance.model import HOST_REPORTED
+from provision.compliance.notify import ComplianceNotice
 from provision.compliance.service import AuditResult
-from provision.notify import ComplianceNotice
+from provision.model.compliance.model import HOST_REPORTED
 
 #: Districts named in a notice, worst first.
 WORST_DISTRICTS = 5

@@ -38,8 +38,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from provision import runner, secrets
-from provision.compliance.evaluate import (
+from provision.access import secrets
+from provision.errors import InputError, ProvisionError
+from provision.infra import runner
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords, HostRow
+from provision.inventory import slice_inventory
+from provision.inventory.files import LoadedInventory
+from provision.inventory.targets import select_targets
+from provision.model.compliance.evaluate import (
     control_node_sections,
     declared_equipment,
     evaluate_control,
@@ -47,7 +54,7 @@ from provision.compliance.evaluate import (
     release_name,
     with_declared_equipment,
 )
-from provision.compliance.model import (
+from provision.model.compliance.model import (
     HOST_ERROR,
     HOST_REPORTED,
     HOST_UNREACHABLE,
@@ -59,10 +66,14 @@ from provision.compliance.model import (
     ControlResult,
     HostReport,
 )
-from provision.errors import InputError, ProvisionError
-from provision.inventory import slice_inventory
-from provision.inventory.files import LoadedInventory
-from provision.inventory.targets import select_targets
+from provision.model.standards.model import Check, Control, Standard
+from provision.model.standards.params import (
+    VarLayer,
+    control_parameters,
+    resolve_control_checks,
+    resolve_parameters,
+)
+from provision.model.waivers import WaiverSet
 from provision.portal.ca import whole_days
 from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
@@ -71,17 +82,8 @@ from provision.rollout.revision import git_revision
 from provision.rollout.service import current_user
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
-from provision.standards.model import Check, Control, Standard
-from provision.standards.params import (
-    VarLayer,
-    control_parameters,
-    resolve_control_checks,
-    resolve_parameters,
-)
 from provision.standards.service import pick_standard
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords, HostRow
-from provision.waivers import WaiverSet, load_waivers
+from provision.standards.waivers import load_waivers
 
 PLAYBOOK = "compliance.yml"
 #: Host reports are committed every this many hosts, or this many seconds.

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from provision import keys
+from provision.access import keys
 from provision.errors import HostsFailedError, InputError, PrerequisiteError, StateError
 from provision.images import pack, seal
 from provision.images.manifest import FORMAT as MANIFEST_FORMAT
@@ -44,9 +44,9 @@ from provision.images.output import check_target, remove, temp_path, write_text_
 from provision.lab import network
 from provision.lab import service as lab_service
 from provision.lab.spec import ROLE_TEMPLATES
+from provision.model.standards.model import Standard
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
-from provision.standards.model import Standard
 from provision.standards.service import pick_standard
 
 StepCallback = Callable[[str], None]
@@ -273,7 +273,7 @@ class _BuildLab:
         return self.settings.inventory_path
 
     def control_public_key(self) -> str:
-        from provision import crypto
+        from provision.infra import crypto
 
         return crypto.public_key_of(lab_service.LabPaths.of(self.settings).key)
 

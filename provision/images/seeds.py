@@ -31,12 +31,12 @@ from typing import Any
 
 import yaml
 
-from provision import keys
+from provision.access import keys
 from provision.errors import ConfigError, InputError, PrerequisiteError
 from provision.images.output import check_folder_target, write_folder
-from provision.render import render
+from provision.infra.render import render
+from provision.model.standards.model import Standard
 from provision.settings import Settings
-from provision.standards.model import Standard
 from provision.standards.service import pick_standard
 
 OS_RELEASES = ("debian-12", "ubuntu-24.04")

@@ -13,19 +13,19 @@ The public surface (everything else is internal):
 * `generate_rows(hosts, divisions=(), seed=1)`, `write_register(rows, path)`
 """
 
-from provision.inventory.diff import InventoryDiff, diff_inventories
 from provision.inventory.files import LoadedInventory, load_inventory, write_inventory
 from provision.inventory.generate import generate_rows, write_register
-from provision.inventory.model import HOST_VARS, Group, Inventory, build_inventory
-from provision.inventory.names import (
-    normalise,
-    role_group,
-    site_group,
-    site_type_group,
-    tree_group,
+from provision.inventory.service import ImportResult, import_register
+from provision.inventory.slice import slice_inventory, write_slice
+from provision.inventory.validate import (
+    ValidationReport,
+    validate_environment,
+    validate_register,
 )
-from provision.inventory.problems import Problem, ProblemsError
-from provision.inventory.register import (
+from provision.model.inventory.diff import InventoryDiff, diff_inventories
+from provision.model.inventory.model import HOST_VARS, Group, Inventory, build_inventory
+from provision.model.inventory.problems import Problem, ProblemsError
+from provision.model.inventory.register import (
     COLUMNS,
     ROLES,
     SITE_TYPES,
@@ -33,14 +33,14 @@ from provision.inventory.register import (
     parse_register,
     read_register,
 )
-from provision.inventory.select import Selection, parse_selection, select_hosts
-from provision.inventory.service import ImportResult, import_register
-from provision.inventory.slice import slice_inventory, write_slice
-from provision.inventory.tree import AdminTree, Place, load_tree
-from provision.inventory.validate import (
-    ValidationReport,
-    validate_environment,
-    validate_register,
+from provision.model.inventory.select import Selection, parse_selection, select_hosts
+from provision.model.inventory.tree import AdminTree, Place, load_tree
+from provision.model.places import (
+    normalise,
+    role_group,
+    site_group,
+    site_type_group,
+    tree_group,
 )
 
 __all__ = [

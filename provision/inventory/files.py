@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError
-from provision.inventory.model import Group, Inventory
-from provision.inventory.problems import Problem
-from provision.yamlerrors import syntax_error
+from provision.infra.yamlfile import syntax_error
+from provision.model.inventory.model import Group, Inventory
+from provision.model.inventory.problems import Problem
 
 HOSTS_FILE = "hosts.yml"
 CACHE_FILE = ".inventory-cache.json"

@@ -16,9 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from provision.errors import InputError
-from provision.inventory.names import match_key, normalise
-from provision.inventory.register import COLUMNS
-from provision.inventory.tree import AdminTree, Place, load_tree
+from provision.model.inventory.register import COLUMNS
+from provision.model.inventory.tree import AdminTree, Place, load_tree
+from provision.model.places import match_key, normalise
 
 MODELS: dict[str, tuple[str, ...]] = {
     "field_server": ("Dell PowerEdge T150", "HPE ProLiant ML30 Gen10 Plus"),

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InputError
-from provision.inventory.diff import InventoryDiff, diff_inventories
 from provision.inventory.files import (
     HOSTS_FILE,
     is_provision_written,
     load_inventory,
     write_inventory,
 )
-from provision.inventory.model import Inventory, build_inventory
-from provision.inventory.register import read_register
+from provision.model.inventory.diff import InventoryDiff, diff_inventories
+from provision.model.inventory.model import Inventory, build_inventory
+from provision.model.inventory.register import read_register
 
 
 @dataclass

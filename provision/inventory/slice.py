@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.inventory.files import read_vars, var_files
-from provision.inventory.model import Inventory
+from provision.model.inventory.model import Inventory
 
 
 def _priority(values: dict[str, Any]) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from provision.errors import InputError, StateError
 from provision.inventory.files import LoadedInventory, load_inventory
-from provision.inventory.select import select_hosts
+from provision.model.inventory.select import select_hosts
 
 
 def load_environment(folder: Path) -> LoadedInventory:

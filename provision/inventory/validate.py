@@ -11,9 +11,9 @@ from typing import Any
 from provision.errors import InputError
 from provision.inventory.files import HOSTS_FILE, LoadedInventory, load_inventory, read_vars
 from provision.inventory.files import vars_names as _vars_names
-from provision.inventory.names import LEVELS, RESERVED_GROUPS
-from provision.inventory.problems import Problem, ProblemsError
-from provision.inventory.register import ROLES, read_register
+from provision.model.inventory.problems import Problem, ProblemsError
+from provision.model.inventory.register import ROLES, read_register
+from provision.model.places import LEVELS, RESERVED_GROUPS
 
 _GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -52,7 +52,7 @@ def validate_register(path: Path) -> ValidationReport:
     """Check a register file without writing anything."""
     report = ValidationReport(str(path))
     try:
-        from provision.inventory.register import Record
+        from provision.model.inventory.register import Record
 
         records: list[Record] = read_register(path)
     except ProblemsError as exc:

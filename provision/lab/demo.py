@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from provision import runner
 from provision.errors import StateError
+from provision.infra import runner
 from provision.lab.service import LabPaths
 from provision.settings import Settings
 

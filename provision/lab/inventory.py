@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from provision import keys
+from provision.access import keys
 from provision.inventory import COLUMNS, build_inventory, files, parse_register
 from provision.lab.state import HostRecord
 

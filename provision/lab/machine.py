@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision import crypto
 from provision.errors import PrerequisiteError, StateError
+from provision.infra import crypto
 from provision.lab.network import PROXY_PORT, process_matches, stop_process
 from provision.lab.spec import LabHost
 from provision.lab.state import INSTALLER_USER

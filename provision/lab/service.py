@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision import crypto, keys
+from provision.access import keys
 from provision.errors import InputError, PrerequisiteError, StateError
+from provision.infra import crypto
 from provision.lab import inventory, machine, network, rootfs, state
 from provision.lab.spec import (
     LabHost,

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provision import crypto
 from provision.errors import InputError, StateError
+from provision.infra import crypto
 from provision.portal.model import check_domain
 from provision.settings import Settings
 

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from provision import keys, secrets
+from provision.access import keys, secrets
 from provision.errors import InputError
 from provision.portal.model import ARCHIVES
 from provision.settings import Settings

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from provision import crypto
 from provision.errors import InputError, StateError
+from provision.infra import crypto
 from provision.inventory import select_hosts
 from provision.inventory.targets import load_environment
 from provision.portal import ca

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError
-from provision.standards.source import Located, load_located
+from provision.infra.yamlfile import load_located
+from provision.model.located import Located
 
 KINDS = ("static", "php")
 LEVELS = ("division", "district", "upazila", "union")

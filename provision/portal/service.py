@@ -26,13 +26,13 @@ from typing import Any
 
 import yaml
 
-from provision import crypto
 from provision.errors import InputError, StateError
+from provision.infra import crypto
 from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
-from provision.inventory.names import match_key
 from provision.inventory.targets import load_environment
-from provision.inventory.tree import Place, load_tree
+from provision.model.inventory.tree import Place, load_tree
+from provision.model.places import match_key
 from provision.portal import ca
 from provision.portal.content import check_content
 from provision.portal.model import (

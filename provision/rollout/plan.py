@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from provision.errors import InputError
-from provision.inventory.names import LEVELS
+from provision.model.places import LEVELS
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _COUNT = re.compile(r"^\s*(\d+)\s*$")

@@ -9,7 +9,7 @@ exited.
 
 Never recorded: module arguments, module results, extravars. A failing task's
 message is Ansible's short `msg`, cut to a few hundred characters. Events arrive
-masked (`provision.runner` applies the run's `Masker`): a vaulted or secret-named
+masked (`provision.infra.runner` applies the run's `Masker`): a vaulted or secret-named
 value in a message is `********` already.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from provision.runner import PlaybookEvent
-from provision.store import BatchWriter, HostResult, Store, TaskRow, utcnow
+from provision.infra.runner import PlaybookEvent
+from provision.infra.store import BatchWriter, HostResult, Store, TaskRow, utcnow
 
 MESSAGE_LIMIT = 400
 _CENSORED = "the output has been hidden due to the fact that 'no_log: true'"

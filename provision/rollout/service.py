@@ -26,13 +26,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from provision import runner, secrets
+from provision.access import secrets
 from provision.errors import InputError, StateError
+from provision.infra import runner
+from provision.infra.processes import RunProcess, stop_run_processes
+from provision.infra.store import (
+    BatchWriter,
+    HostResult,
+    LockHolder,
+    RunInfo,
+    Store,
+    WaveInfo,
+    open_store,
+    pid_alive,
+)
 from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
-from provision.inventory.names import LEVELS
 from provision.inventory.targets import load_environment, select_targets
-from provision.processes import RunProcess, stop_run_processes
+from provision.model.places import LEVELS
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.plan import (
     Wave,
@@ -44,16 +55,6 @@ from provision.rollout.plan import (
 from provision.rollout.recorder import WaveRecorder, outcome_of
 from provision.rollout.revision import git_revision
 from provision.settings import Settings
-from provision.store import (
-    BatchWriter,
-    HostResult,
-    LockHolder,
-    RunInfo,
-    Store,
-    WaveInfo,
-    open_store,
-    pid_alive,
-)
 
 #: How many rollout private data dirs (one per wave) to keep under <state>/runs.
 KEEP_RUN_DIRS = 50
@@ -379,7 +380,7 @@ def _stop_leftovers(store: Store, runs: Sequence[int]) -> list[RunProcess]:
     """Stop whatever the waves of `runs` left running on this control node.
 
     ansible-playbook and its workers outlive a provision process that was killed
-    (see provision.processes): before another process works on those hosts, or
+    (see provision.infra.processes): before another process works on those hosts, or
     resumes the run, they are found by the mark of each wave's private data dir
     and killed.
     """

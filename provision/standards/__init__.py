@@ -13,9 +13,8 @@ The public surface:
 * `CHECK_TYPES`: every check type and its fields
 """
 
-from provision.standards.checks import CHECK_TYPES, CheckType, normalise_sshd
-from provision.standards.hostvars import host_layers
-from provision.standards.model import (
+from provision.model.standards.checks import CHECK_TYPES, CheckType, normalise_sshd
+from provision.model.standards.model import (
     PARAMETER_TYPES,
     SEVERITIES,
     AppliesTo,
@@ -25,7 +24,7 @@ from provision.standards.model import (
     Parameter,
     Standard,
 )
-from provision.standards.params import (
+from provision.model.standards.params import (
     ResolvedParameter,
     VarLayer,
     control_parameters,
@@ -33,7 +32,9 @@ from provision.standards.params import (
     resolve_control_checks,
     resolve_parameters,
 )
-from provision.standards.parse import FORMAT, find_standards, load_standard, parse_standard
+from provision.model.standards.parse import FORMAT
+from provision.standards.files import find_standards, load_standard, parse_standard
+from provision.standards.hostvars import host_layers
 from provision.standards.roles import check_roles
 
 __all__ = [

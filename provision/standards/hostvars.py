@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from provision.errors import InputError
 from provision.inventory.files import LoadedInventory, read_vars, var_files
-from provision.standards.params import VarLayer
+from provision.model.standards.params import VarLayer
 
 
 def host_layers(loaded: LoadedInventory, host: str) -> list[VarLayer]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from provision.inventory.problems import Problem
-from provision.standards.model import Standard
+from provision.model.inventory.problems import Problem
+from provision.model.standards.model import Standard
 
 
 def check_roles(standard: Standard, roles_dir: Path) -> list[Problem]:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InputError
-from provision.inventory.problems import Problem, ProblemsError
-from provision.standards.model import Standard
-from provision.standards.parse import find_standards, load_standard
+from provision.model.inventory.problems import Problem, ProblemsError
+from provision.model.standards.model import Standard
+from provision.standards.files import find_standards, load_standard
 from provision.standards.roles import check_roles
 
 

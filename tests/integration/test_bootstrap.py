@@ -22,9 +22,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provision import bootstrap, crypto, keys, ssh
+from provision.access import bootstrap, keys
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
+from provision.infra import crypto, ssh
 from provision.lab import service, state
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings

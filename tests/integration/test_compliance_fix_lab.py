@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from provision.cli.main import cli
 from provision.compliance.service import audit
 from provision.errors import ExitStatus, StateError
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.lab import service
 from provision.settings import Settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 

@@ -30,15 +30,15 @@ from click.testing import CliRunner
 from provision.cli.main import cli
 from provision.compliance.drift import DriftReport, drift
 from provision.compliance.fix import FixPlan, plan_fix
-from provision.compliance.model import HostReport
 from provision.compliance.service import AuditResult, audit
 from provision.errors import ExitStatus, StateError
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords, RunSummary
 from provision.lab import service
+from provision.model.compliance.model import HostReport
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
 from provision.standards import load_standard
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords, RunSummary
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 

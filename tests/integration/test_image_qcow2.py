@@ -16,19 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from provision import keys
+from provision.access import keys
 from provision.compliance.service import audit
 from provision.images import BuildRequest, BuildResult, build_image, verify_image
 from provision.images.manifest import manifest_path
 from provision.images.output import TEMP_PREFIX
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.inventory import build_inventory, files, parse_register
 from provision.lab.inventory import register_text
 from provision.lab.machine import mounted_paths
 from provision.lab.spec import NAGARI_SCHOOL
 from provision.lab.state import HostRecord
 from provision.settings import Settings, load_settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.conftest import REPO, make_workspace
 from tests.integration import qemu_boot
 from tests.integration.conftest import lab_unavailable_reason

@@ -15,9 +15,9 @@ import pytest
 import testinfra
 from click.testing import CliRunner
 
-from provision import runner
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
+from provision.infra import runner
 from provision.lab import demo, machine, service
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from tests.conftest import FIXTURES, REPO
@@ -106,7 +106,7 @@ def test_a_changed_host_key_is_refused(lab: Lab, tmp_path: Path) -> None:
     """A host whose key differs from the recorded one is unreachable, not trusted."""
     import shutil
 
-    from provision import crypto
+    from provision.infra import crypto
 
     forged = tmp_path / "inventory"
     shutil.copytree(lab.inventory, forged)

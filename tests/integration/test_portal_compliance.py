@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from provision.compliance.fix import plan_fix
-from provision.compliance.model import ControlResult
 from provision.compliance.service import AuditResult, audit
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.model import ControlResult
 from provision.portal import ca as portal_ca
 from provision.portal import https_get, remove_portal
 from provision.rollout import run_rollout
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 from tests.integration.test_portal_lab import HOST, Portals, portal_lab

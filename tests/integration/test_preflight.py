@@ -24,11 +24,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provision import crypto, preflight
+from provision.access import preflight
 from provision.cli.main import cli
 from provision.errors import ExitStatus, StateError
+from provision.infra import crypto
+from provision.infra.store import open_store
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
-from provision.store import open_store
 from tests.conftest import REPO
 from tests.integration.conftest import Lab
 

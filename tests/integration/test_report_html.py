@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.compliance.model import ControlResult, HostReport
-from provision.compliance.report import write_report
+from provision.model.compliance.model import ControlResult, HostReport
+from provision.reports import write_report
 from tests.unit.compliance_samples import NOW, RUN, sample_history, sample_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -28,7 +28,7 @@ import pytest
 import testinfra
 import yaml
 
-from provision import runner
+from provision.infra import runner
 from provision.lab import service
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from provision.standards import load_standard

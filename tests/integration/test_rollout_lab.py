@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ExitStatus
+from provision.infra.store import Store, open_store
 from provision.lab import service
 from provision.rollout import (
     Progress,
@@ -29,7 +30,6 @@ from provision.rollout import (
     run_rollout,
 )
 from provision.settings import Settings
-from provision.store import Store, open_store
 from tests.conftest import FIXTURES, REPO
 from tests.integration.conftest import Lab
 
@@ -503,7 +503,7 @@ def test_a_changed_host_key_is_seen_by_the_next_run(
     reached over the master the first run left open for ControlPersist."""
     import shutil
 
-    from provision import crypto
+    from provision.infra import crypto
     from provision.lab.inventory import KNOWN_HOSTS
 
     host = "dhk-kal-lab01"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from provision.infra.store import Store
 from provision.settings import Settings
-from provision.store import Store
 from tests.integration.conftest import Lab
 from tests.integration.test_rollout_lab import (
     check_canary_and_two_waves,

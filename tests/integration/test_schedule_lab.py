@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import pytest
 
-from provision import schedule
+from provision.compliance import schedule
 from tests.integration.conftest import Lab
 
 pytestmark = pytest.mark.lab

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from provision import crypto, runner, secrets
+from provision.access import secrets
+from provision.infra import crypto, runner
 from provision.inventory import load_inventory, slice_inventory
 from tests.integration.conftest import Lab
 
@@ -156,7 +157,7 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
     assert lab.settings.state_path == lab.settings.workspace / ".provision"
     base = ["--workspace", str(lab.settings.workspace)]
     try:
-        from provision.store import open_store
+        from provision.infra.store import open_store
 
         with open_store(lab.settings) as store:
             runs_before = len(store.list_runs(limit=1000))
@@ -311,7 +312,7 @@ def test_a_task_failing_with_vaulted_values_shows_them_masked(lab: Lab, tmp_path
     from click.testing import CliRunner
 
     from provision.cli.main import cli
-    from provision.store import open_store
+    from provision.infra.store import open_store
 
     host_vars = lab.inventory / "host_vars" / HOST
     host_vars.mkdir(parents=True, exist_ok=True)
@@ -395,7 +396,7 @@ def test_a_run_that_cannot_open_its_vault_is_refused_before_it_starts(
     from click.testing import CliRunner
 
     from provision.cli.main import cli
-    from provision.store import open_store
+    from provision.infra.store import open_store
 
     canary_vars = _vaulted_host_var(lab, "provision_test_canary")
     playbook = tmp_path / "canary.yml"

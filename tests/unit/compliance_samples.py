@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from provision.compliance.model import (
+from provision.model.compliance.model import (
     HOST_REPORTED,
     HOST_UNREACHABLE,
     ComplianceRunInfo,
     ControlResult,
     HostReport,
 )
-from provision.compliance.report import RunPoint
+from provision.reports import RunPoint
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
-from provision.compliance.model import ControlResult, HostReport
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.model import ControlResult, HostReport
 from provision.settings import Settings, load_settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provision.inventory.generate import generate_rows, render_register
-from provision.inventory.register import COLUMNS
+from provision.model.inventory.register import COLUMNS
 
 HEADER = ",".join(COLUMNS)
 

@@ -8,9 +8,9 @@ that measurement (it did, when WEB-001 brought portal_https).
 from __future__ import annotations
 
 from benchmarks.compliance_audit import check_tasks
-from provision.standards.checks import CHECK_TYPES
-from provision.standards.model import Check
-from provision.standards.parse import load_standard
+from provision.model.standards.checks import CHECK_TYPES
+from provision.model.standards.model import Check
+from provision.standards.files import load_standard
 from tests.conftest import REPO
 
 

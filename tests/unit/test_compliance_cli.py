@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
-from provision.compliance.model import ControlResult, HostReport
 from provision.errors import ExitStatus
-from provision.store import Store
-from provision.store.compliance_records import ComplianceRecords
+from provision.infra.store import Store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.model import ControlResult, HostReport
 
 
 def _new_run(records: ComplianceRecords) -> int:

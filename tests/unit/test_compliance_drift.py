@@ -15,9 +15,9 @@ import pytest
 from provision.cli.compliance_report import history_points
 from provision.compliance.drift import drift
 from provision.errors import ExitStatus
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.settings import Settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.unit.drift_samples import cli_run, drift_settings, record, report
 
 FLEET = ("dhk-gaz-fs01", "dhk-kal-fs01", "dhk-kal-lab01")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from provision.compliance.evaluate import (
+from provision.model.compliance.evaluate import (
     compare_versions,
     declared_equipment,
     evaluate_check,
@@ -15,7 +15,7 @@ from provision.compliance.evaluate import (
     firewall_summary,
     with_declared_equipment,
 )
-from provision.standards.model import AppliesTo, Check, Control
+from provision.model.standards.model import AppliesTo, Check, Control
 
 
 def check(kind: str, **fields: Any) -> Check:

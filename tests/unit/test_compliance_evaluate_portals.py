@@ -18,12 +18,6 @@ import yaml
 
 from provision.compliance import fix as fix_module
 from provision.compliance import service as service_module
-from provision.compliance.evaluate import (
-    control_node_sections,
-    evaluate_check,
-    evidence_request,
-)
-from provision.compliance.model import ControlResult, HostReport
 from provision.compliance.service import (
     HostPlan,
     _PortalEvidence,
@@ -32,14 +26,20 @@ from provision.compliance.service import (
     portal_item,
 )
 from provision.errors import InputError
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.evaluate import (
+    control_node_sections,
+    evaluate_check,
+    evidence_request,
+)
+from provision.model.compliance.model import ControlResult, HostReport
+from provision.model.standards.model import Check
 from provision.portal import PortalRequest, add_portal
 from provision.portal import ca as portal_ca
 from provision.portal.health import PortalHealth
 from provision.settings import Settings
 from provision.standards import load_standard
-from provision.standards.model import Check
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.conftest import REPO
 from tests.unit.portal_helpers import portal_workspace
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from provision.runner import tool_path
+from provision.infra.runner import tool_path
 from tests.conftest import REPO
 
 LIBRARY = REPO / "playbooks" / "library"

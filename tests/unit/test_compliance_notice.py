@@ -12,9 +12,9 @@ from provision.compliance.drift import drift
 from provision.compliance.notice import compliance_notice
 from provision.compliance.service import AuditResult
 from provision.errors import ExitStatus
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.settings import Settings
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
 from tests.unit.drift_samples import cli_run, drift_settings, record, report
 
 

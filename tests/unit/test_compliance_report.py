@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from provision.compliance.model import HostReport
-from provision.compliance.report import FORMAT_VERSION, default_name, write_report
-from provision.compliance.report.csv_report import COLUMNS
 from provision.errors import InputError, StateError
-from provision.standards.model import AppliesTo, Control, Standard
-from provision.waivers import Scope, Waiver, WaiverSet
+from provision.model.compliance.model import HostReport
+from provision.model.standards.model import AppliesTo, Control, Standard
+from provision.model.waivers import Scope, Waiver, WaiverSet
+from provision.reports import FORMAT_VERSION, default_name, write_report
+from provision.reports.csv_report import COLUMNS
 from tests.unit.compliance_samples import NOW, RUN, sample_history, sample_reports
 
 
@@ -161,8 +161,8 @@ def test_html_has_the_tree_the_failures_and_escapes(tmp_path: Path) -> None:
 
 
 def test_html_detail_is_bounded_worst_first(tmp_path: Path) -> None:
-    from provision.compliance.report.common import ReportInput
-    from provision.compliance.report.html import write_html
+    from provision.reports.common import ReportInput
+    from provision.reports.html import write_html
 
     data = ReportInput(RUN, "district", None, (), NOW, __import__("datetime").timedelta(days=1))
     write_html(data, _stream(), tmp_path / "r.html", limit=2)

@@ -14,10 +14,10 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.errors import ExitStatus
+from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.settings import load_settings
-from provision.standards.parse import load_standard
-from provision.store import open_store
-from provision.store.compliance_records import ComplianceRecords
+from provision.standards.files import load_standard
 from tests.unit.compliance_samples import NOW, sample_reports
 
 REPO = Path(__file__).resolve().parents[2]

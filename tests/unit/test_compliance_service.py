@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from provision.compliance.model import HOST_REPORTED, HOST_UNREACHABLE
 from provision.compliance.service import judge_host, plan_host
 from provision.errors import InputError
-from provision.scoring import host_score
+from provision.model.compliance.model import HOST_REPORTED, HOST_UNREACHABLE
+from provision.model.scoring import host_score
+from provision.model.standards.model import AppliesTo
+from provision.model.waivers import Scope, Waiver, WaiverSet
 from provision.standards import load_standard
-from provision.standards.model import AppliesTo
-from provision.waivers import Scope, Waiver, WaiverSet
 from tests.conftest import REPO
 
 STANDARD = load_standard(REPO / "standards" / "bd-ict-baseline.yml")

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from provision.compliance.drift import compare_hosts, drift_between, parse_since
-from provision.compliance.model import ControlResult, HostReport
 from provision.errors import InputError, StateError
-from provision.store import Store
-from provision.store.compliance_records import ComplianceRecords, decode_results, encode_results
+from provision.infra.store import Store
+from provision.infra.store.compliance_records import (
+    ComplianceRecords,
+    decode_results,
+    encode_results,
+)
+from provision.model.compliance.model import ControlResult, HostReport
 
 
 @pytest.fixture

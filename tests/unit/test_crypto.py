@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from provision import crypto
-from provision.runner import tool_path
+from provision.infra import crypto
+from provision.infra.runner import tool_path
 
 PLAIN = b"installer_password: s3cret\nportal_db_password: 'p@ss word'\n\xe0\xa6\xac\xe0\xa6\xbe\n"
 

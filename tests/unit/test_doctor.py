@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import runner
 from provision.cli.main import cli
 from provision.errors import ExitStatus
+from provision.infra import runner
 
 
 def _checks(output: str) -> dict[str, dict[str, object]]:

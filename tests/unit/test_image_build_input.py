@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import keys
+from provision.access import keys
 from provision.cli.main import cli
 from provision.errors import InputError
 from provision.images import manifest, seal

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provision import keys
+from provision.access import keys
 from provision.cli.main import cli
 from provision.errors import ConfigError, ExitStatus, InputError
 from provision.images import seeds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from provision.inventory import load_tree, normalise, role_group, site_group, tree_group
-from provision.inventory.names import LEVELS, match_key
+from provision.model.places import LEVELS, match_key
 
 
 def test_normalise() -> None:

@@ -14,7 +14,7 @@ from provision.inventory import (
     parse_register,
     read_register,
 )
-from provision.inventory.register import _group_clashes
+from provision.model.inventory.register import _group_clashes
 from tests.unit.inventory_helpers import GOOD_ROWS, HEADER, register_text, write
 
 

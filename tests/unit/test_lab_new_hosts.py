@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from provision import keys
+from provision.access import keys
 from provision.errors import InputError
 from provision.lab import state
 from provision.lab.inventory import (

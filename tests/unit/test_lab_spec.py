@@ -179,8 +179,8 @@ def test_ansible_reads_the_lab_inventory_without_warnings(tmp_path: Path) -> Non
     """Key and known hosts must not be mistaken for inventory sources."""
     import subprocess
 
-    from provision import crypto
-    from provision.runner import tool_path
+    from provision.infra import crypto
+    from provision.infra.runner import tool_path
 
     records = _records()
     write_inventory(tmp_path, records)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from provision import crypto, secrets
+from provision.access import secrets
 from provision.errors import InputError
-from provision.masking import MASK, Masker, named_secrets
+from provision.infra import crypto
+from provision.infra.masking import MASK, Masker, named_secrets
 from provision.settings import load_settings
 
 PASSWORD = "vault-pass-unit-5c1e"

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from provision import crypto, notify
-from provision.notify import ComplianceNotice, notify_compliance
+from provision.compliance import notify
+from provision.compliance.notify import ComplianceNotice, notify_compliance
+from provision.infra import crypto
 from provision.settings import Settings, load_settings
 
 SMTP_PASSWORD = "smtp-secret-5c1d9e7a"

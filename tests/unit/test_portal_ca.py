@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from provision import crypto
 from provision.errors import InputError, StateError
+from provision.infra import crypto
 from provision.portal import PortalRequest, add_portal, ca, check_portal, plan_deploy
 from provision.settings import Settings
 from tests.unit.portal_helpers import portal_workspace

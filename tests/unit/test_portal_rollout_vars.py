@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from provision.infra.store import open_store
 from provision.rollout import RolloutOptions, plan_retry, plan_rollout, run_rollout
 from provision.settings import load_settings
-from provision.store import open_store
 from tests.conftest import make_workspace
 
 PLAYBOOK = """\

@@ -22,13 +22,14 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
-from provision import preflight, ssh
+from provision.access import preflight
 from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError, StateError
+from provision.infra import ssh
+from provision.infra.store import open_store
+from provision.infra.store.preflight_records import HostRecord, PreflightRecords
+from provision.infra.store.preflight_tables import preflight_results
 from provision.settings import Settings, load_settings
-from provision.store import open_store
-from provision.store.preflight_records import HostRecord, PreflightRecords
-from provision.store.preflight_tables import preflight_results
 from tests.conftest import REPO
 
 #: What each fake host has: cores, memory (kB), root disk (kB); None: it does not answer.

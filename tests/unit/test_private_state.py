@@ -7,9 +7,9 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
-from provision import runner
+from provision.infra import runner
+from provision.infra.store import open_store
 from provision.settings import Settings, load_settings
-from provision.store import open_store
 
 
 def _mode(path: Path) -> int:

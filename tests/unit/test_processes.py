@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from provision.processes import MARK_VARIABLE, find_run_processes, stop_run_processes
+from provision.infra.processes import MARK_VARIABLE, find_run_processes, stop_run_processes
 
 
 def _wait_for_count(mark: str, count: int) -> None:

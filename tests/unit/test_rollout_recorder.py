@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provision import runner
+from provision.infra import runner
+from provision.infra.runner import PlaybookEvent
+from provision.infra.store import BatchWriter, Store
 from provision.rollout.recorder import (
     WaveRecorder,
     outcome_of,
     short_message,
 )
-from provision.runner import PlaybookEvent
-from provision.store import BatchWriter, Store
 from tests.conftest import FIXTURES
 
 LOCAL = {

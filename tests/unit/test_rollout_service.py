@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError, StateError
+from provision.infra.store import HostResult, Store, open_store
 from provision.rollout import (
     RolloutOptions,
     plan_retry,
@@ -27,7 +28,6 @@ from provision.rollout import (
     run_rollout,
 )
 from provision.settings import Settings, load_settings
-from provision.store import HostResult, Store, open_store
 from tests.conftest import FIXTURES, make_workspace
 
 CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")

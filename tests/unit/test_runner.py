@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from provision import runner
 from provision.errors import RunnerError
-from provision.masking import MASK, Masker
+from provision.infra import runner
+from provision.infra.masking import MASK, Masker
 from tests.conftest import FIXTURES
 
 LOCAL = {

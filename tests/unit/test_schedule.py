@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import schedule
 from provision.cli.main import cli
+from provision.compliance import schedule
 from provision.errors import ConfigError, ExitStatus, InputError, StateError
 from provision.settings import Settings, load_settings
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from provision.compliance.model import (
+from provision.model.compliance.model import (
     HOST_REPORTED,
     HOST_UNREACHABLE,
     ComplianceRunInfo,
     ControlResult,
     HostReport,
 )
-from provision.scoring import (
+from provision.model.scoring import (
     MixedStandardsError,
     RollupBuilder,
     host_score,

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import crypto, runner, secrets
+from provision.access import secrets
 from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError
-from provision.runner import tool_path
+from provision.infra import crypto, runner
+from provision.infra.runner import tool_path
 
 CANARY = "canary-7f3a9c2e51d04b8e"
 PASSWORD = "vault-pass-0b5e6d1c"
@@ -169,7 +170,7 @@ def test_a_killed_process_leaves_no_password_behind(tmp_path: Path) -> None:
     """SIGKILL runs no cleanup: the password must not be in a file that outlives it."""
     script = (
         "import sys, time\n"
-        "from provision import secrets\n"
+        "from provision.access import secrets\n"
         f"with secrets.password_file({PASSWORD!r}) as path:\n"
         "    print(path, flush=True)\n"
         "    time.sleep(60)\n"

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import bootstrap, crypto, keys, ssh
+from provision.access import bootstrap, keys
 from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError
+from provision.infra import crypto, ssh
 from provision.settings import load_settings
 
 

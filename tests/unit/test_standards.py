@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provision.errors import InputError
-from provision.inventory.problems import ProblemsError
+from provision.model.inventory.problems import ProblemsError
 from provision.standards import (
     CHECK_TYPES,
     VarLayer,
@@ -302,7 +302,7 @@ def test_parse_from_text_equals_parse_from_file() -> None:
 
 
 def test_an_impossible_date_is_named_at_its_line(tmp_path: Path) -> None:
-    from provision.standards.source import load_located
+    from provision.infra.yamlfile import load_located
 
     path = tmp_path / "dates.yml"
     path.write_text("---\nwhen:\n  from: 2027-01-31\n  until: 2027-02-31\n")

@@ -168,7 +168,7 @@ def test_ansible_sees_the_same_parameter_values(tmp_path: Path) -> None:
     """Our reading of the layers matches Ansible's own variable precedence."""
     import subprocess
 
-    from provision.runner import tool_path
+    from provision.infra.runner import tool_path
 
     folder = _inventory(tmp_path / "inventories" / "lab")
     binary = tool_path("ansible-inventory")

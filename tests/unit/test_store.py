@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from provision.errors import ConfigError, StateError
-from provision.store import (
+from provision.infra.store import (
     SCHEMA_VERSION,
     BatchWriter,
     HostResult,
@@ -22,7 +22,8 @@ from provision.store import (
     current_version,
     utcnow,
 )
-from provision.store.schema import MIGRATIONS, schema_version
+from provision.infra.store.migrations import MIGRATIONS
+from provision.infra.store.schema import schema_version
 from tests.lock_race import check_one_winner_per_round
 
 
@@ -230,6 +231,6 @@ def test_a_run_refused_before_it_started_leaves_nothing(store: Store) -> None:
 
 def test_the_cli_offers_the_store_statuses() -> None:
     from provision.cli.runs import STATUSES
-    from provision.store import RUN_STATUSES
+    from provision.infra.store import RUN_STATUSES
 
     assert STATUSES == RUN_STATUSES

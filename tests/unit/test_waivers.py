@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from provision.errors import InputError
-from provision.inventory.problems import ProblemsError
-from provision.standards.model import AppliesTo, Control, Standard
-from provision.waivers import Scope, Waiver, WaiverSet, load_waivers
+from provision.model.inventory.problems import ProblemsError
+from provision.model.standards.model import AppliesTo, Control, Standard
+from provision.model.waivers import Scope, Waiver, WaiverSet
+from provision.standards.waivers import load_waivers
 
 TODAY = date(2026, 11, 28)
 
@@ -270,7 +271,7 @@ def test_most_specific_active_waiver_wins_and_expired_is_flagged() -> None:
 
 
 def test_the_workspace_example_is_valid() -> None:
-    from provision.standards.parse import load_standard
+    from provision.standards.files import load_standard
 
     root = Path(__file__).resolve().parents[2]
     standard = load_standard(root / "standards" / "bd-ict-baseline.yml")

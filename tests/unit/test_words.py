@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.words import plural, with_article
+from provision.model.words import plural, with_article
 
 
 def test_plural() -> None:

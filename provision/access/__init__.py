@@ -1,0 +1,1 @@
+"""Access to hosts: first contact (bootstrap), preflight sweeps, the control key, secrets."""

@@ -1,0 +1,1 @@
+"""`provision doctor`: checks that the control node has what provision needs."""

@@ -1,0 +1,52 @@
+"""The schema's history: each version's migration, applied in order by `engine.migrate`.
+
+The tables are defined in `schema` (runs and hosts), `compliance_tables` and
+`preflight_tables`, all on one `schema.metadata`; a migration creates or alters
+them. Append only: a released migration never changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+
+from provision.infra.store import compliance_tables, preflight_tables
+from provision.infra.store.schema import (
+    host_locks,
+    host_results,
+    run_hosts,
+    runs,
+    task_results,
+    waves,
+)
+
+Migration = Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Runs, waves, planned hosts, host and task results, host locks."""
+    for table in (runs, waves, run_hosts, host_results, task_results, host_locks):
+        table.create(conn)
+
+
+def _v2_compliance(conn: Connection) -> None:
+    """Compliance runs, host reports and control results."""
+    for table in compliance_tables.TABLES:
+        table.create(conn)
+
+
+def _v3_preflight(conn: Connection) -> None:
+    """Preflight sweeps and their per-host results."""
+    for table in preflight_tables.TABLES:
+        table.create(conn)
+
+
+#: (version, name, function), in order. Append only.
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "initial", _v1_initial),
+    (2, "compliance", _v2_compliance),
+    (3, "preflight", _v3_preflight),
+)
+
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,1 @@
+"""Compliance results as data, and the pure evaluation of evidence against a standard."""

@@ -1,0 +1,1 @@
+"""The inventory as data: hosts, groups, the admin tree and the selection language."""

@@ -1,0 +1,1 @@
+"""Standards as data: controls, checks, parameters, and the parser that builds them."""

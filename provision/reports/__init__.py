@@ -1,0 +1,104 @@
+"""Compliance reports: one run's results as JSON, JUnit XML, CSV or one HTML page.
+
+`write_report` is the entry point. Every format reads the host reports as a
+stream, once: JSON, JUnit and CSV write each host as it comes and keep only the
+roll-up counters; HTML keeps the roll-ups and the detail of a bounded number of
+hosts (the worst first, see `html.DETAIL_LIMIT`). Files are written to a
+temporary file beside `out` and renamed into place, so a reader never sees half
+a report and a failed write leaves the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from provision.errors import InputError
+from provision.model.compliance.model import ComplianceRunInfo, HostReport
+from provision.model.standards.model import Standard
+from provision.model.waivers import WaiverSet
+from provision.reports.common import (
+    DEFAULT_FRESHNESS,
+    FORMAT_VERSION,
+    FORMATS,
+    ReportInput,
+    RunPoint,
+    check_by,
+    check_standard,
+)
+
+__all__ = [
+    "DEFAULT_FRESHNESS",
+    "FORMATS",
+    "FORMAT_VERSION",
+    "RunPoint",
+    "default_name",
+    "write_report",
+]
+
+
+def write_report(
+    run: ComplianceRunInfo,
+    reports: Iterable[HostReport],
+    fmt: str,
+    out: Path,
+    *,
+    by: str = "district",
+    standard: Standard | None = None,
+    history: Sequence[RunPoint] = (),
+    now: datetime | None = None,
+    freshness: timedelta = DEFAULT_FRESHNESS,
+    waivers: WaiverSet | None = None,
+) -> Path:
+    """Write the report of `run` in `fmt` (json, junit, csv, html) to `out`; returns `out`.
+
+    `reports` are the run's host reports, consumed once as a stream. `by` is the
+    level of the tree the HTML page and the JSON roll-ups are grouped by
+    (division, district, upazila, union, site). `standard`, when given, supplies
+    control titles and must be the run's standard (id, version and digest).
+    `history` holds summaries of earlier runs for the HTML trend chart.
+    `now` (default: the current time) and `freshness` decide coverage: a host is
+    covered when its evidence is younger than `freshness`. `waivers`, when given,
+    lets the HTML page show each waiver's approver and expiry.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown report format {fmt!r}", hint="formats: " + ", ".join(FORMATS))
+    check_by(by)
+    check_standard(run, standard)
+    data = ReportInput(
+        run=run,
+        by=by,
+        standard=standard,
+        history=tuple(history),
+        now=now or datetime.now(UTC),
+        freshness=freshness,
+        waivers=waivers,
+    )
+    _writer(fmt)(data, reports, out)
+    return out
+
+
+def _writer(fmt: str) -> Callable[[ReportInput, Iterable[HostReport], Path], None]:
+    # Each writer is imported only when used: the HTML one pulls in Jinja2.
+    if fmt == "json":
+        from provision.reports.json_report import write_json
+
+        return write_json
+    if fmt == "junit":
+        from provision.reports.junit import write_junit
+
+        return write_junit
+    if fmt == "csv":
+        from provision.reports.csv_report import write_csv
+
+        return write_csv
+    from provision.reports.html import write_html
+
+    return write_html
+
+
+def default_name(run: ComplianceRunInfo, fmt: str) -> str:
+    """The file name a report gets when none is asked for: compliance-<env>-run<id>.<ext>."""
+    ext = {"junit": "xml"}.get(fmt, fmt)
+    return f"compliance-{run.env}-run{run.id}.{ext}"
