@@ -15,6 +15,7 @@ The public surface (everything else is internal):
 
 from provision.inventory.files import LoadedInventory, load_inventory, write_inventory
 from provision.inventory.generate import generate_rows, write_register
+from provision.inventory.register_file import read_register
 from provision.inventory.service import ImportResult, import_register
 from provision.inventory.slice import slice_inventory, write_slice
 from provision.inventory.validate import (
@@ -31,7 +32,6 @@ from provision.model.inventory.register import (
     SITE_TYPES,
     Record,
     parse_register,
-    read_register,
 )
 from provision.model.inventory.select import Selection, parse_selection, select_hosts
 from provision.model.inventory.tree import AdminTree, Place, load_tree

@@ -13,9 +13,9 @@ from provision.inventory.files import (
     load_inventory,
     write_inventory,
 )
+from provision.inventory.register_file import read_register
 from provision.model.inventory.diff import InventoryDiff, diff_inventories
 from provision.model.inventory.model import Inventory, build_inventory
-from provision.model.inventory.register import read_register
 
 
 @dataclass

@@ -11,8 +11,9 @@ from typing import Any
 from provision.errors import InputError
 from provision.inventory.files import HOSTS_FILE, LoadedInventory, load_inventory, read_vars
 from provision.inventory.files import vars_names as _vars_names
+from provision.inventory.register_file import read_register
 from provision.model.inventory.problems import Problem, ProblemsError
-from provision.model.inventory.register import ROLES, read_register
+from provision.model.inventory.register import ROLES
 from provision.model.places import LEVELS, RESERVED_GROUPS
 
 _GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

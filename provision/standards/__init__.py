@@ -1,5 +1,7 @@
-"""The department's standards as data: load, validate, select, resolve.
+"""The department's standards and waivers as files: load, validate, select, resolve.
 
+The rules live in the domain (`provision.model.standards`, `provision.model.waivers`);
+this package reads the files (`files`, `waivers`) and re-exports what callers use.
 The public surface:
 
 * `load_standard(path)` -> Standard; raises `ProblemsError` naming every bad line

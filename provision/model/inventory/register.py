@@ -1,7 +1,8 @@
 """The site register: one CSV row per machine, read and checked whole.
 
-`read_register` returns the records or raises `ProblemsError` listing every problem
-with its CSV line, so that one run shows everything to fix. Tree-placement names
+`parse_register` (over text) and `parse_register_bytes` return the records or
+raise `ProblemsError` listing every problem with its CSV line, so that one run
+shows everything to fix; `provision.inventory.read_register` reads the file. Tree-placement names
 are matched to the real administrative tree case-insensitively (and after
 normalisation), and the records carry the tree's own spelling.
 """
@@ -15,7 +16,6 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from provision.model.inventory.problems import Problem, ProblemsError
 from provision.model.inventory.tree import AdminTree, Place, load_tree
@@ -483,16 +483,6 @@ def parse_register(text: str, label: str = "register.csv") -> list[Record]:
     return records
 
 
-def read_register(path: Path) -> list[Record]:
-    """Read and check a register file (UTF-8 CSV with a header row)."""
-    label = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ProblemsError(label, [Problem(label, None, "does not exist")]) from None
-    except IsADirectoryError:
-        raise ProblemsError(label, [Problem(label, None, "is a folder, not a CSV file")]) from None
-    except OSError as exc:
-        problem = Problem(label, None, f"cannot be read: {exc.strerror}")
-        raise ProblemsError(label, [problem]) from None
+def parse_register_bytes(data: bytes, label: str = "register.csv") -> list[Record]:
+    """`parse_register` over the file's bytes: UTF-8 (with or without a BOM) is required."""
     return parse_register(_decode(data, label), label)
