@@ -66,6 +66,7 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
+from provision.model.places import LEVELS
 from provision.model.standards.model import Check, Control, Standard
 from provision.model.standards.params import (
     VarLayer,
@@ -183,7 +184,7 @@ def _request_key(request: Mapping[str, Any]) -> str:
 def _place(hostvars: Mapping[str, Any]) -> dict[str, str]:
     place = {
         level: str(hostvars[f"provision_{level}"])
-        for level in ("division", "district", "upazila", "union")
+        for level in LEVELS
         if hostvars.get(f"provision_{level}")
     }
     if hostvars.get("provision_site_code"):
