@@ -42,6 +42,7 @@ import yaml
 from provision.access import keys
 from provision.errors import ExitStatus, InputError
 from provision.infra import crypto, ssh
+from provision.infra.atomic import write_atomic
 from provision.inventory import slice_inventory
 from provision.inventory.targets import select_targets
 from provision.settings import Settings
@@ -195,9 +196,7 @@ def _write_connection_vars(settings: Settings, host: str, key: Path) -> bool:
     if path.is_file() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
     return True
 
 

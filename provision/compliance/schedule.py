@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ConfigError, InputError, PrerequisiteError, StateError
+from provision.infra.atomic import write_atomic
 from provision.infra.render import render
 from provision.settings import Settings
 
@@ -316,10 +317,7 @@ def unit_folder(settings: Settings) -> Path:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.provision-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o644)
 
 
 # -- install, list, remove ----------------------------------------------------------
