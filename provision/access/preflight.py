@@ -19,8 +19,6 @@ keeps what it learned): `provision preflight show` reads one back.
 
 from __future__ import annotations
 
-import getpass
-import os
 import queue
 import socket
 import threading
@@ -33,6 +31,7 @@ from typing import Any
 from provision.access import keys
 from provision.errors import ExitStatus, InputError
 from provision.infra import ssh
+from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.preflight_records import HostRecord, PreflightRecords, SweepInfo
 from provision.inventory import slice_inventory
@@ -339,15 +338,6 @@ def summarise(hosts: list[HostPreflight]) -> list[DistrictSummary]:
             )
         )
     return summary
-
-
-def current_user() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    sudo = os.environ.get("SUDO_USER")
-    return f"{sudo} (as {user})" if sudo and sudo != user else user
 
 
 def _probe_all(

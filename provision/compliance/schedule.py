@@ -19,7 +19,6 @@ only those.
 
 from __future__ import annotations
 
-import getpass
 import os
 import pwd
 import re
@@ -33,6 +32,7 @@ from typing import Any
 
 from provision.errors import ConfigError, InputError, PrerequisiteError, StateError
 from provision.infra.atomic import write_atomic
+from provision.infra.identity import account_name
 from provision.infra.render import render
 from provision.settings import Settings
 
@@ -186,13 +186,6 @@ def check_user(user: str) -> str:
             hint="create the account, or pass --user with an existing one",
         ) from None
     return user
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return pwd.getpwuid(os.getuid()).pw_name
 
 
 def provision_executable() -> Path:
@@ -349,7 +342,7 @@ def install(
     base = unit_name(kind, settings.env, selection, name)
     calendar = on_calendar(every, at)
     check_calendar(calendar)
-    user = check_user(user or current_user())
+    user = check_user(user or account_name())
     delay = check_delay(random_delay)
     command = compliance_command(settings, selection)
     exec_start = " ".join(systemd_quote(a) for a in command)

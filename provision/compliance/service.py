@@ -41,6 +41,7 @@ from typing import Any
 from provision.access import secrets
 from provision.errors import InputError, ProvisionError
 from provision.infra import runner
+from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords, HostRow
 from provision.inventory import slice_inventory
@@ -80,7 +81,6 @@ from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.revision import git_revision
-from provision.rollout.service import current_user
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
 from provision.standards.service import pick_standard
