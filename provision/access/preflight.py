@@ -145,7 +145,7 @@ class PreflightResult:
 
 def workspace_standards(settings: Settings) -> list[Standard]:
     """Every standard in the workspace's standards/ folder (none: no minimums)."""
-    return [load_standard(path) for path in find_standards(settings.workspace / "standards")]
+    return [load_standard(path) for path in find_standards(settings.standards_path)]
 
 
 def hardware_minimum(

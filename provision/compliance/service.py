@@ -237,7 +237,7 @@ def plan_host(
 
 def waivers_path(settings: Settings) -> Path:
     """The waivers file of the workspace: waivers.yml at its root."""
-    return settings.workspace / "waivers.yml"
+    return settings.waivers_path
 
 
 def plan_audit(
@@ -255,7 +255,7 @@ def plan_audit(
     file is no waiver). Bad parameters or waivers raise `InputError` before any
     host is contacted.
     """
-    chosen = pick_standard(settings.workspace / "standards", standard)
+    chosen = pick_standard(settings.standards_path, standard)
     loaded, hosts = select_targets(settings.inventory_path, selection)
     day = today or datetime.now(UTC).date()
     waiver_set = load_waivers(
