@@ -78,13 +78,36 @@ class Settings:
     def state_path(self) -> Path:
         return self.state_dir if self.state_dir.is_absolute() else self.workspace / self.state_dir
 
+    # -- the workspace's own layout: each path spelled out here only ----------------
+
+    @property
+    def inventories_path(self) -> Path:
+        """`inventories/`: one folder per environment."""
+        return self.workspace / "inventories"
+
     @property
     def inventory_path(self) -> Path:
-        return self.workspace / "inventories" / self.env
+        """`inventories/<env>/`: this environment's inventory."""
+        return self.inventories_path / self.env
 
     @property
     def playbooks_path(self) -> Path:
         return self.workspace / "playbooks"
+
+    @property
+    def standards_path(self) -> Path:
+        """`standards/`: the standards a rollout or an audit can pick."""
+        return self.workspace / "standards"
+
+    @property
+    def waivers_path(self) -> Path:
+        """`waivers.yml` at the workspace's root."""
+        return self.workspace / "waivers.yml"
+
+    @property
+    def portal_register_path(self) -> Path:
+        """`portals/<env>.yml`: this environment's portal register."""
+        return self.workspace / "portals" / f"{self.env}.yml"
 
     @property
     def database_url(self) -> str:

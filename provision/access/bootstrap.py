@@ -42,8 +42,10 @@ import yaml
 from provision.access import keys
 from provision.errors import ExitStatus, InputError
 from provision.infra import crypto, ssh
+from provision.infra.atomic import write_atomic
 from provision.inventory import slice_inventory
 from provision.inventory.targets import select_targets
+from provision.model.inventory.targets import Target
 from provision.settings import Settings
 
 #: Hosts bootstrapped at once: each holds one SSH connection and a thread.
@@ -103,20 +105,14 @@ _BAD_INPUT = {"auth_failed", "host_key_mismatch", "host_key_unknown"}
 _UNREACHABLE = {"refused", "timeout", "unreachable", "ssh_error"}
 
 
-@dataclass(frozen=True)
-class Target:
-    host: str
-    address: str
-    port: int
-
-
 def targets(settings: Settings, selection: str | None) -> list[Target]:
     """The selected hosts with the address and port Ansible would use."""
     loaded, hosts = select_targets(settings.inventory_path, selection)
     data: dict[str, Any] = slice_inventory(loaded.inventory, hosts, loaded.folder)
     resolved: dict[str, dict[str, Any]] = data["all"]["hosts"]
+    key = keys.key_path(settings)
     return [
-        Target(h, str(v.get("ansible_host") or h), int(v.get("ansible_port") or 22))
+        Target.from_hostvars(h, v, user=settings.automation_user, key=key)
         for h, v in resolved.items()
     ]
 
@@ -195,9 +191,7 @@ def _write_connection_vars(settings: Settings, host: str, key: Path) -> bool:
     if path.is_file() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
     return True
 
 

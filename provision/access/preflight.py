@@ -19,8 +19,6 @@ keeps what it learned): `provision preflight show` reads one back.
 
 from __future__ import annotations
 
-import getpass
-import os
 import queue
 import socket
 import threading
@@ -33,11 +31,13 @@ from typing import Any
 from provision.access import keys
 from provision.errors import ExitStatus, InputError
 from provision.infra import ssh
+from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.preflight_records import HostRecord, PreflightRecords, SweepInfo
 from provision.inventory import slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
+from provision.model.inventory.targets import Minimum, Target
 from provision.settings import Settings
 from provision.standards import (
     Standard,
@@ -57,17 +57,6 @@ DEFAULT_TIMEOUT = 5.0
 #: Results are written to the store in batches of this many, or at least this often.
 SAVE_BATCH = 50
 SAVE_EVERY = 0.5
-
-
-@dataclass(frozen=True)
-class Minimum:
-    """The equipment a host must have; None where the standard asks nothing."""
-
-    cpu_cores: int | None
-    memory_mb: int | None
-    disk_gb: int | None
-    #: The control(s) it comes from, e.g. "HW-001" (comma-joined when several apply).
-    control: str = ""
 
 
 #: What the sweep asks each host; plain POSIX tools every Debian has.
@@ -154,21 +143,9 @@ class PreflightResult:
         }
 
 
-@dataclass(frozen=True)
-class Target:
-    host: str
-    address: str
-    port: int
-    user: str
-    key: Path
-    role: str
-    district: str
-    minimum: Minimum | None
-
-
 def workspace_standards(settings: Settings) -> list[Standard]:
     """Every standard in the workspace's standards/ folder (none: no minimums)."""
-    return [load_standard(path) for path in find_standards(settings.workspace / "standards")]
+    return [load_standard(path) for path in find_standards(settings.standards_path)]
 
 
 def hardware_minimum(
@@ -223,23 +200,18 @@ def targets(settings: Settings, selection: str | None) -> list[Target]:
     ]["hosts"]
     default_key = keys.key_path(settings)
     standards = workspace_standards(settings)
-    chosen = []
-    for name, values in resolved.items():
-        key = values.get("ansible_ssh_private_key_file") or values.get("ansible_private_key_file")
-        role = str(values.get("provision_role", ""))
-        chosen.append(
-            Target(
-                host=name,
-                address=str(values.get("ansible_host") or name),
-                port=int(values.get("ansible_port") or 22),
-                user=str(values.get("ansible_user") or settings.automation_user),
-                key=Path(str(key)).expanduser() if key else default_key,
-                role=role,
-                district=str(values.get("provision_district") or "-"),
-                minimum=hardware_minimum(standards, loaded, name, role, values),
-            )
+    return [
+        Target.from_hostvars(
+            name,
+            values,
+            user=settings.automation_user,
+            key=default_key,
+            minimum=hardware_minimum(
+                standards, loaded, name, str(values.get("provision_role", "")), values
+            ),
         )
-    return chosen
+        for name, values in resolved.items()
+    ]
 
 
 def _parse(stdout: str) -> dict[str, str]:
@@ -339,15 +311,6 @@ def summarise(hosts: list[HostPreflight]) -> list[DistrictSummary]:
             )
         )
     return summary
-
-
-def current_user() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    sudo = os.environ.get("SUDO_USER")
-    return f"{sudo} (as {user})" if sudo and sudo != user else user
 
 
 def _probe_all(

@@ -34,6 +34,7 @@ import yaml
 
 from provision.errors import InputError, PrerequisiteError
 from provision.infra import crypto
+from provision.infra.atomic import write_atomic
 from provision.infra.masking import Masker, named_secrets
 from provision.settings import Settings
 
@@ -166,17 +167,7 @@ def _read(path: Path) -> bytes:
 
 def _replace(path: Path, data: bytes) -> None:
     """Write `path` atomically, keeping its mode (0600 for a new file)."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-    tmp = path.with_name(f".{path.name}.provision-tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(fd, mode)  # the umask must not narrow the file's own mode
-        handle.write(data)
-    tmp.replace(path)
+    write_atomic(path, data, new_mode=0o600)
 
 
 def _open(path: Path, password: str) -> bytes:

@@ -59,7 +59,7 @@ def validate(app: AppContext, files: tuple[Path, ...], as_json: bool) -> None:
       provision standards validate standards/bd-ict-baseline.yml
     """
     settings = app.settings
-    paths = standard_paths(settings.workspace / "standards", files)
+    paths = standard_paths(settings.standards_path, files)
     results = [validate_standard(p, settings.playbooks_path / "roles") for p in paths]
     if as_json:
         console.print_json(
@@ -121,7 +121,7 @@ def show(
       provision standards show --role lab_pc --json
     """
     settings = app.settings
-    standard = pick_standard(settings.workspace / "standards", wanted)
+    standard = pick_standard(settings.standards_path, wanted)
     values: dict[str, Any] = {}
     if host is not None:
         loaded = load_inventory(settings.inventory_path)

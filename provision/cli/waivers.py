@@ -65,7 +65,7 @@ def _context(app: AppContext, path: Path | None, wanted: str | None) -> _Context
     from provision.standards.service import pick_standard
 
     settings = app.settings
-    standard = pick_standard(settings.workspace / "standards", wanted)
+    standard = pick_standard(settings.standards_path, wanted)
     folder = settings.inventory_path
     hosts: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
@@ -79,7 +79,7 @@ def _context(app: AppContext, path: Path | None, wanted: str | None) -> _Context
             "(choose one with --env)"
         )
     return _Context(
-        path=path or settings.workspace / "waivers.yml",
+        path=path or settings.waivers_path,
         standard=standard,
         hosts=hosts,
         groups=groups,

@@ -109,7 +109,7 @@ class FixVerdict:
 
 
 def _standard_of(settings: Settings, run: ComplianceRunInfo) -> Standard:
-    standard = pick_standard(settings.workspace / "standards", run.standard_id)
+    standard = pick_standard(settings.standards_path, run.standard_id)
     if standard.version != run.standard_version:
         raise StateError(
             f"run {run.id} was judged by {run.standard_id} {run.standard_version}; "

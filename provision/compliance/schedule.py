@@ -19,7 +19,6 @@ only those.
 
 from __future__ import annotations
 
-import getpass
 import os
 import pwd
 import re
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ConfigError, InputError, PrerequisiteError, StateError
+from provision.infra.atomic import write_atomic
+from provision.infra.identity import account_name
 from provision.infra.render import render
 from provision.settings import Settings
 
@@ -187,13 +188,6 @@ def check_user(user: str) -> str:
     return user
 
 
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return pwd.getpwuid(os.getuid()).pw_name
-
-
 def provision_executable() -> Path:
     """This virtual environment's `provision` (beside its python), else the one on PATH."""
     beside = Path(sys.executable).parent / "provision"
@@ -316,10 +310,7 @@ def unit_folder(settings: Settings) -> Path:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.provision-tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o644)
 
 
 # -- install, list, remove ----------------------------------------------------------
@@ -351,7 +342,7 @@ def install(
     base = unit_name(kind, settings.env, selection, name)
     calendar = on_calendar(every, at)
     check_calendar(calendar)
-    user = check_user(user or current_user())
+    user = check_user(user or account_name())
     delay = check_delay(random_delay)
     command = compliance_command(settings, selection)
     exec_start = " ".join(systemd_quote(a) for a in command)

@@ -41,6 +41,7 @@ from typing import Any
 from provision.access import secrets
 from provision.errors import InputError, ProvisionError
 from provision.infra import runner
+from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords, HostRow
 from provision.inventory import slice_inventory
@@ -66,6 +67,7 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
+from provision.model.places import LEVELS
 from provision.model.standards.model import Check, Control, Standard
 from provision.model.standards.params import (
     VarLayer,
@@ -79,7 +81,6 @@ from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
 from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.revision import git_revision
-from provision.rollout.service import current_user
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
 from provision.standards.service import pick_standard
@@ -183,7 +184,7 @@ def _request_key(request: Mapping[str, Any]) -> str:
 def _place(hostvars: Mapping[str, Any]) -> dict[str, str]:
     place = {
         level: str(hostvars[f"provision_{level}"])
-        for level in ("division", "district", "upazila", "union")
+        for level in LEVELS
         if hostvars.get(f"provision_{level}")
     }
     if hostvars.get("provision_site_code"):
@@ -236,7 +237,7 @@ def plan_host(
 
 def waivers_path(settings: Settings) -> Path:
     """The waivers file of the workspace: waivers.yml at its root."""
-    return settings.workspace / "waivers.yml"
+    return settings.waivers_path
 
 
 def plan_audit(
@@ -254,7 +255,7 @@ def plan_audit(
     file is no waiver). Bad parameters or waivers raise `InputError` before any
     host is contacted.
     """
-    chosen = pick_standard(settings.workspace / "standards", standard)
+    chosen = pick_standard(settings.standards_path, standard)
     loaded, hosts = select_targets(settings.inventory_path, selection)
     day = today or datetime.now(UTC).date()
     waiver_set = load_waivers(

@@ -93,7 +93,7 @@ def check_request(settings: Settings, request: BuildRequest) -> tuple[Standard, 
         raise InputError(
             f"unknown image format '{request.format}'", hint="formats: " + ", ".join(FORMATS)
         )
-    standard = pick_standard(settings.workspace / "standards", request.standard)
+    standard = pick_standard(settings.standards_path, request.standard)
     roles = [r for r in standard.roles if r in ROLE_TEMPLATES]
     if request.role not in roles:
         raise InputError(

@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from provision.errors import InputError
+from provision.infra.atomic import write_atomic
 
 #: Temporary names start with this, so leftovers of a killed run are recognisable.
 TEMP_PREFIX = ".provision-tmp-"
@@ -103,13 +103,4 @@ def write_folder(target: Path, files: Mapping[str, tuple[str, int]], *, force: b
 
 def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write one text file under a temporary name, then rename it into place."""
-    fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        temp.chmod(mode)
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=mode)

@@ -466,7 +466,7 @@ def write_seed(settings: Settings, request: SeedRequest) -> SeedResult:
     """Render, check and write one seed folder. Bad input changes nothing."""
     check_os(request.os)
     out = check_folder_target(request.out, force=request.force, what="output folder")
-    standard = pick_standard(settings.workspace / "standards", request.standard)
+    standard = pick_standard(settings.standards_path, request.standard)
     check_role(standard, request.role)
     password_hash = (
         read_password_hash(request.password_hash_file) if request.password_hash_file else None

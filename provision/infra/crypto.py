@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from provision.infra.atomic import write_atomic
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -49,11 +51,7 @@ def write_private_key(path: Path, pair: KeyPair, comment: str = "") -> None:
     there is no moment in which another user could read it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pair.private_openssh)
-    tmp.replace(path)
+    write_atomic(path, pair.private_openssh, mode=0o600)
     public = pair.public_openssh + (f" {comment}" if comment else "") + "\n"
     path.with_name(path.name + ".pub").write_text(public)
 
@@ -394,8 +392,4 @@ def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
 def write_secret(path: Path, data: bytes) -> None:
     """Write `path` with mode 0600 from the start, atomically (temp file and rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    tmp.replace(path)
+    write_atomic(path, data, mode=0o600)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import shlex
 import socket
 import threading
@@ -33,6 +32,7 @@ import paramiko
 
 from provision.errors import InputError, ProvisionError
 from provision.infra import crypto
+from provision.infra.atomic import write_atomic
 
 #: paramiko logs a traceback from its transport thread for every connection that
 #: fails before login (a reset, a dropped banner). Without a handler of its own,
@@ -145,9 +145,7 @@ class KnownHosts:
                     if not (same_host and fields[1] == key_type):
                         kept.append(line)
             kept.append(f"{','.join(names)} {' '.join(public_key.split()[:2])}")
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text("\n".join(line for line in kept if line.strip()) + "\n")
-            tmp.replace(self.path)
+            write_atomic(self.path, "\n".join(line for line in kept if line.strip()) + "\n")
 
 
 # -- connecting -----------------------------------------------------------------------

@@ -6,8 +6,8 @@
                                               provision reads 50,000 hosts in a blink
     inventories/<env>/group_vars/, host_vars/ yours: provision reads them, never writes
 
-Each file is written to a temporary file beside it and moved into place with
-`os.replace`, so a reader sees the old inventory or the new one, never half of one.
+Each file is written whole or not at all (`provision.infra.atomic`, keeping a
+file's mode), so a reader sees the old inventory or the new one, never half of one.
 The cache is only used when its hash matches hosts.yml, so a hosts.yml edited or
 written by hand (the lab's, say) is read from the YAML itself.
 """
@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from provision.errors import InputError
-from provision.infra.yamlfile import syntax_error
+from provision.infra.atomic import write_atomic
+from provision.infra.yamlfile import parse_ansible
 from provision.model.inventory.model import Group, Inventory
 from provision.model.inventory.problems import Problem
 
@@ -115,30 +112,6 @@ def _dump_model(inventory: Inventory, digest: str) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _file_mode(path: Path) -> int:
-    """Keep the mode of the file being replaced; a new file gets 0666 less the umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, _file_mode(path))
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def is_provision_written(path: Path) -> bool:
     """True when hosts.yml at `path` was written by provision (or does not exist)."""
     if not path.exists():
@@ -171,8 +144,8 @@ def write_inventory(inventory: Inventory, folder: Path, *, source: str = "") -> 
     text = render_hosts_yml(inventory, header)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(folder / CACHE_FILE, _dump_model(inventory, digest))
-    _write_atomic(hosts_path, text)
+    write_atomic(folder / CACHE_FILE, _dump_model(inventory, digest))
+    write_atomic(hosts_path, text)
     return hosts_path
 
 
@@ -204,43 +177,6 @@ class LoadedInventory:
             re.MULTILINE,
         )
         return None if match is None else self.text.count("\n", 0, match.start()) + 1
-
-
-class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML loading that also notes duplicate keys (YAML keeps only the last)."""
-
-    duplicates: list[tuple[str, int]]
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                self.duplicates.append((str(key), key_node.start_mark.line + 1))
-            seen.add(key)
-        result: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return result
-
-
-def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, str]:
-    # Inline `!vault` values travel as Ansible's JSON form of an encrypted string.
-    return {"__ansible_vault": str(loader.construct_scalar(node))}  # type: ignore[arg-type]
-
-
-for _tag in ("!vault", "!unsafe"):
-    _Loader.add_constructor(_tag, _vault if _tag == "!vault" else _Loader.construct_scalar)
-
-
-def load_yaml(path: Path, text: str) -> tuple[Any, list[tuple[str, int]]]:
-    """Parse YAML text; the data and any duplicate keys (key, line)."""
-    loader = _Loader(text)
-    loader.duplicates = []
-    try:
-        return loader.get_single_data(), loader.duplicates
-    except yaml.YAMLError as exc:
-        raise syntax_error(exc, path, InputError, text) from None
-    finally:
-        loader.dispose()
 
 
 def _read_text(path: Path) -> str:
@@ -339,7 +275,7 @@ def load_inventory(folder: Path) -> LoadedInventory:
         inventory = _from_cache(cache.read_text(encoding="utf-8"), digest)
     problems: list[Problem] = []
     if inventory is None:
-        data, duplicates = load_yaml(hosts_path, text)
+        data, duplicates = parse_ansible(text, hosts_path)
         inventory, problems = _from_yaml(data, str(hosts_path))
         problems.extend(
             Problem(
@@ -398,7 +334,7 @@ def read_vars(path: Path) -> dict[str, Any]:
             "file stays readable YAML",
             path=path,
         )
-    data, _duplicates = load_yaml(path, text)
+    data, _duplicates = parse_ansible(text, path)
     if data is None:
         return {}
     if not isinstance(data, dict):

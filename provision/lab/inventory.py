@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from provision.access import keys
+from provision.infra.atomic import write_atomic
 from provision.inventory import COLUMNS, build_inventory, files, parse_register
 from provision.lab.state import HostRecord
 
@@ -176,9 +177,7 @@ def remove_inventory(folder: Path) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def as_dict(record: HostRecord) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from provision.lab.spec import (
     parse_hosts_spec,
 )
 from provision.lab.state import HostRecord, LabState
-from provision.settings import Settings
+from provision.settings import WORKSPACE_FILE, Settings
 
 StepCallback = Callable[[str], None]
 
@@ -54,7 +54,7 @@ class LabPaths:
     def of(cls, settings: Settings) -> LabPaths:
         return cls(
             run_dir=settings.state_path / "lab",
-            inventory_dir=settings.workspace / "inventories" / "lab",
+            inventory_dir=settings.inventories_path / "lab",
             cache_dir=settings.lab_cache,
         )
 
@@ -243,7 +243,7 @@ def _other_lab(paths: LabPaths, bridge: str) -> str | None:
             if recorded is not None and recorded.workspace:
                 return recorded.workspace
         workspace = run_dir.parent.parent
-        return str(workspace if (workspace / "provision.yml").is_file() else run_dir)
+        return str(workspace if (workspace / WORKSPACE_FILE).is_file() else run_dir)
     return None
 
 

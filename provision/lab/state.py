@@ -7,12 +7,12 @@ still finds every process, mount and interface it made.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.infra.atomic import write_atomic
 from provision.lab.spec import LabHost, Placement
 
 
@@ -68,9 +68,7 @@ def load(path: Path) -> LabState | None:
 
 def save(path: Path, state: LabState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(state.to_json())
-    tmp.replace(path)
+    write_atomic(path, state.to_json())
 
 
 #: The account a new machine arrives with (LabHost.new), in the sudo group.
@@ -96,10 +94,7 @@ def installer_password(run_dir: Path, name: str) -> str:
     if name not in known:
         known[name] = next(iter(known.values()), None) or secrets.token_urlsafe(12)
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / (INSTALLER_PASSWORDS + ".tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(known, indent=2, sort_keys=True))
-        tmp.replace(run_dir / INSTALLER_PASSWORDS)
+        write_atomic(
+            run_dir / INSTALLER_PASSWORDS, json.dumps(known, indent=2, sort_keys=True), mode=0o600
+        )
     return known[name]

@@ -35,7 +35,10 @@ import re
 import unicodedata
 from functools import lru_cache
 
+#: The levels of the administrative tree, top down: the one list every module uses.
 LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union")
+#: The levels a host's place is named by: the tree's, then the site it stands at.
+PLACE_LEVELS: tuple[str, ...] = (*LEVELS, "site")
 #: Groups Ansible makes itself in every inventory: no host may take their names
 #: (Ansible warns "Found both group and host with same name" and patterns misfire).
 RESERVED_GROUPS: tuple[str, ...] = ("all", "ungrouped")

@@ -44,7 +44,7 @@ from provision.model.compliance.model import PLACE_LEVELS
 from provision.model.inventory.problems import Problem
 from provision.model.inventory.tree import load_tree
 from provision.model.located import Located, PathKey
-from provision.model.places import match_key, normalise, tree_group
+from provision.model.places import LEVELS, match_key, normalise, tree_group
 from provision.model.standards.model import Standard
 from provision.model.words import with_article
 
@@ -172,12 +172,7 @@ class _Matcher:
 
 
 #: The levels, division first, of the path of a place of each level.
-_PLACE_PATHS = {
-    "division": ("division",),
-    "district": ("division", "district"),
-    "upazila": ("division", "district", "upazila"),
-    "union": ("division", "district", "upazila", "union"),
-}
+_PLACE_PATHS = {level: LEVELS[: depth + 1] for depth, level in enumerate(LEVELS)}
 
 
 def _keys_from_district(path: tuple[str, ...]) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from provision.errors import InputError, StateError
 from provision.infra import crypto
+from provision.infra.atomic import write_atomic
 from provision.portal.model import check_domain
 from provision.settings import Settings
 
@@ -204,10 +205,7 @@ def read_index(settings: Settings) -> list[IndexEntry]:
 
 
 def _write_index(settings: Settings, entries: list[IndexEntry]) -> None:
-    path = index_path(settings)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(e.line() + "\n" for e in entries), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(index_path(settings), "".join(e.line() + "\n" for e in entries))
 
 
 def _entry(status: CertStatus) -> IndexEntry:
@@ -267,9 +265,7 @@ def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStat
         ("cert.pem", issued.cert_pem),
         ("fullchain.pem", issued.cert_pem + ca.cert_pem),
     ):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(folder / name)
+        write_atomic(folder / name, data)
     status = cert_status(settings, domain, "issued" if previous is None else "renewed")
     assert status is not None
     if previous is not None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,12 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError
+from provision.infra.atomic import write_atomic
 from provision.infra.yamlfile import load_located
 from provision.model.located import Located
+from provision.model.places import LEVELS
 
 KINDS = ("static", "php")
-LEVELS = ("division", "district", "upazila", "union")
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+")
@@ -383,12 +382,4 @@ def save_register(register: Register) -> None:
     path = register.path
     path.parent.mkdir(parents=True, exist_ok=True)
     text = render_register(register)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=0o644)

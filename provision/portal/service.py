@@ -53,7 +53,7 @@ ROLE_SELECTION = "role:portal_host"
 
 def register_path(settings: Settings) -> Path:
     """`portals/<env>.yml` in the workspace."""
-    return settings.workspace / "portals" / f"{settings.env}.yml"
+    return settings.portal_register_path
 
 
 def backups_dir(settings: Settings, domain: str) -> Path:

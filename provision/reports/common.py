@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from provision.errors import InputError, StateError
+from provision.infra.atomic import atomic_output
 from provision.model.compliance.model import PLACE_LEVELS, ComplianceRunInfo
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
@@ -145,14 +144,5 @@ def atomic_text(
         raise InputError(
             f"folder {folder} does not exist", hint="create it or choose another --out"
         )
-    fd, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(out, mode=0o644, encoding=encoding, newline=newline) as handle:
+        yield handle

@@ -17,7 +17,6 @@ the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 from provision.access import secrets
 from provision.errors import InputError, StateError
 from provision.infra import runner
+from provision.infra.identity import current_user
 from provision.infra.processes import RunProcess, stop_run_processes
 from provision.infra.store import (
     BatchWriter,
@@ -262,15 +262,6 @@ def plan_retry(settings: Settings, run_id: int, which: Sequence[str]) -> Rollout
 
 
 # -- running --------------------------------------------------------------------
-
-
-def current_user() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    sudo = os.environ.get("SUDO_USER")
-    return f"{sudo} (as {user})" if sudo and sudo != user else user
 
 
 def create_run(settings: Settings, plan: RolloutPlan, store: Store) -> int:

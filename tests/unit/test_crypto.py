@@ -89,3 +89,18 @@ def test_unreadable_key_is_a_value_error(tmp_path: Path) -> None:
     bogus.write_text("not a key\n")
     with pytest.raises(ValueError, match="not an unencrypted OpenSSH or PEM private key"):
         crypto.load_public_key_line(bogus)
+
+
+@pytest.mark.parametrize("writer", ["write_private_key", "write_secret"])
+def test_a_leftover_temporary_does_not_make_a_key_readable(tmp_path: Path, writer: str) -> None:
+    """A crash can leave the old fixed-name temporary (`<key>.tmp`) behind, readable by
+    all; the next write must not reuse it and hand its mode to the private key."""
+    key = tmp_path / "id"
+    leftover = key.with_name("id.tmp")
+    leftover.write_text("from a crashed run")
+    leftover.chmod(0o644)
+    if writer == "write_private_key":
+        crypto.write_private_key(key, crypto.new_ed25519())
+    else:
+        crypto.write_secret(key, b"-----BEGIN PRIVATE KEY-----\n")
+    assert key.stat().st_mode & 0o777 == 0o600

@@ -78,3 +78,14 @@ def test_two_unions_of_one_name_in_one_upazila_stay_apart() -> None:
     assert len({tree_group("union", *p.path) for p in natai}) == 2
     # The same office listed twice is one union.
     assert len(tree.lookup("union", ["Bhola", "Charfesson", "Awajpur"])) == 1
+
+
+def test_the_admin_levels_are_defined_once() -> None:
+    """The compliance model, the waivers and the portal register use the places' levels."""
+    from provision.model import places, waivers
+    from provision.model.compliance import model as compliance_model
+    from provision.portal import model as portal_model
+
+    assert portal_model.LEVELS is places.LEVELS
+    assert compliance_model.PLACE_LEVELS is places.PLACE_LEVELS == (*LEVELS, "site")
+    assert waivers._PLACE_PATHS["union"] == LEVELS

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from provision.cli.main import cli
 from provision.compliance import schedule
 from provision.errors import ConfigError, ExitStatus, InputError, StateError
+from provision.infra import identity
 from provision.settings import Settings, load_settings
 
 pytestmark = pytest.mark.skipif(
@@ -62,7 +63,7 @@ def test_install_writes_verified_units_that_run_compliance_here(settings: Settin
         str(settings.state_path / "reports"),
         "--fail-on-drift",
     ]
-    assert service["Type"] == "oneshot" and service["User"] == schedule.current_user()
+    assert service["Type"] == "oneshot" and service["User"] == identity.account_name()
     assert timer["OnCalendar"] == "*-*-* 02:30:00"
     assert timer["Persistent"] == "true"
     assert timer["RandomizedDelaySec"] == "10min"
@@ -235,3 +236,25 @@ def test_with_systemd_running_systemctl_enables_and_disables(
     schedule.remove(settings, done.name)
     assert ("disable", "--now", done.timer) in calls and calls[-1] == ("daemon-reload",)
     assert not done.timer_path.exists()
+
+
+def test_install_without_a_name_for_this_account_asks_for_user(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A uid with no passwd entry and no USER/LOGNAME (a container): a clear error that
+    asks for --user, not a KeyError from pwd."""
+    import getpass
+    import pwd
+
+    def no_name() -> str:
+        raise OSError("No username set in the environment")
+
+    def no_entry(_uid: int) -> pwd.struct_passwd:
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_name)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(InputError) as caught:
+        schedule.install(settings, "compliance", "", every="daily", at="2:30")
+    assert "--user" in (caught.value.hint or "")
+    assert not list(schedule.unit_folder(settings).iterdir())

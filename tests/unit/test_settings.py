@@ -18,6 +18,17 @@ def test_defaults_apply_when_nothing_is_set(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path.resolve() / '.provision' / 'state.db'}"
 
 
+def test_the_workspace_layout_is_named_on_settings(tmp_path: Path) -> None:
+    settings = load_settings(workspace=tmp_path, environ={}, flags={"env": "production"})
+    root = tmp_path.resolve()
+    assert settings.inventories_path == root / "inventories"
+    assert settings.inventory_path == root / "inventories" / "production"
+    assert settings.playbooks_path == root / "playbooks"
+    assert settings.standards_path == root / "standards"
+    assert settings.waivers_path == root / "waivers.yml"
+    assert settings.portal_register_path == root / "portals" / "production.yml"
+
+
 def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
     (tmp_path / "provision.yml").write_text(
         "---\nenv: staging\nforks: 7\nlab_subnet: 10.9.9.0/24\n"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from provision.model import places
+
 # -- statuses --------------------------------------------------------------------
 
 PASS = "pass"  # noqa: S105 (a status, not a password)
@@ -34,8 +36,8 @@ HOST_REPORTED = "reported"  # evidence collected and evaluated
 HOST_UNREACHABLE = "unreachable"  # no connection: every applicable control is unreachable
 HOST_ERROR = "error"  # connected, but the evidence could not be collected
 
-#: Levels of the administrative tree a host's place is named by, top down.
-PLACE_LEVELS: tuple[str, ...] = ("division", "district", "upazila", "union", "site")
+#: Levels a host's place is named by, top down (defined with the tree's levels).
+PLACE_LEVELS: tuple[str, ...] = places.PLACE_LEVELS
 
 
 @dataclass(frozen=True)
