@@ -16,10 +16,10 @@ from pathlib import Path
 
 from provision.errors import InputError
 from provision.model.compliance.model import ComplianceRunInfo, HostReport
+from provision.model.scoring import DEFAULT_FRESHNESS
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 from provision.reports.common import (
-    DEFAULT_FRESHNESS,
     FORMAT_VERSION,
     FORMATS,
     ReportInput,
