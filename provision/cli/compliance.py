@@ -304,7 +304,7 @@ def run_command(
     from provision.reports.service import parse_formats, write_run_reports
 
     pct = _threshold(threshold)
-    wanted = parse_formats(formats) if report_dir else ()  # a bad one before anything runs
+    wanted = parse_formats(formats)  # a bad one is refused before anything runs
     plan = plan_audit(app.settings, selection, standard=standard, waivers=waivers)
     stop = threading.Event()
     display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)

@@ -131,6 +131,9 @@ def test_a_bad_format_is_refused_before_anything_runs(
     assert "auditing" not in result.output and "compliance run 1" not in result.output
     assert _runs(ws) == []
     assert not folder.exists()
+    # Without --report-dir too: a typo is no silent "no report".
+    alone = run(ws, "compliance", "run", "--format", formats)
+    assert alone.exit_code == result.exit_code and _runs(ws) == []
 
 
 def test_an_interrupted_run_exits_130_and_still_writes_its_reports(
