@@ -237,43 +237,6 @@ def _threshold(text: str) -> float:
     return number
 
 
-def _write_reports(
-    app: AppContext, result: AuditResult, report_dir: Path, formats: str
-) -> list[Path]:
-    from provision.cli.compliance_report import history_points
-    from provision.infra.store import open_store
-    from provision.infra.store.compliance_records import ComplianceRecords
-    from provision.reports import FORMATS, default_name, write_report
-    from provision.standards.service import pick_standard
-
-    wanted = [f.strip() for f in formats.split(",") if f.strip()]
-    bad = [f for f in wanted if f not in FORMATS]
-    if bad or not wanted:
-        raise InputError(
-            f"--format {formats!r}: unknown format {', '.join(bad) or '(none)'}",
-            hint="formats: " + ", ".join(FORMATS),
-        )
-    run = result.run
-    standard = pick_standard(app.settings.workspace / "standards", run.standard_id)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    with open_store(app.settings) as store:
-        records = ComplianceRecords(store)
-        history = history_points(records, run)
-        for fmt in wanted:
-            out = report_dir / default_name(run, fmt)
-            write_report(
-                run,
-                records.host_reports(run.id),
-                fmt,
-                out,
-                standard=standard if standard.digest == run.standard_digest else None,
-                history=history,
-            )
-            written.append(out)
-    return written
-
-
 @compliance.command("run")
 @selection_argument()
 @click.option("--standard", metavar="ID|FILE", help="The standard (default: the only one).")
@@ -338,8 +301,10 @@ def run_command(
       provision compliance run --fail-on-drift --json > today.json
     """
     from provision.compliance.service import plan_audit, run_audit
+    from provision.reports.service import parse_formats, write_run_reports
 
     pct = _threshold(threshold)
+    wanted = parse_formats(formats)  # a bad one is refused before anything runs
     plan = plan_audit(app.settings, selection, standard=standard, waivers=waivers)
     stop = threading.Event()
     display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)
@@ -348,7 +313,9 @@ def run_command(
     settings = app.settings
     notify = bool(settings.notify_webhook or settings.notify_email_to)
     drift_report = _drift_after(app, result) if fail_on_drift or notify else None
-    written = _write_reports(app, result, report_dir, formats) if report_dir else []
+    written = (
+        write_run_reports(settings, result.run, report_dir, wanted).paths if report_dir else []
+    )
     if notify:
         _notify(app, result, drift_report, written)
     below = result.below(pct)
@@ -393,14 +360,10 @@ def run_command(
                 + ", ".join(f"{c.host} {c.control}" for c in drift_report.repaired),
                 markup=False,
             )
-    if result.run.status == "interrupted":
-        raise click.exceptions.Exit(int(ExitStatus.INTERRUPTED))
-    if below or (fail_on_drift and drift_report is not None and drift_report.new_drift):
-        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
-    if result.hosts_with("error"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
-    if unreachable:
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+    new_drift = fail_on_drift and drift_report is not None and bool(drift_report.new_drift)
+    status = result.exit_status(pct, new_drift=new_drift)
+    if status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(status))
 
 
 def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:
@@ -597,10 +560,9 @@ def fix_command(
             f"{len(verdict.repairs)} failing controls repaired",
             markup=False,
         )
-    if status != ExitStatus.SUCCESS:
-        raise click.exceptions.Exit(int(status))
-    if missed:
-        raise click.exceptions.Exit(int(ExitStatus.BELOW_THRESHOLD))
+    final = verdict.exit_status(status)
+    if final != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(final))
 
 
 # -- runs and show ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,17 +14,11 @@ import click
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
 from provision.cli.options import env_option
-from provision.errors import ProvisionError, StateError
 from provision.model.compliance.model import PLACE_LEVELS
 from provision.model.words import plural
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when the command runs
-    from provision.infra.store.compliance_records import ComplianceRecords
-    from provision.model.compliance.model import ComplianceRunInfo
-    from provision.model.standards.model import Standard
-    from provision.model.waivers import WaiverSet
-    from provision.reports import RunPoint
-    from provision.settings import Settings
+    from provision.reports.service import WrittenReports
 
 FORMATS = ("json", "junit", "csv", "html")
 
@@ -98,37 +92,21 @@ def report(
       provision --env production compliance report --format csv --by upazila
       provision compliance report --format json --out - | jq '.rollups.levels.all'
     """
-    from provision.infra.store import open_store
-    from provision.infra.store.compliance_records import ComplianceRecords
-    from provision.reports import default_name, write_report
+    from provision.reports.service import write_run_report
 
-    settings = app.settings
-    with open_store(settings) as store:
-        records = ComplianceRecords(store)
-        run = _pick_run(records, settings.env, run_id)
-        standard = _standard(settings, run)
-        points = history_points(records, run, history)
-        waivers = _waivers(settings, run, standard)
-        target = Path(out) if out and out != "-" else Path(default_name(run, fmt))
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / target.name if out == "-" else target
-            write_report(
-                run,
-                records.host_reports(run.id),
-                fmt,
-                path,
-                by=by,
-                standard=standard,
-                history=points,
-                now=datetime.now(UTC),
-                freshness=timedelta(hours=freshness),
-                waivers=waivers,
-            )
-            if out == "-":
-                with path.open("rb") as handle:
-                    shutil.copyfileobj(handle, sys.stdout.buffer)
-                sys.stdout.flush()
-                return
+    window = timedelta(hours=freshness)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"report.{fmt}" if out == "-" else (Path(out) if out else None)
+        written = write_run_report(
+            app.settings, run_id, fmt, path, by=by, freshness=window, history=history
+        )
+        _note(written)
+        if out == "-":
+            with written.paths[0].open("rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.flush()
+            return
+    run, target = written.run, written.paths[0]
     info = {
         "path": str(target),
         "format": fmt,
@@ -149,82 +127,11 @@ def report(
     )
 
 
-def _pick_run(records: ComplianceRecords, env: str, run_id: int | None) -> ComplianceRunInfo:
-    if run_id is not None:
-        return records.get_run(run_id)
-    run = records.latest_run(env)
-    if run is None:
-        raise StateError(
-            f"there is no finished compliance run for {env}",
-            hint="run one first: provision compliance run",
-        )
-    return run
-
-
-def _standard(settings: Settings, run: ComplianceRunInfo) -> Standard | None:
-    """The workspace's standard when it is the exact text the run was judged by."""
-    from provision.standards.service import pick_standard
-
-    try:
-        standard = pick_standard(settings.workspace / "standards", run.standard_id)
-    except ProvisionError:
-        standard = None
-    if standard is None or standard.digest != run.standard_digest:
+def _note(written: WrittenReports) -> None:
+    if not written.standard_found:
+        run = written.run
         console.err.print(
             f"note: standards/ no longer holds {run.standard_id} {run.standard_version} as "
             "run; the report shows control ids without titles",
             markup=False,
         )
-        return None
-    return standard
-
-
-def history_points(
-    records: ComplianceRecords, run: ComplianceRunInfo, limit: int = 30
-) -> list[RunPoint]:
-    """Up to `limit` earlier runs of the same standard version and selection, for the trend.
-
-    Only runs of the same selection: a one-host audit between fleet audits is no
-    point of the fleet's trend (and the fleet's runs are none of the one host's).
-    """
-    from provision.reports import RunPoint
-
-    if limit == 0:
-        return []
-    summaries = records.run_summaries(
-        run.env, run.standard_id, run.standard_version, limit=limit + 1, selection=run.selection
-    )
-    return [
-        RunPoint(
-            run_id=s.run_id,
-            started_at=s.started_at,
-            standard_id=run.standard_id,
-            standard_version=s.standard_version,
-            hosts=s.hosts,
-            reported=s.reported,
-            compliant=s.compliant,
-            median_score=s.median_score,
-            coverage=s.coverage,
-        )
-        for s in summaries
-        if s.started_at <= run.started_at and s.run_id != run.id
-    ][-limit:]
-
-
-def _waivers(
-    settings: Settings, run: ComplianceRunInfo, standard: Standard | None
-) -> WaiverSet | None:
-    """waivers.yml as the run read it (same digest), to show approvers and expiries."""
-    from provision.standards.waivers import load_waivers, waivers_digest
-
-    path = settings.workspace / "waivers.yml"
-    if standard is None or run.waivers_digest is None:
-        return None
-    if waivers_digest(path) != run.waivers_digest:
-        return None
-    try:
-        return load_waivers(
-            path, standard, known_hosts=(), known_groups=(), today=run.started_at.date()
-        )
-    except ProvisionError:
-        return None

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from provision.compliance.service import AuditResult, ProgressCallback, plan_audit, run_audit
-from provision.errors import InputError, StateError
+from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.inventory import select_hosts
@@ -106,6 +106,18 @@ class FixVerdict:
     @property
     def not_repaired(self) -> list[Repair]:
         return [r for r in self.repairs if not r.repaired]
+
+    def exit_status(self, rollout: ExitStatus = ExitStatus.SUCCESS) -> ExitStatus:
+        """The fix's exit status, given its rollout's: the rollout's failure first (130
+        interrupted, 4 failed, 5 unreachable: its controls are not repaired either), then
+        the audit after it (130 interrupted), then 6 for a control still not passing."""
+        if rollout != ExitStatus.SUCCESS:
+            return rollout
+        if self.audit.run.status == "interrupted":
+            return ExitStatus.INTERRUPTED
+        if self.not_repaired:
+            return ExitStatus.BELOW_THRESHOLD
+        return ExitStatus.SUCCESS
 
 
 def _standard_of(settings: Settings, run: ComplianceRunInfo) -> Standard:

@@ -4,6 +4,13 @@ Pure functions over `provision.model.compliance.model` data. A host's score is
 pass / (pass + fail + error) over its applicable controls; waived, unreachable,
 no_report and not_applicable results do not count in it. Any failing critical
 control makes the host non-compliant whatever its score.
+
+Coverage has one definition, here (`is_fresh`, `coverage`), used by the roll-ups
+and by the store's run summaries alike: the share of a place's (or a run's)
+hosts whose evidence was collected less than a freshness window before a given
+moment. A report's summary measures it when the report is written; a trend
+measures each run at its own start (`coverage_moment`), so that the points of
+one line are one quantity whenever the report is written.
 """
 
 from __future__ import annotations
@@ -30,6 +37,32 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
+
+#: Evidence older than this does not count as coverage unless the caller says otherwise.
+DEFAULT_FRESHNESS = timedelta(days=1)
+
+
+def is_fresh(collected_at: datetime | None, at: datetime, freshness: timedelta) -> bool:
+    """Whether evidence collected at `collected_at` counts as coverage at `at`.
+
+    No evidence is never fresh; evidence from after `at` (a host's clock, or a run
+    measured at its start) is.
+    """
+    return collected_at is not None and at - collected_at < freshness
+
+
+def coverage(fresh: int, hosts: int) -> float | None:
+    """The share of `hosts` with fresh evidence (None when there is no host to cover)."""
+    return fresh / hosts if hosts else None
+
+
+def coverage_moment(run: ComplianceRunInfo) -> datetime:
+    """When a run's own coverage is measured for a trend: its start.
+
+    Everything the run collected is younger than that moment plus the run's
+    length, so a run's own evidence always counts, however long ago it ran.
+    """
+    return run.started_at
 
 
 @dataclass(frozen=True)
@@ -146,8 +179,8 @@ class Rollup:
 
     @property
     def coverage(self) -> float | None:
-        """Share of the hosts with fresh evidence (None for an empty place)."""
-        return self.fresh / self.hosts if self.hosts else None
+        """Share of the hosts with fresh evidence at `Rollups.now` (None for an empty place)."""
+        return coverage(self.fresh, self.hosts)
 
     @property
     def compliant_share(self) -> float | None:
@@ -282,7 +315,6 @@ class RollupBuilder:
         self.worst = worst
         self._tallies: dict[str, dict[tuple[str, ...], _Tally]] = {lv: {} for lv in self.levels}
         self._depth = {lv: ROLLUP_LEVELS.index(lv) for lv in self.levels}
-        self._window = freshness.total_seconds()
 
     def add(self, report: HostReport) -> HostScore:
         """Count one host's report in every place it belongs to; returns its score."""
@@ -291,7 +323,7 @@ class RollupBuilder:
         age = None
         if report.collected_at is not None:
             age = max((self.now - report.collected_at).total_seconds(), 0.0)
-        fresh = age is not None and age < self._window
+        fresh = is_fresh(report.collected_at, self.now, self.freshness)
         nonzero = [(i, n) for i, n in enumerate(statuses) if n]
         kind = (
             "reported"

@@ -1,11 +1,13 @@
 """Compliance reports: one run's results as JSON, JUnit XML, CSV or one HTML page.
 
-`write_report` is the entry point. Every format reads the host reports as a
-stream, once: JSON, JUnit and CSV write each host as it comes and keep only the
-roll-up counters; HTML keeps the roll-ups and the detail of a bounded number of
-hosts (the worst first, see `html.DETAIL_LIMIT`). Files are written to a
-temporary file beside `out` and renamed into place, so a reader never sees half
-a report and a failed write leaves the old one.
+`write_report` is the entry point for data in hand; `provision.reports.service`
+writes a recorded run's reports from the store (what the commands call). Every
+format reads the host reports as a stream, once: JSON, JUnit and CSV write each
+host as it comes and keep only the roll-up counters; HTML keeps the roll-ups and
+the detail of a bounded number of hosts (the worst first, see
+`html.DETAIL_LIMIT`). Files are written to a temporary file beside `out` and
+renamed into place, so a reader never sees half a report and a failed write
+leaves the old one.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 
 from provision.errors import InputError
 from provision.model.compliance.model import ComplianceRunInfo, HostReport
+from provision.model.scoring import DEFAULT_FRESHNESS
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 from provision.reports.common import (
-    DEFAULT_FRESHNESS,
     FORMAT_VERSION,
     FORMATS,
     ReportInput,

@@ -21,9 +21,6 @@ FORMAT_VERSION = "provision-compliance/1"
 
 FORMATS: tuple[str, ...] = ("json", "junit", "csv", "html")
 
-#: Evidence older than this does not count as coverage unless the caller says otherwise.
-DEFAULT_FRESHNESS = timedelta(days=1)
-
 
 @dataclass(frozen=True)
 class RunPoint:

@@ -31,7 +31,15 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
-from provision.model.scoring import HostScore, Rollup, RollupBuilder, Rollups
+from provision.model.scoring import (
+    HostScore,
+    Rollup,
+    RollupBuilder,
+    Rollups,
+    coverage,
+    coverage_moment,
+    is_fresh,
+)
 from provision.reports.common import (
     ReportInput,
     RunPoint,
@@ -90,10 +98,16 @@ class _Collector:
         self.seq = itertools.count()
         self.hosts = 0
         self.non_compliant = 0
+        # The run's own coverage for its trend point, measured as the store measures
+        # the earlier runs' (at the run's start), not at `now` as the summary is.
+        self._at = coverage_moment(data.run)
+        self._freshness = data.freshness
+        self.fresh_at_run = 0
 
     def add(self, report: HostReport) -> None:
         scored = self.builder.add(report)
         self.hosts += 1
+        self.fresh_at_run += is_fresh(report.collected_at, self._at, self._freshness)
         self.non_compliant += not scored.compliant
         if scored.score is not None:
             self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
@@ -139,7 +153,7 @@ def page_context(data: ReportInput, rollups: Rollups, collector: _Collector) -> 
         "status_bar": _status_bar(total),
         "histogram": _histogram(collector.histogram),
         "places_chart": _places_chart(rollups.at(data.by)),
-        "trend": _trend(data, total),
+        "trend": _trend(data, total, coverage(collector.fresh_at_run, collector.hosts)),
         "worst_controls": [
             {
                 "control": t.control,
@@ -262,7 +276,13 @@ def _places_chart(rows: Sequence[Rollup]) -> dict[str, Any]:
     return {"bars": bars, "height": 20 + 22 * len(bars), "shown": len(bars), "of": len(rows)}
 
 
-def _trend(data: ReportInput, total: Rollup) -> dict[str, Any]:
+def _trend(data: ReportInput, total: Rollup, run_coverage: float | None) -> dict[str, Any]:
+    """The trend chart: earlier runs of the run's standard version, then the run itself.
+
+    Every point's coverage is its run's at that run (`scoring.coverage_moment`),
+    the earlier runs' from the store and this run's counted the same way here:
+    one quantity on one line, whenever the report is written.
+    """
     run = data.run
     same = [
         p
@@ -282,7 +302,7 @@ def _trend(data: ReportInput, total: Rollup) -> dict[str, Any]:
             reported=total.reported,
             compliant=total.compliant,
             median_score=total.median_score,
-            coverage=total.coverage,
+            coverage=run_coverage,
         ),
     ]
     step = 700 / max(len(points) - 1, 1)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from provision.cli.compliance_report import history_points
 from provision.compliance.drift import drift
 from provision.errors import ExitStatus
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
+from provision.reports.service import trend_points
 from provision.settings import Settings
 from tests.unit.drift_samples import cli_run, drift_settings, record, report
 
@@ -94,7 +94,7 @@ def test_the_trend_holds_only_runs_of_the_same_selection(
     first, _, last = fleet_one_fleet
     with open_store(settings) as store:
         records = ComplianceRecords(store)
-        points = history_points(records, records.get_run(last))
+        points = trend_points(records, records.get_run(last))
     assert [p.run_id for p in points] == [first]
     assert points[0].hosts == 3
 

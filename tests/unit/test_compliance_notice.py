@@ -62,7 +62,11 @@ def test_a_notice_names_each_direction(settings: Settings) -> None:
     assert notice.new_failures == [("dhk-gaz-fs01", "C-1")]
     assert notice.repaired == [("dhk-gaz-fs01", "C-0")]
     assert notice.drifted_hosts == ["dhk-gaz-fs01"]
+    # Both hosts are in Gazipur; one of the two is fully compliant.
+    assert notice.worst_districts == [("Gazipur", 0.5)]
     body = notice.as_dict()
+    assert body["worst_districts"] == [{"district": "Gazipur", "compliant_share": 0.5}]
+    assert "worst districts (share of hosts fully compliant):\n  Gazipur: 50%" in notice.text()
     assert body["event"] == "compliance.drift"
     assert body["repaired"] == [{"host": "dhk-gaz-fs01", "control": "C-0"}]
     assert notice.subject().endswith(

@@ -119,6 +119,16 @@ def test_latest_run_list_and_summaries(records: ComplianceRecords) -> None:
     assert summaries[2].median_score == pytest.approx((1.0 + 2 / 3) / 2)
     assert all(s.coverage == 1.0 for s in summaries)
     assert records.run_summaries("lab", "bd-ict-baseline", "2025.9") == []
+    # A host that gave no evidence lowers coverage; the run before it is not cut off.
+    partial = new_run(records, started_at=t0 + timedelta(days=3))
+    records.add_host_reports(partial, [host("a", "pass"), host("c", "pass", status="unreachable")])
+    records.finish_run(partial, "done")
+    (last,) = records.run_summaries("lab", "bd-ict-baseline", limit=1)
+    assert (last.run_id, last.hosts, last.reported, last.coverage) == (partial, 2, 1, 0.5)
+    before = records.run_summaries(
+        "lab", "bd-ict-baseline", limit=2, before=records.get_run(partial)
+    )
+    assert [s.run_id for s in before] == ids[1:]
 
 
 def test_drift_names_status_and_value_changes(records: ComplianceRecords) -> None:

@@ -20,7 +20,7 @@ import statistics
 import zlib
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,7 +38,13 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
-from provision.model.scoring import host_score
+from provision.model.scoring import (
+    DEFAULT_FRESHNESS,
+    coverage,
+    coverage_moment,
+    host_score,
+    is_fresh,
+)
 
 #: Run statuses: running (being collected), done, interrupted (Ctrl-C), crashed
 #: (the process that drove it is gone; what it collected is kept).
@@ -71,8 +77,9 @@ class RunSummary:
     compliant: int
     #: Median of the reported hosts' scores (0.0 to 1.0), None when none scored.
     median_score: float | None
-    #: reported ÷ hosts (0.0 to 1.0).
-    coverage: float
+    #: Share of the hosts with evidence fresh at the run's start (0.0 to 1.0; None for
+    #: a run of no host): `provision.model.scoring.coverage`, as the roll-ups count it.
+    coverage: float | None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -475,12 +482,19 @@ class ComplianceRecords:
         limit: int = 30,
         *,
         selection: str | None = None,
+        before: ComplianceRunInfo | None = None,
+        freshness: timedelta = DEFAULT_FRESHNESS,
     ) -> list[RunSummary]:
-        """Per finished run of one standard (one version, if given), oldest first.
+        """Up to `limit` finished runs of one standard (one version, if given), oldest first.
 
         With `selection`, only runs of that selection (scope): a trend that mixed a
-        one-host audit into fleet audits would show the one host as the fleet.
+        one-host audit into fleet audits would show the one host as the fleet. With
+        `before`, only the runs before that one (in start order; not the run itself):
+        the filter is part of the query, so that `limit` counts the runs it kept,
+        and the trend of an old run holds the runs before it, not none.
+        `freshness` is the window of each run's coverage.
         """
+        order = (compliance_runs.c.started_at.desc(), compliance_runs.c.id.desc())
         query = (
             sa.select(compliance_runs)
             .where(
@@ -488,13 +502,18 @@ class ComplianceRecords:
                 compliance_runs.c.standard_id == standard_id,
                 compliance_runs.c.status == "done",
             )
-            .order_by(compliance_runs.c.started_at.desc(), compliance_runs.c.id.desc())
+            .order_by(*order)
             .limit(limit)
         )
         if standard_version is not None:
             query = query.where(compliance_runs.c.standard_version == standard_version)
         if selection is not None:
             query = query.where(compliance_runs.c.selection == selection)
+        if before is not None:
+            started, when = compliance_runs.c.started_at, before.started_at
+            query = query.where(
+                sa.or_(started < when, sa.and_(started == when, compliance_runs.c.id < before.id))
+            )
         summaries: list[RunSummary] = []
         with self.engine.connect() as conn:
             for run in conn.execute(query).mappings().all():
@@ -503,31 +522,29 @@ class ComplianceRecords:
                         compliance_hosts.c.status,
                         compliance_hosts.c.score,
                         compliance_hosts.c.compliant,
+                        compliance_hosts.c.collected_at,
                     ).where(compliance_hosts.c.run_id == run["id"])
                 ).all()
+                info = self._info(run)
+                at = coverage_moment(info)
                 reported = [r for r in rows if r.status == HOST_REPORTED]
                 scores = [float(r.score) for r in reported if r.score is not None]
-                started = _aware(run["started_at"])
-                assert started is not None
+                fresh = sum(1 for r in rows if is_fresh(_aware(r.collected_at), at, freshness))
                 summaries.append(
                     RunSummary(
-                        run_id=int(run["id"]),
-                        started_at=started,
-                        finished_at=_aware(run["finished_at"]),
-                        status=str(run["status"]),
-                        standard_version=str(run["standard_version"]),
+                        run_id=info.id,
+                        started_at=info.started_at,
+                        finished_at=info.finished_at,
+                        status=info.status,
+                        standard_version=info.standard_version,
                         hosts=len(rows),
                         reported=len(reported),
                         compliant=sum(1 for r in reported if r.compliant),
                         median_score=statistics.median(scores) if scores else None,
-                        coverage=len(reported) / len(rows) if rows else 0.0,
+                        coverage=coverage(fresh, len(rows)),
                     )
                 )
         return list(reversed(summaries))
-
-
-def _ids(text: str | None) -> tuple[str, ...]:
-    return tuple(i for i in (text or "").split(",") if i)
 
 
 def _place(row: RowMapping) -> dict[str, str]:

@@ -73,19 +73,6 @@ class ControlResult:
             data["waiver_expired"] = self.waiver_expired
         return data
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ControlResult:
-        return cls(
-            control=data["control"],
-            status=data["status"],
-            severity=data["severity"],
-            expected=data.get("expected"),
-            actual=data.get("actual"),
-            message=data.get("message", ""),
-            waiver=data.get("waiver"),
-            waiver_expired=bool(data.get("waiver_expired", False)),
-        )
-
 
 @dataclass(frozen=True)
 class HostReport:
