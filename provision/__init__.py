@@ -5,13 +5,14 @@ that `import provision` and the command line stay quick):
 
     from provision import load_settings, load_inventory, select_hosts
     from provision import RolloutOptions, plan_rollout, run_rollout, resume_rollout
-    from provision import plan_audit, run_audit, audit
+    from provision import plan_audit, run_audit, audit, write_run_reports
     from provision import sweep, run_playbook
 
     settings = load_settings()
     plan = plan_rollout(settings, RolloutOptions("site.yml", "district:gazipur", batch="25%"))
     result = run_rollout(settings, plan)       # result.exit_status: 0, 4, 5 or 130
     checked = audit(settings, "district:gazipur")
+    write_run_reports(settings, checked.run.id, Path("reports"), ["html", "json"])
     swept = sweep(settings, "role:lab_pc")
 
 Everything else is internal and may move; docs/architecture.md is the map.
@@ -39,6 +40,7 @@ _PUBLIC = {
     "plan_audit": "provision.compliance.service",
     "run_audit": "provision.compliance.service",
     "audit": "provision.compliance.service",
+    "write_run_reports": "provision.reports.service",
     "sweep": "provision.access.preflight",
     "run_playbook": "provision.infra.runner",
 }

@@ -164,7 +164,7 @@ def _run(
 def run_standard(settings: Settings, run: ComplianceRunInfo) -> Standard | None:
     """The workspace's standard when it is the exact text the run was judged by, else None."""
     try:
-        standard = pick_standard(settings.workspace / "standards", run.standard_id)
+        standard = pick_standard(settings.standards_path, run.standard_id)
     except ProvisionError:
         return None
     return standard if standard.digest == run.standard_digest else None
@@ -174,7 +174,7 @@ def run_waivers(
     settings: Settings, run: ComplianceRunInfo, standard: Standard | None
 ) -> WaiverSet | None:
     """waivers.yml as the run read it (same digest), for approvers, expiries and why; else None."""
-    path = settings.workspace / "waivers.yml"
+    path = settings.waivers_path
     if standard is None or run.waivers_digest is None:
         return None
     if waivers_digest(path) != run.waivers_digest:
