@@ -72,23 +72,47 @@ def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> 
 
 
 def test_a_slow_callback_does_not_stall_the_run(workspace: Path) -> None:
-    """The run finishes while the callback is still busy with early events."""
-    release = threading.Event()
+    """The reader reaches the play recap while the callback is still on the first event.
+
+    The callback holds the first event until the recap is in the stdout artifact,
+    which the reader writes (runner._EventFilter) before it hands an event on. A
+    callback called on the reader thread would hold the reader: the recap would
+    never come and the wait would end at its bound, failing the test.
+    """
+    private_data_dir = runner.new_run_dir(workspace / ".provision", "test")
+    caller = threading.current_thread()
+    threads: set[threading.Thread] = set()
     seen: list[str] = []
+    recap_seen_while_held: list[bool] = []
+
+    def recap_written() -> bool:
+        return any(
+            "PLAY RECAP" in stdout.read_text()
+            for stdout in private_data_dir.glob("artifacts/*/stdout")
+        )
 
     def slow(event: runner.PlaybookEvent) -> None:
+        threads.add(threading.current_thread())
         if not seen:
-            release.wait(timeout=60)
+            deadline = time.monotonic() + 60  # a bound for the broken case, not a pace
+            while not recap_written() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            recap_seen_while_held.append(recap_written())
         seen.append(event.kind)
 
-    def let_go_later() -> None:
-        time.sleep(5)
-        release.set()
-
-    threading.Thread(target=let_go_later, daemon=True).start()
-    result = _run(workspace, "local_file.yml", check=True, on_event=slow)
+    result = runner.run_playbook(
+        FIXTURES / "playbooks" / "local_file.yml",
+        workspace=workspace,
+        private_data_dir=private_data_dir,
+        inventory=LOCAL,
+        check=True,
+        on_event=slow,
+    )
     assert result.ok
-    assert seen and seen[-1] == "playbook_on_stats"  # every event delivered by the end
+    assert recap_seen_while_held == [True], "the reader waited for the callback"
+    assert caller not in threads, "events were delivered on the thread reading Ansible"
+    assert seen[0] == "playbook_on_start"
+    assert seen[-1] == "playbook_on_stats"  # every event delivered by the end, in order
 
 
 def test_failed_host_is_reported_not_raised(workspace: Path) -> None:
