@@ -262,7 +262,7 @@ def test_a_failing_check_leaves_nothing_behind(
     monkeypatch.setattr(seeds, "check_seed", broken)
     parent = tmp_path / "out"
     parent.mkdir()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="broken on purpose"):
         seeds.write_seed(settings, seeds.SeedRequest("lab_pc", "debian-12", parent / "s"))
     assert list(parent.iterdir()) == []
 

@@ -170,15 +170,17 @@ def test_the_store_never_holds_a_secret(settings: Settings) -> None:
 
 
 def test_bad_options_change_nothing(settings: Settings) -> None:
-    for options in (
-        RolloutOptions(CHANGE, "", batch="ten"),
-        RolloutOptions(CHANGE, "", max_fail="200%"),
-        RolloutOptions(CHANGE, "", control="SSH 001"),
-        RolloutOptions("missing.yml", ""),
-        RolloutOptions(CHANGE, "nohost*"),
+    for options, reason in (
+        (RolloutOptions(CHANGE, "", batch="ten"), "--batch 'ten' is neither a number"),
+        (RolloutOptions(CHANGE, "", max_fail="200%"), "--max-fail '200%' is not a percentage"),
+        (RolloutOptions(CHANGE, "", control="SSH 001"), "--control 'SSH 001' is not a control"),
+        (RolloutOptions("missing.yml", ""), "playbook 'missing.yml' was found neither here"),
+        (RolloutOptions(CHANGE, "nohost*"), "the selection 'nohost*' matches no host"),
     ):
-        with pytest.raises(InputError):
+        with pytest.raises(InputError) as caught:
             plan_rollout(settings, options)
+        assert caught.value.message.startswith(reason)
+        assert caught.value.hint
     assert not (settings.state_path / "state.db").exists()
 
 

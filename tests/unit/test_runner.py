@@ -142,7 +142,7 @@ def test_host_key_checking_is_on_and_env_files_are_not_written(workspace: Path) 
 
 
 def test_missing_playbook_is_an_error(workspace: Path) -> None:
-    with pytest.raises(RunnerError):
+    with pytest.raises(RunnerError, match=r"nope\.yml does not exist"):
         runner.run_playbook(
             workspace / "playbooks" / "nope.yml",
             workspace=workspace,

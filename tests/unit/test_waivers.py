@@ -206,7 +206,9 @@ def test_an_expiry_passed_since_is_not_an_error(tmp_path: Path) -> None:
         waivers.get("W-001"),
     )
     # The last day before expiry it still applies; on the expiry day it does not.
-    assert waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 1, 31))[0] is not None
+    assert waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 1, 31))[0] == (
+        waivers.get("W-001")
+    )
     assert waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 2, 1))[0] is None
 
 
