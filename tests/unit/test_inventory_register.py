@@ -161,12 +161,14 @@ def test_bad_register_writes_nothing(tmp_path: Path) -> None:
     import_register(write(tmp_path / "good.csv"), folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     bad = write(tmp_path / "bad.csv", [*GOOD_ROWS[:5], GOOD_ROWS[5].replace("10.3.14.10", "x")])
-    with pytest.raises(ProblemsError):
+    with pytest.raises(ProblemsError) as caught:
         import_register(bad, folder)
+    assert [p.line for p in caught.value.problems] == [7]  # the bad address's row
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     fresh = tmp_path / "inventories" / "staging"
-    with pytest.raises(ProblemsError):
+    with pytest.raises(ProblemsError) as caught:
         import_register(bad, fresh)
+    assert [p.line for p in caught.value.problems] == [7]
     assert not fresh.exists()
 
 
