@@ -158,7 +158,7 @@ def test_a_commands_env_overrides_the_global_one(runner: CliRunner, tmp_path: Pa
     standards.mkdir()
     repo = Path(__file__).resolve().parents[2]
     (standards / "s.yml").write_text((repo / "standards" / "bd-ict-baseline.yml").read_text())
-    from tests.unit.inventory_helpers import write
+    from tests.helpers.inventory import write
 
     register = write(tmp_path / "r.csv")
     args = ["--workspace", str(tmp_path), "--env", "production"]

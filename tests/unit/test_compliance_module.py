@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from provision.infra.runner import tool_path
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 LIBRARY = REPO / "playbooks" / "library"
 

@@ -16,7 +16,7 @@ from provision.errors import ConfigError, ExitStatus, InputError
 from provision.images import seeds
 from provision.settings import Settings, load_settings
 from provision.standards import load_standard
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 HASH = (

@@ -15,7 +15,7 @@ from provision.inventory import (
     read_register,
 )
 from provision.model.inventory.register import _group_clashes
-from tests.unit.inventory_helpers import GOOD_ROWS, HEADER, register_text, write
+from tests.helpers.inventory import COX, GOOD_ROWS, HEADER, NATAI, register_text, write
 
 
 def problems(path: Path) -> list[tuple[int | None, str]]:
@@ -199,17 +199,6 @@ def test_a_host_named_like_a_group_the_import_makes_is_refused() -> None:
             "Gazipur (made from line 2)",
         )
     ]
-
-
-COX = (
-    "Chattagram,{district},,,COX-001,Coxsbazar District Data Centre,district_data_centre,"
-    "cox-001-fs01,10.9.0.10,field_server,BD-90,Dell PowerEdge T150,8,32,2000,2022"
-)
-NATAI = (
-    "Chattagram,Brahmanbaria,Brahmanbaria Sadar,{union},BRA-00{n},Natai Union Digital Centre,"
-    "union_digital_centre,bra-00{n}-pc01,10.9.1.1{n},digital_centre_pc,BD-9{n},Dell OptiPlex 3000,"
-    "4,8,500,2022"
-)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from provision.portal import (
 )
 from provision.portal.model import Portal, check_domain
 from provision.settings import Settings
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
 
 
 @pytest.fixture

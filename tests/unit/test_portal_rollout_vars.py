@@ -10,7 +10,7 @@ import yaml
 from provision.infra.store import open_store
 from provision.rollout import RolloutOptions, plan_retry, plan_rollout, run_rollout
 from provision.settings import load_settings
-from tests.conftest import make_workspace
+from tests.helpers.workspace import make_workspace
 
 PLAYBOOK = """\
 - name: Write the variable

@@ -12,7 +12,7 @@ from provision.rollout.recorder import (
     outcome_of,
     short_message,
 )
-from tests.conftest import FIXTURES
+from tests.helpers.workspace import FIXTURES
 
 LOCAL = {
     "all": {

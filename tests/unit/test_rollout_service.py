@@ -28,7 +28,7 @@ from provision.rollout import (
     run_rollout,
 )
 from provision.settings import Settings, load_settings
-from tests.conftest import FIXTURES, make_workspace
+from tests.helpers.workspace import FIXTURES, make_workspace
 
 CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
 SECRET = str(FIXTURES / "playbooks" / "rollout_secret.yml")

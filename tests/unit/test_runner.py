@@ -14,7 +14,7 @@ import pytest
 from provision.errors import RunnerError
 from provision.infra import runner
 from provision.infra.masking import MASK, Masker
-from tests.conftest import FIXTURES
+from tests.helpers.workspace import FIXTURES
 
 LOCAL = {
     "all": {

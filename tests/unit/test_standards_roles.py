@@ -19,7 +19,7 @@ from provision.standards import (
     load_standard,
     resolve_parameters,
 )
-from tests.conftest import FIXTURES, REPO
+from tests.helpers.workspace import FIXTURES, REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 ROLES = REPO / "playbooks" / "roles"

@@ -24,7 +24,7 @@ from provision.infra.store import (
 )
 from provision.infra.store.migrations import MIGRATIONS
 from provision.infra.store.schema import schema_version
-from tests.lock_race import check_one_winner_per_round
+from tests.helpers.lock_race import check_one_winner_per_round
 
 
 @pytest.fixture
