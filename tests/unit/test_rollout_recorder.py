@@ -12,6 +12,7 @@ from provision.rollout.recorder import (
     outcome_of,
     short_message,
 )
+from tests.helpers.runs import record_rollout_run
 from tests.helpers.workspace import FIXTURES
 
 LOCAL = {
@@ -49,17 +50,7 @@ def test_outcomes() -> None:
 
 def test_recap_makes_results_final_at_once(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    run_id = store.create_run(
-        kind="rollout",
-        user="u",
-        node="n",
-        env="lab",
-        playbook="p",
-        selection="",
-        options={},
-        git_revision=None,
-        plan=[(0, "w", ["a", "b"])],
-    )
+    run_id = record_rollout_run(store, [(0, "w", ["a", "b"])])
     writer = BatchWriter(store)
     recorder = WaveRecorder(store, writer, run_id=run_id, wave=0, attempt=1, hosts={"a", "b"})
     recorder(PlaybookEvent("runner_on_start", "a", "t1", 1, {}))
