@@ -45,6 +45,7 @@ def ansible_inventory(cwd: Path, *args: str) -> tuple[dict[str, object], str]:
     return json.loads(done.stdout), done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed")
 def test_ansible_reads_the_inventory_and_the_slice_without_warnings(tmp_path: Path) -> None:
     folder = tmp_path / "inventories" / "production"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from provision.infra import runner
 from provision.infra.runner import PlaybookEvent
 from provision.infra.store import BatchWriter, Store
@@ -12,19 +14,9 @@ from provision.rollout.recorder import (
     outcome_of,
     short_message,
 )
+from tests.helpers.local import LOCAL
 from tests.helpers.runs import record_rollout_run
 from tests.helpers.workspace import FIXTURES
-
-LOCAL = {
-    "all": {
-        "hosts": {
-            "localhost": {
-                "ansible_connection": "local",
-                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            }
-        }
-    }
-}
 
 
 def test_short_message_is_the_reason_never_the_whole_result() -> None:
@@ -72,6 +64,7 @@ def test_recap_makes_results_final_at_once(tmp_path: Path) -> None:
     assert [r.status for r in store.task_rows(run_id, "a")] == ["changed", "ignored"]
 
 
+@pytest.mark.slow
 def test_runner_can_leave_per_event_files_out_and_still_read_the_recap(workspace: Path) -> None:
     events: list[PlaybookEvent] = []
     result = runner.run_playbook(

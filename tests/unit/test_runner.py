@@ -14,19 +14,8 @@ import pytest
 from provision.errors import RunnerError
 from provision.infra import runner
 from provision.infra.masking import MASK, Masker
+from tests.helpers.local import LOCAL
 from tests.helpers.workspace import FIXTURES
-
-LOCAL = {
-    "all": {
-        "hosts": {
-            "localhost": {
-                "ansible_connection": "local",
-                # The control node's own Python, not whatever `python3` is on PATH.
-                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            }
-        }
-    }
-}
 
 
 def _run(workspace: Path, playbook: str, **kwargs: object) -> runner.PlaybookResult:
@@ -39,6 +28,7 @@ def _run(workspace: Path, playbook: str, **kwargs: object) -> runner.PlaybookRes
     )
 
 
+@pytest.mark.slow
 def test_check_mode_reports_stats_and_changes_nothing(workspace: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     result = _run(workspace, "local_file.yml", check=True, extravars={"marker_path": str(marker)})
@@ -50,6 +40,7 @@ def test_check_mode_reports_stats_and_changes_nothing(workspace: Path, tmp_path:
     assert not marker.exists()  # … but check mode wrote nothing
 
 
+@pytest.mark.slow
 def test_real_run_changes_then_is_idempotent(workspace: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     first = _run(workspace, "local_file.yml", extravars={"marker_path": str(marker)})
@@ -59,6 +50,7 @@ def test_real_run_changes_then_is_idempotent(workspace: Path, tmp_path: Path) ->
     assert second.hosts["localhost"].changed == 0
 
 
+@pytest.mark.slow
 def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> None:
     events: list[runner.PlaybookEvent] = []
     _run(workspace, "local_file.yml", check=True, on_event=events.append)
@@ -71,6 +63,7 @@ def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> 
     assert tasks == ["Ensure the marker file exists", "Read the marker back"]
 
 
+@pytest.mark.slow
 def test_a_slow_callback_does_not_stall_the_run(workspace: Path) -> None:
     """The reader reaches the play recap while the callback is still on the first event.
 
@@ -115,18 +108,21 @@ def test_a_slow_callback_does_not_stall_the_run(workspace: Path) -> None:
     assert seen[-1] == "playbook_on_stats"  # every event delivered by the end, in order
 
 
+@pytest.mark.slow
 def test_failed_host_is_reported_not_raised(workspace: Path) -> None:
     result = _run(workspace, "local_fail.yml")
     assert not result.ok
     assert result.hosts_with("failed") == ["localhost"]
 
 
+@pytest.mark.slow
 def test_broken_playbook_raises_with_ansibles_words(workspace: Path) -> None:
     with pytest.raises(RunnerError) as caught:
         _run(workspace, "broken_syntax.yml")
     assert "no_such_module_anywhere" in caught.value.message
 
 
+@pytest.mark.slow
 def test_runs_without_the_venv_on_path(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Called from a venv that is not activated, ansible-playbook is still found."""
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
@@ -134,6 +130,7 @@ def test_runs_without_the_venv_on_path(workspace: Path, monkeypatch: pytest.Monk
     assert result.ok
 
 
+@pytest.mark.slow
 def test_host_key_checking_is_on_and_env_files_are_not_written(workspace: Path) -> None:
     result = _run(workspace, "local_file.yml", check=True)
     assert not (result.private_data_dir / "env" / "envvars").exists()
@@ -177,6 +174,7 @@ def test_ansible_gets_a_chosen_environment_not_the_control_nodes() -> None:
     }
 
 
+@pytest.mark.slow
 def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
     workspace: Path, tmp_path: Path
 ) -> None:
