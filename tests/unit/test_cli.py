@@ -70,11 +70,13 @@ def test_debug_shows_the_traceback(runner: CliRunner) -> None:
 def test_interrupt_exits_130(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["fail-interrupt"])
     assert result.exit_code == ExitStatus.INTERRUPTED
+    assert result.stderr == "interrupted\n"
 
 
 def test_usage_error_exits_2(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["no-such-command"])
     assert result.exit_code == ExitStatus.USAGE_ERROR
+    assert "Error: No such command 'no-such-command'." in result.stderr
 
 
 def test_bad_workspace_file_is_reported_by_a_real_command(
