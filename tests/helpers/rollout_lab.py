@@ -106,7 +106,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
 
 
 def run_provision(settings: Settings, *args: str, timeout: float) -> CompletedProcess[str]:
-    """`provision ARGS` in a process of its own, as a person would run it; never raises."""
+    """`provision ARGS` in a process of its own, as a person would run it (its exit
+    status is the caller's to check)."""
     return subprocess.run(
         [sys.executable, "-m", "provision", *args],
         env=cli_env(settings),
