@@ -29,13 +29,13 @@ from provision.infra import crypto, ssh
 from provision.lab import service, state
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
-from tests.conftest import REPO
-from tests.integration.conftest import (
+from tests.helpers.lab import (
     claim_test_subnet,
     lab_settings,
     lab_unavailable_reason,
     release_test_subnet,
 )
+from tests.helpers.workspace import REPO
 
 pytestmark = pytest.mark.lab
 

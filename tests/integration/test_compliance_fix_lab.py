@@ -26,8 +26,8 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.lab import service
 from provision.settings import Settings
-from tests.conftest import REPO
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
+from tests.helpers.workspace import REPO
 
 # A module fixture rolls the baseline out over lab hosts first: on a loaded machine
 # that alone can take longer than the suite's per-test timeout.

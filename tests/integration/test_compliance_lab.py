@@ -39,8 +39,8 @@ from provision.model.compliance.model import HostReport
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from provision.settings import Settings
 from provision.standards import load_standard
-from tests.conftest import REPO
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
+from tests.helpers.workspace import REPO
 
 # A module fixture rolls the baseline out over lab hosts first: on a loaded machine
 # that alone can take longer than the suite's per-test timeout.

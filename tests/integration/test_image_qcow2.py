@@ -29,9 +29,9 @@ from provision.lab.machine import mounted_paths
 from provision.lab.spec import NAGARI_SCHOOL
 from provision.lab.state import HostRecord
 from provision.settings import Settings, load_settings
-from tests.conftest import REPO, make_workspace
-from tests.integration import qemu_boot
-from tests.integration.conftest import lab_unavailable_reason
+from tests.helpers import qemu_boot
+from tests.helpers.lab import lab_unavailable_reason
+from tests.helpers.workspace import REPO, make_workspace
 
 #: The build (a few minutes; a bound for a loaded machine) and every boot attempt
 #: fall within the timeout of whichever test comes first.

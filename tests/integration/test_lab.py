@@ -20,8 +20,8 @@ from provision.errors import ExitStatus, StateError
 from provision.infra import runner
 from provision.lab import demo, machine, service
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
-from tests.conftest import FIXTURES, REPO
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
+from tests.helpers.workspace import FIXTURES, REPO
 
 pytestmark = pytest.mark.lab
 

@@ -14,7 +14,7 @@ from provision.cli.main import cli
 from provision.errors import ExitStatus
 from provision.lab import machine, network, service
 from provision.lab.inventory import ssh_options
-from tests.integration.conftest import (
+from tests.helpers.lab import (
     claim_test_subnet,
     lab_settings,
     lab_unavailable_reason,

@@ -7,8 +7,8 @@ served on purpose makes it fail, naming the domain and the days left. `complianc
 fix --control WEB-001` then redeploys the register's portals through site.yml
 (the certificate is renewed while planning) and the next run passes again.
 
-The set-up is test_portal_lab's (`portal_lab`), with a portal of this module's
-own, removed (and retired from the host) afterwards so that either module may
+The set-up is the portal lab tests' (`tests.helpers.portal_lab`), with a portal
+of this module's own, removed (and retired from the host) afterwards so that either module may
 run first in a lab.
 """
 
@@ -28,9 +28,9 @@ from provision.model.compliance.model import ControlResult
 from provision.portal import ca as portal_ca
 from provision.portal import https_get, remove_portal
 from provision.rollout import run_rollout
-from tests.conftest import REPO
-from tests.integration.conftest import Lab
-from tests.integration.test_portal_lab import HOST, Portals, portal_lab
+from tests.helpers.lab import Lab
+from tests.helpers.portal_lab import HOST, Portals, portal_lab
+from tests.helpers.workspace import REPO
 
 # A module fixture rolls the baseline out over lab hosts first: on a loaded machine
 # that alone can take longer than the suite's per-test timeout.

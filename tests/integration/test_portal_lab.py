@@ -16,13 +16,13 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from provision.errors import InputError, StateError
+from provision.errors import InputError
 from provision.portal import (
     PortalRequest,
     add_portal,
@@ -37,51 +37,17 @@ from provision.portal import (
     restore_portal,
 )
 from provision.portal import ca as portal_ca
-from provision.rollout import RolloutResult, run_rollout
-from provision.settings import Settings
-from tests.integration.conftest import Lab
+from provision.rollout import run_rollout
+from tests.helpers.lab import Lab
+from tests.helpers.portal_lab import HOST, ROOT, Portals, portal_lab
 
 # A module fixture rolls the baseline out over lab hosts first: on a loaded machine
 # that alone can take longer than the suite's per-test timeout.
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(2400)]
 
-HOST = "dhk-gaz-portal01"
 STATIC_A = "gazipur.gov.bd"
 STATIC_B = "kaliganj.gazipur.gov.bd"
 PHP = "nagari.kaliganj.gazipur.gov.bd"
-ROOT = "/srv/portals"
-
-
-@dataclass
-class Portals:
-    lab: Lab
-    settings: Settings
-    content: Path
-
-    @property
-    def address(self) -> str:
-        return self.lab.address(HOST)
-
-    @property
-    def ca_file(self) -> Path:
-        return portal_ca.ca_info(self.settings).cert_path
-
-    def deploy(self, **kwargs: object) -> RolloutResult:
-        plan = plan_deploy(self.settings, HOST, **kwargs)  # type: ignore[arg-type]
-        return run_rollout(self.settings, plan.plan)
-
-    def get(self, domain: str, path: str = "/") -> tuple[int, str]:
-        answer = https_get(self.address, domain, path, ca_file=self.ca_file)
-        return answer.status, answer.body.decode()
-
-    def sh(self, command: str) -> str:
-        return self.lab.ssh(HOST, command)
-
-    def tree_sums(self, domain: str) -> str:
-        return self.sh(
-            f"cd {ROOT}/{domain} && find htdocs data -type f -print0 | sort -z "
-            "| xargs -0 sha256sum; find htdocs data -printf '%p %u %g %m\\n' | sort"
-        )
 
 
 def write_content(root: Path) -> Path:
@@ -109,40 +75,6 @@ def write_content(root: Path) -> Path:
     (root / STATIC_A / "about").chmod(0o777)
     (root / STATIC_A / "about" / "index.html").chmod(0o666)
     return root
-
-
-def portal_lab(
-    lab: Lab,
-    content: Path,
-    portals: Sequence[tuple[str, str]],
-    directives: dict[str, tuple[str, ...]] | None = None,
-) -> Portals:
-    """The lab's department CA (made once per session) and these (domain, kind) portals
-    registered on HOST from `content`/<domain> (with their nginx `directives`), unless
-    they already are.
-
-    Shared with the other portal lab tests (tests/integration/test_portal_compliance.py),
-    which may run before or after this module in the same lab.
-    """
-    settings = lab.settings
-    try:
-        portal_ca.ca_info(settings)
-    except StateError:
-        portal_ca.init_ca(settings)
-    register = load_register(register_path(settings))
-    for domain, kind in portals:
-        if register.find(domain) is None:
-            add_portal(
-                settings,
-                PortalRequest(
-                    host=HOST,
-                    kind=kind,
-                    content=str(content / domain),
-                    domain=domain,
-                    nginx_directives=(directives or {}).get(domain, ()),
-                ),
-            )
-    return Portals(lab, settings, content)
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ from provision.errors import ExitStatus, StateError
 from provision.infra import crypto
 from provision.infra.store import open_store
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
-from tests.conftest import REPO
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
+from tests.helpers.workspace import REPO
 
 pytestmark = pytest.mark.lab
 

@@ -22,7 +22,7 @@ import pytest
 
 from provision.model.compliance.model import ControlResult, HostReport
 from provision.reports import write_report
-from tests.unit.compliance_samples import NOW, RUN, sample_history, sample_reports
+from tests.helpers.compliance_samples import NOW, RUN, sample_history, sample_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

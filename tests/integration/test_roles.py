@@ -32,8 +32,8 @@ from provision.infra import runner
 from provision.lab import service
 from provision.lab.inventory import KEY_NAME, KNOWN_HOSTS
 from provision.standards import load_standard
-from tests.conftest import REPO
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
+from tests.helpers.workspace import REPO
 
 # A module fixture rolls the baseline out over lab hosts first: on a loaded machine
 # that alone can take longer than the suite's per-test timeout.

@@ -21,15 +21,15 @@ import pytest
 
 from provision.infra.store import Store
 from provision.settings import Settings
-from tests.integration.conftest import Lab
-from tests.integration.test_rollout_lab import (
+from tests.helpers.lab import Lab
+from tests.helpers.lock_race import check_one_winner_per_round
+from tests.helpers.rollout_lab import (
     check_canary_and_two_waves,
     check_failing_canary_stops,
     check_max_fail_stops,
     check_sigkill_then_resume,
     clean_hosts,
 )
-from tests.lock_race import check_one_winner_per_round
 
 pytestmark = pytest.mark.lab
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 
 from provision.compliance import schedule
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
 
 pytestmark = pytest.mark.lab
 

@@ -20,7 +20,7 @@ import pytest
 from provision.access import secrets
 from provision.infra import crypto, runner
 from provision.inventory import load_inventory, slice_inventory
-from tests.integration.conftest import Lab
+from tests.helpers.lab import Lab
 
 pytestmark = pytest.mark.lab
 
@@ -222,7 +222,7 @@ def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
     from click.testing import CliRunner
 
     from provision.cli.main import cli
-    from tests.conftest import REPO
+    from tests.helpers.workspace import REPO
 
     standard = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
     added_standard = not standard.exists()
@@ -439,7 +439,7 @@ def test_a_compliance_run_with_a_missing_vault_password_file_records_nothing(
     from click.testing import CliRunner
 
     from provision.cli.main import cli
-    from tests.conftest import REPO
+    from tests.helpers.workspace import REPO
 
     standard = lab.settings.workspace / "standards" / "bd-ict-baseline.yml"
     added_standard = not standard.exists()

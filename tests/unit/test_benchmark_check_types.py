@@ -11,7 +11,7 @@ from benchmarks.compliance_audit import check_tasks
 from provision.model.standards.checks import CHECK_TYPES
 from provision.model.standards.model import Check
 from provision.standards.files import load_standard
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 
 def test_every_check_of_the_published_standard_has_per_control_tasks() -> None:

@@ -70,11 +70,13 @@ def test_debug_shows_the_traceback(runner: CliRunner) -> None:
 def test_interrupt_exits_130(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["fail-interrupt"])
     assert result.exit_code == ExitStatus.INTERRUPTED
+    assert result.stderr == "interrupted\n"
 
 
 def test_usage_error_exits_2(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["no-such-command"])
     assert result.exit_code == ExitStatus.USAGE_ERROR
+    assert "Error: No such command 'no-such-command'." in result.stderr
 
 
 def test_bad_workspace_file_is_reported_by_a_real_command(
@@ -158,7 +160,7 @@ def test_a_commands_env_overrides_the_global_one(runner: CliRunner, tmp_path: Pa
     standards.mkdir()
     repo = Path(__file__).resolve().parents[2]
     (standards / "s.yml").write_text((repo / "standards" / "bd-ict-baseline.yml").read_text())
-    from tests.unit.inventory_helpers import write
+    from tests.helpers.inventory import write
 
     register = write(tmp_path / "r.csv")
     args = ["--workspace", str(tmp_path), "--env", "production"]

@@ -18,7 +18,7 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.reports.service import trend_points
 from provision.settings import Settings
-from tests.unit.drift_samples import cli_run, drift_settings, record, report
+from tests.helpers.drift_samples import cli_run, drift_settings, record, report
 
 FLEET = ("dhk-gaz-fs01", "dhk-kal-fs01", "dhk-kal-lab01")
 

@@ -40,8 +40,8 @@ from provision.portal import ca as portal_ca
 from provision.portal.health import PortalHealth
 from provision.settings import Settings
 from provision.standards import load_standard
-from tests.conftest import REPO
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
+from tests.helpers.workspace import REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 CHECK = Check("portal_https", {"min_days_left": 30})

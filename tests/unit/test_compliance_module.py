@@ -10,8 +10,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from provision.infra.runner import tool_path
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 LIBRARY = REPO / "playbooks" / "library"
 
@@ -99,6 +101,7 @@ def _ansible(request: dict[str, Any], *extra: str) -> dict[str, Any]:
     return json.loads(body)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_ansible_runs_it_read_only_and_in_check_mode() -> None:
     request = {"sysctl": ["kernel.ostype"], "timezone": True}
     for extra in ((), ("--check",)):

@@ -15,7 +15,7 @@ from provision.errors import ExitStatus
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.settings import Settings
-from tests.unit.drift_samples import cli_run, drift_settings, record, report
+from tests.helpers.drift_samples import cli_run, drift_settings, record, report
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from provision.model.standards.model import AppliesTo, Control, Standard
 from provision.model.waivers import Scope, Waiver, WaiverSet
 from provision.reports import FORMAT_VERSION, default_name, write_report
 from provision.reports.csv_report import COLUMNS
-from tests.unit.compliance_samples import NOW, RUN, sample_history, sample_reports
+from tests.helpers.compliance_samples import NOW, RUN, sample_history, sample_reports
 
 
 def _standard(digest: str = RUN.standard_digest) -> Standard:

@@ -18,7 +18,7 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.settings import load_settings
 from provision.standards.files import load_standard
-from tests.unit.compliance_samples import NOW, sample_reports
+from tests.helpers.compliance_samples import NOW, sample_reports
 
 REPO = Path(__file__).resolve().parents[2]
 

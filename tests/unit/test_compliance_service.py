@@ -15,7 +15,7 @@ from provision.model.scoring import host_score
 from provision.model.standards.model import AppliesTo
 from provision.model.waivers import Scope, Waiver, WaiverSet
 from provision.standards import load_standard
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 STANDARD = load_standard(REPO / "standards" / "bd-ict-baseline.yml")
 LAB_PC = {"provision_role": "lab_pc", "provision_district": "Gazipur", "provision_site_code": "S1"}

@@ -16,7 +16,7 @@ from provision.cli.main import cli
 from provision.errors import InputError
 from provision.images import manifest, seal
 from provision.settings import Settings, load_settings
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 
 @pytest.fixture

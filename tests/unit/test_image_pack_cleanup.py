@@ -79,6 +79,7 @@ def _filesystem_of(image: Path, work: Path) -> tuple[str, str]:
     return line, grub_cfg
 
 
+@pytest.mark.slow
 def test_a_disk_still_mounted_in_another_namespace_is_converted_only_once_released(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

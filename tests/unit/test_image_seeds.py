@@ -16,7 +16,7 @@ from provision.errors import ConfigError, ExitStatus, InputError
 from provision.images import seeds
 from provision.settings import Settings, load_settings
 from provision.standards import load_standard
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 HASH = (
@@ -262,7 +262,7 @@ def test_a_failing_check_leaves_nothing_behind(
     monkeypatch.setattr(seeds, "check_seed", broken)
     parent = tmp_path / "out"
     parent.mkdir()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="broken on purpose"):
         seeds.write_seed(settings, seeds.SeedRequest("lab_pc", "debian-12", parent / "s"))
     assert list(parent.iterdir()) == []
 

@@ -18,7 +18,7 @@ import pytest
 from provision.inventory import import_register, load_inventory, select_hosts, slice_inventory
 from provision.inventory.slice import write_slice
 from provision.inventory.validate import validate_environment
-from tests.unit.inventory_helpers import generated
+from tests.helpers.inventory import generated, write_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"
@@ -45,6 +45,7 @@ def ansible_inventory(cwd: Path, *args: str) -> tuple[dict[str, object], str]:
     return json.loads(done.stdout), done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed")
 def test_ansible_reads_the_inventory_and_the_slice_without_warnings(tmp_path: Path) -> None:
     folder = tmp_path / "inventories" / "production"
@@ -98,22 +99,12 @@ def host_groups(listing: dict[str, object]) -> dict[str, set[str]]:
 @pytest.mark.skipif(not ANSIBLE_INVENTORY.exists(), reason="ansible-inventory is not installed")
 def test_validate_names_every_host_ansible_warns_about(tmp_path: Path) -> None:
     folder = tmp_path / "inventories" / "production"
-    folder.mkdir(parents=True)
-    (folder / "hosts.yml").write_text(
-        "all:\n"
-        "  children:\n"
-        "    role_lab_pc:\n"
-        "      hosts:\n"
-        "        all:\n"
-        "          ansible_host: 10.0.0.1\n"
-        "        ungrouped:\n"
-        "          ansible_host: 10.0.0.2\n"
-        "        web:\n"
-        "          ansible_host: 10.0.0.3\n"
-        "    web:\n"
-        "      hosts:\n"
-        "        lab-a:\n"
-        "          ansible_host: 10.0.0.4\n"
+    write_hosts(
+        folder,
+        {
+            "role_lab_pc": {"all": "10.0.0.1", "ungrouped": "10.0.0.2", "web": "10.0.0.3"},
+            "web": {"lab-a": "10.0.0.4"},
+        },
     )
     _data, warnings = ansible_inventory(tmp_path, "-i", str(folder / "hosts.yml"), "--list")
     warned = sorted(re.findall(r"Found both group and host with same name: (\S+)", warnings))

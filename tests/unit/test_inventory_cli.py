@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.errors import ExitStatus
-from tests.unit.inventory_helpers import GOOD_ROWS, generated, write
+from tests.helpers.inventory import GOOD_ROWS, generated, write, write_hosts
 
 
 @pytest.fixture
@@ -89,18 +89,7 @@ def test_validate_a_register_and_a_broken_environment(ws: Path) -> None:
     assert "bad.csv:2: unknown role 'x'" in result.stderr
 
     folder = ws / "inventories" / "production"
-    folder.mkdir(parents=True)
-    (folder / "hosts.yml").write_text(
-        "all:\n"
-        "  children:\n"
-        "    role_lab_pc:\n"
-        "      hosts:\n"
-        "        lab-a:\n"
-        "          ansible_host: 10.0.0.1\n"
-        "        lab-b:\n"
-        "          ansible_host: 10.0.0.1\n"
-        "        lab-c: {}\n"
-    )
+    write_hosts(folder, {"role_lab_pc": {"lab-a": "10.0.0.1", "lab-b": "10.0.0.1", "lab-c": None}})
     (folder / "group_vars").mkdir()
     (folder / "group_vars" / "role_lab_pcs.yml").write_text("x: 1\n")
     report = run(ws, "inventory", "validate", "--json")

@@ -16,7 +16,7 @@ from provision.inventory import (
     write_slice,
 )
 from provision.inventory.files import CACHE_FILE, HOSTS_FILE
-from tests.unit.inventory_helpers import GOOD_ROWS, generated, write
+from tests.helpers.inventory import GOOD_ROWS, generated, write
 
 
 @pytest.fixture

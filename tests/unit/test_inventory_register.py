@@ -15,7 +15,7 @@ from provision.inventory import (
     read_register,
 )
 from provision.model.inventory.register import _group_clashes
-from tests.unit.inventory_helpers import GOOD_ROWS, HEADER, register_text, write
+from tests.helpers.inventory import COX, GOOD_ROWS, HEADER, NATAI, register_text, write
 
 
 def problems(path: Path) -> list[tuple[int | None, str]]:
@@ -161,12 +161,14 @@ def test_bad_register_writes_nothing(tmp_path: Path) -> None:
     import_register(write(tmp_path / "good.csv"), folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     bad = write(tmp_path / "bad.csv", [*GOOD_ROWS[:5], GOOD_ROWS[5].replace("10.3.14.10", "x")])
-    with pytest.raises(ProblemsError):
+    with pytest.raises(ProblemsError) as caught:
         import_register(bad, folder)
+    assert [p.line for p in caught.value.problems] == [7]  # the bad address's row
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     fresh = tmp_path / "inventories" / "staging"
-    with pytest.raises(ProblemsError):
+    with pytest.raises(ProblemsError) as caught:
         import_register(bad, fresh)
+    assert [p.line for p in caught.value.problems] == [7]
     assert not fresh.exists()
 
 
@@ -197,17 +199,6 @@ def test_a_host_named_like_a_group_the_import_makes_is_refused() -> None:
             "Gazipur (made from line 2)",
         )
     ]
-
-
-COX = (
-    "Chattagram,{district},,,COX-001,Coxsbazar District Data Centre,district_data_centre,"
-    "cox-001-fs01,10.9.0.10,field_server,BD-90,Dell PowerEdge T150,8,32,2000,2022"
-)
-NATAI = (
-    "Chattagram,Brahmanbaria,Brahmanbaria Sadar,{union},BRA-00{n},Natai Union Digital Centre,"
-    "union_digital_centre,bra-00{n}-pc01,10.9.1.1{n},digital_centre_pc,BD-9{n},Dell OptiPlex 3000,"
-    "4,8,500,2022"
-)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from provision.errors import InputError
 from provision.inventory import Inventory, build_inventory, parse_register, select_hosts
-from tests.unit.inventory_helpers import register_text
+from tests.helpers.inventory import COX, NATAI, register_text
 
 ALL = [
     "gaz-001-fs01",
@@ -108,8 +108,6 @@ def test_placements_of_an_imported_inventory(inventory: Inventory) -> None:
 
 
 def test_names_with_punctuation_and_bangla_names_select_their_hosts() -> None:
-    from tests.unit.test_inventory_register import COX, NATAI
-
     rows = [
         COX.format(district="Coxsbazar"),
         NATAI.format(union="Natai (242)", n=1),

@@ -68,8 +68,11 @@ def test_every_host_a_role_count_asks_for_is_added(spec: str, added: dict[str, b
 def test_a_host_asked_for_as_new_and_as_installed_is_refused() -> None:
     with pytest.raises(InputError) as caught:
         parse_hosts_spec("default,dhk-kal-lab01@new")
-    assert "dhk-kal-lab01" in caught.value.message
-    assert caught.value.hint
+    assert caught.value.message == (
+        "--hosts asks for dhk-kal-lab01 as an installed machine and,"
+        " in 'dhk-kal-lab01@new', as a new one"
+    )
+    assert caught.value.hint == "name dhk-kal-lab01 once, with @new or without it"
     # The same host asked for twice in the same way is still one host.
     assert [h.name for h in parse_hosts_spec("dhk-kal-fs01,default,dhk-kal-fs01")].count(
         "dhk-kal-fs01"
@@ -77,12 +80,28 @@ def test_a_host_asked_for_as_new_and_as_installed_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["dhk-nope", "printer:2", "lab_pc:0", "lab_pc:x", ",", "lab_pc:999"]
+    ("spec", "message", "hint"),
+    [
+        ("dhk-nope", "unknown lab host 'dhk-nope'", "use one of dhk-gaz-fs01"),
+        ("printer:2", "unknown role 'printer' in 'printer:2'", "roles: field_server, lab_pc"),
+        ("lab_pc:0", "'lab_pc:0' needs a count from 1 to", "e.g. lab_pc:3"),
+        ("lab_pc:x", "'lab_pc:x' needs a count from 1 to", "e.g. lab_pc:3"),
+        ("lab_pc:999", "'lab_pc:999' needs a count from 1 to", "e.g. lab_pc:3"),
+        (",", "--hosts names no host", "e.g. --hosts default,lab_pc:3"),
+        ("@new", "'@new' names no host", "e.g. lab_pc:2@new"),
+    ],
 )
-def test_bad_specs_are_refused_with_a_hint(spec: str) -> None:
+def test_bad_specs_are_refused_with_a_hint(spec: str, message: str, hint: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_hosts_spec(spec)
-    assert caught.value.hint or "at most" in caught.value.message
+    assert message in caught.value.message
+    assert hint in caught.value.hint
+
+
+def test_a_spec_of_more_hosts_than_the_lab_runs_is_refused() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_hosts_spec("default,lab_pc:200")
+    assert caught.value.message == "--hosts asks for 204 hosts; the lab runs at most 200"
 
 
 def test_addresses_are_stable_and_skip_taken_ones() -> None:
@@ -97,10 +116,23 @@ def test_addresses_are_stable_and_skip_taken_ones() -> None:
     }
 
 
-@pytest.mark.parametrize("subnet", ["8.8.8.0/24", "10.1.2.0/28", "not-a-net", "10.1.2.5/24"])
-def test_subnet_must_be_a_private_slash_24_or_larger(subnet: str) -> None:
-    with pytest.raises(InputError):
+@pytest.mark.parametrize(
+    ("subnet", "message"),
+    [
+        ("8.8.8.0/24", "must be a private network of /24 or larger"),
+        ("10.1.2.0/28", "must be a private network of /24 or larger"),
+        ("not-a-net", "is not an IPv4 network"),
+        ("10.1.2.5/24", "is not an IPv4 network"),  # host bits set
+    ],
+)
+def test_subnet_must_be_a_private_slash_24_or_larger(subnet: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
         check_subnet(subnet)
+    assert caught.value.message.startswith(f"lab_subnet {subnet}") or (
+        caught.value.message.startswith(f"lab_subnet '{subnet}'")
+    )
+    assert message in caught.value.message
+    assert caught.value.hint == "e.g. lab_subnet: 10.213.7.0/24"
 
 
 def test_mirror_is_read_from_deb822_sources(tmp_path: Path) -> None:
@@ -122,8 +154,12 @@ def test_mirror_is_read_from_one_line_lists(tmp_path: Path) -> None:
 
 def test_no_mirror_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
-    with pytest.raises(PrerequisiteError):
+    with pytest.raises(PrerequisiteError) as caught:
         rootfs.debian_mirror(tmp_path)
+    assert caught.value.message == (
+        f"no Debian {rootfs.SUITE} mirror found in {tmp_path}/sources.list(.d)"
+    )
+    assert "add the Debian mirror to apt's sources" in caught.value.hint
 
 
 def test_half_built_or_stale_cache_is_detected(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from provision.errors import InputError, StateError
 from provision.infra import crypto
 from provision.portal import PortalRequest, add_portal, ca, check_portal, plan_deploy
 from provision.settings import Settings
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
 
 
 @pytest.fixture

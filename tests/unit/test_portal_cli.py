@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from provision.cli.main import cli
 from provision.errors import ExitStatus
 from provision.settings import Settings
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from provision.errors import InputError
 from provision.portal import PortalRequest, add_portal, load_register, plan_deploy, register_path
 from provision.portal import ca as portal_ca
 from provision.settings import Settings
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
 
 REQUEST = PortalRequest(host="portal01", kind="static", content="sites/a", domain="a.gov.bd")
 

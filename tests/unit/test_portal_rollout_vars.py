@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from provision.infra.store import open_store
 from provision.rollout import RolloutOptions, plan_retry, plan_rollout, run_rollout
 from provision.settings import load_settings
-from tests.conftest import make_workspace
+from tests.helpers.local import LOCAL_HOST
+from tests.helpers.workspace import make_workspace
 
 PLAYBOOK = """\
 - name: Write the variable
@@ -29,6 +31,7 @@ PLAYBOOK = """\
 """
 
 
+@pytest.mark.slow
 def test_vars_file_reaches_the_play_and_is_recorded_by_path(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path / "workspace")
     folder = workspace / "inventories" / "lab"
@@ -37,8 +40,7 @@ def test_vars_file_reaches_the_play_and_is_recorded_by_path(tmp_path: Path) -> N
     out.mkdir()
     hosts = {
         h: {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            **LOCAL_HOST,
             "out": str(out),
         }
         for h in ("h1", "h2")

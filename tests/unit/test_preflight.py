@@ -30,7 +30,7 @@ from provision.infra.store import open_store
 from provision.infra.store.preflight_records import HostRecord, PreflightRecords
 from provision.infra.store.preflight_tables import preflight_results
 from provision.settings import Settings, load_settings
-from tests.conftest import REPO
+from tests.helpers.workspace import REPO
 
 #: What each fake host has: cores, memory (kB), root disk (kB); None: it does not answer.
 FLEET: dict[str, tuple[int, int, int] | None] = {

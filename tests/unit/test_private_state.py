@@ -10,6 +10,7 @@ from pathlib import Path
 from provision.infra import runner
 from provision.infra.store import open_store
 from provision.settings import Settings, load_settings
+from tests.helpers.runs import record_rollout_run
 
 
 def _mode(path: Path) -> int:
@@ -23,17 +24,7 @@ def _settings(workspace: Path) -> Settings:
 def _write_a_run(settings: Settings) -> list[tuple[str, int]]:
     """Record a run; the modes of the database's files while the store is open."""
     with open_store(settings) as store:
-        store.create_run(
-            kind="rollout",
-            user="u",
-            node="n",
-            env="lab",
-            playbook="p.yml",
-            selection="",
-            options={},
-            git_revision=None,
-            plan=[(1, "wave 1", ["h1"])],
-        )
+        record_rollout_run(store)
         return [(p.name, _mode(p)) for p in sorted(settings.state_path.glob("state.db*"))]
 
 

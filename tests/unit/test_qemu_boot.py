@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.integration import qemu_boot
-from tests.integration.qemu_boot import Accelerator, Attempt, Boot, Probe
+from tests.helpers import qemu_boot
+from tests.helpers.qemu_boot import Accelerator, Attempt, Boot, Probe
 
 KVM = Accelerator("kvm -cpu qemu64", ("-accel", "kvm"), stall_s=60, budget_s=300)
 TCG = Accelerator("tcg -cpu max", ("-accel", "tcg"), stall_s=240, budget_s=900, emulated=True)

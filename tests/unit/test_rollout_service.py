@@ -28,7 +28,8 @@ from provision.rollout import (
     run_rollout,
 )
 from provision.settings import Settings, load_settings
-from tests.conftest import FIXTURES, make_workspace
+from tests.helpers.local import LOCAL_HOST
+from tests.helpers.workspace import FIXTURES, make_workspace
 
 CHANGE = str(FIXTURES / "playbooks" / "rollout_change.yml")
 SECRET = str(FIXTURES / "playbooks" / "rollout_secret.yml")
@@ -40,8 +41,7 @@ def _local_workspace(root: Path, failing: tuple[str, ...] = ()) -> Settings:
     folder.mkdir(parents=True, exist_ok=True)
     hosts = {
         f"h{i}": {
-            "ansible_connection": "local",
-            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            **LOCAL_HOST,
             "rollout_stamp_dir": str(root / "stamps" / f"h{i}"),
             "provision_district": "Gazipur" if i <= 3 else "Narsingdi",
             "rollout_db_password": "s3cr3t-Value-42",
@@ -79,6 +79,7 @@ def _commit_all(workspace: Path) -> str:
     return _git(workspace, "rev-parse", "HEAD")
 
 
+@pytest.mark.slow
 def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> None:
     _git(settings.workspace, "init", "-q")
     head = _commit_all(settings.workspace)
@@ -98,6 +99,7 @@ def test_canary_and_waves_by_district_record_every_host(settings: Settings) -> N
     assert run.options["by"] == "district" and run.options["max_fail"] == "50%"
 
 
+@pytest.mark.slow
 def test_a_failing_canary_stops_before_wave_1(settings: Settings) -> None:
     plan = plan_rollout(settings, RolloutOptions(CHANGE, "", canary="h4", batch="2"))
     result = run_rollout(settings, plan)
@@ -107,6 +109,7 @@ def test_a_failing_canary_stops_before_wave_1(settings: Settings) -> None:
     assert all(_stamp(settings, h) is None for h in ("h1", "h2", "h3", "h5"))
 
 
+@pytest.mark.slow
 def test_max_fail_stops_launching_waves_and_resume_goes_on(settings: Settings) -> None:
     plan = plan_rollout(settings, RolloutOptions(CHANGE, "", batch="2", max_fail="20%"))
     result = run_rollout(settings, plan)
@@ -121,6 +124,7 @@ def test_max_fail_stops_launching_waves_and_resume_goes_on(settings: Settings) -
         resume_rollout(settings, result.run_id)
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_runs_only_hosts_without_a_result(settings: Settings) -> None:
     plan = plan_rollout(settings, RolloutOptions(CHANGE, "!h4", batch="2"))
     with open_store(settings) as store:
@@ -143,6 +147,7 @@ def test_resume_after_a_crash_runs_only_hosts_without_a_result(settings: Setting
     assert _stamp(settings, "h1") is None and _stamp(settings, "h3") == "h3"
 
 
+@pytest.mark.slow
 def test_retry_failed_is_a_new_run_linked_to_the_old(settings: Settings, tmp_path: Path) -> None:
     result = run_rollout(settings, plan_rollout(settings, RolloutOptions(CHANGE, "h3;h4")))
     assert result.hosts_with("failed") == ["h4"]
@@ -156,6 +161,7 @@ def test_retry_failed_is_a_new_run_linked_to_the_old(settings: Settings, tmp_pat
         plan_retry(settings, result.run_id, ["unreachable"])
 
 
+@pytest.mark.slow
 def test_the_store_never_holds_a_secret(settings: Settings) -> None:
     result = run_rollout(settings, plan_rollout(settings, RolloutOptions(SECRET, "h1")))
     failed = result.results["h1"]
@@ -170,15 +176,17 @@ def test_the_store_never_holds_a_secret(settings: Settings) -> None:
 
 
 def test_bad_options_change_nothing(settings: Settings) -> None:
-    for options in (
-        RolloutOptions(CHANGE, "", batch="ten"),
-        RolloutOptions(CHANGE, "", max_fail="200%"),
-        RolloutOptions(CHANGE, "", control="SSH 001"),
-        RolloutOptions("missing.yml", ""),
-        RolloutOptions(CHANGE, "nohost*"),
+    for options, reason in (
+        (RolloutOptions(CHANGE, "", batch="ten"), "--batch 'ten' is neither a number"),
+        (RolloutOptions(CHANGE, "", max_fail="200%"), "--max-fail '200%' is not a percentage"),
+        (RolloutOptions(CHANGE, "", control="SSH 001"), "--control 'SSH 001' is not a control"),
+        (RolloutOptions("missing.yml", ""), "playbook 'missing.yml' was found neither here"),
+        (RolloutOptions(CHANGE, "nohost*"), "the selection 'nohost*' matches no host"),
     ):
-        with pytest.raises(InputError):
+        with pytest.raises(InputError) as caught:
             plan_rollout(settings, options)
+        assert caught.value.message.startswith(reason)
+        assert caught.value.hint
     assert not (settings.state_path / "state.db").exists()
 
 
@@ -189,6 +197,7 @@ NOT_A_PLAY = """\
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "line"),
     [
@@ -211,6 +220,7 @@ def test_a_broken_playbook_is_refused_before_a_run_is_recorded(
         assert store.list_runs() == []  # nothing to resume, nothing in the history
 
 
+@pytest.mark.slow
 def test_a_run_whose_playbook_broke_since_is_not_resumed(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -229,6 +239,7 @@ def test_a_run_whose_playbook_broke_since_is_not_resumed(
     assert (run.status, run.attempts) == ("stopped", 1)  # no attempt was started
 
 
+@pytest.mark.slow
 def test_a_rollout_variables_file_that_is_not_a_mapping_is_refused(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -241,6 +252,7 @@ def test_a_rollout_variables_file_that_is_not_a_mapping_is_refused(
         assert store.list_runs() == []
 
 
+@pytest.mark.slow
 def test_a_run_from_a_workspace_with_changes_records_a_dirty_revision(
     settings: Settings,
 ) -> None:
@@ -274,6 +286,7 @@ def _invoke(settings: Settings, *args: str) -> object:
     )
 
 
+@pytest.mark.slow
 def test_cli_rollout_runs_and_runs_commands_show_it(settings: Settings) -> None:
     done = _invoke(
         settings,

@@ -14,19 +14,8 @@ import pytest
 from provision.errors import RunnerError
 from provision.infra import runner
 from provision.infra.masking import MASK, Masker
-from tests.conftest import FIXTURES
-
-LOCAL = {
-    "all": {
-        "hosts": {
-            "localhost": {
-                "ansible_connection": "local",
-                # The control node's own Python, not whatever `python3` is on PATH.
-                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-            }
-        }
-    }
-}
+from tests.helpers.local import LOCAL
+from tests.helpers.workspace import FIXTURES
 
 
 def _run(workspace: Path, playbook: str, **kwargs: object) -> runner.PlaybookResult:
@@ -39,6 +28,7 @@ def _run(workspace: Path, playbook: str, **kwargs: object) -> runner.PlaybookRes
     )
 
 
+@pytest.mark.slow
 def test_check_mode_reports_stats_and_changes_nothing(workspace: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     result = _run(workspace, "local_file.yml", check=True, extravars={"marker_path": str(marker)})
@@ -50,6 +40,7 @@ def test_check_mode_reports_stats_and_changes_nothing(workspace: Path, tmp_path:
     assert not marker.exists()  # … but check mode wrote nothing
 
 
+@pytest.mark.slow
 def test_real_run_changes_then_is_idempotent(workspace: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     first = _run(workspace, "local_file.yml", extravars={"marker_path": str(marker)})
@@ -59,6 +50,7 @@ def test_real_run_changes_then_is_idempotent(workspace: Path, tmp_path: Path) ->
     assert second.hosts["localhost"].changed == 0
 
 
+@pytest.mark.slow
 def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> None:
     events: list[runner.PlaybookEvent] = []
     _run(workspace, "local_file.yml", check=True, on_event=events.append)
@@ -71,38 +63,66 @@ def test_events_reach_the_callback_in_order(workspace: Path, tmp_path: Path) -> 
     assert tasks == ["Ensure the marker file exists", "Read the marker back"]
 
 
+@pytest.mark.slow
 def test_a_slow_callback_does_not_stall_the_run(workspace: Path) -> None:
-    """The run finishes while the callback is still busy with early events."""
-    release = threading.Event()
+    """The reader reaches the play recap while the callback is still on the first event.
+
+    The callback holds the first event until the recap is in the stdout artifact,
+    which the reader writes (runner._EventFilter) before it hands an event on. A
+    callback called on the reader thread would hold the reader: the recap would
+    never come and the wait would end at its bound, failing the test.
+    """
+    private_data_dir = runner.new_run_dir(workspace / ".provision", "test")
+    caller = threading.current_thread()
+    threads: set[threading.Thread] = set()
     seen: list[str] = []
+    recap_seen_while_held: list[bool] = []
+
+    def recap_written() -> bool:
+        return any(
+            "PLAY RECAP" in stdout.read_text()
+            for stdout in private_data_dir.glob("artifacts/*/stdout")
+        )
 
     def slow(event: runner.PlaybookEvent) -> None:
+        threads.add(threading.current_thread())
         if not seen:
-            release.wait(timeout=60)
+            deadline = time.monotonic() + 60  # a bound for the broken case, not a pace
+            while not recap_written() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            recap_seen_while_held.append(recap_written())
         seen.append(event.kind)
 
-    def let_go_later() -> None:
-        time.sleep(5)
-        release.set()
-
-    threading.Thread(target=let_go_later, daemon=True).start()
-    result = _run(workspace, "local_file.yml", check=True, on_event=slow)
+    result = runner.run_playbook(
+        FIXTURES / "playbooks" / "local_file.yml",
+        workspace=workspace,
+        private_data_dir=private_data_dir,
+        inventory=LOCAL,
+        check=True,
+        on_event=slow,
+    )
     assert result.ok
-    assert seen and seen[-1] == "playbook_on_stats"  # every event delivered by the end
+    assert recap_seen_while_held == [True], "the reader waited for the callback"
+    assert caller not in threads, "events were delivered on the thread reading Ansible"
+    assert seen[0] == "playbook_on_start"
+    assert seen[-1] == "playbook_on_stats"  # every event delivered by the end, in order
 
 
+@pytest.mark.slow
 def test_failed_host_is_reported_not_raised(workspace: Path) -> None:
     result = _run(workspace, "local_fail.yml")
     assert not result.ok
     assert result.hosts_with("failed") == ["localhost"]
 
 
+@pytest.mark.slow
 def test_broken_playbook_raises_with_ansibles_words(workspace: Path) -> None:
     with pytest.raises(RunnerError) as caught:
         _run(workspace, "broken_syntax.yml")
     assert "no_such_module_anywhere" in caught.value.message
 
 
+@pytest.mark.slow
 def test_runs_without_the_venv_on_path(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Called from a venv that is not activated, ansible-playbook is still found."""
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
@@ -110,6 +130,7 @@ def test_runs_without_the_venv_on_path(workspace: Path, monkeypatch: pytest.Monk
     assert result.ok
 
 
+@pytest.mark.slow
 def test_host_key_checking_is_on_and_env_files_are_not_written(workspace: Path) -> None:
     result = _run(workspace, "local_file.yml", check=True)
     assert not (result.private_data_dir / "env" / "envvars").exists()
@@ -118,7 +139,7 @@ def test_host_key_checking_is_on_and_env_files_are_not_written(workspace: Path) 
 
 
 def test_missing_playbook_is_an_error(workspace: Path) -> None:
-    with pytest.raises(RunnerError):
+    with pytest.raises(RunnerError, match=r"nope\.yml does not exist"):
         runner.run_playbook(
             workspace / "playbooks" / "nope.yml",
             workspace=workspace,
@@ -153,6 +174,7 @@ def test_ansible_gets_a_chosen_environment_not_the_control_nodes() -> None:
     }
 
 
+@pytest.mark.slow
 def test_a_masked_run_leaves_the_secret_in_no_event_and_no_artifact(
     workspace: Path, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError
 from provision.infra import crypto, runner
 from provision.infra.runner import tool_path
+from tests.helpers.local import LOCAL
 
 CANARY = "canary-7f3a9c2e51d04b8e"
 PASSWORD = "vault-pass-0b5e6d1c"
@@ -291,6 +292,7 @@ def _all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["prompted", "client"])
 def test_a_run_uses_the_vault_and_leaves_no_trace(
     workspace: Path, tmp_path: Path, source: str
@@ -304,23 +306,13 @@ def test_a_run_uses_the_vault_and_leaves_no_trace(
     )
     marker = tmp_path / "marker"
     state = workspace / ".provision"
-    local = {
-        "all": {
-            "hosts": {
-                "localhost": {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                }
-            }
-        }
-    }
 
     def run(password_file: Path) -> runner.PlaybookResult:
         return runner.run_playbook(
             project / "use_secret.yml",
             workspace=workspace,
             private_data_dir=runner.new_run_dir(state, "canary"),
-            inventory=local,
+            inventory=LOCAL,
             extravars={"marker_path": str(marker)},
             vault_password_file=password_file,
         )

@@ -95,12 +95,12 @@ def test_bad_environment_values_are_named(
 
 
 def test_environment_name_cannot_escape_inventories(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"'\.\./etc' is not an environment name"):
         load_settings(workspace=tmp_path, environ={}, flags={"env": "../etc"})
 
 
 def test_missing_workspace_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="nope is not a folder"):
         load_settings(workspace=tmp_path / "nope", environ={})
 
 

@@ -19,7 +19,7 @@ from provision.standards import (
     resolve_control_checks,
     resolve_parameters,
 )
-from tests.conftest import FIXTURES, REPO
+from tests.helpers.workspace import FIXTURES, REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 MINIMAL = FIXTURES / "standards" / "minimal.yml"

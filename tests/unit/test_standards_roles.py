@@ -19,7 +19,7 @@ from provision.standards import (
     load_standard,
     resolve_parameters,
 )
-from tests.conftest import FIXTURES, REPO
+from tests.helpers.workspace import FIXTURES, REPO
 
 STANDARD = REPO / "standards" / "bd-ict-baseline.yml"
 ROLES = REPO / "playbooks" / "roles"
@@ -164,6 +164,7 @@ def test_a_hosts_parameters_come_from_its_groups_and_host_vars(tmp_path: Path) -
     assert fs["firewall_lab_pc_tcp_ports"].source == "default"
 
 
+@pytest.mark.slow
 def test_ansible_sees_the_same_parameter_values(tmp_path: Path) -> None:
     """Our reading of the layers matches Ansible's own variable precedence."""
     import subprocess
@@ -293,6 +294,7 @@ def _strategy_bases(environ: dict[str, str]) -> list[str]:
     return out.strip().split(",")
 
 
+@pytest.mark.slow
 def test_strategy_is_plain_linear_unless_mitogen_is_asked_for() -> None:
     for environ in ({}, {"PROVISION_MITOGEN": "0"}):
         bases = _strategy_bases(environ)
@@ -300,6 +302,7 @@ def test_strategy_is_plain_linear_unless_mitogen_is_asked_for() -> None:
         assert not any("mitogen" in b for b in bases)
 
 
+@pytest.mark.slow
 def test_strategy_uses_mitogen_when_asked_and_installed() -> None:
     pytest.importorskip("ansible_mitogen.strategy", reason="mitogen is not installed")
     bases = _strategy_bases({"PROVISION_MITOGEN": "1"})

@@ -24,7 +24,7 @@ from provision.infra.store import (
 )
 from provision.infra.store.migrations import MIGRATIONS
 from provision.infra.store.schema import schema_version
-from tests.lock_race import check_one_winner_per_round
+from tests.helpers.lock_race import check_one_winner_per_round
 
 
 @pytest.fixture
@@ -173,6 +173,7 @@ def test_a_live_lock_on_another_control_node_is_never_taken_over(store: Store) -
         store.acquire_locks(mine, ["a"], user="u", node="ctl", pid=os.getpid())
 
 
+@pytest.mark.slow
 def test_two_processes_asking_at_the_same_instant_one_wins(tmp_path: Path) -> None:
     # Real processes released by a barrier, many rounds: the check and the insert
     # are one write transaction, so the loser is told who holds the hosts (never

@@ -206,7 +206,8 @@ def test_an_expiry_passed_since_is_not_an_error(tmp_path: Path) -> None:
         waivers.get("W-001"),
     )
     # The last day before expiry it still applies; on the expiry day it does not.
-    assert waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 1, 31))[0] is not None
+    last_day, _ = waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 1, 31))
+    assert last_day is not None and last_day.id == "W-001"
     assert waivers.match("SSH-001", "x", HOST_GROUPS, PLACE, date(2027, 2, 1))[0] is None
 
 
@@ -306,4 +307,4 @@ def test_scopes_match_place_names_in_any_spelling_and_in_bangla(
     )
     for host_groups, host_place in ((groups, {}), ((), place)):
         active, _expired = waivers.match("SSH-001", "cox-fs01", host_groups, host_place, TODAY)
-        assert active is not None, (host_groups, host_place)
+        assert active is not None and active.id == "W-001", (host_groups, host_place)

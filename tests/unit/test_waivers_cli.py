@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.errors import ExitStatus
-from tests.unit.inventory_helpers import write
+from tests.helpers.inventory import write
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = datetime.now(UTC).date()

@@ -21,6 +21,7 @@ from typing import Any
 
 from provision.errors import StateError
 from provision.infra.store import Store
+from tests.helpers.runs import record_rollout_run
 
 HOSTS_PER_ROUND = 3
 
@@ -38,16 +39,8 @@ def _hosts(round_number: int) -> list[str]:
 
 
 def _record_run(store: Store, user: str) -> int:
-    return store.create_run(
-        kind="rollout",
-        user=user,
-        node=socket.gethostname(),
-        env="lab",
-        playbook="site.yml",
-        selection="",
-        options={},
-        git_revision=None,
-        plan=[(1, "wave 1", ["x"])],
+    return record_rollout_run(
+        store, [(1, "wave 1", ["x"])], user=user, node=socket.gethostname(), playbook="site.yml"
     )
 
 

@@ -1,7 +1,8 @@
-"""Small registers for the inventory tests."""
+"""Small registers and inventories for the inventory tests."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from provision.inventory.generate import generate_rows, render_register
@@ -40,4 +41,43 @@ def write(path: Path, rows: list[str] | None = None) -> Path:
 
 def generated(path: Path, hosts: int, **kwargs: object) -> Path:
     path.write_text(render_register(generate_rows(hosts, **kwargs)), encoding="utf-8")  # type: ignore[arg-type]
+    return path
+
+
+#: One register row in Cox's Bazar, its district name as the test writes it.
+COX = (
+    "Chattagram,{district},,,COX-001,Coxsbazar District Data Centre,district_data_centre,"
+    "cox-001-fs01,10.9.0.10,field_server,BD-90,Dell PowerEdge T150,8,32,2000,2022"
+)
+#: One register row in Natai union (spelt `union`), the n-th of a few alike.
+NATAI = (
+    "Chattagram,Brahmanbaria,Brahmanbaria Sadar,{union},BRA-00{n},Natai Union Digital Centre,"
+    "union_digital_centre,bra-00{n}-pc01,10.9.1.1{n},digital_centre_pc,BD-9{n},Dell OptiPlex 3000,"
+    "4,8,500,2022"
+)
+
+
+def hosts_yml(groups: Mapping[str, Mapping[str, str | None]]) -> str:
+    """A hand-written hosts.yml: groups of hosts under `all`, each with its address
+    (None: a host without one).
+
+    The layout is fixed (two lines a host, one for a host without an address), so
+    a test can name the line a problem is reported at.
+    """
+    lines = ["all:", "  children:"]
+    for group, hosts in groups.items():
+        lines += [f"    {group}:", "      hosts:"]
+        for host, address in hosts.items():
+            if address is None:
+                lines.append(f"        {host}: {{}}")
+            else:
+                lines += [f"        {host}:", f"          ansible_host: {address}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_hosts(folder: Path, groups: Mapping[str, Mapping[str, str | None]]) -> Path:
+    """`hosts_yml(groups)` as `folder`/hosts.yml (the folder made if need be)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "hosts.yml"
+    path.write_text(hosts_yml(groups))
     return path

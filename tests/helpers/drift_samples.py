@@ -12,6 +12,7 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.compliance.model import ControlResult, HostReport
 from provision.settings import Settings, load_settings
+from tests.helpers.runs import record_compliance_run
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -40,13 +41,9 @@ def report(name: str, *statuses: str, status: str = "reported") -> HostReport:
 def record(settings: Settings, hours: int, selection: str, *reports: HostReport) -> int:
     with open_store(settings) as store:
         records = ComplianceRecords(store)
-        run_id = records.create_run(
-            env="lab",
+        run_id = record_compliance_run(
+            records,
             selection=selection,
-            standard_id="bd-ict-baseline",
-            standard_version="2026.1",
-            standard_digest="d" * 64,
-            waivers_digest=None,
             user="auditor",
             node="control-01",
             started_at=T0 + timedelta(hours=hours),

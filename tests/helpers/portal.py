@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from provision.settings import Settings, load_settings
-from tests.conftest import make_workspace
+from tests.helpers.workspace import make_workspace
 
 
 def portal_workspace(root: Path) -> Settings:
