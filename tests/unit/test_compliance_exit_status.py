@@ -11,7 +11,7 @@ from provision.compliance.service import AuditResult
 from provision.errors import ExitStatus
 from provision.infra.store.compliance_records import HostRow
 from provision.model.compliance.model import STATUSES
-from tests.unit.compliance_samples import RUN
+from tests.helpers.compliance_samples import RUN
 
 
 def row(host: str, status: str = "reported", score: float | None = 1.0, **over: object) -> HostRow:

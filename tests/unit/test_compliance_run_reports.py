@@ -24,7 +24,7 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.compliance.model import ControlResult, HostReport
 from provision.settings import Settings
-from tests.unit.inventory_helpers import write
+from tests.helpers.inventory import write
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = datetime.now(UTC).date()

@@ -13,7 +13,7 @@ from provision.infra.store.compliance_records import ComplianceRecords
 from provision.reports import DEFAULT_FRESHNESS, write_report
 from provision.reports.service import trend_points
 from provision.settings import Settings
-from tests.unit.drift_samples import drift_settings, record, report
+from tests.helpers.drift_samples import drift_settings, record, report
 
 #: More runs than the newest ~31 the trend once read before it filtered them.
 RUNS = 40
