@@ -82,8 +82,3 @@ class HostsFailedError(ProvisionError):
 
     exit_status = ExitStatus.HOSTS_FAILED
 
-
-class HostsUnreachableError(ProvisionError):
-    """The work ran, and some hosts could not be reached (none failed)."""
-
-    exit_status = ExitStatus.HOSTS_UNREACHABLE

@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -613,6 +613,3 @@ def host_addresses(settings: Settings, hosts: list[str]) -> dict[str, str]:
     data = slice_inventory(loaded.inventory, known, loaded.folder)["all"]["hosts"]
     return {h: str(data.get(h, {}).get("ansible_host") or h) for h in hosts}
 
-
-def with_env(settings: Settings, env: str | None) -> Settings:
-    return replace(settings, env=env) if env else settings
