@@ -81,4 +81,3 @@ class HostsFailedError(ProvisionError):
     """The work ran, and some hosts failed."""
 
     exit_status = ExitStatus.HOSTS_FAILED
-

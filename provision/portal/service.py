@@ -612,4 +612,3 @@ def host_addresses(settings: Settings, hosts: list[str]) -> dict[str, str]:
     known = [h for h in hosts if h in loaded.inventory.hosts]
     data = slice_inventory(loaded.inventory, known, loaded.folder)["all"]["hosts"]
     return {h: str(data.get(h, {}).get("ansible_host") or h) for h in hosts}
-

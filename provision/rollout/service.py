@@ -44,7 +44,6 @@ from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import load_environment, select_targets
 from provision.model.places import LEVELS
-from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.plan import (
     Wave,
     check_level,
@@ -57,7 +56,8 @@ from provision.rollout.revision import git_revision
 from provision.settings import Settings
 
 #: How many rollout private data dirs (one per wave) to keep under <state>/runs.
-KEEP_RUN_DIRS = 50
+#: The kind of run a rollout's wave folders are (`runner.prune_run_dirs`).
+RUN_KIND = "rollout"
 _CONTROL_ID = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -512,7 +512,7 @@ def _drive(
         finally:
             store.finish_run(run_id, status, reason)
             store.release_locks(run_id)
-            prune_run_dirs(settings.state_path, KEEP_RUN_DIRS)
+            runner.prune_run_dirs(settings.state_path, RUN_KIND)
     final = store.get_run(run_id)
     report(Progress("finished", run_id, waves=len(waves), message=reason))
     return RolloutResult(final, store.waves(run_id), store.host_results(run_id))
@@ -585,7 +585,7 @@ def _run_wave(
     gone = [h for h in hosts if h not in loaded.inventory.hosts]
     count = len(store.waves(run.id))
     report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts), index=index))
-    private = runner.new_run_dir(settings.state_path, f"rollout-{run.id}-w{wave.number}")
+    private = runner.new_run_dir(settings.state_path, RUN_KIND, f"{run.id}-w{wave.number}")
     store.set_wave(run.id, wave.number, "running", artifacts=str(private))
 
     def on_results(fresh: list[HostResult]) -> None:
