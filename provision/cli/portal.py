@@ -335,10 +335,8 @@ def _exit_for(result: RolloutResult) -> None:
             console.err.print(
                 f"{host} {r.outcome} at {r.failed_task!r}: {r.message or ''}", markup=False
             )
-    if result.hosts_with("failed"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
-    if result.hosts_with("unreachable"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+    if result.exit_status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(result.exit_status))
 
 
 @portal.command()

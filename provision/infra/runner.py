@@ -47,7 +47,13 @@ from typing import IO, Any
 
 from ansible_runner.interface import init_runner
 
-from provision.errors import InputError, PrerequisiteError, RunnerError
+from provision.errors import (
+    ExitStatus,
+    InputError,
+    PrerequisiteError,
+    RunnerError,
+    exit_status_for,
+)
 from provision.infra.masking import NO_MASKER, Masker
 from provision.infra.private import private_dir
 from provision.infra.processes import MARK_VARIABLE, stop_run_processes
@@ -105,6 +111,15 @@ class PlaybookResult:
 
     def hosts_with(self, outcome: str) -> list[str]:
         return sorted(h for h, s in self.hosts.items() if s.outcome == outcome)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """130 cancelled, 4 a host failed, 5 one unreachable (none failed), else 0."""
+        return exit_status_for(
+            failed=bool(self.hosts_with("failed")),
+            unreachable=bool(self.hosts_with("unreachable")),
+            interrupted=self.status == "canceled",
+        )
 
 
 EventCallback = Callable[[PlaybookEvent], None]

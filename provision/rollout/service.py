@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.access import secrets
-from provision.errors import InputError, StateError
+from provision.errors import ExitStatus, InputError, StateError, exit_status_for
 from provision.infra import runner
 from provision.infra.processes import RunProcess, stop_run_processes
 from provision.infra.store import (
@@ -141,6 +141,17 @@ class RolloutResult:
     run: RunInfo
     waves: list[WaveInfo]
     results: dict[str, HostResult] = field(default_factory=dict)
+    #: The user stopped the run (Ctrl-C: after a wave, or at once).
+    interrupted: bool = False
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """130 stopped by the user, 4 a host failed, 5 one unreachable (none failed), else 0."""
+        return exit_status_for(
+            failed=bool(self.hosts_with("failed")),
+            unreachable=bool(self.hosts_with("unreachable")),
+            interrupted=self.interrupted,
+        )
 
     @property
     def run_id(self) -> int:
@@ -515,7 +526,12 @@ def _drive(
             runner.prune_run_dirs(settings.state_path, RUN_KIND)
     final = store.get_run(run_id)
     report(Progress("finished", run_id, waves=len(waves), message=reason))
-    return RolloutResult(final, store.waves(run_id), store.host_results(run_id))
+    return RolloutResult(
+        final,
+        store.waves(run_id),
+        store.host_results(run_id),
+        interrupted=status == "stopped" and stop.after_wave.is_set(),
+    )
 
 
 def _vars_file(path: Any) -> dict[str, Any]:
