@@ -301,10 +301,10 @@ def plan_certificate(
     as is one whose key or chain is missing.
     """
     folder = _portal_dir(settings, domain)
+    ca = _load(settings)  # a missing CA, or a key others can read, is refused while planning
     current = cert_status(settings, domain)
     action = "issue"
     if current is not None:
-        ca = _load(settings)
         chained = crypto.issued_by(current.cert_path.read_bytes(), ca.cert_pem)
         complete = current.key_path.is_file() and current.chain_path.is_file()
         fresh = chained and complete and current.days_left > renew_within_days
