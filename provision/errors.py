@@ -24,6 +24,21 @@ class ExitStatus(IntEnum):
     INTERRUPTED = 130
 
 
+def exit_status_for(*, failed: bool, unreachable: bool, interrupted: bool = False) -> ExitStatus:
+    """The one ladder from a run's outcome to its exit status, for every result object.
+
+    Interrupted (Ctrl-C) is 130 whatever the hosts did; else 4 when a host failed,
+    5 when one was unreachable (none failed), 0 otherwise.
+    """
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    if failed:
+        return ExitStatus.HOSTS_FAILED
+    if unreachable:
+        return ExitStatus.HOSTS_UNREACHABLE
+    return ExitStatus.SUCCESS
+
+
 class ProvisionError(Exception):
     """A problem the user can act on: bad input, bad configuration, a missing tool."""
 
@@ -81,9 +96,3 @@ class HostsFailedError(ProvisionError):
     """The work ran, and some hosts failed."""
 
     exit_status = ExitStatus.HOSTS_FAILED
-
-
-class HostsUnreachableError(ProvisionError):
-    """The work ran, and some hosts could not be reached (none failed)."""
-
-    exit_status = ExitStatus.HOSTS_UNREACHABLE

@@ -504,7 +504,7 @@ def fix_command(
     from provision.cli.rollout import Display, _confirm, _print_result, rollout_exit
     from provision.cli.rollout import _ctrl_c as rollout_ctrl_c
     from provision.cli.runs import run_json as rollout_json
-    from provision.compliance.fix import plan_fix, verify_fix
+    from provision.compliance.fix import plan_fix, prepare_fix, verify_fix
     from provision.rollout import StopSignal, run_rollout
 
     plan = plan_fix(app.settings, run_id, control)
@@ -519,6 +519,7 @@ def fix_command(
         console.err.print(f"fixing {control_id} on {', '.join(hosts)}", markup=False)
     rollout = plan.rollout
     _confirm(rollout, yes)
+    prepare_fix(app.settings, plan)
     stop = StopSignal()
     display = Display(len(rollout.hosts), live=console.is_interactive() and not as_json)
     with display, rollout_ctrl_c(stop, display):

@@ -190,7 +190,8 @@ def ping(app: AppContext, as_json: bool) -> None:
     """Run the first playbook (playbooks/ping.yml) on every lab host.
 
     Reaches each host over SSH with strict host key checking and prints a
-    per-host summary. Exits 4 if a host failed, 5 if one was unreachable.
+    per-host summary. Exits 4 if a host failed, 5 if one was unreachable, 130 if
+    interrupted.
 
     \b
     Example:
@@ -204,10 +205,8 @@ def ping(app: AppContext, as_json: bool) -> None:
 
         result = demo.ping(app.settings, on_event)
     _render_playbook_result(result, as_json)
-    if result.hosts_with("failed"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
-    if result.hosts_with("unreachable"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+    if result.exit_status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(result.exit_status))
 
 
 def _render_playbook_result(result: PlaybookResult, as_json: bool) -> None:

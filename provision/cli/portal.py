@@ -295,7 +295,7 @@ def deploy(
       provision portal deploy dhk-gaz-portal01 --check --diff
     """
     from provision.cli.rollout import _confirm, _drive
-    from provision.portal import plan_deploy
+    from provision.portal import plan_deploy, prepare_deploy
     from provision.rollout import run_rollout
 
     deploy_plan = plan_deploy(
@@ -307,14 +307,20 @@ def deploy(
         batch=batch,
         max_fail=max_fail,
     )
-    for cert in deploy_plan.certificates:
+    for planned in deploy_plan.certificates:
+        if planned.action != "keep":
+            console.err.print(
+                f"certificate of {planned.domain}: will {planned.action} it", markup=False
+            )
+    plan = deploy_plan.plan
+    _confirm(plan, yes)
+    # Confirmed: only now are certificates issued and the run's files written.
+    for cert in prepare_deploy(app.settings, deploy_plan):
         if cert.action != "kept":
             console.err.print(
                 f"certificate of {cert.domain} {cert.action} (until {cert.not_after:%Y-%m-%d})",
                 markup=False,
             )
-    plan = deploy_plan.plan
-    _confirm(plan, yes)
     _drive(
         app,
         len(plan.hosts),
@@ -329,10 +335,8 @@ def _exit_for(result: RolloutResult) -> None:
             console.err.print(
                 f"{host} {r.outcome} at {r.failed_task!r}: {r.message or ''}", markup=False
             )
-    if result.hosts_with("failed"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
-    if result.hosts_with("unreachable"):
-        raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
+    if result.exit_status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(result.exit_status))
 
 
 @portal.command()

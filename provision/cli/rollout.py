@@ -243,28 +243,24 @@ def _drive(app: AppContext, total: int, as_json: bool, action: Any) -> None:
     display = Display(total, live=console.is_interactive() and not as_json)
     with display, _ctrl_c(stop, display):
         result: RolloutResult = action(display, stop)
-    _finish(result, stop, as_json)
+    _finish(result, as_json)
 
 
-def _finish(result: RolloutResult, stop: StopSignal, as_json: bool) -> None:
+def _finish(result: RolloutResult, as_json: bool) -> None:
     if as_json:
         console.print_json(run_json(result.run, result.waves, result.results))
     else:
         _print_result(result)
-    status = rollout_exit(result, stop)
-    if status != ExitStatus.SUCCESS:
-        raise click.exceptions.Exit(int(status))
+    if result.exit_status != ExitStatus.SUCCESS:
+        raise click.exceptions.Exit(int(result.exit_status))
 
 
-def rollout_exit(result: RolloutResult, stop: StopSignal) -> ExitStatus:
-    """The exit status a finished rollout gives: interrupted, hosts failed or unreachable."""
-    if stop.after_wave.is_set() and result.status == "stopped":
-        return ExitStatus.INTERRUPTED
-    if result.hosts_with("failed"):
-        return ExitStatus.HOSTS_FAILED
-    if result.hosts_with("unreachable"):
-        return ExitStatus.HOSTS_UNREACHABLE
-    return ExitStatus.SUCCESS
+def rollout_exit(result: RolloutResult, stop: StopSignal | None = None) -> ExitStatus:
+    """The exit status a finished rollout gives: the result's own (`RolloutResult.exit_status`).
+
+    `stop` is not needed any more (the result knows it was interrupted); kept for callers.
+    """
+    return result.exit_status
 
 
 def _print_result(result: RolloutResult) -> None:

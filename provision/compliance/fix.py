@@ -1,6 +1,7 @@
 """Remediation: a rollout that enforces only a run's failing controls on its failing hosts.
 
     plan = plan_fix(settings, run_id)                 # what would run, nothing touched
+    prepare_fix(settings, plan)                       # confirmed: portal certificates, vars
     result = run_rollout(settings, plan.rollout)      # the ordinary rollout machinery
     verdict = verify_fix(settings, plan)              # audit the fixed hosts again
 
@@ -13,8 +14,8 @@ A control the `portal_host` role enforces (WEB-001) needs the portal register:
 the role serves exactly the portals it is given. So when such a control is
 fixed, the rollout gets the same generated variables file as `provision portal
 deploy` for every portal host of the fix (certificates near expiry are renewed
-while planning, as a deploy does); without it `site.yml` would serve no portal
-and repair nothing.
+once the fix is confirmed, by `prepare_fix`, as a deploy does); without it
+`site.yml` would serve no portal and repair nothing.
 
 A rollout that succeeds has only shown that its tasks ran, not that the
 controls pass now (a setting something else overrides, a package that comes
@@ -38,7 +39,7 @@ from provision.inventory.targets import load_environment
 from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, PASS, ComplianceRunInfo
 from provision.model.standards.model import Standard
 from provision.portal import ca
-from provision.portal.service import ROLE_SELECTION, plan_deploy
+from provision.portal.service import ROLE_SELECTION, DeployPlan, plan_deploy, prepare_deploy
 from provision.rollout.service import RolloutOptions, RolloutPlan, plan_rollout
 from provision.settings import Settings
 from provision.standards.service import pick_standard
@@ -67,6 +68,9 @@ class FixPlan:
     vars_file: str | None = None
     #: (control, host) -> its status in the run (fail or error), for the fixable ones.
     before: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: The portal deploy whose register the fix passes: its certificates are issued and
+    #: its variables file written by `prepare_fix`, once the fix is confirmed.
+    deploy: DeployPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -174,10 +178,12 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
     hosts = tuple(sorted({h for hs in fixable.values() for h in hs}))
     rollout = None
     vars_file = None
+    deploy = None
     if hosts:
         fixed_settings = settings if settings.env == run.env else replace(settings, env=run.env)
         if needs_register:
-            vars_file = _portal_vars(fixed_settings, standard, hosts)
+            deploy = _portal_deploy(fixed_settings, standard, hosts)
+            vars_file = None if deploy is None else str(deploy.vars_file)
         rollout = plan_rollout(
             fixed_settings,
             RolloutOptions(
@@ -188,7 +194,17 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
             ),
         )
     before = {k: v for k, v in statuses.items() if k[0] in fixable}
-    return FixPlan(run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file, before)
+    return FixPlan(
+        run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file, before, deploy
+    )
+
+
+def prepare_fix(settings: Settings, plan: FixPlan) -> None:
+    """What a confirmed fix does on the control node before its rollout: the portal
+    certificates it needs issued or renewed, its variables file written (`prepare_deploy`)."""
+    if plan.deploy is not None:
+        fixed = settings if settings.env == plan.run.env else replace(settings, env=plan.run.env)
+        prepare_deploy(fixed, plan.deploy)
 
 
 def verify_fix(
@@ -220,8 +236,10 @@ def verify_fix(
     return FixVerdict(audit, tuple(repairs))
 
 
-def _portal_vars(settings: Settings, standard: Standard, hosts: tuple[str, ...]) -> str | None:
-    """The register's variables for every portal host among `hosts` (None when there is none).
+def _portal_deploy(
+    settings: Settings, standard: Standard, hosts: tuple[str, ...]
+) -> DeployPlan | None:
+    """The deploy plan of the register for every portal host among `hosts` (None when none).
 
     Every portal host of the fix gets its portals, not only those failing a portal
     control: the tags run on all of the fix's hosts, and the role retires what a
@@ -234,10 +252,9 @@ def _portal_vars(settings: Settings, standard: Standard, hosts: tuple[str, ...])
         return None
     parameter = standard.parameters.get(CERT_MIN_DAYS)
     minimum = float(parameter.default) if parameter is not None else 0.0
-    deploy = plan_deploy(
+    return plan_deploy(
         settings, ";".join(chosen), renew_within_days=max(ca.RENEW_WITHIN_DAYS, minimum)
     )
-    return str(deploy.vars_file)
 
 
 def _order(standard: Standard, control_id: str) -> int:

@@ -41,8 +41,6 @@ PREFIX = "provision-"
 KINDS = ("compliance",)
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 WANTS = "timers.target.wants"
-#: --every shorthands; anything else is taken as a systemd OnCalendar expression.
-SHORTHANDS = ("hourly", "daily", "weekly")
 DEFAULT_AT = "02:00"
 DEFAULT_RANDOM_DELAY = "10min"
 #: A scheduled run longer than this is stopped by systemd.

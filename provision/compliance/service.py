@@ -79,7 +79,6 @@ from provision.model.waivers import WaiverSet
 from provision.portal.ca import whole_days
 from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
-from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.revision import git_revision
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
@@ -90,8 +89,6 @@ PLAYBOOK = "compliance.yml"
 #: Host reports are committed every this many hosts, or this many seconds.
 FLUSH_HOSTS = 50
 FLUSH_SECONDS = 2.0
-#: How many audit private data dirs to keep under <state>/runs.
-KEEP_RUN_DIRS = 50
 
 
 @dataclass(frozen=True)
@@ -602,7 +599,7 @@ def run_audit(
         collector = _Collector(records, run_id, plan, report, local)
         status = "running"
         try:
-            private = runner.new_run_dir(settings.state_path, f"compliance-{run_id}")
+            private = runner.new_run_dir(settings.state_path, "compliance", str(run_id))
             # Vaulted variables (a become password, say) open with the vault password,
             # handed over as a file name outside the run's folder, as rollouts do.
             # What the vault opens, and secret-named values, are masked in all Ansible says.
@@ -645,7 +642,7 @@ def run_audit(
                 collector.flush()
             finally:
                 records.finish_run(run_id, status)
-                prune_run_dirs(settings.state_path, KEEP_RUN_DIRS)
+                runner.prune_run_dirs(settings.state_path, "compliance")
         report(AuditProgress("finished", run_id, len(names), len(collector.done)))
         return AuditResult(records.get_run(run_id), tuple(records.host_rows(run_id)))
 

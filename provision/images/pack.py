@@ -25,7 +25,6 @@ from provision.lab.machine import is_mounted, mounted_paths, unmount
 
 #: The partition starts at 1 MiB: room for GRUB's core image after the MBR.
 PARTITION_START = 2048
-SECTOR = 512
 #: How long the disk's filesystem may stay mounted elsewhere after packing (a
 #: container starting at that moment lets go within seconds).
 RELEASE_TIMEOUT = 300.0

@@ -47,7 +47,13 @@ from typing import IO, Any
 
 from ansible_runner.interface import init_runner
 
-from provision.errors import InputError, PrerequisiteError, RunnerError
+from provision.errors import (
+    ExitStatus,
+    InputError,
+    PrerequisiteError,
+    RunnerError,
+    exit_status_for,
+)
 from provision.infra.masking import NO_MASKER, Masker
 from provision.infra.private import private_dir
 from provision.infra.processes import MARK_VARIABLE, stop_run_processes
@@ -105,6 +111,15 @@ class PlaybookResult:
 
     def hosts_with(self, outcome: str) -> list[str]:
         return sorted(h for h, s in self.hosts.items() if s.outcome == outcome)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """130 cancelled, 4 a host failed, 5 one unreachable (none failed), else 0."""
+        return exit_status_for(
+            failed=bool(self.hosts_with("failed")),
+            unreachable=bool(self.hosts_with("unreachable")),
+            interrupted=self.status == "canceled",
+        )
 
 
 EventCallback = Callable[[PlaybookEvent], None]
@@ -324,13 +339,56 @@ def _remove_stale_masters(root: Path) -> None:
                 folder.rmdir()
 
 
-def new_run_dir(state_path: Path, label: str = "run") -> Path:
-    """A fresh private data dir for one run: `<state>/runs/<utc time>-<label>-<id>`."""
+# -- run folders: one per run, pruned per kind --------------------------------------
+#
+# Each run gets a private data dir `<state>/runs/<utc time>-<kind>[-<detail>]-<id>`
+# holding Ansible's stdout, useful to read a failure right after a run. The store
+# keeps the results for good; the folders are pruned per kind of run (rollout,
+# compliance, lab, ...) to that kind's newest `keep`, so a daily audit neither
+# grows the state directory without bound nor eats the rollout history. The name
+# starts with the UTC time, so names sort by age; the kind is the word after it
+# (folders of earlier versions are named the same way and are pruned with their kind).
+
+#: How many run folders each kind of run keeps.
+KEEP_RUN_DIRS = 50
+_KIND = re.compile(r"[a-z0-9]+")
+
+
+def new_run_dir(state_path: Path, kind: str = "run", detail: str = "") -> Path:
+    """A fresh private data dir for one run: `<state>/runs/<utc time>-<kind>[-<detail>]-<id>`.
+
+    `kind` is what housekeeping keys on (`prune_run_dirs`): its first word, up
+    to a dash, is the run's kind ("lab-ping" is of kind "lab").
+    """
     private_dir(state_path)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    label = f"{kind}-{detail}" if detail else kind
     path = state_path / "runs" / f"{stamp}-{label}-{uuid.uuid4().hex[:8]}"
     path.mkdir(parents=True, mode=0o700)
     return path
+
+
+def run_kind(path: Path) -> str:
+    """The kind of run a run folder is of: the word after its time ("" if none)."""
+    parts = path.name.split("-")
+    return parts[1] if len(parts) > 2 else ""
+
+
+def prune_run_dirs(state_path: Path, kind: str, keep: int = KEEP_RUN_DIRS) -> list[Path]:
+    """Remove the run folders of `kind` but its newest `keep`; return those removed, oldest first.
+
+    Folders of other kinds are never touched.
+    """
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"a run kind is one word of a-z and 0-9, not {kind!r}")
+    folder = state_path / "runs"
+    if not folder.is_dir():
+        return []
+    ours = sorted(p for p in folder.iterdir() if p.is_dir() and run_kind(p) == kind)
+    removed = ours[: max(0, len(ours) - keep)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def run_playbook(

@@ -332,21 +332,6 @@ def connect(
     return connection
 
 
-def wait_for_banner(address: str, *, timeout: float = 90, port: int = 22) -> bool:
-    """True once the host's SSH server sends its banner (no login needed)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=1) as sock:
-                sock.settimeout(2)
-                if sock.recv(64).startswith(b"SSH-"):
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.3)
-    return False
-
-
 _KEYS: dict[tuple[Path, float], paramiko.PKey] = {}
 
 

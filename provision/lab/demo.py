@@ -15,12 +15,15 @@ def ping(settings: Settings, on_event: runner.EventCallback | None = None) -> ru
     paths = LabPaths.of(settings)
     if not (paths.inventory_dir / "hosts.yml").is_file():
         raise StateError("the lab is not up", hint="start it with provision lab up")
-    return runner.run_playbook(
-        settings.playbooks_path / PING_PLAYBOOK,
-        workspace=settings.workspace,
-        private_data_dir=runner.new_run_dir(settings.state_path, "lab-ping"),
-        inventory=paths.inventory_dir,
-        forks=settings.forks,
-        on_event=on_event,
-        state_path=settings.state_path,
-    )
+    try:
+        return runner.run_playbook(
+            settings.playbooks_path / PING_PLAYBOOK,
+            workspace=settings.workspace,
+            private_data_dir=runner.new_run_dir(settings.state_path, "lab", "ping"),
+            inventory=paths.inventory_dir,
+            forks=settings.forks,
+            on_event=on_event,
+            state_path=settings.state_path,
+        )
+    finally:
+        runner.prune_run_dirs(settings.state_path, "lab")

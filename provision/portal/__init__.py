@@ -1,6 +1,6 @@
 """Office web portals: the register, the department CA, deploys, backups and health.
 
-from provision.portal import add_portal, plan_deploy, check_portals
+from provision.portal import add_portal, plan_deploy, prepare_deploy, check_portals
 """
 
 from provision.portal.health import PortalHealth, check_portal, check_portals, https_get
@@ -18,6 +18,7 @@ from provision.portal.service import (
     list_backups,
     list_portals,
     plan_deploy,
+    prepare_deploy,
     register_path,
     remove_portal,
     restore_portal,
@@ -46,6 +47,7 @@ __all__ = [
     "list_portals",
     "load_register",
     "plan_deploy",
+    "prepare_deploy",
     "register_path",
     "remove_portal",
     "restore_portal",

@@ -274,6 +274,40 @@ def issue(settings: Settings, domain: str, *, days: int = CERT_DAYS) -> CertStat
     return status
 
 
+@dataclass(frozen=True)
+class CertPlan:
+    """What a deploy will do to one department certificate; planning it changes nothing."""
+
+    domain: str
+    #: issue (none yet), renew (expiring, incomplete or of another CA) or keep.
+    action: str
+    #: Where the chain and key are (or will be, once issued): what nginx is given.
+    chain_path: Path
+    key_path: Path
+    #: The certificate there now, if any.
+    current: CertStatus | None
+
+
+def plan_certificate(
+    settings: Settings, domain: str, *, renew_within_days: float = RENEW_WITHIN_DAYS
+) -> CertPlan:
+    """Whether `domain`'s certificate is to be issued, renewed or kept. Reads only.
+
+    A certificate that no longer chains to the CA (a CA made anew) is renewed,
+    as is one whose key or chain is missing.
+    """
+    folder = _portal_dir(settings, domain)
+    ca = _load(settings)  # a missing CA, or a key others can read, is refused while planning
+    current = cert_status(settings, domain)
+    action = "issue"
+    if current is not None:
+        chained = crypto.issued_by(current.cert_path.read_bytes(), ca.cert_pem)
+        complete = current.key_path.is_file() and current.chain_path.is_file()
+        fresh = chained and complete and current.days_left > renew_within_days
+        action = "keep" if fresh else "renew"
+    return CertPlan(domain, action, folder / "fullchain.pem", folder / "privkey.pem", current)
+
+
 def ensure(
     settings: Settings,
     domain: str,
@@ -281,17 +315,10 @@ def ensure(
     renew_within_days: float = RENEW_WITHIN_DAYS,
     days: int = CERT_DAYS,
 ) -> CertStatus:
-    """`domain`'s certificate, issued when missing and renewed when it expires within the window.
-
-    A certificate that no longer chains to the CA (a CA made anew) is renewed too.
-    """
-    current = cert_status(settings, domain)
-    if current is not None:
-        ca = _load(settings)
-        chained = crypto.issued_by(current.cert_path.read_bytes(), ca.cert_pem)
-        complete = current.key_path.is_file() and current.chain_path.is_file()
-        if chained and complete and current.days_left > renew_within_days:
-            return current
+    """`domain`'s certificate, issued when missing and renewed when `plan_certificate` says so."""
+    planned = plan_certificate(settings, domain, renew_within_days=renew_within_days)
+    if planned.action == "keep" and planned.current is not None:
+        return planned.current
     return issue(settings, domain, days=days)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.access import secrets
-from provision.errors import InputError, StateError
+from provision.errors import ExitStatus, InputError, StateError, exit_status_for
 from provision.infra import runner
 from provision.infra.identity import current_user
 from provision.infra.processes import RunProcess, stop_run_processes
@@ -44,7 +44,6 @@ from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import load_environment, select_targets
 from provision.model.places import LEVELS
-from provision.rollout.artifacts import prune_run_dirs
 from provision.rollout.plan import (
     Wave,
     check_level,
@@ -57,7 +56,8 @@ from provision.rollout.revision import git_revision
 from provision.settings import Settings
 
 #: How many rollout private data dirs (one per wave) to keep under <state>/runs.
-KEEP_RUN_DIRS = 50
+#: The kind of run a rollout's wave folders are (`runner.prune_run_dirs`).
+RUN_KIND = "rollout"
 _CONTROL_ID = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -141,6 +141,17 @@ class RolloutResult:
     run: RunInfo
     waves: list[WaveInfo]
     results: dict[str, HostResult] = field(default_factory=dict)
+    #: The user stopped the run (Ctrl-C: after a wave, or at once).
+    interrupted: bool = False
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """130 stopped by the user, 4 a host failed, 5 one unreachable (none failed), else 0."""
+        return exit_status_for(
+            failed=bool(self.hosts_with("failed")),
+            unreachable=bool(self.hosts_with("unreachable")),
+            interrupted=self.interrupted,
+        )
 
     @property
     def run_id(self) -> int:
@@ -503,10 +514,15 @@ def _drive(
         finally:
             store.finish_run(run_id, status, reason)
             store.release_locks(run_id)
-            prune_run_dirs(settings.state_path, KEEP_RUN_DIRS)
+            runner.prune_run_dirs(settings.state_path, RUN_KIND)
     final = store.get_run(run_id)
     report(Progress("finished", run_id, waves=len(waves), message=reason))
-    return RolloutResult(final, store.waves(run_id), store.host_results(run_id))
+    return RolloutResult(
+        final,
+        store.waves(run_id),
+        store.host_results(run_id),
+        interrupted=status == "stopped" and stop.after_wave.is_set(),
+    )
 
 
 def _vars_file(path: Any) -> dict[str, Any]:
@@ -576,7 +592,7 @@ def _run_wave(
     gone = [h for h in hosts if h not in loaded.inventory.hosts]
     count = len(store.waves(run.id))
     report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts), index=index))
-    private = runner.new_run_dir(settings.state_path, f"rollout-{run.id}-w{wave.number}")
+    private = runner.new_run_dir(settings.state_path, RUN_KIND, f"{run.id}-w{wave.number}")
     store.set_wave(run.id, wave.number, "running", artifacts=str(private))
 
     def on_results(fresh: list[HostResult]) -> None:

@@ -17,6 +17,7 @@ from provision.portal import (
     https_get,
     load_register,
     plan_deploy,
+    prepare_deploy,
     register_path,
 )
 from provision.portal import ca as portal_ca
@@ -44,6 +45,7 @@ class Portals:
 
     def deploy(self, **kwargs: object) -> RolloutResult:
         plan = plan_deploy(self.settings, HOST, **kwargs)  # type: ignore[arg-type]
+        prepare_deploy(self.settings, plan)
         return run_rollout(self.settings, plan.plan)
 
     def get(self, domain: str, path: str = "/") -> tuple[int, str]:

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from provision.cli.main import cli
 from provision.compliance.drift import DriftReport, drift
-from provision.compliance.fix import FixPlan, plan_fix
+from provision.compliance.fix import FixPlan, plan_fix, prepare_fix
 from provision.compliance.service import AuditResult, audit
 from provision.errors import ExitStatus, StateError
 from provision.infra.store import open_store
@@ -147,6 +147,7 @@ def journey(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jour
 
         fix = plan_fix(settings, drifted.run_id)
         assert fix.rollout is not None
+        prepare_fix(settings, fix)  # a WEB-001 fix needs the portal register written
         fixed_run = run_rollout(settings, fix.rollout)
         fixed = audit(settings)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from provision.compliance.fix import plan_fix
+from provision.compliance.fix import plan_fix, prepare_fix
 from provision.compliance.service import AuditResult, audit
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
@@ -88,8 +88,11 @@ def test_a_certificate_near_expiry_fails_web_001_and_fix_repairs_it(web: Portals
     fix = plan_fix(web.settings, audited.run_id, control="WEB-001")
     assert fix.tags == ("WEB-001",) and fix.hosts == (HOST,)
     assert fix.rollout is not None and fix.vars_file is not None
+    planned = portal_ca.cert_status(web.settings, DOMAIN)
+    assert planned is not None and planned.serial == short.serial  # planning issued nothing
+    prepare_fix(web.settings, fix)
     renewed = portal_ca.cert_status(web.settings, DOMAIN)
-    assert renewed is not None and renewed.serial != short.serial  # renewed while planning
+    assert renewed is not None and renewed.serial != short.serial  # renewed once confirmed
     fixed_run = run_rollout(web.settings, fix.rollout)
     assert fixed_run.status == "succeeded", fixed_run.results
     served = https_get(web.address, DOMAIN, ca_file=web.ca_file).certificate

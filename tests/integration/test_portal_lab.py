@@ -32,6 +32,7 @@ from provision.portal import (
     list_backups,
     load_register,
     plan_deploy,
+    prepare_deploy,
     register_path,
     remove_portal,
     restore_portal,
@@ -338,7 +339,8 @@ def test_a_certificate_near_expiry_is_renewed_by_the_next_deploy(portals: Portal
     assert health[STATIC_A].message == "certificate expires in 9 days"
 
     plan = plan_deploy(portals.settings, HOST)  # default window: 30 days
-    renewed = {c.domain: c for c in plan.certificates}[STATIC_A]
+    assert {c.domain: c.action for c in plan.certificates}[STATIC_A] == "renew"
+    renewed = {c.domain: c for c in prepare_deploy(portals.settings, plan)}[STATIC_A]
     assert renewed.action == "renewed" and renewed.days_left > 390
     result = run_rollout(portals.settings, plan.plan)
     assert result.status == "succeeded"

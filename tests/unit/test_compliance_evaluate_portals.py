@@ -248,6 +248,10 @@ def test_fix_of_web_001_passes_the_register_for_every_portal_host(
     assert plan.failing["WEB-001"] == ("portal01",)
     assert plan.rollout is not None and plan.vars_file is not None
     assert plan.rollout.options.vars_file == plan.vars_file
+    # Planning issued nothing and wrote nothing; the confirmed fix does.
+    assert portal_ca.cert_status(settings, "a.gov.bd") is None
+    assert not Path(plan.vars_file).exists()
+    fix_module.prepare_fix(settings, plan)
     data = yaml.safe_load(Path(plan.vars_file).read_text())
     # portal02 fails only SSH-004, but WEB-001's tasks run there too: it gets its
     # portals, or the role would retire them. The field server is not a portal host.
@@ -255,7 +259,7 @@ def test_fix_of_web_001_passes_the_register_for_every_portal_host(
     assert [p["domain"] for p in data["provision_portals"]["portal01"]] == ["a.gov.bd"]
     assert [p["domain"] for p in data["provision_portals"]["portal02"]] == ["b.gov.bd"]
     assert b"PRIVATE KEY" not in Path(plan.vars_file).read_bytes()
-    # Certificates were issued while planning, as portal deploy does.
+    # Certificates were issued once the fix was confirmed, as portal deploy does.
     assert portal_ca.cert_status(settings, "a.gov.bd") is not None
 
 

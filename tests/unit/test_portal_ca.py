@@ -15,7 +15,14 @@ import pytest
 
 from provision.errors import InputError, StateError
 from provision.infra import crypto
-from provision.portal import PortalRequest, add_portal, ca, check_portal, plan_deploy
+from provision.portal import (
+    PortalRequest,
+    add_portal,
+    ca,
+    check_portal,
+    plan_deploy,
+    prepare_deploy,
+)
 from provision.settings import Settings
 from tests.helpers.portal import portal_workspace
 
@@ -67,7 +74,9 @@ def test_a_ca_key_readable_by_others_is_refused(settings: Settings) -> None:
         ca.issue(settings, "a.gov.bd")
 
 
-def test_deploy_plan_issues_certificates_and_passes_paths_never_keys(settings: Settings) -> None:
+def test_a_prepared_deploy_issues_certificates_and_passes_paths_never_keys(
+    settings: Settings,
+) -> None:
     add_portal(
         settings,
         PortalRequest(host="portal01", kind="php", content="sites/a", domain="a.gov.bd"),
@@ -84,7 +93,8 @@ def test_deploy_plan_issues_certificates_and_passes_paths_never_keys(settings: S
     deploy = plan_deploy(settings, "portal01")
     assert deploy.plan.hosts == ["portal01"]
     assert deploy.plan.options.tags == ("role::portal_host",)
-    assert [c.domain for c in deploy.certificates] == ["a.gov.bd"]
+    assert [(c.domain, c.action) for c in deploy.certificates] == [("a.gov.bd", "issue")]
+    assert [c.domain for c in prepare_deploy(settings, deploy)] == ["a.gov.bd"]
     text = deploy.vars_file.read_text()
     assert "PRIVATE KEY" not in text and "BEGIN" not in text
     import yaml

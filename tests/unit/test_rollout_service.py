@@ -336,3 +336,20 @@ def test_runs_list_on_an_empty_store(settings: Settings) -> None:
     empty = _invoke(settings, "runs", "list")
     assert empty.exit_code == 0 and "no runs" in empty.stdout
     assert Store.open(settings.database_url).list_runs() == []
+
+
+def test_a_rollout_prunes_only_rollout_run_folders(settings: Settings) -> None:
+    from provision.infra import runner
+
+    runs = settings.state_path / "runs"
+    runs.mkdir(parents=True)
+    for kind in ("rollout", "compliance"):
+        for i in range(runner.KEEP_RUN_DIRS + 2):
+            (runs / f"20250101T00{i // 60:02d}{i % 60:02d}Z-{kind}-1-{i:08x}").mkdir()
+    result = run_rollout(settings, plan_rollout(settings, RolloutOptions(CHANGE, "h1")))
+    assert result.status == "succeeded"
+    kinds = [runner.run_kind(p) for p in runs.iterdir()]
+    assert kinds.count("rollout") == runner.KEEP_RUN_DIRS
+    assert kinds.count("compliance") == runner.KEEP_RUN_DIRS + 2
+    newest = max(p for p in runs.iterdir() if runner.run_kind(p) == "rollout")
+    assert newest.name.split("-")[2:4] == [str(result.run_id), "w1"]
