@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from provision.access import keys
-from provision.errors import ExitStatus, InputError
+from provision.errors import ExitStatus, InputError, exit_status_for
 from provision.infra import crypto, ssh
 from provision.infra.atomic import write_atomic
 from provision.inventory import slice_inventory
@@ -91,11 +91,9 @@ class BootstrapResult:
         failed = [h for h in self.hosts if h.outcome == "failed"]
         if any(h.problem in _BAD_INPUT for h in failed):
             return ExitStatus.BAD_INPUT
-        if failed:
-            return ExitStatus.HOSTS_FAILED
-        if any(h.outcome == "unreachable" for h in self.hosts):
-            return ExitStatus.HOSTS_UNREACHABLE
-        return ExitStatus.SUCCESS
+        return exit_status_for(
+            failed=bool(failed), unreachable=any(h.outcome == "unreachable" for h in self.hosts)
+        )
 
 
 #: What the user gave is wrong (the password SSH refused) or a host key is not trusted:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.access import secrets
-from provision.errors import ExitStatus, InputError, ProvisionError
+from provision.errors import ExitStatus, InputError, ProvisionError, exit_status_for
 from provision.infra import runner
 from provision.infra.identity import current_user
 from provision.infra.store import open_store
@@ -160,15 +160,14 @@ class AuditResult:
         """What the run says to a script: 130 interrupted; 6 a reached host below
         `threshold` (0 to 100) or failing a critical control, or `new_drift`; 4 some
         host's evidence could not be collected; 5 some host unreachable; else 0."""
-        if self.run.status == "interrupted":
-            return ExitStatus.INTERRUPTED
-        if new_drift or self.below(threshold):
+        interrupted = self.run.status == "interrupted"
+        if not interrupted and (new_drift or self.below(threshold)):
             return ExitStatus.BELOW_THRESHOLD
-        if self.hosts_with(HOST_ERROR):
-            return ExitStatus.HOSTS_FAILED
-        if self.hosts_with(HOST_UNREACHABLE):
-            return ExitStatus.HOSTS_UNREACHABLE
-        return ExitStatus.SUCCESS
+        return exit_status_for(
+            failed=bool(self.hosts_with(HOST_ERROR)),
+            unreachable=bool(self.hosts_with(HOST_UNREACHABLE)),
+            interrupted=interrupted,
+        )
 
     def below(self, threshold: float) -> list[str]:
         """Reported hosts scoring under `threshold` (0 to 100) or failing a critical control."""

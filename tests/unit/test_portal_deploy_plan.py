@@ -16,7 +16,7 @@ from provision.errors import ExitStatus
 from provision.portal import PortalRequest, add_portal, ca, plan_deploy
 from provision.portal.service import prepare_deploy
 from provision.settings import Settings
-from tests.unit.portal_helpers import portal_workspace
+from tests.helpers.portal import portal_workspace
 
 
 @pytest.fixture
