@@ -33,11 +33,12 @@ from provision.errors import ExitStatus, InputError
 from provision.infra import ssh
 from provision.infra.identity import current_user
 from provision.infra.store import open_store
-from provision.infra.store.preflight_records import HostRecord, PreflightRecords, SweepInfo
+from provision.infra.store.preflight_records import PreflightRecords, SweepInfo
 from provision.inventory import slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
 from provision.model.inventory.targets import Minimum, Target
+from provision.model.preflight import HostPreflight
 from provision.settings import Settings
 from provision.standards import (
     Standard,
@@ -66,45 +67,6 @@ PROBE = (
     "awk '/^MemTotal:/{print \"mem_kb=\" $2}' /proc/meminfo; "
     "df -Pk / | awk 'NR==2{print \"disk_kb=\" $2}'"
 )
-
-
-@dataclass(frozen=True)
-class HostPreflight:
-    host: str
-    address: str
-    role: str
-    district: str
-    #: reachable, or why not: refused, timeout, unreachable, auth_failed,
-    #: host_key_mismatch, host_key_unknown, ssh_error
-    status: str
-    message: str = ""
-    #: the TCP handshake: one round trip over the link
-    latency_ms: float | None = None
-    #: from the first packet to the answer of the probe
-    seconds: float = 0.0
-    os_release: str = ""
-    cpu_cores: int | None = None
-    memory_mb: int | None = None
-    disk_gb: int | None = None
-    #: None when unknown (unreachable, or a role without a minimum)
-    meets_minimum: bool | None = None
-    #: The standard's control the minimum comes from (e.g. HW-001), "" when none.
-    minimum_control: str = ""
-    shortfalls: tuple[str, ...] = ()
-
-    @property
-    def reachable(self) -> bool:
-        return self.status == "reachable"
-
-    def record(self) -> HostRecord:
-        return HostRecord(**asdict(self))
-
-    @classmethod
-    def from_record(cls, record: HostRecord) -> HostPreflight:
-        values = asdict(record)
-        values.pop("at")
-        values["shortfalls"] = tuple(values["shortfalls"])
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -138,7 +100,7 @@ class PreflightResult:
         return {
             "sweep": None if self.sweep is None else self.sweep.as_dict(),
             "seconds": round(self.seconds, 3),
-            "hosts": [{**asdict(h), "reachable": h.reachable} for h in self.hosts],
+            "hosts": [h.as_dict() for h in self.hosts],
             "districts": [asdict(d) for d in self.districts],
         }
 
@@ -410,11 +372,11 @@ def sweep(
                 now = time.monotonic()
                 due = bool(unsaved) and now - last_save >= SAVE_EVERY
                 if len(unsaved) >= SAVE_BATCH or due:
-                    records.add_results(sweep_id, [h.record() for h in unsaved])
+                    records.add_results(sweep_id, unsaved)
                     unsaved, last_save = [], now
             status = "done"
         finally:
-            records.add_results(sweep_id, [h.record() for h in unsaved])
+            records.add_results(sweep_id, unsaved)
             records.finish_sweep(sweep_id, status, seconds=round(time.monotonic() - started, 3))
         info = records.sweep(sweep_id)
     return _result(hosts, time.monotonic() - started, info)
@@ -432,7 +394,7 @@ def recorded(settings: Settings, sweep_id: int | None = None) -> PreflightResult
     with open_store(settings) as store:
         records = PreflightRecords(store)
         info = records.sweep(sweep_id, env=None if sweep_id is not None else settings.env)
-        hosts = [HostPreflight.from_record(r) for r in records.sweep_results(info.id)]
+        hosts = records.sweep_results(info.id)
     return _result(hosts, info.seconds or 0.0, info)
 
 

@@ -14,8 +14,9 @@ from provision.errors import ExitStatus
 from provision.model.words import plural
 
 if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quick
-    from provision.access.preflight import HostPreflight, PreflightResult
+    from provision.access.preflight import PreflightResult
     from provision.infra.store.preflight_records import SweepInfo
+    from provision.model.preflight import HostPreflight
 
 # The defaults of provision.access.preflight, repeated so that --help needs no import.
 DEFAULT_CONCURRENCY = 50

@@ -27,8 +27,9 @@ from provision.cli.main import cli
 from provision.errors import ExitStatus, InputError, StateError
 from provision.infra import ssh
 from provision.infra.store import open_store
-from provision.infra.store.preflight_records import HostRecord, PreflightRecords
+from provision.infra.store.preflight_records import PreflightRecords
 from provision.infra.store.preflight_tables import preflight_results
+from provision.model.preflight import HostPreflight
 from provision.settings import Settings, load_settings
 from tests.helpers.workspace import REPO
 
@@ -282,11 +283,10 @@ def test_records_keep_the_last_answer_of_a_host(settings: Settings) -> None:
     with open_store(settings) as store:
         records = PreflightRecords(store)
         sweep_id = records.add_sweep(env="t", selection="", user="u", node="n", hosts=1)
-        base = HostRecord("pc1", "10.9.0.1", "lab_pc", "Gazipur", "timeout", "slow")
+        base = HostPreflight("pc1", "10.9.0.1", "lab_pc", "Gazipur", "timeout", "slow")
         records.add_results(sweep_id, [base])
-        records.add_results(
-            sweep_id, [HostRecord("pc1", "10.9.0.1", "lab_pc", "Gazipur", "reachable", cpu_cores=4)]
-        )
+        answer = HostPreflight("pc1", "10.9.0.1", "lab_pc", "Gazipur", "reachable", cpu_cores=4)
+        records.add_results(sweep_id, [answer])
         (only,) = records.sweep_results(sweep_id)
         assert (only.status, only.cpu_cores) == ("reachable", 4)
         with store.engine.connect() as conn:

@@ -5,12 +5,13 @@ Built from an open `Store` (it shares its engine and migrations):
     with open_store(settings) as store:
         records = PreflightRecords(store)
         sweep_id = records.add_sweep(env="lab", selection="all", user="ops", node="cn1", hosts=4)
-        records.add_results(sweep_id, [HostRecord(...), ...])   # as hosts answer
+        records.add_results(sweep_id, [HostPreflight(...), ...])   # as hosts answer
         records.finish_sweep(sweep_id, "done", seconds=1.2)
         records.sweep(sweep_id), records.sweep_results(sweep_id), records.list_sweeps()
 
-Every method is one short transaction. Records are plain dataclasses defined
-here (the store does not know the preflight service's types).
+Every method is one short transaction. A host's answer is
+`provision.model.preflight.HostPreflight`, the type the sweep builds; the
+sweep's own record is `SweepInfo`, defined here.
 """
 
 from __future__ import annotations
@@ -26,31 +27,10 @@ from sqlalchemy.engine import RowMapping
 from provision.errors import StateError
 from provision.infra.store.preflight_tables import preflight_results, preflight_sweeps
 from provision.infra.store.store import Store, utcnow
+from provision.model.preflight import HostPreflight
 
 #: A sweep's status: running (or its process died), done, interrupted (Ctrl-C).
 SWEEP_STATUSES = ("running", "done", "interrupted")
-
-
-@dataclass(frozen=True)
-class HostRecord:
-    """One host's answer in one sweep, as stored."""
-
-    host: str
-    address: str
-    role: str
-    district: str
-    status: str
-    message: str = ""
-    latency_ms: float | None = None
-    seconds: float = 0.0
-    os_release: str = ""
-    cpu_cores: int | None = None
-    memory_mb: int | None = None
-    disk_gb: int | None = None
-    meets_minimum: bool | None = None
-    minimum_control: str = ""
-    shortfalls: tuple[str, ...] = ()
-    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +105,7 @@ class PreflightRecords:
             ).scalar_one()
         return int(sweep_id)
 
-    def add_results(self, sweep_id: int, results: Iterable[HostRecord]) -> int:
+    def add_results(self, sweep_id: int, results: Iterable[HostPreflight]) -> int:
         """Store hosts' answers (a host answered twice keeps its last); return how many."""
         now = utcnow()
         rows = [
@@ -203,7 +183,7 @@ class PreflightRecords:
         with self.engine.connect() as conn:
             return [self._info(conn, row) for row in conn.execute(query).mappings().all()]
 
-    def sweep_results(self, sweep_id: int) -> list[HostRecord]:
+    def sweep_results(self, sweep_id: int) -> list[HostPreflight]:
         """Every stored host answer of a sweep, by host name."""
         query = (
             sa.select(preflight_results)
@@ -212,7 +192,7 @@ class PreflightRecords:
         )
         with self.engine.connect() as conn:
             return [
-                HostRecord(
+                HostPreflight(
                     host=row.host,
                     address=row.address,
                     role=row.role,
@@ -258,4 +238,4 @@ class PreflightRecords:
         )
 
 
-__all__ = ["SWEEP_STATUSES", "HostRecord", "PreflightRecords", "SweepInfo"]
+__all__ = ["SWEEP_STATUSES", "PreflightRecords", "SweepInfo"]
