@@ -45,14 +45,23 @@ def _operation_entry_points(role: Path) -> set[str]:
     return {f"{name}.yml" for name in entry_points if name != "main"}
 
 
+def _enforcing_roles() -> set[str]:
+    """Roles the standard names as the enforcer of at least one control."""
+    controls = load_standard(STANDARD).controls
+    return {c.enforce.role for c in controls if c.enforce is not None}
+
+
 def test_every_role_task_is_tagged_with_a_control_id() -> None:
     """A task without a control tag would run under no `--tags CONTROL`: enforcement gaps."""
     ids = {c.id for c in load_standard(STANDARD).controls}
+    enforcing = _enforcing_roles()
     exempt = {(r.name, f) for r in ROLES.iterdir() for f in _operation_entry_points(r)}
     assert ("portal_host", "backup.yml") in exempt and ("portal_host", "restore.yml") in exempt
     for tasks in sorted(ROLES.glob("*/tasks/*.yml")):
         if (tasks.parent.parent.name, tasks.name) in exempt:
             continue
+        if tasks.parent.parent.name not in enforcing:
+            continue  # infrastructure roles: see the next test
         for task in yaml.safe_load(tasks.read_text()) or []:
             if "ansible.builtin.import_tasks" in task:
                 continue
@@ -61,6 +70,24 @@ def test_every_role_task_is_tagged_with_a_control_id() -> None:
                 assert "python3-apt" in task["name"], task["name"]
                 continue
             assert tags and tags <= ids, f"{tasks}: {task['name']} has tags {tags}"
+
+
+def test_every_infrastructure_role_task_is_tagged_with_its_role() -> None:
+    """Roles no control names (an execution node, say) enforce nothing of the standard.
+
+    A control id on their tasks would claim enforcement, so each task carries the
+    role's own name instead: `--tags ROLE` runs exactly that role's work.
+    """
+    enforcing = _enforcing_roles()
+    for tasks in sorted(ROLES.glob("*/tasks/*.yml")):
+        role = tasks.parent.parent.name
+        if role in enforcing:
+            continue
+        for task in yaml.safe_load(tasks.read_text()) or []:
+            if "ansible.builtin.import_tasks" in task:
+                continue
+            tags = set(task.get("tags", []))
+            assert tags == {role}, f"{tasks}: {task['name']} has tags {tags}, expected {{{role!r}}}"
 
 
 def test_every_role_has_argument_specs_for_each_default() -> None:
