@@ -15,10 +15,8 @@ roll-ups read columns without decompressing anything.
 
 from __future__ import annotations
 
-import json
 import statistics
-import zlib
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 
-from provision.errors import StateError
+from provision.errors import InputError, StateError
+from provision.infra.store import compliance_detail as detail
+from provision.infra.store.compliance_codec import COUNT_COLUMNS, decode_results, encode_results
+from provision.infra.store.compliance_detail_tables import compliance_run_detail
 from provision.infra.store.compliance_tables import TABLES, compliance_hosts, compliance_runs
 from provision.infra.store.schema import metadata
 from provision.infra.store.store import Store, pid_alive, utcnow
@@ -35,14 +36,15 @@ from provision.model.compliance.model import (
     PLACE_LEVELS,
     STATUSES,
     ComplianceRunInfo,
-    ControlResult,
     HostReport,
 )
 from provision.model.scoring import (
     DEFAULT_FRESHNESS,
+    ROLLUP_LEVELS,
+    Rollup,
+    Rollups,
     coverage,
     coverage_moment,
-    host_score,
     is_fresh,
 )
 
@@ -50,10 +52,7 @@ from provision.model.scoring import (
 #: (the process that drove it is gone; what it collected is kept).
 RUN_STATUSES = ("running", "done", "interrupted", "crashed")
 
-#: Rows per INSERT batch.
-BATCH = 1000
-
-_COUNT_COLUMNS = {status: f"n_{status}" for status in STATUSES}
+_COUNT_COLUMNS = COUNT_COLUMNS
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -112,70 +111,6 @@ class HostRow:
     message: str
 
 
-#: Results hold plain JSON data (no cycles): skipping the cycle check saves a fifth.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
-
-
-def encode_results(results: Iterable[ControlResult]) -> bytes:
-    """The compact stored form: zlib(JSON list of [control, status, severity, expected,
-    actual, message, waiver, waiver_expired])."""
-    rows = [
-        [r.control, r.status, r.severity, r.expected, r.actual, r.message, r.waiver]
-        + ([True] if r.waiver_expired else [])
-        for r in results
-    ]
-    return zlib.compress(_ENCODER.encode(rows).encode(), 1)
-
-
-def decode_results(blob: bytes) -> tuple[ControlResult, ...]:
-    """The results from their stored form.
-
-    Built without calling the frozen dataclass's __init__ (which sets each field
-    through object.__setattr__): reading a 50,000-host run decodes five million
-    results, and this halves the time. The objects are the same in every way.
-    """
-    make = object.__new__
-    results: list[ControlResult] = []
-    for row in json.loads(zlib.decompress(blob)):
-        result = make(ControlResult)
-        result.__dict__.update(
-            control=row[0],
-            status=row[1],
-            severity=row[2],
-            expected=row[3],
-            actual=row[4],
-            message=row[5] or "",
-            waiver=row[6],
-            waiver_expired=len(row) > 7 and bool(row[7]),
-        )
-        results.append(result)
-    return tuple(results)
-
-
-def _host_row(run_id: int, report: HostReport) -> dict[str, Any]:
-    score = host_score(report)
-    counts = report.counts()
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "host": report.host,
-        "status": report.status,
-        "role": report.role,
-        "os_release": report.os_release,
-        "collected_at": report.collected_at,
-        "evidence_digest": report.evidence_digest,
-        "message": report.message or None,
-        "score": score.score,
-        "compliant": score.compliant,
-        "critical_failures": ",".join(score.critical_failures) or None,
-        "results": encode_results(report.results),
-    }
-    for level in PLACE_LEVELS:
-        row[level] = report.place.get(level)
-    for status, column in _COUNT_COLUMNS.items():
-        row[column] = counts[status]
-    return row
-
-
 class ComplianceRecords:
     """Compliance runs and results in one state store (`provision.infra.store.Store`)."""
 
@@ -184,6 +119,7 @@ class ComplianceRecords:
         self.engine = store.engine
         # A database that reached schema version 2 before these tables had columns.
         metadata.create_all(self.engine, tables=list(TABLES), checkfirst=True)
+        self._backfilled = False
 
     # -- runs -----------------------------------------------------------------------
 
@@ -222,40 +158,19 @@ class ComplianceRecords:
                 )
                 .returning(compliance_runs.c.id)
             ).scalar_one()
+            detail.start_run(conn, int(run_id))
         return int(run_id)
 
     def add_host_reports(self, run_id: int, reports: Iterable[HostReport]) -> int:
         """Record host reports (a host reported twice keeps the later report).
 
-        Committed in batches of `BATCH` rows as the iterable yields them, so a
-        crash keeps everything written before it. Returns how many were written.
+        Everything the iterable yields is written in one transaction (executemany
+        in batches), with the reports' findings and control tallies: a caller that
+        must keep what arrived before a crash passes reports in small batches, as
+        the audit does. Returns how many were written.
         """
-        written = 0
-        batch: list[dict[str, Any]] = []
-        for report in reports:
-            batch.append(_host_row(run_id, report))
-            if len(batch) >= BATCH:
-                written += self._write(run_id, batch)
-                batch = []
-        if batch:
-            written += self._write(run_id, batch)
-        return written
-
-    def _write(self, run_id: int, rows: list[dict[str, Any]]) -> int:
-        hosts = [r["host"] for r in rows]
         with self.engine.begin() as conn:
-            replaced = conn.execute(
-                compliance_hosts.delete().where(
-                    compliance_hosts.c.run_id == run_id, compliance_hosts.c.host.in_(hosts)
-                )
-            ).rowcount
-            conn.execute(compliance_hosts.insert(), rows)
-            conn.execute(
-                compliance_runs.update()
-                .where(compliance_runs.c.id == run_id)
-                .values(hosts=compliance_runs.c.hosts + len(rows) - (replaced or 0))
-            )
-        return len(rows)
+            return detail.write_reports(conn, run_id, reports)
 
     def finish_run(self, run_id: int, status: str) -> None:
         if status not in RUN_STATUSES:
@@ -266,6 +181,7 @@ class ComplianceRecords:
                 .where(compliance_runs.c.id == run_id)
                 .values(status=status, finished_at=utcnow(), pid=None)
             )
+            detail.aggregate(conn, run_id, utcnow())
 
     def get_run(self, run_id: int) -> ComplianceRunInfo:
         with self.engine.connect() as conn:
@@ -340,13 +256,135 @@ class ComplianceRecords:
             hosts=int(row["hosts"] or 0),
         )
 
+    # -- detail: aggregates, prune marks, runs recorded before the detail tables -------
+
+    def backfill(self) -> int:
+        """Give runs recorded before the detail tables existed their findings and totals.
+
+        Done once per store, the first time something asks; returns how many runs.
+        """
+        if self._backfilled:
+            return 0
+        self._backfilled = True
+        missing = (
+            sa.select(compliance_runs.c.id, compliance_runs.c.status)
+            .outerjoin(
+                compliance_run_detail, compliance_run_detail.c.run_id == compliance_runs.c.id
+            )
+            .where(compliance_run_detail.c.run_id.is_(None))
+            .order_by(compliance_runs.c.id)
+        )
+        with self.engine.connect() as conn:
+            runs = conn.execute(missing).all()
+        for run_id, status in runs:
+            reports = list(self.host_reports(int(run_id)))
+            with self.engine.begin() as conn:
+                detail.start_run(conn, int(run_id))
+                conn.execute(
+                    compliance_runs.update().where(compliance_runs.c.id == run_id).values(hosts=0)
+                )
+                conn.execute(compliance_hosts.delete().where(compliance_hosts.c.run_id == run_id))
+                detail.write_reports(conn, int(run_id), reports)
+                if status != "running":
+                    detail.aggregate(conn, int(run_id), utcnow())
+        return len(runs)
+
+    def pruned_at(self, run_id: int) -> datetime | None:
+        """When the run's host detail was pruned (None: it was not)."""
+        self.backfill()
+        with self.engine.connect() as conn:
+            when = conn.execute(
+                sa.select(compliance_run_detail.c.pruned_at).where(
+                    compliance_run_detail.c.run_id == run_id
+                )
+            ).scalar()
+        return _aware(when)
+
+    def rollups(self, run_id: int, levels: Sequence[str] = ROLLUP_LEVELS) -> Rollups:
+        """The run's roll-ups read from its per-run aggregates (no host row is read).
+
+        A run that never finished (or was recorded before the aggregates existed)
+        gets them written first. Ages and coverage are measured when they were
+        written (the run's end), with the default freshness window.
+        """
+        run = self.get_run(run_id)
+        self.backfill()
+        unknown = [level for level in levels if level not in ROLLUP_LEVELS]
+        if unknown:
+            raise InputError(
+                f"unknown roll-up level {unknown[0]!r}", hint="levels: " + ", ".join(ROLLUP_LEVELS)
+            )
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.select(compliance_run_detail.c.aggregated_at).where(
+                    compliance_run_detail.c.run_id == run_id
+                )
+            ).scalar()
+            if done is None:
+                detail.aggregate(conn, run_id, run.finished_at or utcnow())
+            at, levels_ = detail.place_rollups(conn, run_id, levels)
+        if "all" in levels_ and not levels_["all"]:
+            levels_["all"] = (_empty_rollup(),)
+        return Rollups(
+            run_id=run_id,
+            standard_id=run.standard_id,
+            standard_version=run.standard_version,
+            now=at or run.started_at,
+            freshness=DEFAULT_FRESHNESS,
+            levels=levels_,
+        )
+
+    def prune(self, before: datetime, *, dry_run: bool = False) -> detail.PruneCounts:
+        """Prune the host detail of every finished run started before `before`.
+
+        One transaction: each run's aggregates are written first if missing, then
+        its host rows (with their blobs) and its waived findings go; its run row,
+        aggregates, and fail, error and no_report findings stay. Runs still
+        running are never pruned; runs pruned before are not counted again.
+        """
+        self.backfill()
+        query = (
+            sa.select(compliance_runs.c.id, compliance_runs.c.finished_at)
+            .join(compliance_run_detail, compliance_run_detail.c.run_id == compliance_runs.c.id)
+            .where(
+                compliance_runs.c.started_at < before,
+                compliance_runs.c.status != "running",
+                compliance_run_detail.c.pruned_at.is_(None),
+            )
+            .order_by(compliance_runs.c.id)
+        )
+        with self.engine.begin() as conn:
+            runs = conn.execute(query).all()
+            if not dry_run:
+                for run_id, finished in runs:
+                    aggregated = conn.execute(
+                        sa.select(compliance_run_detail.c.aggregated_at).where(
+                            compliance_run_detail.c.run_id == run_id
+                        )
+                    ).scalar()
+                    if aggregated is None:
+                        detail.aggregate(conn, int(run_id), _aware(finished) or utcnow())
+            return detail.prune(conn, [int(r[0]) for r in runs], dry_run=dry_run)
+
     # -- results --------------------------------------------------------------------
 
     def host_reports(
         self, run_id: int, hosts: Collection[str] | None = None, *, batch: int = 500
     ) -> Iterator[HostReport]:
-        """The run's host reports ordered by host name, streamed `batch` rows at a time."""
-        self.get_run(run_id)  # StateError for an unknown run, before the first item
+        """The run's host reports ordered by host name, streamed `batch` rows at a time.
+
+        StateError for an unknown run or one whose host detail was pruned (before
+        the first item): its totals and failures are still there, its hosts not.
+        """
+        self.get_run(run_id)
+        pruned = self._pruned(run_id)
+        if pruned is not None:
+            raise StateError(
+                f"the host detail of compliance run {run_id} was pruned on "
+                f"{pruned:%Y-%m-%d}; its totals and each host's failures are kept",
+                hint=f"see them with provision compliance show {run_id} or "
+                "provision compliance query",
+            )
         last = ""
         while True:
             query = (
@@ -364,6 +402,15 @@ class ComplianceRecords:
             if len(rows) < batch:
                 return
             last = str(rows[-1]["host"])
+
+    def _pruned(self, run_id: int) -> datetime | None:
+        with self.engine.connect() as conn:
+            when = conn.execute(
+                sa.select(compliance_run_detail.c.pruned_at).where(
+                    compliance_run_detail.c.run_id == run_id
+                )
+            ).scalar()
+        return _aware(when)
 
     def host_report(self, run_id: int, host: str) -> HostReport | None:
         return next(self.host_reports(run_id, [host]), None)
@@ -545,6 +592,26 @@ class ComplianceRecords:
                     )
                 )
         return list(reversed(summaries))
+
+
+def _empty_rollup() -> Rollup:
+    return Rollup(
+        level="all",
+        path=(),
+        hosts=0,
+        reported=0,
+        unreachable=0,
+        errored=0,
+        compliant=0,
+        critical=0,
+        median_score=None,
+        lowest_score=None,
+        fresh=0,
+        oldest_evidence=None,
+        median_evidence=None,
+        statuses=dict.fromkeys(STATUSES, 0),
+        worst_controls=(),
+    )
 
 
 def _place(row: RowMapping) -> dict[str, str]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from provision.infra.store import compliance_tables, preflight_tables
+from provision.infra.store import compliance_detail_tables, compliance_tables, preflight_tables
 from provision.infra.store.schema import (
     host_locks,
     host_results,
@@ -42,11 +43,29 @@ def _v3_preflight(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v4_compliance_detail(conn: Connection) -> None:
+    """Queryable compliance detail: findings, per-run aggregates, prune marks.
+
+    Runs recorded before this version get their findings and aggregates the first
+    time they are asked for (`ComplianceRecords.backfill`), not here: decoding
+    every old blob would hold the upgrade for minutes on a big store.
+    """
+    for table in compliance_detail_tables.TABLES:
+        table.create(conn)
+    # One host's history reads its rows across runs.
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_compliance_hosts_host ON compliance_hosts (host, run_id)"
+        )
+    )
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
     (2, "compliance", _v2_compliance),
     (3, "preflight", _v3_preflight),
+    (4, "compliance detail", _v4_compliance_detail),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,409 @@
+"""Compliance detail over SQL: ingest's writes, per-run aggregates, queries, prune.
+
+The functions take a SQLAlchemy connection (the caller's transaction) and the
+run's id; `compliance_records.ComplianceRecords` calls them. Tables are in
+`compliance_detail_tables` (what is stored, and why) and `compliance_tables`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from provision.infra.store.compliance_codec import (
+    COUNT_COLUMNS,
+    ControlTallies,
+    decode_results,
+    host_rows,
+)
+from provision.infra.store.compliance_detail_tables import (
+    KEPT_STATUSES,
+    compliance_control_totals,
+    compliance_findings,
+    compliance_place_totals,
+    compliance_run_detail,
+)
+from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
+from provision.model.compliance.model import (
+    ERROR,
+    FAIL,
+    HOST_REPORTED,
+    HOST_UNREACHABLE,
+    PLACE_LEVELS,
+    STATUSES,
+    HostReport,
+)
+from provision.model.scoring import (
+    DEFAULT_FRESHNESS,
+    ROLLUP_LEVELS,
+    UNPLACED,
+    ControlTally,
+    Rollup,
+)
+
+#: Rows per executemany within ingest's one transaction.
+BATCH = 5000
+#: Worst controls kept per place (what a roll-up shows).
+WORST = 10
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# -- ingest -------------------------------------------------------------------------
+
+
+def _upsert_totals(conn: Connection, run_id: int, tallies: ControlTallies) -> None:
+    """Add a batch's per-control status counts to the run's control totals."""
+    if not tallies:
+        return
+    table = compliance_control_totals
+    existing = set(
+        conn.execute(
+            sa.select(table.c.control).where(
+                table.c.run_id == run_id, table.c.control.in_(list(tallies))
+            )
+        ).scalars()
+    )
+    new: list[dict[str, Any]] = []
+    old: list[dict[str, Any]] = []
+    for control, (severity, counts) in tallies.items():
+        if control in existing:
+            row = {"b_run": run_id, "b_control": control}
+            row.update({f"b_{COUNT_COLUMNS[s]}": n for s, n in zip(STATUSES, counts, strict=True)})
+            old.append(row)
+        else:
+            row = {"run_id": run_id, "control": control, "severity": severity}
+            row.update({COUNT_COLUMNS[s]: n for s, n in zip(STATUSES, counts, strict=True)})
+            new.append(row)
+    if new:
+        conn.execute(table.insert(), new)
+    if old:
+        added = {c: table.c[c] + sa.bindparam(f"b_{c}") for c in COUNT_COLUMNS.values()}
+        where = sa.and_(
+            table.c.run_id == sa.bindparam("b_run"), table.c.control == sa.bindparam("b_control")
+        )
+        conn.execute(table.update().where(where).values(**added), old)
+
+
+def write_reports(conn: Connection, run_id: int, reports: Iterable[HostReport]) -> int:
+    """Write host reports, their findings and control tallies in the caller's transaction.
+
+    A host already in the run is replaced: its old row, findings and tallies go
+    first. Returns how many host rows were written.
+    """
+    written = 0
+    tallies: ControlTallies = {}
+    hosts: list[dict[str, Any]] = []
+    findings: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal written
+        if not hosts:
+            return
+        names = [h["host"] for h in hosts]
+        replaced = _forget_hosts(conn, run_id, names)
+        conn.execute(compliance_hosts.insert(), hosts)
+        if findings:
+            conn.execute(compliance_findings.insert(), findings)
+        conn.execute(
+            compliance_runs.update()
+            .where(compliance_runs.c.id == run_id)
+            .values(hosts=compliance_runs.c.hosts + len(hosts) - replaced)
+        )
+        written += len(hosts)
+        hosts.clear()
+        findings.clear()
+
+    seen: set[str] = set()
+    for report in reports:
+        if report.host in seen:  # twice in one call: the later report wins
+            flush()
+            seen.clear()
+        seen.add(report.host)
+        row, found = host_rows(run_id, report, tallies)
+        hosts.append(row)
+        findings.extend(found)
+        if len(hosts) >= BATCH:
+            flush()
+            seen.clear()
+    flush()
+    _upsert_totals(conn, run_id, tallies)
+    if written:  # aggregates of a run that grows are out of date
+        conn.execute(
+            compliance_run_detail.update()
+            .where(compliance_run_detail.c.run_id == run_id)
+            .values(aggregated_at=None)
+        )
+    return written
+
+
+def _forget_hosts(conn: Connection, run_id: int, names: Sequence[str]) -> int:
+    """Remove hosts' earlier reports in the run (and their tallies); how many there were."""
+    old = conn.execute(
+        sa.select(compliance_hosts.c.host, compliance_hosts.c.results).where(
+            compliance_hosts.c.run_id == run_id, compliance_hosts.c.host.in_(list(names))
+        )
+    ).all()
+    if not old:
+        return 0
+    minus: ControlTallies = {}
+    for _, blob in old:
+        for r in decode_results(blob):
+            tally = minus.setdefault(r.control, [r.severity, [0] * len(STATUSES)])
+            tally[1][STATUSES.index(r.status)] -= 1
+    gone = [h for h, _ in old]
+    conn.execute(
+        compliance_findings.delete().where(
+            compliance_findings.c.run_id == run_id, compliance_findings.c.host.in_(gone)
+        )
+    )
+    conn.execute(
+        compliance_hosts.delete().where(
+            compliance_hosts.c.run_id == run_id, compliance_hosts.c.host.in_(gone)
+        )
+    )
+    _upsert_totals(conn, run_id, minus)
+    return len(old)
+
+
+def start_run(conn: Connection, run_id: int) -> None:
+    conn.execute(compliance_run_detail.insert().values(run_id=run_id))
+
+
+# -- aggregates ---------------------------------------------------------------------
+
+
+class _Place:
+    __slots__ = (
+        "collected",
+        "compliant",
+        "critical",
+        "errored",
+        "errors",
+        "fails",
+        "fresh",
+        "hosts",
+        "reported",
+        "scores",
+        "statuses",
+        "unreachable",
+    )
+
+    def __init__(self) -> None:
+        self.hosts = self.reported = self.unreachable = self.errored = 0
+        self.compliant = self.critical = self.fresh = 0
+        self.scores: list[float] = []
+        self.collected: list[datetime] = []
+        self.statuses = [0] * len(STATUSES)
+        self.fails: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+
+def aggregate(conn: Connection, run_id: int, measured_at: datetime) -> None:
+    """Write the run's place totals from its host columns and findings (no blob is read).
+
+    Evidence freshness is measured at `measured_at` with the default window.
+    """
+    depth = {level: ROLLUP_LEVELS.index(level) for level in ROLLUP_LEVELS}
+    places: dict[str, dict[tuple[str, ...], _Place]] = {level: {} for level in ROLLUP_LEVELS}
+    keys_of: dict[str, tuple[str, ...]] = {}
+    columns = [
+        compliance_hosts.c.host,
+        compliance_hosts.c.status,
+        compliance_hosts.c.score,
+        compliance_hosts.c.compliant,
+        compliance_hosts.c.critical_failures,
+        compliance_hosts.c.collected_at,
+        *(compliance_hosts.c[level] for level in PLACE_LEVELS),
+        *(compliance_hosts.c[COUNT_COLUMNS[s]] for s in STATUSES),
+    ]
+    limit = measured_at - DEFAULT_FRESHNESS
+    n_places = len(PLACE_LEVELS)
+    rows = conn.execute(sa.select(*columns).where(compliance_hosts.c.run_id == run_id))
+    for row in rows:
+        host, status, score, compliant, critical, collected = row[:6]
+        names = tuple(name or UNPLACED for name in row[6 : 6 + n_places])
+        counts = row[6 + n_places :]
+        collected = _aware(collected)
+        keys_of[host] = names
+        for level, d in depth.items():
+            key = names[:d]
+            tally = places[level].get(key)
+            if tally is None:
+                tally = places[level][key] = _Place()
+            tally.hosts += 1
+            if status == HOST_REPORTED:
+                tally.reported += 1
+            elif status == HOST_UNREACHABLE:
+                tally.unreachable += 1
+            else:
+                tally.errored += 1
+            tally.compliant += bool(compliant)
+            tally.critical += bool(critical)
+            if score is not None:
+                tally.scores.append(float(score))
+            if collected is not None:
+                tally.collected.append(collected)
+                tally.fresh += collected > limit
+            totals = tally.statuses
+            for i, n in enumerate(counts):
+                totals[i] += n
+    failing = conn.execute(
+        sa.select(
+            compliance_findings.c.host, compliance_findings.c.control, compliance_findings.c.status
+        ).where(
+            compliance_findings.c.run_id == run_id,
+            compliance_findings.c.status.in_((FAIL, ERROR)),
+        )
+    )
+    for host, control, status in failing:
+        where = keys_of.get(host)
+        if where is None:
+            continue
+        for level, d in depth.items():
+            tally = places[level][where[:d]]
+            (tally.fails if status == FAIL else tally.errors)[control] += 1
+    out: list[dict[str, Any]] = []
+    for level, tallies in places.items():
+        for key, t in tallies.items():
+            ranked = sorted(
+                t.fails.keys() | t.errors.keys(),
+                key=lambda c, t=t: (-(t.fails[c] + t.errors[c]), -t.fails[c], c),  # type: ignore[misc]
+            )[:WORST]
+            collected_sorted = sorted(t.collected)
+            out.append(
+                {
+                    "run_id": run_id,
+                    "level": level,
+                    "path": json.dumps(list(key)),
+                    "hosts": t.hosts,
+                    "reported": t.reported,
+                    "unreachable": t.unreachable,
+                    "errored": t.errored,
+                    "compliant": t.compliant,
+                    "critical": t.critical,
+                    "median_score": statistics.median(t.scores) if t.scores else None,
+                    "lowest_score": min(t.scores) if t.scores else None,
+                    "fresh": t.fresh,
+                    "oldest_collected": collected_sorted[0] if collected_sorted else None,
+                    "median_collected": (
+                        collected_sorted[(len(collected_sorted) - 1) // 2]
+                        if collected_sorted
+                        else None
+                    ),
+                    "statuses": json.dumps(dict(zip(STATUSES, t.statuses, strict=True))),
+                    "worst": json.dumps([[c, t.fails[c], t.errors[c]] for c in ranked]),
+                }
+            )
+    conn.execute(compliance_place_totals.delete().where(compliance_place_totals.c.run_id == run_id))
+    for start in range(0, len(out), BATCH):
+        conn.execute(compliance_place_totals.insert(), out[start : start + BATCH])
+    conn.execute(
+        compliance_run_detail.update()
+        .where(compliance_run_detail.c.run_id == run_id)
+        .values(aggregated_at=datetime.now(UTC), measured_at=measured_at)
+    )
+
+
+def place_rollups(
+    conn: Connection, run_id: int, levels: Sequence[str]
+) -> tuple[datetime | None, dict[str, tuple[Rollup, ...]]]:
+    """The run's roll-ups at `levels` from its place totals, and the moment they measure."""
+    measured = conn.execute(
+        sa.select(compliance_run_detail.c.measured_at).where(
+            compliance_run_detail.c.run_id == run_id
+        )
+    ).scalar()
+    at = _aware(measured)
+    table = compliance_place_totals
+    result: dict[str, list[Rollup]] = {level: [] for level in levels}
+    rows = conn.execute(
+        sa.select(table).where(table.c.run_id == run_id, table.c.level.in_(list(levels)))
+    ).mappings()
+    for row in rows:
+        oldest, median = _aware(row["oldest_collected"]), _aware(row["median_collected"])
+        result[row["level"]].append(
+            Rollup(
+                level=row["level"],
+                path=tuple(json.loads(row["path"])),
+                hosts=row["hosts"],
+                reported=row["reported"],
+                unreachable=row["unreachable"],
+                errored=row["errored"],
+                compliant=row["compliant"],
+                critical=row["critical"],
+                median_score=row["median_score"],
+                lowest_score=row["lowest_score"],
+                fresh=row["fresh"],
+                oldest_evidence=_age(at, oldest),
+                median_evidence=_age(at, median),
+                statuses=json.loads(row["statuses"]),
+                worst_controls=tuple(ControlTally(c, f, e) for c, f, e in json.loads(row["worst"])),
+            )
+        )
+    ordered = {level: tuple(sorted(found, key=lambda r: r.path)) for level, found in result.items()}
+    return at, ordered
+
+
+def _age(at: datetime | None, when: datetime | None) -> timedelta | None:
+    if at is None or when is None:
+        return None
+    return max(at - when, timedelta(0))
+
+
+# -- prune --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneCounts:
+    runs: list[int]
+    host_rows: int
+    findings: int
+
+
+def prune(conn: Connection, run_ids: Sequence[int], *, dry_run: bool) -> PruneCounts:
+    """Remove the runs' host rows (blobs) and their findings other than failures."""
+    if not run_ids:
+        return PruneCounts([], 0, 0)
+    ids = list(run_ids)
+    hosts_where = compliance_hosts.c.run_id.in_(ids)
+    findings_where = sa.and_(
+        compliance_findings.c.run_id.in_(ids),
+        compliance_findings.c.status.not_in(KEPT_STATUSES),
+    )
+    n_hosts = conn.execute(sa.select(sa.func.count()).where(hosts_where)).scalar_one()
+    n_findings = conn.execute(
+        sa.select(sa.func.count()).select_from(compliance_findings).where(findings_where)
+    ).scalar_one()
+    if not dry_run:
+        conn.execute(compliance_findings.delete().where(findings_where))
+        conn.execute(compliance_hosts.delete().where(hosts_where))
+        conn.execute(
+            compliance_run_detail.update()
+            .where(compliance_run_detail.c.run_id.in_(ids))
+            .values(pruned_at=datetime.now(UTC))
+        )
+    return PruneCounts(ids, int(n_hosts), int(n_findings))
+
+
+__all__ = [
+    "BATCH",
+    "PruneCounts",
+    "aggregate",
+    "place_rollups",
+    "prune",
+    "start_run",
+    "write_reports",
+]

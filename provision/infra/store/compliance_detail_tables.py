@@ -1,0 +1,132 @@
+"""Queryable compliance detail beside the per-host blobs (migration "compliance detail").
+
+`compliance_hosts` keeps each host's every result as one compressed blob (the
+whole truth, cheap to write). These tables make that truth askable without
+decoding blobs, and keep what an auditor needs after old detail is pruned:
+
+* `compliance_findings`: one row per host per control per run, but only for the
+  results that are *not* the passing majority: `fail`, `error`, `no_report`
+  and `waived`. `pass` and `not_applicable` are left to the blob (they are 95 %
+  of a healthy fleet's results), and so is `unreachable` (the host's own status
+  says it, for every control at once). Each row carries the evaluated expected
+  and actual values (JSON), the message, the waiver, and when the evidence was
+  collected, so "who failed SSH-001 on 30 June, and why?" is an index lookup.
+* `compliance_control_totals`: per run and control, the count of each status
+  over the run's hosts; added to batch by batch as hosts arrive.
+* `compliance_place_totals`: per run and place of the admin tree (level "all"
+  and each level down to site), what a roll-up shows: hosts, reported,
+  compliant, median and lowest score, status counts, evidence age, worst
+  controls. Written when the run finishes (or, for a run that never finished,
+  the first time it is rolled up), read by roll-ups instead of the hosts.
+* `compliance_run_detail`: per run, whether its aggregates are written and
+  when its detail was pruned (`provision compliance prune`).
+
+What prune keeps of an old run: its run row, these aggregates, and its
+`fail`, `error` and `no_report` findings (the evidence of each host's
+failures). What it removes: the host rows with their blobs and the `waived`
+findings.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from provision.infra.store.schema import metadata
+
+#: The statuses that get a findings row; the others live only in the host's blob.
+FINDING_STATUSES: tuple[str, ...] = ("fail", "error", "no_report", "waived")
+#: The findings prune keeps: the evidence of a host's failures.
+KEPT_STATUSES: tuple[str, ...] = ("fail", "error", "no_report")
+
+compliance_findings = sa.Table(
+    "compliance_findings",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("compliance_runs.id"), primary_key=True),
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("control", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=True),
+    sa.Column("expected", sa.Text, nullable=True),  # JSON
+    sa.Column("actual", sa.Text, nullable=True),  # JSON
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("waiver", sa.String(200), nullable=True),
+    sa.Column("collected_at", sa.DateTime(timezone=True), nullable=True),
+)
+# "Which hosts fail SSH-001 in this run" and "one control over a year".
+sa.Index(
+    "ix_compliance_findings_control",
+    compliance_findings.c.control,
+    compliance_findings.c.run_id,
+)
+# "One host over a year".
+sa.Index(
+    "ix_compliance_findings_host",
+    compliance_findings.c.host,
+    compliance_findings.c.run_id,
+)
+
+compliance_control_totals = sa.Table(
+    "compliance_control_totals",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("compliance_runs.id"), primary_key=True),
+    sa.Column("control", sa.String(100), primary_key=True),
+    sa.Column("severity", sa.String(20), nullable=True),
+    sa.Column("n_pass", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_fail", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_error", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_waived", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_unreachable", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_no_report", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("n_not_applicable", sa.Integer, nullable=False, server_default="0"),
+)
+
+compliance_place_totals = sa.Table(
+    "compliance_place_totals",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("compliance_runs.id"), primary_key=True),
+    sa.Column("level", sa.String(20), primary_key=True),  # all, division, ..., site
+    sa.Column("path", sa.Text, primary_key=True),  # JSON list of names, division down
+    sa.Column("hosts", sa.Integer, nullable=False),
+    sa.Column("reported", sa.Integer, nullable=False),
+    sa.Column("unreachable", sa.Integer, nullable=False),
+    sa.Column("errored", sa.Integer, nullable=False),
+    sa.Column("compliant", sa.Integer, nullable=False),
+    sa.Column("critical", sa.Integer, nullable=False),
+    sa.Column("median_score", sa.Float, nullable=True),
+    sa.Column("lowest_score", sa.Float, nullable=True),
+    # Hosts whose evidence was fresh (the default window) when the run finished.
+    sa.Column("fresh", sa.Integer, nullable=False),
+    sa.Column("oldest_collected", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("median_collected", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("statuses", sa.Text, nullable=False),  # JSON {status: count}
+    sa.Column("worst", sa.Text, nullable=False),  # JSON [[control, fail, error], ...]
+)
+
+compliance_run_detail = sa.Table(
+    "compliance_run_detail",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("compliance_runs.id"), primary_key=True),
+    # When the place totals were written (NULL: not yet, roll-ups compute them first).
+    sa.Column("aggregated_at", sa.DateTime(timezone=True), nullable=True),
+    # The moment the aggregates' evidence ages and freshness are measured at.
+    sa.Column("measured_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pruned_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+#: Created, in this order, by their migration in provision/infra/store/migrations.py.
+TABLES: tuple[sa.Table, ...] = (
+    compliance_findings,
+    compliance_control_totals,
+    compliance_place_totals,
+    compliance_run_detail,
+)
+
+__all__ = [
+    "FINDING_STATUSES",
+    "KEPT_STATUSES",
+    "TABLES",
+    "compliance_control_totals",
+    "compliance_findings",
+    "compliance_place_totals",
+    "compliance_run_detail",
+]

@@ -1,0 +1,317 @@
+"""The auditor's questions as SQL over recorded compliance evidence.
+
+Every answer comes from the findings, host rows and control totals of runs
+already recorded (`compliance_detail_tables`), never from a new audit. Each
+question is a few indexed lookups, so it stays under a second on a year of
+daily 50,000-host runs (`benchmarks/compliance_scale.py --year`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, RowMapping
+
+from provision.infra.store.compliance_codec import COUNT_COLUMNS
+from provision.infra.store.compliance_detail_tables import (
+    compliance_control_totals,
+    compliance_findings,
+)
+from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
+from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, STATUSES
+
+#: What "failing" means to an auditor: the control did not meet the standard
+#: (fail), or could not be judged, which is never a pass (error, no_report).
+FAILING: tuple[str, ...] = (FAIL, ERROR, NO_REPORT)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _value(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The run an answer comes from."""
+
+    run_id: int
+    started_at: datetime
+    standard_id: str
+    standard_version: str
+    selection: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "standard_id": self.standard_id,
+            "standard_version": self.standard_version,
+            "selection": self.selection,
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One host's result on one control in one run that was not a pass."""
+
+    run: RunRef
+    host: str
+    control: str
+    status: str
+    severity: str | None
+    expected: Any
+    actual: Any
+    message: str
+    waiver: str | None
+    collected_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.run.as_dict(),
+            "host": self.host,
+            "control": self.control,
+            "status": self.status,
+            "severity": self.severity,
+            "expected": self.expected,
+            "actual": self.actual,
+            "message": self.message,
+            "waiver": self.waiver,
+            "collected_at": self.collected_at.isoformat() if self.collected_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class HostLine:
+    """A host in one run: its verdict (None once the run's host detail was pruned)."""
+
+    run: RunRef
+    status: str | None
+    score: float | None
+    compliant: bool | None
+    collected_at: datetime | None
+    findings: tuple[Finding, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.run.as_dict(),
+            "host_status": self.status,
+            "score": self.score,
+            "compliant": self.compliant,
+            "collected_at": self.collected_at.isoformat() if self.collected_at else None,
+            "findings": [
+                {k: v for k, v in f.as_dict().items() if k in _FINDING_KEYS} for f in self.findings
+            ],
+        }
+
+
+_FINDING_KEYS = ("control", "status", "severity", "expected", "actual", "message", "waiver")
+
+
+@dataclass(frozen=True)
+class ControlLine:
+    """One control in one run: how many hosts had each status."""
+
+    run: RunRef
+    severity: str | None
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.run.as_dict(), "severity": self.severity, **self.counts}
+
+
+class ComplianceQueries:
+    """Read-only questions over one store's compliance evidence of one environment."""
+
+    def __init__(self, engine: Engine, env: str) -> None:
+        self.engine = engine
+        self.env = env
+
+    def _runs(self, *, since: datetime | None = None, until: datetime | None = None) -> Any:
+        query = sa.select(compliance_runs).where(
+            compliance_runs.c.env == self.env, compliance_runs.c.status == "done"
+        )
+        if since is not None:
+            query = query.where(compliance_runs.c.started_at >= since)
+        if until is not None:
+            query = query.where(compliance_runs.c.started_at < until)
+        return query
+
+    @staticmethod
+    def _ref(row: RowMapping) -> RunRef:
+        started = _aware(row["started_at"])
+        assert started is not None
+        return RunRef(
+            run_id=int(row["id"]),
+            started_at=started,
+            standard_id=row["standard_id"],
+            standard_version=row["standard_version"],
+            selection=row["selection"],
+        )
+
+    def run_as_of(self, moment: datetime, standard_id: str | None = None) -> RunRef | None:
+        """The audit in force at `moment`: the newest finished run started before it."""
+        query = self._runs(until=moment).order_by(
+            compliance_runs.c.started_at.desc(), compliance_runs.c.id.desc()
+        )
+        if standard_id is not None:
+            query = query.where(compliance_runs.c.standard_id == standard_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).mappings().first()
+        return None if row is None else self._ref(row)
+
+    def run_refs(self, since: datetime | None, until: datetime | None) -> list[RunRef]:
+        query = self._runs(since=since, until=until).order_by(compliance_runs.c.started_at)
+        with self.engine.connect() as conn:
+            return [self._ref(r) for r in conn.execute(query).mappings()]
+
+    def _finding(self, run: RunRef, row: RowMapping) -> Finding:
+        return Finding(
+            run=run,
+            host=row["host"],
+            control=row["control"],
+            status=row["status"],
+            severity=row["severity"],
+            expected=_value(row["expected"]),
+            actual=_value(row["actual"]),
+            message=row["message"] or "",
+            waiver=row["waiver"],
+            collected_at=_aware(row["collected_at"]),
+        )
+
+    def failing(
+        self,
+        run: RunRef,
+        *,
+        control: str | None = None,
+        critical: bool = False,
+        statuses: Collection[str] = FAILING,
+    ) -> list[Finding]:
+        """The run's hosts failing `control` (or any critical control), by host."""
+        f = compliance_findings
+        query = (
+            sa.select(f)
+            .where(f.c.run_id == run.run_id, f.c.status.in_(list(statuses)))
+            .order_by(f.c.host, f.c.control)
+        )
+        if control is not None:
+            query = query.where(f.c.control == control)
+        if critical:
+            query = query.where(f.c.severity == "critical")
+        with self.engine.connect() as conn:
+            return [self._finding(run, row) for row in conn.execute(query).mappings()]
+
+    def host_history(self, host: str, runs: list[RunRef]) -> list[HostLine]:
+        """The host in each of `runs` it was recorded in (its findings, and its verdict
+        while the run's host detail is kept)."""
+        if not runs:
+            return []
+        by_id = {r.run_id: r for r in runs}
+        ids = list(by_id)
+        h, f = compliance_hosts, compliance_findings
+        with self.engine.connect() as conn:
+            verdicts = {
+                int(row["run_id"]): row
+                for row in conn.execute(
+                    sa.select(
+                        h.c.run_id, h.c.status, h.c.score, h.c.compliant, h.c.collected_at
+                    ).where(h.c.host == host, h.c.run_id.in_(ids))
+                ).mappings()
+            }
+            found: dict[int, list[Finding]] = {}
+            for row in conn.execute(
+                sa.select(f).where(f.c.host == host, f.c.run_id.in_(ids)).order_by(f.c.control)
+            ).mappings():
+                run_id = int(row["run_id"])
+                found.setdefault(run_id, []).append(self._finding(by_id[run_id], row))
+        lines: list[HostLine] = []
+        for run in runs:
+            verdict = verdicts.get(run.run_id)
+            findings = tuple(found.get(run.run_id, ()))
+            if verdict is None and not findings:
+                continue  # not audited in that run (or pruned with nothing to keep)
+            lines.append(
+                HostLine(
+                    run=run,
+                    status=verdict["status"] if verdict else None,
+                    score=verdict["score"] if verdict else None,
+                    compliant=bool(verdict["compliant"]) if verdict else None,
+                    collected_at=(
+                        _aware(verdict["collected_at"])
+                        if verdict
+                        else findings[0].collected_at
+                        if findings
+                        else None
+                    ),
+                    findings=findings,
+                )
+            )
+        return lines
+
+    def control_history(self, control: str, runs: list[RunRef]) -> list[ControlLine]:
+        """The control's status counts in each of `runs` (from the per-run totals)."""
+        if not runs:
+            return []
+        by_id = {r.run_id: r for r in runs}
+        t = compliance_control_totals
+        with self.engine.connect() as conn:
+            rows = {
+                int(row["run_id"]): row
+                for row in conn.execute(
+                    sa.select(t).where(t.c.control == control, t.c.run_id.in_(list(by_id)))
+                ).mappings()
+            }
+        return [
+            ControlLine(
+                run=run,
+                severity=rows[run.run_id]["severity"],
+                counts={s: int(rows[run.run_id][COUNT_COLUMNS[s]]) for s in STATUSES},
+            )
+            for run in runs
+            if run.run_id in rows
+        ]
+
+    def hosts_in(self, run: RunRef, hosts: Collection[str]) -> set[str] | None:
+        """Which of `hosts` the run recorded; None once its host detail was pruned."""
+        h = compliance_hosts
+        with self.engine.connect() as conn:
+            present = conn.execute(
+                sa.select(h.c.host).where(h.c.run_id == run.run_id, h.c.host.in_(list(hosts)))
+            ).scalars()
+            found = {str(x) for x in present}
+            if found:
+                return found
+            any_host = conn.execute(
+                sa.select(h.c.host).where(h.c.run_id == run.run_id).limit(1)
+            ).first()
+        return found if any_host is not None else None
+
+    def knows_control(self, control: str) -> bool:
+        t = compliance_control_totals
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.select(t.c.run_id).where(t.c.control == control).limit(1)).first()
+                is not None
+            )
+
+    def knows_host(self, host: str) -> bool:
+        with self.engine.connect() as conn:
+            for table in (compliance_hosts, compliance_findings):
+                row = conn.execute(
+                    sa.select(table.c.run_id).where(table.c.host == host).limit(1)
+                ).first()
+                if row is not None:
+                    return True
+        return False
+
+
+__all__ = ["FAILING", "ComplianceQueries", "ControlLine", "Finding", "HostLine", "RunRef"]
