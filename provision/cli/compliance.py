@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # imported when a command runs: `provision --help` stays quic
     from provision.compliance.service import AuditProgress, AuditResult
     from provision.infra.store.compliance_records import HostRow
     from provision.model.compliance.model import ComplianceRunInfo, HostReport
+    from provision.model.scoring import Rollup
 
 
 @click.group()
@@ -637,6 +639,10 @@ def show_command(
     with open_store(app.settings) as store:
         records = ComplianceRecords(store)
         run = records.get_run(run_id)
+        pruned = records.pruned_at(run_id)
+        if pruned is not None:
+            _show_pruned(run, records.rollups(run_id, ("all",)).total, pruned, as_json)
+            return
         rows = records.host_rows(run_id)
         detail = records.host_report(run_id, host) if host else None
         if failing and not host and not as_json:
@@ -686,11 +692,36 @@ def show_command(
     console.out.print(table)
 
 
+def _show_pruned(run: ComplianceRunInfo, total: Rollup, pruned: datetime, as_json: bool) -> None:
+    """A pruned run: its totals, which is what is left of its hosts."""
+    if as_json:
+        console.print_json(
+            {"run": run_json(run), "pruned_at": pruned.isoformat(), "totals": total.as_dict()}
+        )
+        return
+    worst = ", ".join(f"{t.control} ({t.total})" for t in total.worst_controls[:5])
+    console.out.print(
+        f"compliance run {run.id} ({run.status}, {run.env}, {run.standard_id} "
+        f"{run.standard_version}, {run.started_at:%Y-%m-%d %H:%M}): "
+        f"{plural(total.hosts, 'host')}, {total.reported:,} reported, "
+        f"{total.compliant:,} compliant, {total.unreachable:,} unreachable; "
+        f"median score {_percent(total.median_score)}"
+        + (f"; most failed: {worst}" if worst else "")
+    )
+    console.out.print(
+        f"its host detail was pruned on {pruned:%Y-%m-%d}; each host's failures are kept: "
+        f"provision compliance query failing --as-of {run.started_at:%Y-%m-%d} ..."
+    )
+
+
 def _add_subcommands() -> None:
     # The report writer lives in its own module: it is the largest subcommand.
+    from provision.cli.compliance_query import prune_command, query
     from provision.cli.compliance_report import report
 
     compliance.add_command(report)
+    compliance.add_command(query)
+    compliance.add_command(prune_command)
 
 
 _add_subcommands()

@@ -1,0 +1,355 @@
+"""`provision compliance query` and the store's detail: a small store whose truth is known.
+
+Three daily audits of four hosts (names and places from tests/helpers/inventory):
+
+    day          1 June        2 June        3 June
+    lab01        SSH-001 fail  SSH-001 fail  pass
+    lab02        pass          PKG-002 fail  PKG-002 error (actual changed)
+    fs01         waived        waived        waived
+    khu lab01    unreachable   pass          SSH-001 fail (critical)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from provision.cli.main import cli
+from provision.compliance import query
+from provision.errors import ExitStatus, InputError, StateError
+from provision.infra.store import Store
+from provision.infra.store.compliance_codec import host_rows
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.compliance.model import ControlResult, HostReport
+from provision.model.scoring import RollupBuilder, host_score
+from provision.settings import load_settings
+from tests.helpers import inventory as registers
+
+CONTROLS = ("SSH-001", "PKG-002", "OS-001")
+SEVERITY = {"SSH-001": "critical", "PKG-002": "medium", "OS-001": "high"}
+GAZ = {"division": "Dhaka", "district": "Gazipur", "upazila": "Kaliganj", "site": "GAZ-003"}
+KHU = {"division": "Khulna", "district": "Khulna", "upazila": "Digholia", "site": "KHU-014"}
+PLACES = {
+    "gaz-003-lab01": GAZ,
+    "gaz-003-lab02": GAZ,
+    "gaz-001-fs01": {"division": "Dhaka", "district": "Gazipur", "site": "GAZ-001"},
+    "khu-014-lab01": KHU,
+}
+#: day -> host -> {control: (status, actual)}; controls not named pass.
+TRUTH: dict[int, dict[str, dict[str, tuple[str, object]]]] = {
+    1: {
+        "gaz-003-lab01": {"SSH-001": ("fail", "yes")},
+        "gaz-003-lab02": {},
+        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
+        "khu-014-lab01": {"*": ("unreachable", None)},
+    },
+    2: {
+        "gaz-003-lab01": {"SSH-001": ("fail", "yes")},
+        "gaz-003-lab02": {"PKG-002": ("fail", "1.0")},
+        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
+        "khu-014-lab01": {},
+    },
+    3: {
+        "gaz-003-lab01": {},
+        "gaz-003-lab02": {"PKG-002": ("error", "unreadable")},
+        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
+        "khu-014-lab01": {"SSH-001": ("fail", "yes")},
+    },
+}
+EXPECTED = {"SSH-001": "no", "PKG-002": "2.0", "OS-001": "12"}
+
+
+def at(day: int, hour: int = 2) -> datetime:
+    return datetime(2026, 6, day, hour, tzinfo=UTC)
+
+
+def report(day: int, host: str) -> HostReport:
+    plan = TRUTH[day][host]
+    unreachable = "*" in plan
+    results = []
+    for control in CONTROLS:
+        if unreachable:
+            results.append(ControlResult(control, "unreachable", SEVERITY[control]))
+            continue
+        status, actual = plan.get(control, ("pass", EXPECTED[control]))
+        results.append(
+            ControlResult(
+                control,
+                status,
+                SEVERITY[control],
+                expected=EXPECTED[control],
+                actual=actual,
+                message="" if status == "pass" else f"{control} differs",
+                waiver="W-7" if status == "waived" else None,
+            )
+        )
+    return HostReport(
+        host=host,
+        status="unreachable" if unreachable else "reported",
+        role="lab_pc",
+        os_release="debian-12",
+        place=PLACES[host],
+        collected_at=None if unreachable else at(day, 3),
+        evidence_digest=None if unreachable else "e" * 64,
+        results=tuple(results),
+    )
+
+
+def fill(records: ComplianceRecords, days: tuple[int, ...] = (1, 2, 3)) -> list[int]:
+    runs = []
+    for day in days:
+        run_id = records.create_run(
+            env="lab",
+            selection="",
+            standard_id="bd-ict-baseline",
+            standard_version=f"2026.{day}",
+            standard_digest="d" * 64,
+            waivers_digest=None,
+            user="auditor",
+            node="node",
+            started_at=at(day),
+        )
+        records.add_host_reports(run_id, [report(day, h) for h in TRUTH[day]])
+        records.finish_run(run_id, "done")
+        runs.append(run_id)
+    return runs
+
+
+@pytest.fixture
+def env(workspace: Path, tmp_path: Path) -> dict[str, str]:
+    db = f"sqlite:///{workspace / 'state.db'}"
+    environ = {"PROVISION_WORKSPACE": str(workspace), "PROVISION_DB_URL": db}
+    register = registers.write(tmp_path / "register.csv")
+    imported = CliRunner().invoke(cli, ["inventory", "import", str(register)], env=environ)
+    assert imported.exit_code == 0, imported.output
+    with Store.open(db) as store:
+        fill(ComplianceRecords(store))
+    return environ
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(cli, ["compliance", *args], env=env)
+
+
+def answer(env: dict[str, str], *args: str) -> object:
+    result = run(env, "query", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+# -- the store's one pass agrees with the scoring rules --------------------------------
+
+
+def test_ingest_scores_hosts_as_the_scoring_rules_do() -> None:
+    for day, hosts in TRUTH.items():
+        for host in hosts:
+            r = report(day, host)
+            row, findings = host_rows(1, r, {})
+            score = host_score(r)
+            assert (row["score"], row["compliant"]) == (score.score, score.compliant)
+            assert (row["critical_failures"] or "") == ",".join(score.critical_failures)
+            assert sorted(f["control"] for f in findings) == sorted(
+                c for c, (s, _) in TRUTH[day][host].items() if s != "unreachable"
+            )
+
+
+def test_rollups_from_aggregates_match_the_rollup_of_the_reports(tmp_path: Path) -> None:
+    records = ComplianceRecords(Store.open(f"sqlite:///{tmp_path / 'state.db'}"))
+    runs = fill(records)
+    for day, run_id in zip((1, 2, 3), runs, strict=True):
+        stored = records.rollups(run_id)
+        run_info = records.get_run(run_id)
+        builder = RollupBuilder(run_info, now=stored.now, freshness=stored.freshness)
+        for r in records.host_reports(run_id):
+            builder.add(r)
+        assert stored.as_dict() == builder.result().as_dict(), f"day {day}"
+
+
+# -- the four questions ----------------------------------------------------------------
+
+
+def test_failing_a_control_as_of_a_day(env: dict[str, str]) -> None:
+    data = answer(env, "failing", "--control", "SSH-001", "--as-of", "2026-06-02")
+    assert isinstance(data, dict)
+    assert data["run"]["standard_version"] == "2026.2"
+    [finding] = data["findings"]
+    assert (finding["host"], finding["status"], finding["expected"], finding["actual"]) == (
+        "gaz-003-lab01",
+        "fail",
+        "no",
+        "yes",
+    )
+    assert finding["collected_at"].startswith("2026-06-02T03:00")
+    # 3 June: lab01 was fixed, khu-014-lab01 broke.
+    data = answer(env, "failing", "--control", "SSH-001", "--as-of", "2026-06-03")
+    assert [f["host"] for f in data["findings"]] == ["khu-014-lab01"]  # type: ignore[index]
+
+
+def test_failing_any_critical_control_within_a_selection(env: dict[str, str]) -> None:
+    data = answer(env, "failing", "--critical", "--as-of", "2026-06-03")
+    assert [(f["host"], f["control"]) for f in data["findings"]] == [  # type: ignore[index]
+        ("khu-014-lab01", "SSH-001")
+    ]
+    data = answer(env, "failing", "--critical", "--as-of", "2026-06-03", "district:gazipur")
+    assert data["findings"] == []  # type: ignore[index]
+    # Failing means fail, error and no_report; waived is not failing.
+    data = answer(env, "failing", "--control", "PKG-002", "--as-of", "2026-06-03")
+    assert [(f["host"], f["status"]) for f in data["findings"]] == [  # type: ignore[index]
+        ("gaz-003-lab02", "error")
+    ]
+
+
+def test_host_history_over_a_period(env: dict[str, str]) -> None:
+    lines = answer(env, "host", "gaz-003-lab02", "--since", "2026-06-02", "--until", "2026-06-03")
+    assert isinstance(lines, list)
+    assert [line["standard_version"] for line in lines] == ["2026.2", "2026.3"]
+    assert [[(f["control"], f["status"]) for f in line["findings"]] for line in lines] == [
+        [("PKG-002", "fail")],
+        [("PKG-002", "error")],
+    ]
+    assert [line["compliant"] for line in lines] == [False, False]
+    lines = answer(env, "host", "khu-014-lab01")
+    assert [line["host_status"] for line in lines] == ["unreachable", "reported", "reported"]  # type: ignore[union-attr]
+
+
+def test_control_history_counts_each_status(env: dict[str, str]) -> None:
+    lines = answer(env, "control", "PKG-002")
+    assert isinstance(lines, list)
+    counts = [(line["pass"], line["fail"], line["error"], line["waived"]) for line in lines]
+    assert counts == [(2, 0, 0, 1), (2, 1, 0, 1), (2, 0, 1, 1)]
+    assert [line["unreachable"] for line in lines] == [1, 0, 0]
+
+
+def test_drifted_between_two_days(env: dict[str, str]) -> None:
+    data = answer(env, "drifted", "--from", "2026-06-02", "--to", "2026-06-03")
+    assert isinstance(data, dict)
+    new = {(f["host"], f["control"], f["status"]) for f in data["new"]}
+    fixed = {(f["host"], f["control"]) for f in data["fixed"]}
+    assert new == {("khu-014-lab01", "SSH-001", "fail"), ("gaz-003-lab02", "PKG-002", "error")}
+    assert fixed == {("gaz-003-lab01", "SSH-001")}
+
+
+def test_csv_has_one_line_per_finding(env: dict[str, str]) -> None:
+    result = run(env, "query", "failing", "--control", "PKG-002", "--as-of", "2026-06-02", "--csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["host"], r["status"], r["actual"]) for r in rows] == [
+        ("gaz-003-lab02", "fail", "1.0")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("failing", "--control", "SSH-001", "--as-of", "30/06/2026"), "--as-of '30/06/2026'"),
+        (("failing", "--control", "NOPE-1", "--as-of", "2026-06-02"), "'NOPE-1'"),
+        (("failing", "--as-of", "2026-06-02"), "--control ID or --critical"),
+        (("host", "no-such-host"), "'no-such-host'"),
+        (("control", "SSH-001", "--since", "2026-13-01"), "--since '2026-13-01'"),
+        (("drifted", "--from", "2026-06-03", "--to", "2026-06-01"), "before --from"),
+    ],
+)
+def test_bad_input_is_one_clear_error(
+    env: dict[str, str], args: tuple[str, ...], words: str
+) -> None:
+    result = run(env, "query", *args)
+    assert result.exit_code == ExitStatus.BAD_INPUT, result.output
+    assert words in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_day_before_any_run_is_a_clear_error(env: dict[str, str]) -> None:
+    result = run(env, "query", "failing", "--control", "SSH-001", "--as-of", "2026-05-31")
+    assert result.exit_code != 0
+    assert "no finished compliance run" in result.output
+
+
+# -- prune -----------------------------------------------------------------------------
+
+
+def test_prune_keeps_totals_and_failures_of_old_runs(env: dict[str, str], workspace: Path) -> None:
+    settings = load_settings(workspace=workspace, environ=env)
+    now = at(3, 12)
+    dry = query_prune(settings, now, dry_run=True)
+    assert (dry.runs, dry.host_rows, dry.findings) == ((1, 2), 8, 2)  # the waived findings
+    with Store.open(settings.database_url) as store:
+        records = ComplianceRecords(store)
+        assert records.pruned_at(1) is None  # a dry run changes nothing
+        before = {r: records.rollups(r).as_dict() for r in (1, 2, 3)}
+    done = query_prune(settings, now)
+    assert (done.runs, done.host_rows, done.findings) == (dry.runs, 8, 2)
+    with Store.open(settings.database_url) as store:
+        records = ComplianceRecords(store)
+        assert records.pruned_at(1) is not None and records.pruned_at(3) is None
+        assert {r: records.rollups(r).as_dict() for r in (1, 2, 3)} == before
+        with pytest.raises(StateError, match="pruned"):
+            list(records.host_reports(1))
+        assert records.host_rows(3)  # the kept run is whole
+    # The evidence of each host's failures answers as before.
+    data = answer(env, "failing", "--control", "SSH-001", "--as-of", "2026-06-02")
+    assert [(f["host"], f["actual"]) for f in data["findings"]] == [  # type: ignore[index]
+        ("gaz-003-lab01", "yes")
+    ]
+    # A host whose pruned runs held only a waiver keeps no trace of them.
+    lines = answer(env, "host", "gaz-001-fs01")
+    assert [line["run"] for line in lines] == [3]  # type: ignore[union-attr]
+    # show and report on a pruned run say what is true.
+    shown = run(env, "show", "2")
+    assert shown.exit_code == 0, shown.output
+    assert "4 hosts" in shown.output and "pruned" in shown.output
+    report = run(env, "report", "2", "--format", "json", "--out", str(workspace / "r.json"))
+    assert report.exit_code != 0 and "pruned" in report.output
+    assert "Traceback" not in report.output
+    again = query_prune(settings, now)
+    assert again.runs == ()  # nothing is pruned twice
+
+
+def query_prune(settings: object, now: datetime, *, dry_run: bool = False) -> object:
+    from provision.compliance.prune import prune
+
+    return prune(settings, 1, dry_run=dry_run, now=now)  # type: ignore[arg-type]
+
+
+def test_prune_removes_old_audit_folders_only(env: dict[str, str], workspace: Path) -> None:
+    from provision.compliance.prune import prune
+    from provision.infra import runner
+
+    settings = load_settings(workspace=workspace, environ=env)
+    runs = settings.state_path / "runs"
+    runs.mkdir(parents=True)
+    old = runs / "20260501T000000Z-compliance-1-aaaa"
+    young = runs / "20260603T000000Z-compliance-3-bbbb"
+    rollout = runs / "20260501T000000Z-rollout-4-w1-cccc"
+    for folder in (old, young, rollout):
+        folder.mkdir()
+    result = prune(settings, 1, now=at(3, 12))
+    assert result.folders == (old,)
+    assert not old.exists() and young.is_dir() and rollout.is_dir()
+    assert runner.run_kind(rollout) == "rollout"
+
+
+def test_prune_refuses_to_keep_nothing(env: dict[str, str], workspace: Path) -> None:
+    result = run(env, "prune", "--keep", "0")
+    assert result.exit_code == ExitStatus.BAD_INPUT
+    assert "keep at least 1 day" in result.output
+
+
+def test_prune_says_what_it_removed(env: dict[str, str]) -> None:
+    result = run(env, "prune", "--keep", "1", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would remove" in result.output
+
+
+def test_parse_day_names_the_option() -> None:
+    assert query.parse_day("2026-06-30", "--as-of") == date(2026, 6, 30)
+    assert query.day_end(date(2026, 6, 30)) - query.day_start(date(2026, 6, 30)) == timedelta(
+        days=1
+    )
+    with pytest.raises(InputError, match="--as-of"):
+        query.parse_day("yesterday", "--as-of")
