@@ -113,6 +113,11 @@ def failing_command(
     Failing means fail, error or no_report (a control that could not be judged
     is never a pass); each line has the expected and actual values, when the
     evidence was collected, and the run and standard version it comes from.
+
+    \b
+    Example:
+      provision compliance query failing --control SSH-001 --as-of 2026-06-30
+      provision compliance query failing --critical --as-of 2026-06-30 district:gazipur --csv
     """
     from provision.compliance.query import failing, parse_day
 
@@ -162,7 +167,12 @@ def _days(since: str | None, until: str | None) -> dict[str, Any]:
 def host_command(
     app: AppContext, host: str, since: str | None, until: str | None, fmt: str | None
 ) -> None:
-    """One host's audits over a period: its score and every control it did not pass."""
+    """One host's audits over a period: its score and every control it did not pass.
+
+    \b
+    Example:
+      provision compliance query host dhk-kal-lab01 --since 2026-06-01 --until 2026-06-30
+    """
     from provision.compliance.query import host_history
 
     lines = host_history(app.settings, host, **_days(since, until))
@@ -191,7 +201,12 @@ def host_command(
 def control_command(
     app: AppContext, control: str, since: str | None, until: str | None, fmt: str | None
 ) -> None:
-    """One control over a period: how many hosts passed, failed, errored, were waived."""
+    """One control over a period: how many hosts passed, failed, errored, were waived.
+
+    \b
+    Example:
+      provision compliance query control SSH-001 --since 2026-01-01 --json
+    """
     from provision.compliance.query import control_history
 
     lines = control_history(app.settings, control, **_days(since, until))
@@ -220,7 +235,12 @@ def control_command(
 def drifted_command(
     app: AppContext, since: str, until: str, selection: str, fmt: str | None
 ) -> None:
-    """What changed between the audits in force on two days: new failures, and fixed ones."""
+    """What changed between the audits in force on two days: new failures, and fixed ones.
+
+    \b
+    Example:
+      provision compliance query drifted --from 2026-06-01 --to 2026-06-30 district:gazipur
+    """
     from provision.compliance.query import drifted, parse_day
 
     answer = drifted(
