@@ -1,20 +1,12 @@
-"""`provision compliance query` and the store's detail: a small store whose truth is known.
-
-Three daily audits of four hosts (names and places from tests/helpers/inventory):
-
-    day          1 June        2 June        3 June
-    lab01        SSH-001 fail  SSH-001 fail  pass
-    lab02        pass          PKG-002 fail  PKG-002 error (actual changed)
-    fs01         waived        waived        waived
-    khu lab01    unreachable   pass          SSH-001 fail (critical)
-"""
+"""`provision compliance query`, prune and the store's detail, on a store whose truth is known
+(tests/helpers/compliance_truth.py: three daily audits of four hosts)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,99 +18,10 @@ from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import Store
 from provision.infra.store.compliance_codec import host_rows
 from provision.infra.store.compliance_records import ComplianceRecords
-from provision.model.compliance.model import ControlResult, HostReport
 from provision.model.scoring import RollupBuilder, host_score
 from provision.settings import load_settings
 from tests.helpers import inventory as registers
-
-CONTROLS = ("SSH-001", "PKG-002", "OS-001")
-SEVERITY = {"SSH-001": "critical", "PKG-002": "medium", "OS-001": "high"}
-GAZ = {"division": "Dhaka", "district": "Gazipur", "upazila": "Kaliganj", "site": "GAZ-003"}
-KHU = {"division": "Khulna", "district": "Khulna", "upazila": "Digholia", "site": "KHU-014"}
-PLACES = {
-    "gaz-003-lab01": GAZ,
-    "gaz-003-lab02": GAZ,
-    "gaz-001-fs01": {"division": "Dhaka", "district": "Gazipur", "site": "GAZ-001"},
-    "khu-014-lab01": KHU,
-}
-#: day -> host -> {control: (status, actual)}; controls not named pass.
-TRUTH: dict[int, dict[str, dict[str, tuple[str, object]]]] = {
-    1: {
-        "gaz-003-lab01": {"SSH-001": ("fail", "yes")},
-        "gaz-003-lab02": {},
-        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
-        "khu-014-lab01": {"*": ("unreachable", None)},
-    },
-    2: {
-        "gaz-003-lab01": {"SSH-001": ("fail", "yes")},
-        "gaz-003-lab02": {"PKG-002": ("fail", "1.0")},
-        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
-        "khu-014-lab01": {},
-    },
-    3: {
-        "gaz-003-lab01": {},
-        "gaz-003-lab02": {"PKG-002": ("error", "unreadable")},
-        "gaz-001-fs01": {"PKG-002": ("waived", "old")},
-        "khu-014-lab01": {"SSH-001": ("fail", "yes")},
-    },
-}
-EXPECTED = {"SSH-001": "no", "PKG-002": "2.0", "OS-001": "12"}
-
-
-def at(day: int, hour: int = 2) -> datetime:
-    return datetime(2026, 6, day, hour, tzinfo=UTC)
-
-
-def report(day: int, host: str) -> HostReport:
-    plan = TRUTH[day][host]
-    unreachable = "*" in plan
-    results = []
-    for control in CONTROLS:
-        if unreachable:
-            results.append(ControlResult(control, "unreachable", SEVERITY[control]))
-            continue
-        status, actual = plan.get(control, ("pass", EXPECTED[control]))
-        results.append(
-            ControlResult(
-                control,
-                status,
-                SEVERITY[control],
-                expected=EXPECTED[control],
-                actual=actual,
-                message="" if status == "pass" else f"{control} differs",
-                waiver="W-7" if status == "waived" else None,
-            )
-        )
-    return HostReport(
-        host=host,
-        status="unreachable" if unreachable else "reported",
-        role="lab_pc",
-        os_release="debian-12",
-        place=PLACES[host],
-        collected_at=None if unreachable else at(day, 3),
-        evidence_digest=None if unreachable else "e" * 64,
-        results=tuple(results),
-    )
-
-
-def fill(records: ComplianceRecords, days: tuple[int, ...] = (1, 2, 3)) -> list[int]:
-    runs = []
-    for day in days:
-        run_id = records.create_run(
-            env="lab",
-            selection="",
-            standard_id="bd-ict-baseline",
-            standard_version=f"2026.{day}",
-            standard_digest="d" * 64,
-            waivers_digest=None,
-            user="auditor",
-            node="node",
-            started_at=at(day),
-        )
-        records.add_host_reports(run_id, [report(day, h) for h in TRUTH[day]])
-        records.finish_run(run_id, "done")
-        runs.append(run_id)
-    return runs
+from tests.helpers.compliance_truth import TRUTH, at, fill, report
 
 
 @pytest.fixture

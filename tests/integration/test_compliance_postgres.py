@@ -1,0 +1,93 @@
+"""The compliance store's detail, queries and prune with the store in PostgreSQL.
+
+The same known-truth store as the unit tests (tests/helpers/compliance_truth.py),
+written to a throwaway PostgreSQL server (tests/helpers/postgres.py): the
+schema migrates, ingest writes findings and totals, roll-ups read aggregates,
+the four questions answer, and prune keeps what it promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from provision.compliance import query
+from provision.compliance.prune import prune
+from provision.errors import StateError
+from provision.infra.store import SCHEMA_VERSION, Store, current_version
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.scoring import RollupBuilder
+from provision.settings import Settings, load_settings
+from tests.helpers.compliance_truth import at, fill
+from tests.helpers.postgres import PostgresServer, running_postgres
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    yield from running_postgres()
+
+
+@pytest.fixture
+def settings(postgres: PostgresServer, workspace: Path) -> Settings:
+    url = postgres.create_database()
+    base = load_settings(workspace=workspace, environ={})
+    with Store.open(url) as store:
+        fill(ComplianceRecords(store))
+    return replace(base, db_url=url)
+
+
+def test_schema_ingest_and_rollups_from_aggregates(settings: Settings) -> None:
+    with Store.open(settings.database_url) as store:
+        assert store.engine.dialect.name == "postgresql"
+        assert current_version(store.engine) == SCHEMA_VERSION
+        records = ComplianceRecords(store)
+        for run_id in (1, 2, 3):
+            stored = records.rollups(run_id)
+            builder = RollupBuilder(
+                records.get_run(run_id), now=stored.now, freshness=stored.freshness
+            )
+            for report in records.host_reports(run_id):
+                builder.add(report)
+            assert stored.as_dict() == builder.result().as_dict()
+
+
+def test_the_four_questions(settings: Settings) -> None:
+    june = date(2026, 6, 1)
+    failing = query.failing(settings, as_of=june.replace(day=2), control="SSH-001")
+    assert [(f.host, f.expected, f.actual) for f in failing.findings] == [
+        ("gaz-003-lab01", "no", "yes")
+    ]
+    critical = query.failing(settings, as_of=june.replace(day=3), critical=True)
+    assert [f.host for f in critical.findings] == ["khu-014-lab01"]
+    lines = query.host_history(settings, "gaz-003-lab02")
+    assert [[(f.control, f.status) for f in line.findings] for line in lines] == [
+        [],
+        [("PKG-002", "fail")],
+        [("PKG-002", "error")],
+    ]
+    counts = query.control_history(settings, "PKG-002")
+    assert [line.counts["fail"] for line in counts] == [0, 1, 0]
+    drift = query.drifted(settings, since=june.replace(day=2), until=june.replace(day=3))
+    assert {(f.host, f.control) for f in drift.new} == {
+        ("khu-014-lab01", "SSH-001"),
+        ("gaz-003-lab02", "PKG-002"),
+    }
+    assert {(f.host, f.control) for f in drift.fixed} == {("gaz-003-lab01", "SSH-001")}
+
+
+def test_prune_in_one_transaction_keeps_totals_and_failures(settings: Settings) -> None:
+    with Store.open(settings.database_url) as store:
+        before = {r: ComplianceRecords(store).rollups(r).as_dict() for r in (1, 2, 3)}
+    result = prune(settings, 1, now=at(3, 12))
+    assert (result.runs, result.host_rows, result.findings) == ((1, 2), 8, 2)
+    with Store.open(settings.database_url) as store:
+        records = ComplianceRecords(store)
+        assert {r: records.rollups(r).as_dict() for r in (1, 2, 3)} == before
+        with pytest.raises(StateError, match="pruned"):
+            list(records.host_reports(2))
+    failing = query.failing(settings, as_of=date(2026, 6, 2), control="SSH-001")
+    assert [f.host for f in failing.findings] == ["gaz-003-lab01"]
