@@ -16,7 +16,7 @@ from provision.cli.main import cli
 from provision.compliance import query
 from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import Store
-from provision.infra.store.compliance_codec import host_rows
+from provision.infra.store.compliance_codec import ControlTallies, host_rows
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.scoring import RollupBuilder, host_score
 from provision.settings import load_settings
@@ -53,11 +53,11 @@ def test_ingest_scores_hosts_as_the_scoring_rules_do() -> None:
     for day, hosts in TRUTH.items():
         for host in hosts:
             r = report(day, host)
-            row, findings = host_rows(1, r, {})
+            row, findings = host_rows(1, r, ControlTallies())
             score = host_score(r)
             assert (row["score"], row["compliant"]) == (score.score, score.compliant)
             assert (row["critical_failures"] or "") == ",".join(score.critical_failures)
-            assert sorted(f["control"] for f in findings) == sorted(
+            assert sorted(f[2] for f in findings) == sorted(
                 c for c, (s, _) in TRUTH[day][host].items() if s != "unreachable"
             )
 

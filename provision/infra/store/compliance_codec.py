@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,26 +33,81 @@ from provision.model.compliance.model import (
 ENCODER = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False)
 
 COUNT_COLUMNS = {status: f"n_{status}" for status in STATUSES}
+#: The order of a findings row's values.
+FINDING_COLUMNS = (
+    "run_id",
+    "host",
+    "control",
+    "status",
+    "severity",
+    "expected",
+    "actual",
+    "message",
+    "waiver",
+    "collected_at",
+)
 _INDEX = {status: i for i, status in enumerate(STATUSES)}
 _FINDING = frozenset(FINDING_STATUSES)
 
-#: control -> [severity, count per status in STATUSES order]
-ControlTallies = dict[str, list[Any]]
+
+class ControlTallies:
+    """A run's (or a batch's) results counted per control and status."""
+
+    __slots__ = ("counts", "severity")
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.severity: dict[str, str] = {}
+
+    def by_control(self) -> dict[str, tuple[str | None, list[int]]]:
+        """control -> (severity, its count of each status in STATUSES order)."""
+        out: dict[str, tuple[str | None, list[int]]] = {}
+        for (control, status), n in self.counts.items():
+            entry = out.get(control)
+            if entry is None:
+                entry = out[control] = (self.severity.get(control), [0] * len(STATUSES))
+            entry[1][_INDEX[status]] += n
+        return out
+
+
+#: The first byte of a blob in the current form; older blobs are bare zlib streams
+#: (their first byte is zlib's 0x78) of [control, status, severity, expected, actual,
+#: message, waiver(, waiver_expired)] lists.
+_V2 = b"\x02"
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    return actual is expected or (type(actual) is type(expected) and actual == expected)
+
+
+def _rows(results: Iterable[ControlResult]) -> list[tuple[Any, ...]]:
+    """The stored rows: [control, status, severity, expected, actual, message, waiver,
+    waiver_expired], with `actual` left out (7 items) where it equals `expected`,
+    as it does for nearly every passing result: the passing majority stored compactly."""
+    return [
+        (r.control, r.status, r.severity, r.expected, r.message, r.waiver, r.waiver_expired)
+        if _same(r.actual, r.expected)
+        else (
+            r.control,
+            r.status,
+            r.severity,
+            r.expected,
+            r.actual,
+            r.message,
+            r.waiver,
+            r.waiver_expired,
+        )
+        for r in results
+    ]
 
 
 def encode_results(results: Iterable[ControlResult]) -> bytes:
-    """The compact stored form: zlib(JSON list of [control, status, severity, expected,
-    actual, message, waiver, waiver_expired])."""
-    rows = [
-        [r.control, r.status, r.severity, r.expected, r.actual, r.message, r.waiver]
-        + ([True] if r.waiver_expired else [])
-        for r in results
-    ]
-    return zlib.compress(ENCODER.encode(rows).encode(), 1)
+    """The compact stored form of a host's results: a version byte, then zlib(JSON)."""
+    return _V2 + zlib.compress(ENCODER.encode(_rows(results)).encode(), 1)
 
 
 def decode_results(blob: bytes) -> tuple[ControlResult, ...]:
-    """The results from their stored form.
+    """The results from their stored form (the current one, or the form before it).
 
     Built without calling the frozen dataclass's __init__ (which sets each field
     through object.__setattr__): reading a 50,000-host run decodes five million
@@ -59,6 +115,26 @@ def decode_results(blob: bytes) -> tuple[ControlResult, ...]:
     """
     make = object.__new__
     results: list[ControlResult] = []
+    if blob[:1] == _V2:
+        for row in json.loads(zlib.decompress(blob[1:])):
+            result = make(ControlResult)
+            if len(row) == 7:
+                control, status, severity, expected, message, waiver, expired = row
+                actual = expected
+            else:
+                control, status, severity, expected, actual, message, waiver, expired = row
+            result.__dict__.update(
+                control=control,
+                status=status,
+                severity=severity,
+                expected=expected,
+                actual=actual,
+                message=message or "",
+                waiver=waiver,
+                waiver_expired=bool(expired),
+            )
+            results.append(result)
+        return tuple(results)
     for row in json.loads(zlib.decompress(blob)):
         result = make(ControlResult)
         result.__dict__.update(
@@ -81,55 +157,45 @@ def _json(value: Any) -> str | None:
 
 def host_rows(
     run_id: int, report: HostReport, tallies: ControlTallies
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The host's `compliance_hosts` row and its findings rows; counts into `tallies`.
+) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """The host's `compliance_hosts` row, its findings rows (`FINDING_COLUMNS` in order),
+    and its results counted into `tallies`.
 
     The score follows `provision.model.scoring.host_score` (a unit test holds the
     two together): pass / (pass + fail + error); compliant only for a reported
     host with no fail, error or no_report; failing critical controls listed.
+    Every pass over the results is a comprehension or a C-level count: this is
+    five million results a run.
     """
-    counts = [0] * len(STATUSES)
-    index = _INDEX
+    results = report.results
+    statuses = [r.status for r in results]
+    counts = Counter(statuses)
+    tallies.counts.update(zip([r.control for r in results], statuses, strict=True))
+    if len(tallies.severity) < len(results):
+        tallies.severity.update((r.control, r.severity) for r in results)
     finding = _FINDING
-    encoded: list[list[Any]] = []
-    findings: list[dict[str, Any]] = []
-    critical: list[str] = []
+    found = [r for r in results if r.status in finding]
     collected = report.collected_at
     host = report.host
-    for r in report.results:
-        status = r.status
-        i = index[status]
-        counts[i] += 1
-        control = r.control
-        tally = tallies.get(control)
-        if tally is None:
-            tally = tallies[control] = [r.severity, [0] * len(STATUSES)]
-        tally[1][i] += 1
-        row = [control, status, r.severity, r.expected, r.actual, r.message, r.waiver]
-        if r.waiver_expired:
-            row.append(True)
-        encoded.append(row)
-        if status in finding:
-            if status == FAIL and r.severity == "critical":
-                critical.append(control)
-            findings.append(
-                {
-                    "run_id": run_id,
-                    "host": host,
-                    "control": control,
-                    "status": status,
-                    "severity": r.severity,
-                    "expected": _json(r.expected),
-                    "actual": _json(r.actual),
-                    "message": r.message or None,
-                    "waiver": r.waiver,
-                    "collected_at": collected,
-                }
-            )
-    n_pass, n_fail, n_error = counts[index[PASS]], counts[index[FAIL]], counts[index[ERROR]]
+    findings = [
+        (
+            run_id,
+            host,
+            r.control,
+            r.status,
+            r.severity,
+            _json(r.expected),
+            _json(r.actual),
+            r.message or None,
+            r.waiver,
+            collected,
+        )
+        for r in found
+    ]
+    critical = [r.control for r in found if r.status == FAIL and r.severity == "critical"]
+    n_pass, n_fail, n_error = counts[PASS], counts[FAIL], counts[ERROR]
     scored = n_pass + n_fail + n_error
-    unjudged = counts[index[NO_REPORT]]
-    compliant = report.status == HOST_REPORTED and not (n_fail or n_error or unjudged)
+    compliant = report.status == HOST_REPORTED and not (n_fail or n_error or counts[NO_REPORT])
     row_: dict[str, Any] = {
         "run_id": run_id,
         "host": host,
@@ -142,19 +208,20 @@ def host_rows(
         "score": n_pass / scored if scored else None,
         "compliant": compliant,
         "critical_failures": ",".join(critical) or None,
-        "results": zlib.compress(ENCODER.encode(encoded).encode(), 1),
+        "results": encode_results(results),
     }
     place = report.place
     for level in PLACE_LEVELS:
         row_[level] = place.get(level)
-    for status, n in zip(STATUSES, counts, strict=True):
-        row_[COUNT_COLUMNS[status]] = n
+    for status, column in COUNT_COLUMNS.items():
+        row_[column] = counts[status]
     return row_, findings
 
 
 __all__ = [
     "COUNT_COLUMNS",
     "ENCODER",
+    "FINDING_COLUMNS",
     "ControlTallies",
     "decode_results",
     "encode_results",
