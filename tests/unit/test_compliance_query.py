@@ -199,6 +199,29 @@ def test_prune_keeps_totals_and_failures_of_old_runs(env: dict[str, str], worksp
     assert [(f["host"], f["actual"]) for f in data["findings"]] == [  # type: ignore[index]
         ("gaz-003-lab01", "yes")
     ]
+    # lab01 failed SSH-001 the same way on 1 and 2 June: one stretch holds both.
+    with Store.open(settings.database_url) as store:
+        from provision.infra.store.compliance_detail_tables import compliance_stretches
+
+        with store.engine.connect() as conn:
+            stretches = conn.execute(
+                compliance_stretches.select().order_by(compliance_stretches.c.host)
+            ).all()
+    assert [(r.host, r.control, r.first_run, r.last_run) for r in stretches] == [
+        ("gaz-003-lab01", "SSH-001", 1, 2),
+        ("gaz-003-lab02", "PKG-002", 2, 2),
+    ]
+    lines = answer(env, "host", "gaz-003-lab01")
+    assert [[f["stretch"] for f in line["findings"]] for line in lines][:2] == [  # type: ignore[index]
+        [
+            {
+                "first_run": 1,
+                "last_run": 2,
+                "first_collected": "2026-06-01T03:00:00+00:00",
+                "last_collected": "2026-06-02T03:00:00+00:00",
+            }
+        ]
+    ] * 2
     # A host whose pruned runs held only a waiver keeps no trace of them.
     lines = answer(env, "host", "gaz-001-fs01")
     assert [line["run"] for line in lines] == [3]  # type: ignore[union-attr]

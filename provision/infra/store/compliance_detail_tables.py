@@ -21,10 +21,16 @@ decoding blobs, and keep what an auditor needs after old detail is pruned:
 * `compliance_run_detail`: per run, whether its aggregates are written and
   when its detail was pruned (`provision compliance prune`).
 
+* `compliance_stretches`: the findings of pruned runs, each stored once for
+  the consecutive runs of its environment in which a host had the same result
+  on a control (same status, expected and actual values, message, waiver):
+  `first_run` to `last_run`. A daily audit of a fleet whose failures last
+  weeks keeps one row per failure, not one per failure per day.
+
 What prune keeps of an old run: its run row, these aggregates, and its
 `fail`, `error` and `no_report` findings (the evidence of each host's
-failures). What it removes: the host rows with their blobs and the `waived`
-findings.
+failures), folded into stretches. What it removes: the host rows with their
+blobs, and the `waived` findings.
 """
 
 from __future__ import annotations
@@ -102,6 +108,43 @@ compliance_place_totals = sa.Table(
     sa.Column("worst", sa.Text, nullable=False),  # JSON [[control, fail, error], ...]
 )
 
+compliance_stretches = sa.Table(
+    "compliance_stretches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("env", sa.String(100), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("control", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=True),
+    sa.Column("expected", sa.Text, nullable=True),
+    sa.Column("actual", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("waiver", sa.String(200), nullable=True),
+    # The stretch holds in every run of `env` from first_run to last_run.
+    sa.Column("first_run", sa.Integer, nullable=False),
+    sa.Column("last_run", sa.Integer, nullable=False),
+    sa.Column("first_collected", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_collected", sa.DateTime(timezone=True), nullable=True),
+)
+# A run being pruned extends the stretches that end at the run before it.
+sa.Index(
+    "ix_compliance_stretches_last",
+    compliance_stretches.c.last_run,
+    compliance_stretches.c.host,
+    compliance_stretches.c.control,
+)
+sa.Index(
+    "ix_compliance_stretches_control",
+    compliance_stretches.c.control,
+    compliance_stretches.c.last_run,
+)
+sa.Index(
+    "ix_compliance_stretches_host",
+    compliance_stretches.c.host,
+    compliance_stretches.c.last_run,
+)
+
 compliance_run_detail = sa.Table(
     "compliance_run_detail",
     metadata,
@@ -118,6 +161,7 @@ TABLES: tuple[sa.Table, ...] = (
     compliance_findings,
     compliance_control_totals,
     compliance_place_totals,
+    compliance_stretches,
     compliance_run_detail,
 )
 
@@ -129,4 +173,5 @@ __all__ = [
     "compliance_findings",
     "compliance_place_totals",
     "compliance_run_detail",
+    "compliance_stretches",
 ]

@@ -21,6 +21,8 @@ from provision.infra.store.compliance_codec import COUNT_COLUMNS
 from provision.infra.store.compliance_detail_tables import (
     compliance_control_totals,
     compliance_findings,
+    compliance_run_detail,
+    compliance_stretches,
 )
 from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
 from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, STATUSES
@@ -49,6 +51,8 @@ class RunRef:
     standard_id: str
     standard_version: str
     selection: str
+    #: Its host detail was pruned: its failures are read from stretches.
+    pruned: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class RunRef:
             "standard_id": self.standard_id,
             "standard_version": self.standard_version,
             "selection": self.selection,
+            "pruned": self.pruned,
         }
 
 
@@ -73,11 +78,26 @@ class Finding:
     actual: Any
     message: str
     waiver: str | None
+    #: When the evidence was collected; for a pruned run, known only at the ends of the
+    #: stretch of runs with this same result (`stretch`), else None.
     collected_at: datetime | None
+    #: For a pruned run: (first run, last run, first collected, last collected) of the
+    #: stretch of consecutive runs in which the host had this same result.
+    stretch: tuple[int, int, datetime | None, datetime | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        stretch = None
+        if self.stretch is not None:
+            first, last, since, until = self.stretch
+            stretch = {
+                "first_run": first,
+                "last_run": last,
+                "first_collected": since.isoformat() if since else None,
+                "last_collected": until.isoformat() if until else None,
+            }
         return {
             **self.run.as_dict(),
+            "stretch": stretch,
             "host": self.host,
             "control": self.control,
             "status": self.status,
@@ -114,7 +134,17 @@ class HostLine:
         }
 
 
-_FINDING_KEYS = ("control", "status", "severity", "expected", "actual", "message", "waiver")
+_FINDING_KEYS = (
+    "control",
+    "status",
+    "severity",
+    "expected",
+    "actual",
+    "message",
+    "waiver",
+    "collected_at",
+    "stretch",
+)
 
 
 @dataclass(frozen=True)
@@ -137,8 +167,12 @@ class ComplianceQueries:
         self.env = env
 
     def _runs(self, *, since: datetime | None = None, until: datetime | None = None) -> Any:
-        query = sa.select(compliance_runs).where(
-            compliance_runs.c.env == self.env, compliance_runs.c.status == "done"
+        query = (
+            sa.select(compliance_runs, compliance_run_detail.c.pruned_at)
+            .outerjoin(
+                compliance_run_detail, compliance_run_detail.c.run_id == compliance_runs.c.id
+            )
+            .where(compliance_runs.c.env == self.env, compliance_runs.c.status == "done")
         )
         if since is not None:
             query = query.where(compliance_runs.c.started_at >= since)
@@ -156,6 +190,7 @@ class ComplianceQueries:
             standard_id=row["standard_id"],
             standard_version=row["standard_version"],
             selection=row["selection"],
+            pruned=row["pruned_at"] is not None,
         )
 
     def run_as_of(self, moment: datetime, standard_id: str | None = None) -> RunRef | None:
@@ -188,6 +223,23 @@ class ComplianceQueries:
             collected_at=_aware(row["collected_at"]),
         )
 
+    def _stretched(self, run: RunRef, row: RowMapping) -> Finding:
+        first, last = int(row["first_run"]), int(row["last_run"])
+        since, until = _aware(row["first_collected"]), _aware(row["last_collected"])
+        return Finding(
+            run=run,
+            host=row["host"],
+            control=row["control"],
+            status=row["status"],
+            severity=row["severity"],
+            expected=_value(row["expected"]),
+            actual=_value(row["actual"]),
+            message=row["message"] or "",
+            waiver=row["waiver"],
+            collected_at=since if run.run_id == first else until if run.run_id == last else None,
+            stretch=(first, last, since, until),
+        )
+
     def failing(
         self,
         run: RunRef,
@@ -197,6 +249,8 @@ class ComplianceQueries:
         statuses: Collection[str] = FAILING,
     ) -> list[Finding]:
         """The run's hosts failing `control` (or any critical control), by host."""
+        if run.pruned:
+            return self._failing_pruned(run, control, critical, statuses)
         f = compliance_findings
         query = (
             sa.select(f)
@@ -209,6 +263,45 @@ class ComplianceQueries:
             query = query.where(f.c.severity == "critical")
         with self.engine.connect() as conn:
             return [self._finding(run, row) for row in conn.execute(query).mappings()]
+
+    def _failing_pruned(
+        self, run: RunRef, control: str | None, critical: bool, statuses: Collection[str]
+    ) -> list[Finding]:
+        s = compliance_stretches
+        query = (
+            sa.select(s)
+            .where(
+                s.c.env == self.env,
+                s.c.last_run >= run.run_id,
+                s.c.first_run <= run.run_id,
+                s.c.status.in_(list(statuses)),
+            )
+            .order_by(s.c.host, s.c.control)
+        )
+        if control is not None:
+            query = query.where(s.c.control == control)
+        if critical:
+            query = query.where(s.c.severity == "critical")
+        with self.engine.connect() as conn:
+            return [self._stretched(run, row) for row in conn.execute(query).mappings()]
+
+    def _host_stretches(self, host: str, runs: list[RunRef]) -> dict[int, list[Finding]]:
+        pruned = [r for r in runs if r.pruned]
+        if not pruned:
+            return {}
+        s = compliance_stretches
+        low, high = min(r.run_id for r in pruned), max(r.run_id for r in pruned)
+        query = sa.select(s).where(
+            s.c.host == host, s.c.env == self.env, s.c.last_run >= low, s.c.first_run <= high
+        )
+        found: dict[int, list[Finding]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(s.c.control)).mappings().all()
+        for run in pruned:
+            for row in rows:
+                if row["first_run"] <= run.run_id <= row["last_run"]:
+                    found.setdefault(run.run_id, []).append(self._stretched(run, row))
+        return found
 
     def host_history(self, host: str, runs: list[RunRef]) -> list[HostLine]:
         """The host in each of `runs` it was recorded in (its findings, and its verdict
@@ -233,6 +326,8 @@ class ComplianceQueries:
             ).mappings():
                 run_id = int(row["run_id"])
                 found.setdefault(run_id, []).append(self._finding(by_id[run_id], row))
+        for run_id, stretched in self._host_stretches(host, runs).items():
+            found.setdefault(run_id, []).extend(stretched)
         lines: list[HostLine] = []
         for run in runs:
             verdict = verdicts.get(run.run_id)
@@ -305,9 +400,9 @@ class ComplianceQueries:
 
     def knows_host(self, host: str) -> bool:
         with self.engine.connect() as conn:
-            for table in (compliance_hosts, compliance_findings):
+            for table in (compliance_hosts, compliance_findings, compliance_stretches):
                 row = conn.execute(
-                    sa.select(table.c.run_id).where(table.c.host == host).limit(1)
+                    sa.select(sa.literal(1)).select_from(table).where(table.c.host == host).limit(1)
                 ).first()
                 if row is not None:
                     return True
