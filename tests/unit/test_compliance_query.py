@@ -279,3 +279,29 @@ def test_parse_day_names_the_option() -> None:
     )
     with pytest.raises(InputError, match="--as-of"):
         query.parse_day("yesterday", "--as-of")
+
+
+def test_runs_recorded_before_the_detail_tables_get_it_when_asked(tmp_path: Path) -> None:
+    from provision.infra.store.compliance_detail_tables import TABLES
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with Store.open(url) as store:
+        records = ComplianceRecords(store)
+        fill(records)
+        whole = {r: records.rollups(r).as_dict() for r in (1, 2, 3)}
+        with store.engine.begin() as conn:  # as a store of schema version 3 had it
+            for table in TABLES:
+                conn.execute(table.delete())
+    with Store.open(url) as store:
+        records = ComplianceRecords(store)
+        assert records.backfill() == 3
+        assert {r: records.rollups(r).as_dict() for r in (1, 2, 3)} == whole
+        from provision.infra.store.compliance_queries import ComplianceQueries
+
+        queries = ComplianceQueries(store.engine, "lab")
+        run = queries.run_as_of(at(3, 12))
+        assert run is not None
+        assert [(f.host, f.control) for f in queries.failing(run)] == [
+            ("gaz-003-lab02", "PKG-002"),
+            ("khu-014-lab01", "SSH-001"),
+        ]

@@ -223,6 +223,51 @@ def start_run(conn: Connection, run_id: int) -> None:
     conn.execute(compliance_run_detail.insert().values(run_id=run_id))
 
 
+def backfill_run(conn: Connection, run_id: int, *, finished: bool, measured_at: datetime) -> None:
+    """Findings and totals for a run recorded before the detail tables existed.
+
+    Reads its host rows a few hundred at a time (never the whole run at once) and
+    leaves them as they are.
+    """
+    start_run(conn, run_id)
+    tallies = ControlTallies()
+    h = compliance_hosts
+    last = ""
+    while True:
+        rows = (
+            conn.execute(
+                sa.select(h)
+                .where(h.c.run_id == run_id, h.c.host > last)
+                .order_by(h.c.host)
+                .limit(500)
+            )
+            .mappings()
+            .all()
+        )
+        findings: list[tuple[Any, ...]] = []
+        for row in rows:
+            report = HostReport(
+                host=row["host"],
+                status=row["status"],
+                role=row["role"],
+                os_release=row["os_release"],
+                place={level: str(row[level]) for level in PLACE_LEVELS if row[level]},
+                collected_at=_aware(row["collected_at"]),
+                evidence_digest=row["evidence_digest"],
+                message=row["message"] or "",
+                results=decode_results(row["results"]),
+            )
+            findings.extend(host_rows(run_id, report, tallies)[1])
+        if findings:
+            insert_many(conn, compliance_findings, FINDING_COLUMNS, findings)
+        if len(rows) < 500:
+            break
+        last = str(rows[-1]["host"])
+    _upsert_totals(conn, run_id, tallies)
+    if finished:
+        aggregate(conn, run_id, measured_at)
+
+
 # -- aggregates ---------------------------------------------------------------------
 
 
@@ -560,6 +605,7 @@ __all__ = [
     "BATCH",
     "PruneCounts",
     "aggregate",
+    "backfill_run",
     "fold",
     "place_rollups",
     "previous_run",

@@ -175,13 +175,14 @@ class ComplianceRecords:
     def finish_run(self, run_id: int, status: str) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown compliance run status {status!r}")
+        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
                 compliance_runs.update()
                 .where(compliance_runs.c.id == run_id)
-                .values(status=status, finished_at=utcnow(), pid=None)
+                .values(status=status, finished_at=now, pid=None)
             )
-            detail.aggregate(conn, run_id, utcnow())
+            detail.aggregate(conn, run_id, now)
 
     def get_run(self, run_id: int) -> ComplianceRunInfo:
         with self.engine.connect() as conn:
@@ -267,7 +268,7 @@ class ComplianceRecords:
             return 0
         self._backfilled = True
         missing = (
-            sa.select(compliance_runs.c.id, compliance_runs.c.status)
+            sa.select(compliance_runs.c.id, compliance_runs.c.status, compliance_runs.c.finished_at)
             .outerjoin(
                 compliance_run_detail, compliance_run_detail.c.run_id == compliance_runs.c.id
             )
@@ -276,17 +277,14 @@ class ComplianceRecords:
         )
         with self.engine.connect() as conn:
             runs = conn.execute(missing).all()
-        for run_id, status in runs:
-            reports = list(self.host_reports(int(run_id)))
+        for run_id, status, finished in runs:
             with self.engine.begin() as conn:
-                detail.start_run(conn, int(run_id))
-                conn.execute(
-                    compliance_runs.update().where(compliance_runs.c.id == run_id).values(hosts=0)
+                detail.backfill_run(
+                    conn,
+                    int(run_id),
+                    finished=status != "running",
+                    measured_at=_aware(finished) or utcnow(),
                 )
-                conn.execute(compliance_hosts.delete().where(compliance_hosts.c.run_id == run_id))
-                detail.write_reports(conn, int(run_id), reports)
-                if status != "running":
-                    detail.aggregate(conn, int(run_id), utcnow())
         return len(runs)
 
     def pruned_at(self, run_id: int) -> datetime | None:
