@@ -194,6 +194,13 @@ def test_prune_keeps_totals_and_failures_of_old_runs(env: dict[str, str], worksp
         with pytest.raises(StateError, match="pruned"):
             list(records.host_reports(1))
         assert records.host_rows(3)  # the kept run is whole
+        # The trend's points of pruned runs come from their totals.
+        points = records.run_summaries("lab", "bd-ict-baseline")
+        assert [(p.hosts, p.reported, p.compliant) for p in points] == [
+            (4, 3, 1),
+            (4, 4, 1),
+            (4, 4, 0),
+        ]
     # The evidence of each host's failures answers as before.
     data = answer(env, "failing", "--control", "SSH-001", "--as-of", "2026-06-02")
     assert [(f["host"], f["actual"]) for f in data["findings"]] == [  # type: ignore[index]

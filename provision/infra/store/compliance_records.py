@@ -562,6 +562,10 @@ class ComplianceRecords:
         summaries: list[RunSummary] = []
         with self.engine.connect() as conn:
             for run in conn.execute(query).mappings().all():
+                pruned = self._pruned_summary(conn, run)
+                if pruned is not None:
+                    summaries.append(pruned)
+                    continue
                 rows = conn.execute(
                     sa.select(
                         compliance_hosts.c.status,
@@ -590,6 +594,32 @@ class ComplianceRecords:
                     )
                 )
         return list(reversed(summaries))
+
+    def _pruned_summary(self, conn: sa.Connection, run: RowMapping) -> RunSummary | None:
+        """A pruned run's trend point, from its totals (its host rows are gone): coverage
+        as measured when the run finished, with the default freshness window."""
+        pruned = conn.execute(
+            sa.select(compliance_run_detail.c.pruned_at).where(
+                compliance_run_detail.c.run_id == run["id"]
+            )
+        ).scalar()
+        if pruned is None:
+            return None
+        info = self._info(run)
+        _, levels = detail.place_rollups(conn, info.id, ("all",))
+        total = levels["all"][0] if levels["all"] else _empty_rollup()
+        return RunSummary(
+            run_id=info.id,
+            started_at=info.started_at,
+            finished_at=info.finished_at,
+            status=info.status,
+            standard_version=info.standard_version,
+            hosts=total.hosts,
+            reported=total.reported,
+            compliant=total.compliant,
+            median_score=total.median_score,
+            coverage=total.coverage,
+        )
 
 
 def _empty_rollup() -> Rollup:
