@@ -197,9 +197,9 @@ def test_prune_keeps_totals_and_failures_of_old_runs(env: dict[str, str], worksp
         # The trend's points of pruned runs come from their totals.
         points = records.run_summaries("lab", "bd-ict-baseline")
         assert [(p.hosts, p.reported, p.compliant) for p in points] == [
-            (4, 3, 1),
-            (4, 4, 1),
-            (4, 4, 0),
+            (4, 3, 2),
+            (4, 4, 2),
+            (4, 4, 2),
         ]
     # The evidence of each host's failures answers as before.
     data = answer(env, "failing", "--control", "SSH-001", "--as-of", "2026-06-02")
