@@ -103,7 +103,9 @@ def _upsert_totals(conn: Connection, run_id: int, counted: ControlTallies) -> No
 def insert_many(
     conn: Connection, table: sa.Table, names: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
-    """The driver's own executemany of `rows` (values in `names` order) into `table`.
+    """The driver's own bulk write of `rows` (values in `names` order) into `table`:
+    executemany on SQLite, COPY on PostgreSQL (whose executemany is a statement
+    per row, five times slower here).
 
     SQLAlchemy's executemany builds a parameter dict per row, which at five
     million results is a third of ingest; this hands the driver plain tuples,
@@ -113,8 +115,16 @@ def insert_many(
     """
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(quote(n) for n in names)
+    if dialect.name == "postgresql":
+        # COPY: PostgreSQL's own bulk path; psycopg adapts each value as it would bind it.
+        # Names from the schema only; every value goes through the driver.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {quote(table.name)} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
     marks = ", ".join([mark] * len(names))
     # Names from the schema only; every value is bound by the driver.
     sql = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
