@@ -361,7 +361,7 @@ def simulate_year(url: str, days: int, keep: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from provision.infra.store import Store
-    from provision.infra.store import compliance_detail as detail
+    from provision.infra.store import compliance_retention as detail
     from provision.infra.store.compliance_detail_tables import (
         compliance_control_totals,
         compliance_findings,

@@ -26,6 +26,7 @@ from sqlalchemy.engine import RowMapping
 
 from provision.errors import InputError, StateError
 from provision.infra.store import compliance_detail as detail
+from provision.infra.store import compliance_retention as retention
 from provision.infra.store.compliance_codec import COUNT_COLUMNS, decode_results, encode_results
 from provision.infra.store.compliance_detail_tables import compliance_run_detail
 from provision.infra.store.compliance_tables import TABLES, compliance_hosts, compliance_runs
@@ -332,7 +333,7 @@ class ComplianceRecords:
             levels=levels_,
         )
 
-    def prune(self, before: datetime, *, dry_run: bool = False) -> detail.PruneCounts:
+    def prune(self, before: datetime, *, dry_run: bool = False) -> retention.PruneCounts:
         """Prune the host detail of every finished run started before `before`.
 
         One transaction: each run's aggregates are written first if missing, then
@@ -362,7 +363,7 @@ class ComplianceRecords:
                     ).scalar()
                     if aggregated is None:
                         detail.aggregate(conn, int(run_id), _aware(finished) or utcnow())
-            return detail.prune(conn, [int(r[0]) for r in runs], dry_run=dry_run)
+            return retention.prune(conn, [int(r[0]) for r in runs], dry_run=dry_run)
 
     # -- results --------------------------------------------------------------------
 
