@@ -95,7 +95,7 @@ class _Detailed:
     """A host kept for a page's evidence section; the least bad is popped first."""
 
     badness: tuple[float, ...]
-    seq: int
+    rank: int
     detail: dict[str, Any] = field(compare=False)
 
 
@@ -147,11 +147,13 @@ class _Collector:
             failing_count=len(failing),
             collected_at=report.collected_at,
         )
-        seq = next(self.seq)
-        _keep(page.lines, (bad, seq, line), PAGE_HOSTS)
-        _keep(self.worst, (bad, seq, line, key), WORST_HOSTS)
-        if len(page.detailed) < PAGE_DETAIL or (page.detailed[0].badness, 0) < (bad, 1):
-            item = _Detailed(bad, seq, _host_detail(data, report, scored))
+        # Ranked by badness, then by the order the hosts came in: among equals the
+        # first stays (the key is -seq), so a host costs its detail only when it ranks.
+        rank = -next(self.seq)
+        _keep(page.lines, (bad, rank, line), PAGE_HOSTS)
+        _keep(self.worst, (bad, rank, line, key), WORST_HOSTS)
+        if len(page.detailed) < PAGE_DETAIL or page.detailed[0].badness < bad:
+            item = _Detailed(bad, rank, _host_detail(data, report, scored))
             _keep(page.detailed, item, PAGE_DETAIL)
 
 
@@ -283,7 +285,8 @@ def _line_dict(line: _Line, page: str = "") -> dict[str, Any]:
 
 
 def _worst_first(items: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return sorted(items, key=lambda t: (t[0], -t[1]), reverse=True)
+    """Kept (badness, rank, …) items, the worst first and among equals the first that came."""
+    return sorted(items, key=lambda t: (t[0], t[1]), reverse=True)
 
 
 def _summary_context(
@@ -347,7 +350,7 @@ def _page_context(
 ) -> dict[str, Any]:
     below = list(PLACE_LEVELS[depth : depth + 2])
     lines = [_line_dict(t[2]) for t in _worst_first(page.lines)]
-    detailed = sorted(page.detailed, key=lambda k: (k.badness, -k.seq), reverse=True)
+    detailed = sorted(page.detailed, reverse=True)
     return {
         "here": place_row(here),
         "path": list(here.path),

@@ -22,6 +22,7 @@ from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.compliance.model import HostReport
 from provision.model.places import tree_group
+from provision.model.scoring import host_score
 from provision.reports import LARGE_RUN_HOSTS, write_report
 from provision.reports.html_pages import PAGE_DETAIL
 from provision.settings import load_settings
@@ -142,6 +143,17 @@ def test_the_folder_holds_a_summary_linking_to_one_page_per_district(tmp_path: P
     assert hosts == expected  # every host of the district, no other
     assert "Upazila 016" in text and "Union 0144" in text  # its upazilas and unions
     assert text.count('<details class="host"') == PAGE_DETAIL
+    # The evidence shown is the worst hosts': those failing a critical control first.
+    detail = text[text.index('id="detail"') :]
+    critical = [
+        r.host
+        for r in _fleet()
+        if r.place["district"] == "District 02" and host_score(r).critical_failures
+    ]
+    shown = re.findall(r'<details class="host" data-host="([^"]+)"', detail)
+    assert 0 < len(critical) < PAGE_DETAIL
+    assert set(shown[: len(critical)]) == set(critical)
+    assert '<span class="status s-pass">compliant' not in detail
     assert "CTL-" in text and "is not as the standard asks" in text  # evidence
     assert "<script src" not in text and "<link" not in text
 
