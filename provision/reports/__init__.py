@@ -1,13 +1,15 @@
-"""Compliance reports: one run's results as JSON, JUnit XML, CSV or one HTML page.
+"""Compliance reports: one run's results as JSON, JUnit XML, CSV or HTML.
 
 `write_report` is the entry point for data in hand; `provision.reports.service`
 writes a recorded run's reports from the store (what the commands call). Every
 format reads the host reports as a stream, once: JSON, JUnit and CSV write each
 host as it comes and keep only the roll-up counters; HTML keeps the roll-ups and
 the detail of a bounded number of hosts (the worst first, see
-`html.DETAIL_LIMIT`). Files are written to a temporary file beside `out` and
-renamed into place, so a reader never sees half a report and a failed write
-leaves the old one.
+`html.DETAIL_LIMIT`). JSON, JUnit and CSV can go through gzip on their way
+to the file (`compress`); a large run's HTML is a folder of pages
+(`html_pages`). Files are written to a temporary file (a folder, to a
+temporary folder) beside `out` and renamed into place, so a reader never sees
+half a report and a failed write leaves the old one.
 """
 
 from __future__ import annotations
