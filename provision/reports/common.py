@@ -239,13 +239,26 @@ def atomic_folder(out: Path) -> Iterator[Path]:
     try:
         yield scratch
         scratch.chmod(0o755)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-            out.replace(old / out.name)
-        scratch.replace(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+    _swap_in(scratch, out)
+
+
+def _swap_in(scratch: Path, out: Path) -> None:
+    """Rename the finished folder `scratch` to `out`, replacing an older `out` whole."""
+    aside = None
+    try:
+        if out.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.replace(aside / out.name)
+        scratch.replace(out)
+    except BaseException:
+        if aside is not None and not out.exists():
+            (aside / out.name).replace(out)  # the old report back where it was
+        shutil.rmtree(scratch, ignore_errors=True)
+        if aside is not None and not (aside / out.name).exists():
+            aside.rmdir()
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

@@ -10,6 +10,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -158,6 +159,16 @@ def test_the_folder_holds_a_summary_linking_to_one_page_per_district(tmp_path: P
     assert "<script src" not in text and "<link" not in text
 
 
+def test_hosts_without_a_district_get_a_page_of_their_own(tmp_path: Path) -> None:
+    hosts = [replace(r, place={}) if i % 100 == 3 else r for i, r in enumerate(_fleet(900))]
+    folder = write_report(
+        fleet_run(900, NOW), iter(hosts), "html", tmp_path / "r", now=NOW, pages=True
+    )
+    unplaced = (folder / "district_none.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'<tr class="line"', unplaced)) == 9
+    assert "district_none.html" in _links(folder / "index.html")
+
+
 def test_pages_per_upazila_and_a_subtree(tmp_path: Path) -> None:
     folder = write_report(
         fleet_run(HOSTS, NOW),
@@ -274,6 +285,15 @@ def test_a_large_runs_html_is_a_folder_unless_asked_for_one_page(
     assert folder.is_dir() and (folder / "index.html").is_file()
     assert "the HTML report is a folder of pages" in result.stderr
     assert f"wrote {folder.name}/index.html" in result.stdout
+
+    named = _cli(large, "compliance", "report", "--out", "national.html")
+    assert named.exit_code == 0, named.output
+    assert (tmp_path / "national" / "index.html").is_file()
+    assert not (tmp_path / "national.html").exists()
+    (tmp_path / "taken").write_text("a file")
+    taken = _cli(large, "compliance", "report", "--out", "taken")
+    assert taken.exit_code == ExitStatus.BAD_INPUT and "--one-page" in taken.output
+    assert (tmp_path / "taken").read_text() == "a file"
 
     one = _cli(large, "compliance", "report", "--one-page", "--out", "one.html")
     assert one.exit_code == 0, one.output
