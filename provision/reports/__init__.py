@@ -1,13 +1,15 @@
-"""Compliance reports: one run's results as JSON, JUnit XML, CSV or one HTML page.
+"""Compliance reports: one run's results as JSON, JUnit XML, CSV or HTML.
 
 `write_report` is the entry point for data in hand; `provision.reports.service`
 writes a recorded run's reports from the store (what the commands call). Every
 format reads the host reports as a stream, once: JSON, JUnit and CSV write each
 host as it comes and keep only the roll-up counters; HTML keeps the roll-ups and
 the detail of a bounded number of hosts (the worst first, see
-`html.DETAIL_LIMIT`). Files are written to a temporary file beside `out` and
-renamed into place, so a reader never sees half a report and a failed write
-leaves the old one.
+`html.DETAIL_LIMIT`). JSON, JUnit and CSV can go through gzip on their way
+to the file (`compress`); a large run's HTML is a folder of pages
+(`html_pages`). Files are written to a temporary file (a folder, to a
+temporary folder) beside `out` and renamed into place, so a reader never sees
+half a report and a failed write leaves the old one.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ from provision.model.scoring import DEFAULT_FRESHNESS
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 from provision.reports.common import (
+    COMPRESSIBLE,
     FORMAT_VERSION,
     FORMATS,
+    LARGE_RUN_HOSTS,
     ReportInput,
     RunPoint,
     check_by,
     check_standard,
+    place_level,
+    within,
 )
 
 __all__ = [
+    "COMPRESSIBLE",
     "DEFAULT_FRESHNESS",
     "FORMATS",
     "FORMAT_VERSION",
+    "LARGE_RUN_HOSTS",
     "RunPoint",
     "default_name",
     "write_report",
@@ -52,6 +60,9 @@ def write_report(
     now: datetime | None = None,
     freshness: timedelta = DEFAULT_FRESHNESS,
     waivers: WaiverSet | None = None,
+    compress: bool = False,
+    place: str | None = None,
+    pages: bool = False,
 ) -> Path:
     """Write the report of `run` in `fmt` (json, junit, csv, html) to `out`; returns `out`.
 
@@ -62,12 +73,31 @@ def write_report(
     `history` holds summaries of earlier runs for the HTML trend chart.
     `now` (default: the current time) and `freshness` decide coverage: a host is
     covered when its evidence is younger than `freshness`. `waivers`, when given,
-    lets the HTML page show each waiver's approver and expiry.
+    lets the HTML page show each waiver's approver and expiry. `compress`
+    writes JSON, JUnit or CSV gzip-compressed (the caller names the file,
+    usually with ``.gz``). `place`, a place group (``district_gazipur``),
+    limits the report to the hosts of that subtree. `pages` writes HTML as a
+    folder `out` (index.html and one page per place at `by`, see
+    `html_pages`) instead of one page.
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown report format {fmt!r}", hint="formats: " + ", ".join(FORMATS))
     check_by(by)
     check_standard(run, standard)
+    if compress and fmt not in COMPRESSIBLE:
+        raise InputError(
+            f"a {fmt} report is not written compressed",
+            hint="--gzip applies to " + ", ".join(COMPRESSIBLE) + "; a browser opens HTML as is",
+        )
+    if pages and fmt != "html":
+        raise InputError(f"a {fmt} report is one file, not a folder of pages")
+    if pages:
+        from provision.reports.html_pages import check_page_level
+
+        check_page_level(by)
+    if place is not None:
+        place_level(place)
+        reports = within(run, reports, place)
     data = ReportInput(
         run=run,
         by=by,
@@ -76,8 +106,15 @@ def write_report(
         now=now or datetime.now(UTC),
         freshness=freshness,
         waivers=waivers,
+        compress=compress,
+        place=place,
     )
-    _writer(fmt)(data, reports, out)
+    if pages:
+        from provision.reports.html_pages import write_html_pages
+
+        write_html_pages(data, reports, out)
+    else:
+        _writer(fmt)(data, reports, out)
     return out
 
 
@@ -100,7 +137,10 @@ def _writer(fmt: str) -> Callable[[ReportInput, Iterable[HostReport], Path], Non
     return write_html
 
 
-def default_name(run: ComplianceRunInfo, fmt: str) -> str:
-    """The file name a report gets when none is asked for: compliance-<env>-run<id>.<ext>."""
+def default_name(run: ComplianceRunInfo, fmt: str, *, compress: bool = False) -> str:
+    """The file name a report gets when none is asked for: compliance-<env>-run<id>.<ext>.
+
+    A compressed file gets ``.gz`` after its extension.
+    """
     ext = {"junit": "xml"}.get(fmt, fmt)
-    return f"compliance-{run.env}-run{run.id}.{ext}"
+    return f"compliance-{run.env}-run{run.id}.{ext}" + (".gz" if compress else "")

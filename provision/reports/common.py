@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,8 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from provision.errors import InputError, StateError
-from provision.infra.atomic import atomic_output
-from provision.model.compliance.model import PLACE_LEVELS, ComplianceRunInfo
+from provision.infra.atomic import atomic_binary_output, atomic_output
+from provision.model.compliance.model import PLACE_LEVELS, ComplianceRunInfo, HostReport
+from provision.model.places import LEVELS, tree_group
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 
@@ -20,6 +25,14 @@ from provision.model.waivers import WaiverSet
 FORMAT_VERSION = "provision-compliance/1"
 
 FORMATS: tuple[str, ...] = ("json", "junit", "csv", "html")
+
+#: The formats that can be written gzip-compressed (a browser opens HTML as it is).
+COMPRESSIBLE: tuple[str, ...] = ("json", "junit", "csv")
+
+#: Runs of more hosts than this write JSON, JUnit and CSV gzip-compressed unless told not
+#: to (a 50,000-host run's JSON is about 1 GB plain, a few dozen MB compressed), and HTML
+#: as a folder of pages rather than one page.
+LARGE_RUN_HOSTS = 1000
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,10 @@ class ReportInput:
     now: datetime
     freshness: timedelta
     waivers: WaiverSet | None = None
+    #: Write the file gzip-compressed (JSON, JUnit, CSV).
+    compress: bool = False
+    #: The place group (``district_gazipur``) the report is limited to, if any.
+    place: str | None = None
 
     def title(self, control: str) -> str:
         if self.standard is None:
@@ -133,13 +150,115 @@ def value_text(value: Any, limit: int | None = None) -> str:
 
 @contextmanager
 def atomic_text(
-    out: Path, *, encoding: str = "utf-8", newline: str | None = None
+    out: Path, *, encoding: str = "utf-8", newline: str | None = None, compress: bool = False
 ) -> Iterator[IO[str]]:
-    """A text file that becomes `out` only when the block ends without an error."""
+    """A text file that becomes `out` only when the block ends without an error.
+
+    With `compress` the text goes through gzip on its way to the file: the
+    writer still writes one host at a time, and nothing but gzip's window is
+    held in memory. The gzip header carries no name and no time, so the same
+    run gives the same bytes.
+    """
     folder = out.parent
     if not folder.is_dir():
         raise InputError(
             f"folder {folder} does not exist", hint="create it or choose another --out"
         )
-    with atomic_output(out, mode=0o644, encoding=encoding, newline=newline) as handle:
-        yield handle
+    if not compress:
+        with atomic_output(out, mode=0o644, encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
+    with atomic_binary_output(out, mode=0o644) as raw:
+        packed = gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0)
+        text = io.TextIOWrapper(packed, encoding=encoding, newline=newline, write_through=False)
+        yield text
+        text.close()  # flushes the text, writes gzip's trailer; `raw` stays open for the rename
+
+
+def place_level(group: str) -> str:
+    """The tree level of a place group name (``upazila_gazipur_kaliganj`` -> ``upazila``)."""
+    for level in sorted(LEVELS, key=len, reverse=True):
+        if group.startswith(level + "_") and len(group) > len(level) + 1:
+            return level
+    raise InputError(
+        f"--place {group!r} is not a place group",
+        hint="name a place as its inventory group: division_dhaka, district_gazipur, "
+        "upazila_gazipur_kaliganj, union_gazipur_kaliganj_bahadursadi",
+    )
+
+
+def host_group(report: HostReport, level: str) -> str | None:
+    """The group of `report`'s place at `level`, or None when its place stops above it."""
+    depth = LEVELS.index(level) + 1
+    path = tuple(report.place.get(lv) or "" for lv in LEVELS[:depth])
+    if not all(path):
+        return None
+    return tree_group(level, *path)
+
+
+def within(
+    run: ComplianceRunInfo, reports: Iterable[HostReport], group: str
+) -> Iterator[HostReport]:
+    """The reports of hosts in place `group`; an error at the end if there were none.
+
+    The error comes while the writer is still inside its atomic block, so a
+    report of a place the run does not hold is never written (not even empty).
+    """
+    level = place_level(group)
+    found = 0
+    for report in reports:
+        if host_group(report, level) == group:
+            found += 1
+            yield report
+    if not found:
+        raise InputError(
+            f"run {run.id} has no host in {group}",
+            hint="check the name against the run's places (the HTML summary lists them)",
+        )
+
+
+@contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """A folder that becomes `out` only when the block ends without an error.
+
+    The pages are written into a temporary folder beside `out`, which is then
+    renamed into place (an older report of that name is moved aside first and
+    removed after): a reader sees the old folder or the new one, never a mix.
+    """
+    parent = out.parent
+    if not parent.is_dir():
+        raise InputError(
+            f"folder {parent} does not exist", hint="create it or choose another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise InputError(
+            f"{out} is a file; a large run's HTML report is a folder",
+            hint="choose another --out, or --one-page for a single page",
+        )
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield scratch
+        scratch.chmod(0o755)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _swap_in(scratch, out)
+
+
+def _swap_in(scratch: Path, out: Path) -> None:
+    """Rename the finished folder `scratch` to `out`, replacing an older `out` whole."""
+    aside = None
+    try:
+        if out.exists():
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            out.replace(aside / out.name)
+        scratch.replace(out)
+    except BaseException:
+        if aside is not None and not out.exists():
+            (aside / out.name).replace(out)  # the old report back where it was
+        shutil.rmtree(scratch, ignore_errors=True)
+        if aside is not None and not (aside / out.name).exists():
+            aside.rmdir()
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)

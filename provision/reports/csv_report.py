@@ -51,7 +51,7 @@ def _safe(text: str) -> str:
 def write_csv(data: ReportInput, reports: Iterable[HostReport], out: Path) -> None:
     run = data.run
     builder = RollupBuilder(run, now=data.now, freshness=data.freshness, levels=("all",))
-    with atomic_text(out, encoding="utf-8-sig", newline="") as handle:
+    with atomic_text(out, encoding="utf-8-sig", newline="", compress=data.compress) as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         for report in reports:

@@ -78,7 +78,7 @@ class _Kept:
     score: HostScore = field(compare=False)
 
 
-def _badness(report: HostReport, scored: HostScore) -> tuple[float, ...]:
+def badness(report: HostReport, scored: HostScore) -> tuple[float, ...]:
     return (
         0.0 if scored.compliant else 1.0,
         float(bool(scored.critical_failures)),
@@ -111,7 +111,7 @@ class _Collector:
         self.non_compliant += not scored.compliant
         if scored.score is not None:
             self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
-        item = _Kept(_badness(report, scored), next(self.seq), report, scored)
+        item = _Kept(badness(report, scored), next(self.seq), report, scored)
         if len(self.kept) < self.limit:
             heapq.heappush(self.kept, item)
         elif self.limit:
@@ -145,15 +145,15 @@ def page_context(data: ReportInput, rollups: Rollups, collector: _Collector) -> 
         "run": run_dict(data.run),
         "standard_title": data.standard.title if data.standard else "",
         "generated_at": data.now.strftime("%Y-%m-%d %H:%M UTC"),
-        "freshness": _age(data.freshness),
+        "freshness": age_text(data.freshness),
         "by": data.by,
         "levels": levels,
-        "total": _row(total),
+        "total": place_row(total),
         "tree": _tree(rollups, levels),
-        "status_bar": _status_bar(total),
-        "histogram": _histogram(collector.histogram),
-        "places_chart": _places_chart(rollups.at(data.by)),
-        "trend": _trend(data, total, coverage(collector.fresh_at_run, collector.hosts)),
+        "status_bar": status_bar(total),
+        "histogram": histogram(collector.histogram),
+        "places_chart": places_chart(rollups.at(data.by)),
+        "trend": trend(data, total, coverage(collector.fresh_at_run, collector.hosts)),
         "worst_controls": [
             {
                 "control": t.control,
@@ -175,11 +175,11 @@ def page_context(data: ReportInput, rollups: Rollups, collector: _Collector) -> 
     }
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "\u2013" if value is None else f"{value * 100:.1f} %"
 
 
-def _age(age: timedelta | None) -> str:
+def age_text(age: timedelta | None) -> str:
     if age is None:
         return "\u2013"
     seconds = int(age.total_seconds())
@@ -190,7 +190,7 @@ def _age(age: timedelta | None) -> str:
     return f"{seconds // 86400} d"
 
 
-def _row(r: Rollup) -> dict[str, Any]:
+def place_row(r: Rollup) -> dict[str, Any]:
     worst = r.worst_controls[0] if r.worst_controls else None
     return {
         "name": r.name,
@@ -201,13 +201,13 @@ def _row(r: Rollup) -> dict[str, Any]:
         "unreachable": r.unreachable,
         "errored": r.errored,
         "compliant": r.compliant,
-        "compliant_pct": _pct(r.compliant_share),
+        "compliant_pct": pct(r.compliant_share),
         "critical": r.critical,
-        "median": _pct(r.median_score),
-        "lowest": _pct(r.lowest_score),
-        "coverage": _pct(r.coverage),
-        "oldest": _age(r.oldest_evidence),
-        "median_age": _age(r.median_evidence),
+        "median": pct(r.median_score),
+        "lowest": pct(r.lowest_score),
+        "coverage": pct(r.coverage),
+        "oldest": age_text(r.oldest_evidence),
+        "median_age": age_text(r.median_evidence),
         "worst": "" if worst is None else f"{worst.control} ({worst.total})",
         "rag": r.rag,
     }
@@ -218,12 +218,12 @@ def _tree(rollups: Rollups, levels: Sequence[str]) -> list[dict[str, Any]]:
     children: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for level in reversed(levels):
         for r in rollups.at(level):
-            node = {"row": _row(r), "children": children.pop(r.path, [])}
+            node = {"row": place_row(r), "children": children.pop(r.path, [])}
             children.setdefault(r.path[:-1], []).append(node)
     return children.get((), [])
 
 
-def _status_bar(total: Rollup) -> list[dict[str, Any]]:
+def status_bar(total: Rollup) -> list[dict[str, Any]]:
     count = sum(total.statuses.values()) or 1
     x = 0.0
     parts = []
@@ -243,7 +243,7 @@ def _status_bar(total: Rollup) -> list[dict[str, Any]]:
     return parts
 
 
-def _histogram(buckets: list[int]) -> dict[str, Any]:
+def histogram(buckets: list[int]) -> dict[str, Any]:
     top = max(buckets) or 1
     labels = [f"{i * 10}-{i * 10 + 9}" for i in range(10)] + ["100"]
     bars = [
@@ -260,15 +260,15 @@ def _histogram(buckets: list[int]) -> dict[str, Any]:
     return {"bars": bars, "top": top}
 
 
-def _places_chart(rows: Sequence[Rollup]) -> dict[str, Any]:
+def places_chart(rows: Sequence[Rollup]) -> dict[str, Any]:
     ranked = sorted(rows, key=lambda r: (r.compliant_share or 0.0, r.path))[:CHART_PLACES]
     bars = [
         {
             "y": 10 + i * 22,
             "width": round(600 * (r.compliant_share or 0.0), 2),
             "label": r.name,
-            "value": _pct(r.compliant_share),
-            "median": _pct(r.median_score),
+            "value": pct(r.compliant_share),
+            "median": pct(r.median_score),
             "rag": r.rag,
         }
         for i, r in enumerate(ranked)
@@ -276,7 +276,7 @@ def _places_chart(rows: Sequence[Rollup]) -> dict[str, Any]:
     return {"bars": bars, "height": 20 + 22 * len(bars), "shown": len(bars), "of": len(rows)}
 
 
-def _trend(data: ReportInput, total: Rollup, run_coverage: float | None) -> dict[str, Any]:
+def trend(data: ReportInput, total: Rollup, run_coverage: float | None) -> dict[str, Any]:
     """The trend chart: earlier runs of the run's standard version, then the run itself.
 
     Every point's coverage is its run's at that run (`scoring.coverage_moment`),
@@ -324,8 +324,8 @@ def _trend(data: ReportInput, total: Rollup, run_coverage: float | None) -> dict
                 "y": None if s is None else round(200 - 180 * s, 1),
                 "run": p.run_id,
                 "date": p.started_at.strftime("%Y-%m-%d"),
-                "share": _pct(s),
-                "median": _pct(p.median_score),
+                "share": pct(s),
+                "median": pct(p.median_score),
             }
             for i, (p, s) in enumerate(zip(points, shares, strict=True))
         ],
@@ -338,7 +338,7 @@ def _trend(data: ReportInput, total: Rollup, run_coverage: float | None) -> dict
     }
 
 
-def _result_row(data: ReportInput, r: ControlResult) -> dict[str, Any]:
+def result_row(data: ReportInput, r: ControlResult) -> dict[str, Any]:
     waiver = None
     if r.waiver:
         found = data.waivers.get(r.waiver) if data.waivers is not None else None
@@ -379,7 +379,7 @@ def _detail(
                 "role": report.role or "",
                 "os_release": report.os_release or "",
                 "message": report.message,
-                "score": _pct(scored.score),
+                "score": pct(scored.score),
                 "compliant": scored.compliant,
                 "critical": list(scored.critical_failures),
                 "collected_at": ""
@@ -388,7 +388,7 @@ def _detail(
                 "counts": counts,
                 "passes_hidden": 0 if full else counts[PASS],
                 "expired_waivers": sum(1 for r in report.results if r.waiver_expired),
-                "results": [_result_row(data, r) for r in results],
+                "results": [result_row(data, r) for r in results],
             }
         )
     return [{"path": " / ".join(key), "hosts": groups[key]} for key in sorted(groups)]

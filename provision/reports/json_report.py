@@ -3,6 +3,7 @@
 Layout (`"format": "provision-compliance/1"`)::
 
     {"format": ..., "generated_at": ..., "by": "district", "freshness_seconds": ...,
+     "place": "district_gazipur",   # only when the report is limited to one place
      "run": {...}, "standard": {"id", "version", "digest", "title", "controls": [...]},
      "hosts": [{"host", "status", "role", "os_release", "place", "collected_at",
                 "evidence_digest", "message", "score", "compliant",
@@ -10,6 +11,8 @@ Layout (`"format": "provision-compliance/1"`)::
      "rollups": {"standard_id", "standard_version", "levels": {"all": [...], ...}}}
 
 The roll-ups come last: they are known only once every host has been read.
+Written gzip-compressed when asked (`ReportInput.compress`): the same text,
+streamed through gzip.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def standard_dict(data: ReportInput) -> dict[str, Any]:
 
 def write_json(data: ReportInput, reports: Iterable[HostReport], out: Path) -> None:
     builder = RollupBuilder(data.run, now=data.now, freshness=data.freshness)
-    with atomic_text(out) as handle:
+    with atomic_text(out, compress=data.compress) as handle:
         head = {
             "format": FORMAT_VERSION,
             "generated_at": data.now.isoformat(),
@@ -77,6 +80,8 @@ def write_json(data: ReportInput, reports: Iterable[HostReport], out: Path) -> N
             "run": run_dict(data.run),
             "standard": standard_dict(data),
         }
+        if data.place is not None:
+            head["place"] = data.place
         # Write the head as an object left open, then the hosts one by one.
         handle.write(_dumps(head)[:-1] + ', "hosts": [')
         first = True

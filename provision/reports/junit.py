@@ -105,7 +105,7 @@ def write_junit(data: ReportInput, reports: Iterable[HostReport], out: Path) -> 
     run = data.run
     builder = RollupBuilder(run, now=data.now, freshness=data.freshness, levels=("all",))
     name = f"provision compliance run {run.id} ({run.standard_id} {run.standard_version})"
-    with atomic_text(out) as handle:
+    with atomic_text(out, compress=data.compress) as handle:
         handle.write('<?xml version="1.0" encoding="UTF-8"?>\n')
         handle.write(f"<testsuites name={_attr(name)}>\n")
         for report in reports:

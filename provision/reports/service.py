@@ -26,7 +26,14 @@ from provision.model.compliance.model import ComplianceRunInfo
 from provision.model.scoring import DEFAULT_FRESHNESS
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
-from provision.reports import FORMATS, RunPoint, default_name, write_report
+from provision.reports import (
+    COMPRESSIBLE,
+    FORMATS,
+    LARGE_RUN_HOSTS,
+    RunPoint,
+    default_name,
+    write_report,
+)
 from provision.settings import Settings
 from provision.standards.service import pick_standard
 from provision.standards.waivers import load_waivers, waivers_digest
@@ -45,6 +52,10 @@ class WrittenReports:
     #: False when standards/ no longer holds the exact standard the run was judged by:
     #: the reports then show control ids without titles (and no waiver detail).
     standard_found: bool
+    #: Files written gzip-compressed because the run is large, not because they were asked so.
+    compressed_by_default: tuple[Path, ...] = ()
+    #: HTML written as a folder of pages (index.html first) because the run is large.
+    pages_by_default: tuple[Path, ...] = ()
 
     @property
     def paths(self) -> list[Path]:
@@ -73,20 +84,28 @@ def write_run_reports(
     freshness: timedelta = DEFAULT_FRESHNESS,
     history: int = DEFAULT_HISTORY,
     now: datetime | None = None,
+    compress: bool | None = None,
+    pages: bool | None = None,
+    place: str | None = None,
 ) -> WrittenReports:
     """Write `run`'s reports in each of `formats` into `folder` (created), default names.
 
     `run` is a run id, a run, or None for the latest finished run of
     `settings.env`. `formats` is a list or comma-separated text (see
-    `parse_formats`). See `write_run_report` for the rest.
+    `parse_formats`). `compress` applies to the formats that can be
+    compressed (HTML never is). See `write_run_report` for the rest.
     """
     wanted = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     with open_store(settings) as store:
         records = ComplianceRecords(store)
         info = _run(records, settings.env, run)
-        targets = [(fmt, folder / default_name(info, fmt)) for fmt in wanted]
+        targets = [
+            _target(info, fmt, None, folder, compress if fmt in COMPRESSIBLE else False, pages)
+            for fmt in wanted
+        ]
         folder.mkdir(parents=True, exist_ok=True)
-        return _write(settings, records, info, targets, by, freshness, history, now)
+        options = _Options(by, freshness, history, now, place)
+        return _write(settings, records, info, targets, options)
 
 
 def write_run_report(
@@ -99,50 +118,126 @@ def write_run_report(
     freshness: timedelta = DEFAULT_FRESHNESS,
     history: int = DEFAULT_HISTORY,
     now: datetime | None = None,
+    compress: bool | None = None,
+    pages: bool | None = None,
+    place: str | None = None,
 ) -> WrittenReports:
     """Write `run`'s report in `fmt` to `out` (default: its default name in the current folder).
 
-    `by` is the level the roll-ups are grouped by; evidence younger than
-    `freshness` at `now` (default: the current time) counts as coverage; the
-    trend holds up to `history` earlier runs of the same standard version and
-    selection.
+    `by` is the level the roll-ups are grouped by (for HTML pages: the level
+    with one page per place); evidence younger than `freshness` at `now`
+    (default: the current time) counts as coverage; the trend holds up to
+    `history` earlier runs of the same standard version and selection.
+
+    `compress` True or False writes JSON, JUnit or CSV gzip-compressed or
+    plain; None (the default) compresses when `out` ends in ``.gz`` or the
+    run has more than `LARGE_RUN_HOSTS` hosts (then ``.gz`` is added to the
+    name and `WrittenReports.compressed_by_default` says so). `pages` True
+    writes HTML as a folder (a summary, index.html, and one page per place at
+    `by`), False as one page; None: a folder when the run is large. `place`, a
+    place group such as ``district_gazipur``, limits the report to that subtree.
     """
     (wanted,) = parse_formats(fmt)
     with open_store(settings) as store:
         records = ComplianceRecords(store)
         info = _run(records, settings.env, run)
-        target = out if out is not None else Path(default_name(info, wanted))
-        return _write(settings, records, info, [(wanted, target)], by, freshness, history, now)
+        target = _target(info, wanted, out, Path(), compress, pages)
+        return _write(
+            settings, records, info, [target], _Options(by, freshness, history, now, place)
+        )
+
+
+@dataclass(frozen=True)
+class _Target:
+    fmt: str
+    #: The file written; for HTML pages, the folder's index.html.
+    path: Path
+    compress: bool = False
+    pages: bool = False
+    #: Compressed, or written as pages, because the run is large (not because asked).
+    by_default: bool = False
+
+
+@dataclass(frozen=True)
+class _Options:
+    by: str
+    freshness: timedelta
+    history: int
+    now: datetime | None
+    place: str | None
+
+
+def is_large(run: ComplianceRunInfo) -> bool:
+    """A run whose reports are compressed, and whose HTML is a folder, unless told otherwise."""
+    return run.hosts > LARGE_RUN_HOSTS
+
+
+def _target(
+    run: ComplianceRunInfo,
+    fmt: str,
+    out: Path | None,
+    folder: Path,
+    compress: bool | None,
+    pages: bool | None,
+) -> _Target:
+    if fmt == "html":
+        if compress:
+            raise InputError(
+                "an html report is not written compressed",
+                hint="--gzip applies to "
+                + ", ".join(COMPRESSIBLE)
+                + "; a browser opens HTML as is",
+            )
+        as_pages = is_large(run) if pages is None else pages
+        if not as_pages:
+            return _Target(fmt, out if out is not None else folder / default_name(run, fmt))
+        # A folder named as the page would be, without .html; the CLI shows its index.
+        base = out if out is not None else folder / default_name(run, fmt)
+        base = base.with_suffix("") if base.suffix == ".html" else base
+        return _Target(fmt, base / "index.html", pages=True, by_default=pages is None)
+    if out is not None and compress is None and out.name.endswith(".gz"):
+        return _Target(fmt, out, compress=True)
+    packed = is_large(run) if compress is None else compress
+    path = out if out is not None else folder / default_name(run, fmt)
+    if packed and not path.name.endswith(".gz"):
+        path = path.with_name(path.name + ".gz")
+    return _Target(fmt, path, compress=packed, by_default=packed and compress is None)
 
 
 def _write(
     settings: Settings,
     records: ComplianceRecords,
     run: ComplianceRunInfo,
-    targets: Sequence[tuple[str, Path]],
-    by: str,
-    freshness: timedelta,
-    history: int,
-    now: datetime | None,
+    targets: Sequence[_Target],
+    options: _Options,
 ) -> WrittenReports:
     standard = run_standard(settings, run)
     waivers = run_waivers(settings, run, standard)
-    points = trend_points(records, run, history, freshness=freshness)
-    when = now or datetime.now(UTC)
-    for fmt, path in targets:
+    points = trend_points(records, run, options.history, freshness=options.freshness)
+    when = options.now or datetime.now(UTC)
+    for target in targets:
         write_report(
             run,
             records.host_reports(run.id),
-            fmt,
-            path,
-            by=by,
+            target.fmt,
+            target.path.parent if target.pages else target.path,
+            by=options.by,
             standard=standard,
             history=points,
             now=when,
-            freshness=freshness,
+            freshness=options.freshness,
             waivers=waivers,
+            compress=target.compress,
+            pages=target.pages,
+            place=options.place,
         )
-    return WrittenReports(run, tuple(targets), standard is not None)
+    return WrittenReports(
+        run,
+        tuple((t.fmt, t.path) for t in targets),
+        standard is not None,
+        compressed_by_default=tuple(t.path for t in targets if t.compress and t.by_default),
+        pages_by_default=tuple(t.path for t in targets if t.pages and t.by_default),
+    )
 
 
 def _run(
