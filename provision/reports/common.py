@@ -134,15 +134,16 @@ def run_dict(run: ComplianceRunInfo) -> dict[str, Any]:
     }
 
 
+#: The JSON every writer writes: sorted keys, text as it is. One encoder for every call:
+#: `json.dumps` with options builds a new one each time, a cost paid per result.
+JSON_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
 def value_text(value: Any, limit: int | None = None) -> str:
     """Evidence as one line of text: strings as they are, anything else as compact JSON."""
     if value is None:
         return ""
-    text = (
-        value
-        if isinstance(value, str)
-        else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    )
+    text = value if isinstance(value, str) else JSON_ENCODER.encode(value)
     if limit is not None and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
