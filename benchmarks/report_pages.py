@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--formats", default="json,csv,junit")
     parser.add_argument("--keep", type=Path, help="write the reports here and keep them")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each figure as it comes
     hosts, controls = args.hosts, args.controls
     run = fleet_run(hosts, NOW)
     scratch = Path(tempfile.mkdtemp(prefix="report-pages-"))

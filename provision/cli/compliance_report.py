@@ -46,9 +46,9 @@ FORMATS = ("json", "junit", "csv", "html")
 )
 @click.option(
     "--place",
-    metavar="GROUP",
-    help="Limit the report to one place, named as its inventory group "
-    "(district_gazipur, upazila_gazipur_kaliganj).",
+    metavar="PLACE",
+    help="Limit the report to one place: a selection term (district:gazipur, "
+    "upazila:gazipur/kaliganj) or the place's group (district_gazipur).",
 )
 @click.option(
     "--out",
@@ -121,7 +121,7 @@ def report(
       provision compliance report 12 --format junit --out results.xml
       provision --env production compliance report --format csv --by upazila
       provision compliance report --format json --out - | jq '.rollups.levels.all'
-      provision compliance report --by upazila --place district_gazipur
+      provision compliance report --by upazila --place district:gazipur
       provision compliance report --format csv --no-gzip
     """
     from provision.errors import InputError

@@ -32,7 +32,7 @@ from provision.reports.common import (
     RunPoint,
     check_by,
     check_standard,
-    place_level,
+    place_group,
     within,
 )
 
@@ -75,7 +75,8 @@ def write_report(
     covered when its evidence is younger than `freshness`. `waivers`, when given,
     lets the HTML page show each waiver's approver and expiry. `compress`
     writes JSON, JUnit or CSV gzip-compressed (the caller names the file,
-    usually with ``.gz``). `place`, a place group (``district_gazipur``),
+    usually with ``.gz``). `place`, a place group (``district_gazipur``) or
+    a selection's place term (``district:gazipur``, ``upazila:gazipur/kaliganj``),
     limits the report to the hosts of that subtree. `pages` writes HTML as a
     folder `out` (index.html and one page per place at `by`, see
     `html_pages`) instead of one page.
@@ -96,7 +97,7 @@ def write_report(
 
         check_page_level(by)
     if place is not None:
-        place_level(place)
+        place = place_group(place)
         reports = within(run, reports, place)
     data = ReportInput(
         run=run,

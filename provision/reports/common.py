@@ -17,7 +17,7 @@ from typing import IO, Any
 from provision.errors import InputError, StateError
 from provision.infra.atomic import atomic_binary_output, atomic_output
 from provision.model.compliance.model import PLACE_LEVELS, ComplianceRunInfo, HostReport
-from provision.model.places import LEVELS, tree_group
+from provision.model.places import LEVELS, normalise, tree_group
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 
@@ -134,15 +134,16 @@ def run_dict(run: ComplianceRunInfo) -> dict[str, Any]:
     }
 
 
+#: The JSON every writer writes: sorted keys, text as it is. One encoder for every call:
+#: `json.dumps` with options builds a new one each time, a cost paid per result.
+JSON_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
 def value_text(value: Any, limit: int | None = None) -> str:
     """Evidence as one line of text: strings as they are, anything else as compact JSON."""
     if value is None:
         return ""
-    text = (
-        value
-        if isinstance(value, str)
-        else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    )
+    text = value if isinstance(value, str) else JSON_ENCODER.encode(value)
     if limit is not None and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
@@ -173,6 +174,33 @@ def atomic_text(
         text = io.TextIOWrapper(packed, encoding=encoding, newline=newline, write_through=False)
         yield text
         text.close()  # flushes the text, writes gzip's trailer; `raw` stays open for the rename
+
+
+#: How many names a place term gives at each level (the district qualifies those below).
+_TERM_NAMES = {"division": 1, "district": 1, "upazila": 2, "union": 3}
+
+
+def place_group(text: str) -> str:
+    """The place group a `--place` names: a group (``district_gazipur``) or a selection term.
+
+    The selection language's place terms are accepted as they are written for
+    `compliance run`: ``district:gazipur``, ``upazila:gazipur/kaliganj``,
+    ``union:gazipur/kaliganj/bahadursadi``, ``division:dhaka``.
+    """
+    if ":" not in text:
+        place_level(text)
+        return text
+    level, _, value = text.partition(":")
+    names = [n for n in value.strip("'\"").split("/") if n]
+    if level not in _TERM_NAMES or len(names) != _TERM_NAMES[level]:
+        raise InputError(
+            f"--place {text!r} is not one place",
+            hint="division:NAME, district:NAME, upazila:DISTRICT/UPAZILA or "
+            "union:DISTRICT/UPAZILA/UNION (or the place's group, district_gazipur)",
+        )
+    group = level + "_" + "_".join(normalise(n) for n in names)
+    place_level(group)  # a name with nothing left once folded to ASCII names no place
+    return group
 
 
 def place_level(group: str) -> str:

@@ -101,6 +101,8 @@ class _Detailed:
 
 @dataclass
 class _Page:
+    """What one place's page collects: its hosts' lines and its worst hosts' evidence."""
+
     key: tuple[str, ...]
     lines: list[tuple[tuple[float, ...], int, _Line]] = field(default_factory=list)
     hosts: int = 0
@@ -108,6 +110,8 @@ class _Page:
 
 
 class _Collector:
+    """One pass over the reports: roll-ups, histogram, each page's lines and worst hosts."""
+
     def __init__(self, data: ReportInput, depth: int) -> None:
         self.data = data
         self.depth = depth

@@ -17,7 +17,6 @@ streamed through gzip.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from provision.model.compliance.model import HostReport
 from provision.model.scoring import HostScore, RollupBuilder
 from provision.reports.common import (
     FORMAT_VERSION,
+    JSON_ENCODER,
     ReportInput,
     atomic_text,
     run_dict,
@@ -33,7 +33,7 @@ from provision.reports.common import (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return JSON_ENCODER.encode(value)
 
 
 def host_dict(report: HostReport, scored: HostScore) -> dict[str, Any]:

@@ -100,6 +100,33 @@ def test_a_report_limited_to_one_district(tmp_path: Path) -> None:
     assert [r["name"] for r in data["rollups"]["levels"]["district"]] == ["District 02"]
 
 
+@pytest.mark.parametrize(
+    "place", ["district:District-02", "district:'district 02'", "district_district_02"]
+)
+def test_a_place_as_a_selection_term_or_a_group(tmp_path: Path, place: str) -> None:
+    out = write_report(fleet_run(HOSTS, NOW), _fleet(), "csv", tmp_path / "r.csv", place=place)
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        districts = {row["district"] for row in csv.DictReader(handle)}
+    assert districts == {"District 02"}
+
+
+def test_upazila_terms_name_the_district_too(tmp_path: Path) -> None:
+    out = write_report(
+        fleet_run(HOSTS, NOW),
+        _fleet(),
+        "json",
+        tmp_path / "r.json",
+        place="upazila:district 01/upazila 010",
+    )
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["place"] == "upazila_district_01_upazila_010"
+    assert {h["place"]["upazila"] for h in data["hosts"]} == {"Upazila 010"}
+    with pytest.raises(InputError, match="is not one place"):
+        write_report(
+            fleet_run(5, NOW), _fleet(5), "json", tmp_path / "x.json", place="upazila:kaliganj"
+        )
+
+
 def test_a_place_the_run_does_not_hold_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="has no host in district_nowhere"):
         write_report(
