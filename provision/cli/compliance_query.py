@@ -41,7 +41,7 @@ def _output(fmt: str | None, rows: Sequence[dict[str, Any]], data: Any, table: T
         for row in rows:
             writer.writerow(
                 {
-                    k: json.dumps(v) if isinstance(v, dict | list) or v is None else v
+                    k: "" if v is None else json.dumps(v) if isinstance(v, dict | list) else v
                     for k, v in row.items()
                 }
             )
@@ -185,7 +185,7 @@ def host_command(
             f"{line.run.started_at:%Y-%m-%d %H:%M}",
             line.run.standard_version,
             "" if line.score is None else f"{line.score * 100:.0f}%",
-            "" if line.compliant is None else ("yes" if line.compliant else "no"),
+            "(pruned)" if line.compliant is None else ("yes" if line.compliant else "no"),
             ", ".join(f"{f.control} {f.status}" for f in line.findings),
         )
     rows = [f.as_dict() for line in lines for f in line.findings]
