@@ -194,3 +194,46 @@ def check(app: AppContext, name: str | None, sample_size: int, as_json: bool) ->
         raise click.exceptions.Exit(int(ExitStatus.HOSTS_UNREACHABLE))
     if any(not r.worker or r.skew(control) for r in results):
         raise click.exceptions.Exit(int(ExitStatus.BAD_INPUT))
+
+
+@nodes.command()
+@click.argument("name")
+@click.option("--check", is_flag=True, help="Report what would change; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@env_option
+@pass_app
+def setup(app: AppContext, name: str, check: bool, yes: bool, as_json: bool) -> None:
+    """Make node NAME's host an execution node: run playbooks/execution_node.yml.
+
+    Builds a wheelhouse on this control node of ansible-core and ansible-runner at
+    its own versions (the node needs no internet), makes the node's own key and
+    authorises it on the hosts the node serves (from the node's address only),
+    then runs the role as a rollout recorded in the store (provision runs).
+    Run it again after upgrading Ansible on the control node.
+
+    \b
+    Example:
+      provision nodes setup gazipur --check
+      provision nodes setup gazipur --yes
+    """
+    from provision.cli.rollout import _confirm, _drive
+    from provision.nodes.setup import plan_setup, prepare_setup
+    from provision.rollout import run_rollout
+
+    planned = plan_setup(app.settings, name, check=check)
+    console.err.print(
+        f"node {planned.node.name} on {planned.node.host} (python {planned.platform.python}), "
+        f"authorising its key on {len(planned.sites)} hosts it serves",
+        markup=False,
+    )
+    _confirm(planned.plan, yes)
+    prepare_setup(app.settings, planned, lambda step: console.err.print(step, markup=False))
+    _drive(
+        app,
+        len(planned.plan.hosts),
+        as_json,
+        lambda display, stop: run_rollout(
+            app.settings, planned.plan, on_progress=display, stop=stop
+        ),
+    )

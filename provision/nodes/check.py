@@ -73,6 +73,11 @@ class NodeCheck:
     disk_free_mb: int | None = None
     served: int = 0
     sites: tuple[SiteReach, ...] = ()
+    #: The node's own python3 ("3.11"), machine ("x86_64") and glibc ("2.36"): what
+    #: its wheels are built for.
+    python: str = ""
+    machine: str = ""
+    glibc: str = ""
 
     def skew(self, control: dict[str, str]) -> list[str]:
         """'ansible-core 2.17.0 (control node 2.19.14)' for each package that differs."""
@@ -101,6 +106,7 @@ class NodeCheck:
             "memory_mb": self.memory_mb,
             "disk_free_mb": self.disk_free_mb,
             "served": self.served,
+            "python": self.python,
             "skew": self.skew(control) if self.worker else [],
             "sites": [{"host": s.host, "ok": s.ok, "message": s.message} for s in self.sites],
         }
@@ -139,6 +145,9 @@ def _probe_script(sites: Sequence[Target]) -> str:
     version = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"
     lines = [
         "echo cores=$(nproc)",
+        "echo python=$(python3 -c 'import sys; print(*sys.version_info[:2], sep=chr(46))')",
+        "echo machine=$(uname -m)",
+        "echo glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')",
         "echo mem_kb=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)",
         f'd={work}; [ -d "$d" ] || d=/',
         "echo disk_free_kb=$(df -Pk \"$d\" | awk 'NR==2{print $4}')",
@@ -219,6 +228,9 @@ def _parse(name: str, host: str, stdout: str, served: int) -> NodeCheck:
         disk_free_mb=_scaled(facts.get("disk_free_kb")),
         served=served,
         sites=tuple(sites),
+        python=facts.get("python", ""),
+        machine=facts.get("machine", ""),
+        glibc=facts.get("glibc", ""),
     )
 
 
