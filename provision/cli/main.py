@@ -136,6 +136,7 @@ COMMANDS: dict[str, str] = {
     "waivers": "provision.cli.waivers:waivers",
     "schedule": "provision.cli.schedule:schedule",
     "portal": "provision.cli.portal:portal",
+    "nodes": "provision.cli.nodes:nodes",
     "ca": "provision.cli.ca:ca",
     "image": "provision.cli.image:image",
 }
