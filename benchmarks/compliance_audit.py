@@ -50,10 +50,34 @@ def _command(name: str, argv: list[str]) -> dict[str, Any]:
     return {"name": name, "ansible.builtin.command": {"argv": argv}, **_RO}
 
 
+#: Every check type the per-control side has tasks for: the standard's check
+#: types (provision.model.standards.checks.CHECK_TYPES), kept equal by
+#: tests/unit/test_benchmark_check_types.py.
+CHECK_KINDS = frozenset(
+    {
+        "os_release",
+        "package_installed",
+        "package_absent",
+        "service",
+        "sshd_setting",
+        "sysctl",
+        "file",
+        "user",
+        "port",
+        "hardware",
+        "timezone",
+        "firewall",
+        "portal_https",
+    }
+)
+
+
 def check_tasks(control: str, check: Check) -> list[dict[str, Any]]:
     """The tasks a per-control audit spends on one check (collection only)."""
     f = check.fields
     kind = check.type
+    if kind not in CHECK_KINDS:
+        raise ValueError(f"no per-control tasks for check type {kind!r}: add them to check_tasks")
     if kind == "os_release":
         return [_command(f"{control}: read os-release", ["cat", "/etc/os-release"])]
     if kind in ("package_installed", "package_absent"):

@@ -39,6 +39,9 @@ class Settings:
     db_url: str = ""
     #: How many hosts Ansible works on at once.
     forks: int = 20
+    #: Ansible's strategy for rollouts: "fast" (mitogen, where the installed versions
+    #: allow; else plain with a warning) or "plain" (Ansible's linear). docs/speed.md.
+    strategy: str = "fast"
     #: The lab's private subnet (a /24); the control node takes .1, hosts from .10.
     lab_subnet: str = "10.213.7.0/24"
     #: Where the lab caches its Debian root filesystem, outside any repository.
@@ -224,7 +227,21 @@ def load_settings(
     for layer in layers:
         settings = replace(settings, **layer)
     _check_env_name(settings.env)
+    _check_strategy(settings.strategy)
     return settings
+
+
+#: The values of the `strategy` setting (as provision.infra.strategy.STRATEGIES;
+#: written out here because settings sit below every layer).
+STRATEGIES = ("fast", "plain")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"setting 'strategy' has the value {strategy!r}, which is not a strategy",
+            hint="give 'strategy' one of: " + ", ".join(STRATEGIES) + " (docs/speed.md)",
+        )
 
 
 def _check_env_name(env: str) -> None:

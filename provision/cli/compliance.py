@@ -16,7 +16,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import env_option, selection_argument
+from provision.cli.options import env_option, selection_argument, strategy_option
 from provision.errors import ExitStatus, InputError
 from provision.model.words import plural
 
@@ -484,6 +484,7 @@ def drift_command(app: AppContext, since: str | None, run_id: int | None, as_jso
 @click.option("--control", metavar="ID", help="Fix only this control.")
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rollout and the repairs as JSON.")
+@strategy_option
 @pass_app
 def fix_command(
     app: AppContext, run_id: int, control: str | None, yes: bool, as_json: bool

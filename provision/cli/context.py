@@ -27,6 +27,11 @@ class AppContext:
             self._settings = load_settings(workspace=self.workspace, flags=self.flags)
         return self._settings
 
+    def use_flag(self, name: str, value: object) -> None:
+        """A command's own option for a setting (e.g. --strategy); settings are resolved again."""
+        self.flags = {**self.flags, name: value}
+        self._settings = None
+
     def use_env(self, env: str) -> None:
         """Switch to inventories/`env`/ (a command's own --env); settings are resolved again."""
         self.flags = {**self.flags, "env": env}

@@ -9,6 +9,7 @@ import click
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
+from provision.cli.options import strategy_option
 from provision.images import build as build_service
 from provision.images import manifest as manifest_service
 from provision.images import seeds as seed_service
@@ -143,6 +144,7 @@ def seed(
     help="Disk size in GB (qcow2, vagrant-box; the file grows only as written).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@strategy_option
 @pass_app
 def build(
     app: AppContext, role: str, fmt: str, out: Path | None, force: bool, size: int, as_json: bool

@@ -36,6 +36,25 @@ def env_option(function: F) -> F:
     )(function)
 
 
+def _use_strategy(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(AppContext)
+    if value is not None and app is not None:
+        app.use_flag("strategy", value)
+
+
+def strategy_option(function: F) -> F:
+    """`--strategy plain|fast`: the `strategy` setting for this one command."""
+    return click.option(
+        "--strategy",
+        type=click.Choice(["fast", "plain"]),
+        expose_value=False,
+        callback=_use_strategy,
+        help="Ansible's strategy: fast (mitogen where the installed versions allow it, "
+        "else plain with a warning) or plain (Ansible's own linear). "
+        "[setting: strategy; env var: PROVISION_STRATEGY; default: fast]",
+    )(function)
+
+
 def _check_selection(missing: str | None) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
         if value is None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import env_option, selection_argument
+from provision.cli.options import env_option, selection_argument, strategy_option
 from provision.errors import ExitStatus
 
 if TYPE_CHECKING:
@@ -269,6 +269,7 @@ def remove(app: AppContext, domain: str) -> None:
 @click.option("--yes", is_flag=True, help="Start without confirming the plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON.")
 @env_option
+@strategy_option
 @pass_app
 def deploy(
     app: AppContext,

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import env_option, selection_argument
+from provision.cli.options import env_option, selection_argument, strategy_option
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
 from provision.model.words import plural
@@ -322,6 +322,7 @@ def _print_result(result: RolloutResult) -> None:
 @_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @env_option
+@strategy_option
 @pass_app
 def run_command(
     app: AppContext,
@@ -383,6 +384,7 @@ def run_command(
 @click.argument("run_id", metavar="RUN", type=int)
 @_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
+@strategy_option
 @pass_app
 def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) -> None:
     """Continue a stopped, failed or crashed run with the hosts that have no result yet.
@@ -419,6 +421,7 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) ->
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
 @_ASK_VAULT_PASS
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
+@strategy_option
 @pass_app
 def retry(
     app: AppContext,

@@ -54,6 +54,7 @@ from provision.errors import (
     RunnerError,
     exit_status_for,
 )
+from provision.infra import strategy as strategies
 from provision.infra.masking import NO_MASKER, Masker
 from provision.infra.private import private_dir
 from provision.infra.processes import MARK_VARIABLE, stop_run_processes
@@ -410,6 +411,7 @@ def run_playbook(
     fact_cache_type: str = "jsonfile",
     masker: Masker = NO_MASKER,
     state_path: Path | None = None,
+    strategy: str = "plain",
 ) -> PlaybookResult:
     """Run one playbook through ansible-runner and return its per-host stats.
 
@@ -428,6 +430,8 @@ def run_playbook(
     `masker` hides the run's secret values (`provision.access.secrets.run_masker`) in every
     event and artifact. `state_path` is where the run's SSH masters live
     (`ssh_masters`); the environment Ansible gets is `ansible_environment`'s.
+    `strategy` is "plain" or "fast" (`provision.infra.strategy`): "fast" runs
+    through mitogen where the installed versions allow, else plain with a warning.
 
     Every process of the run carries `PROVISION_RUN_MARK=<private_data_dir>`
     in its environment; when the run returns (done, cancelled or broken), any
@@ -479,6 +483,7 @@ def run_playbook(
                 # Every process of this run carries the mark, so none outlives it
                 # (see provision.infra.processes).
                 MARK_VARIABLE: str(private_data_dir),
+                **strategies.resolve(strategy).environment,
             },
             binary.parent,
         )

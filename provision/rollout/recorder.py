@@ -23,6 +23,7 @@ from typing import Any
 
 from provision.infra.runner import PlaybookEvent
 from provision.infra.store import BatchWriter, HostResult, Store, TaskRow, utcnow
+from provision.rollout.hostkey import HOST_KEY_REFUSED, host_key_refused
 
 MESSAGE_LIMIT = 400
 _CENSORED = "the output has been hidden due to the fact that 'no_log: true'"
@@ -130,6 +131,8 @@ class WaveRecorder:
             status = "ignored"
         elif status in ("failed", "unreachable"):
             message = short_message(res)
+            if status == "unreachable" and host_key_refused(message):
+                message = HOST_KEY_REFUSED  # one wording under either strategy
             track.failed_task = event.task
             track.message = message
         duration = data.get("duration")

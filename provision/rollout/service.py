@@ -653,6 +653,7 @@ def _run_wave(
                 extravars=extravars,
                 masker=masker,
                 state_path=settings.state_path,
+                strategy=settings.strategy,
             )
         canceled = result.status == "canceled"
         if not canceled:

@@ -53,20 +53,28 @@ SNAPSHOT = (
 )
 
 
+#: Both of provision's strategies (provision.infra.strategy): the roles must behave
+#: the same under mitogen as under Ansible's own linear strategy.
+STRATEGIES = ("fast", "plain")
+
+
 @dataclass
 class Converged:
     lab: Lab
     first: runner.PlaybookResult
-    second: runner.PlaybookResult
-    check_changes: dict[str, list[str]] = field(default_factory=dict)
+    #: Per strategy: the run after the converge, which must change nothing.
+    second: dict[str, runner.PlaybookResult] = field(default_factory=dict)
+    #: Per strategy: what a check-mode run over drift changed on the hosts (nothing).
+    check_changes: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
-def _run(lab: Lab, **kwargs: object) -> runner.PlaybookResult:
+def _run(lab: Lab, strategy: str = "fast", **kwargs: object) -> runner.PlaybookResult:
     return runner.run_playbook(
         SITE,
         workspace=lab.settings.workspace,
         private_data_dir=runner.new_run_dir(lab.settings.state_path, "roles"),
         inventory=lab.inventory,
+        strategy=strategy,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -93,28 +101,30 @@ def converged(lab: Lab) -> Iterator[Converged]:
     names = [h.name for h in lab.hosts]
     previewed = [FIELD[0], LAB_PC]
     try:
-        # The two full runs go through provision's fast path (mitogen, when it is
-        # installed; plain linear otherwise); check mode and the one-control run
-        # below use Ansible's own linear strategy: both paths are exercised.
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("ANSIBLE_STRATEGY", "provision_linear")
-            env.setenv("PROVISION_MITOGEN", "1")
-            first = _run(lab)
-            assert first.ok, f"converge failed: {first.hosts} (see {first.private_data_dir})"
-            second = _run(lab)
-        # Check mode needs python3-apt on the host (Ansible's apt module), which a
-        # pristine lab image lacks and the baseline installs: so check mode is
-        # tried on converged hosts, each with some drift to preview.
-        for name in previewed:
-            lab.ssh(name, DRIFT)
-        before = {n: lab.ssh(n, SNAPSHOT) for n in previewed}
-        check = _run(lab, check=True, limit=",".join(previewed))
-        assert check.ok, f"check mode failed: {check.hosts} (see {check.private_data_dir})"
-        changes = {n: _diff(before[n], lab.ssh(n, SNAPSHOT)) for n in previewed}
-        assert all(check.hosts[n].changed >= 2 for n in previewed), check.hosts  # saw the drift
-        for name in previewed:
-            lab.ssh(name, UNDRIFT)
-        yield Converged(lab, first, second, changes)
+        # The converge goes through provision's default (fast: mitogen); then each
+        # strategy in turn must find nothing to change, and in check mode must see
+        # drift made by hand and change nothing.
+        first = _run(lab)
+        assert first.ok, f"converge failed: {first.hosts} (see {first.private_data_dir})"
+        done = Converged(lab, first)
+        for strategy in STRATEGIES:
+            done.second[strategy] = _run(lab, strategy)
+            # Check mode needs python3-apt on the host (Ansible's apt module), which a
+            # pristine lab image lacks and the baseline installs: so check mode is
+            # tried on converged hosts, each with some drift to preview.
+            for name in previewed:
+                lab.ssh(name, DRIFT)
+            before = {n: lab.ssh(n, SNAPSHOT) for n in previewed}
+            check = _run(lab, strategy, check=True, limit=",".join(previewed))
+            assert check.ok, f"check mode failed: {check.hosts} (see {check.private_data_dir})"
+            done.check_changes[strategy] = {
+                n: _diff(before[n], lab.ssh(n, SNAPSHOT)) for n in previewed
+            }
+            # saw the drift
+            assert all(check.hosts[n].changed >= 2 for n in previewed), (strategy, check.hosts)
+            for name in previewed:
+                lab.ssh(name, UNDRIFT)
+        yield done
     finally:
         for name in names:
             service.reset_host(lab.settings, name)
@@ -134,18 +144,22 @@ def _host(lab: Lab, name: str) -> testinfra.host.Host:
 # -- the runs ------------------------------------------------------------------------
 
 
-def test_check_mode_changed_nothing_on_any_host(converged: Converged) -> None:
-    assert converged.check_changes == {n: [] for n in converged.check_changes}
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_check_mode_changed_nothing_on_any_host(converged: Converged, strategy: str) -> None:
+    changes = converged.check_changes[strategy]
+    assert changes == {n: [] for n in changes}
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_converge_reaches_every_host_and_the_second_run_changes_nothing(
-    converged: Converged,
+    converged: Converged, strategy: str
 ) -> None:
     hosts = sorted(h.name for h in converged.lab.hosts)
+    second = converged.second[strategy]
     assert sorted(converged.first.hosts) == hosts
-    assert sorted(converged.second.hosts) == hosts
-    assert {h: s.changed for h, s in converged.second.hosts.items()} == dict.fromkeys(hosts, 0)
-    assert all(s.outcome == "ok" for s in converged.second.hosts.values())
+    assert sorted(second.hosts) == hosts
+    assert {h: s.changed for h, s in second.hosts.items()} == dict.fromkeys(hosts, 0)
+    assert all(s.outcome == "ok" for s in second.hosts.values())
 
 
 # -- the state, read on the hosts ------------------------------------------------------

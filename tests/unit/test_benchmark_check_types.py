@@ -7,7 +7,9 @@ that measurement (it did, when WEB-001 brought portal_https).
 
 from __future__ import annotations
 
-from benchmarks.compliance_audit import check_tasks
+import pytest
+
+from benchmarks.compliance_audit import CHECK_KINDS, check_tasks
 from provision.model.standards.checks import CHECK_TYPES
 from provision.model.standards.model import Check
 from provision.standards.files import load_standard
@@ -34,6 +36,18 @@ def test_every_check_type_provision_knows_is_in_the_benchmark() -> None:
         except KeyError:
             pass  # known to the benchmark, only the sample fields do not fit it
     assert unknown == []
+
+
+def test_the_benchmarks_check_type_table_is_the_standards() -> None:
+    # Both ways: a type the standard gained (WEB-001's portal_https once) and a
+    # type it dropped both show here, by name.
+    assert sorted(CHECK_KINDS - set(CHECK_TYPES)) == []
+    assert sorted(set(CHECK_TYPES) - CHECK_KINDS) == []
+
+
+def test_a_check_type_outside_the_table_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="'no_such_type'"):
+        check_tasks("X-001", Check("no_such_type", {}))
 
 
 _SAMPLE_FIELDS = {"packages": ["sudo"], "name": "x", "setting": "x", "values": {}, "path": "/x"}
