@@ -22,7 +22,12 @@ from click.testing import CliRunner, Result
 from provision.cli.main import cli
 from provision.errors import ExitStatus
 from provision.nodes import layout, registry
-from provision.nodes.check import VersionSkewError, control_versions, ensure_nodes_ready
+from provision.nodes.check import (
+    NodeNotReadyError,
+    VersionSkewError,
+    control_versions,
+    ensure_nodes_ready,
+)
 from provision.nodes.setup import setup_node
 from provision.rollout import run_rollout
 from tests.helpers.lab import lab_unavailable_reason
@@ -212,3 +217,28 @@ def test_a_node_with_another_ansible_core_is_refused_naming_both(
     assert result.results["dhk-kal-fs01"].outcome == "changed"
     ready = ensure_nodes_ready(lab.settings, loaded, found.nodes, found.nodes)
     assert set(ready) == set(NODES)
+
+
+def test_check_mode_on_a_new_node_changes_nothing(lab: NodesLab) -> None:
+    from provision.lab import service as lab_service
+
+    lab_service.reset_host(lab.settings, "dhk-kal-fs01")  # a pristine disk
+    checked = run(lab, "nodes", "setup", "kaliganj", "--check", "--yes", "--json")
+    assert checked.exit_code == 0, checked.output
+    outcomes = {h["host"]: h["outcome"] for h in json.loads(checked.stdout)["hosts"]}
+    assert outcomes["dhk-kal-fs01"] == "changed"  # it says what it would do...
+    gone = lab.ssh(
+        "dhk-kal-fs01",
+        f"id -u {layout.USER} >/dev/null 2>&1 || echo no-account;"
+        f" test -e {layout.PREFIX} || echo no-prefix;"
+        " test -e /etc/systemd/system/provision-node-cleanup.timer || echo no-timer",
+    )
+    assert gone.split() == ["no-account", "no-prefix", "no-timer"]  # ...and does none of it
+    found, loaded = registry.checked_nodes(lab.settings)
+    with pytest.raises(NodeNotReadyError, match="no worker set up"):
+        ensure_nodes_ready(lab.settings, loaded, found.nodes, found.nodes)
+    _plan, result = setup_node(
+        lab.settings, "kaliganj", run=lambda plan: run_rollout(lab.settings, plan)
+    )
+    assert result.exit_status == ExitStatus.SUCCESS
+    assert set(ensure_nodes_ready(lab.settings, loaded, found.nodes, found.nodes)) == set(NODES)
