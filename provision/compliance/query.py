@@ -187,13 +187,14 @@ def drifted(settings: Settings, *, since: date, until: date, selection: str = ""
         queries = _queries(ComplianceRecords(store), settings.env)
         before = _run_as_of(queries, since, settings.env)
         after = _run_as_of(queries, until, settings.env)
-        old = queries.failing(before)
-        new = queries.failing(after)
-        old_keys = {(f.host, f.control): f for f in old}
-        new_keys = {(f.host, f.control): f for f in new}
-        gone = [f for k, f in old_keys.items() if k not in new_keys]
-        audited = queries.hosts_in(after, {f.host for f in gone}) if gone else set()
-    appeared = [f for k, f in new_keys.items() if k not in old_keys or _changed(old_keys[k], f)]
+        # Compared on light keys; only what differs is read whole.
+        old = queries.failing_keys(before)
+        new = queries.failing_keys(after)
+        gone_keys = [k for k in old if k not in new]
+        changed = [k for k, v in new.items() if k not in old or old[k] != v]
+        audited = queries.hosts_in(after, {h for h, _ in gone_keys}) if gone_keys else set()
+        appeared = queries.failing_of(after, changed)
+        gone = queries.failing_of(before, gone_keys)
     fixed: Sequence[Finding]
     if audited is None:  # the later run's host list was pruned
         fixed, unknown = [], gone
@@ -205,11 +206,6 @@ def drifted(settings: Settings, *, since: date, until: date, selection: str = ""
         fixed = [f for f in fixed if f.host in hosts]
         unknown = [f for f in unknown if f.host in hosts]
     return DriftAnswer(before, after, tuple(appeared), tuple(fixed), tuple(unknown))
-
-
-def _changed(old: Finding, new: Finding) -> bool:
-    """The same control failing, but now in another way (status or the actual value)."""
-    return old.status != new.status or old.actual != new.actual
 
 
 __all__ = [

@@ -264,6 +264,52 @@ class ComplianceQueries:
         with self.engine.connect() as conn:
             return [self._finding(run, row) for row in conn.execute(query).mappings()]
 
+    def failing_keys(
+        self, run: RunRef, statuses: Collection[str] = FAILING
+    ) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """(host, control) -> (status, actual as stored) of the run's failures: what a
+        comparison of two runs needs, without decoding any value."""
+        table = compliance_stretches if run.pruned else compliance_findings
+        query = sa.select(table.c.host, table.c.control, table.c.status, table.c.actual).where(
+            table.c.status.in_(list(statuses))
+        )
+        if run.pruned:
+            s = compliance_stretches
+            query = query.where(
+                s.c.env == self.env, s.c.last_run >= run.run_id, s.c.first_run <= run.run_id
+            )
+        else:
+            query = query.where(compliance_findings.c.run_id == run.run_id)
+        with self.engine.connect() as conn:
+            return {(h, c): (st, a) for h, c, st, a in conn.execute(query)}
+
+    def failing_of(
+        self, run: RunRef, keys: Collection[tuple[str, str]], statuses: Collection[str] = FAILING
+    ) -> list[Finding]:
+        """The run's failures with the given (host, control) keys, whole, by host."""
+        wanted = set(keys)
+        hosts = sorted({h for h, _ in wanted})
+        table = compliance_stretches if run.pruned else compliance_findings
+        found: list[Finding] = []
+        for start in range(0, len(hosts), 500):
+            chunk = hosts[start : start + 500]
+            query = sa.select(table).where(
+                table.c.host.in_(chunk), table.c.status.in_(list(statuses))
+            )
+            if run.pruned:
+                s = compliance_stretches
+                query = query.where(
+                    s.c.env == self.env, s.c.last_run >= run.run_id, s.c.first_run <= run.run_id
+                )
+            else:
+                query = query.where(compliance_findings.c.run_id == run.run_id)
+            make = self._stretched if run.pruned else self._finding
+            with self.engine.connect() as conn:
+                for row in conn.execute(query).mappings():
+                    if (row["host"], row["control"]) in wanted:
+                        found.append(make(run, row))
+        return sorted(found, key=lambda f: (f.host, f.control))
+
     def _failing_pruned(
         self, run: RunRef, control: str | None, critical: bool, statuses: Collection[str]
     ) -> list[Finding]:
@@ -378,11 +424,15 @@ class ComplianceQueries:
     def hosts_in(self, run: RunRef, hosts: Collection[str]) -> set[str] | None:
         """Which of `hosts` the run recorded; None once its host detail was pruned."""
         h = compliance_hosts
+        names = sorted(hosts)
+        found: set[str] = set()
         with self.engine.connect() as conn:
-            present = conn.execute(
-                sa.select(h.c.host).where(h.c.run_id == run.run_id, h.c.host.in_(list(hosts)))
-            ).scalars()
-            found = {str(x) for x in present}
+            for start in range(0, len(names), 500):  # bounded IN lists
+                chunk = names[start : start + 500]
+                present = conn.execute(
+                    sa.select(h.c.host).where(h.c.run_id == run.run_id, h.c.host.in_(chunk))
+                ).scalars()
+                found.update(str(x) for x in present)
             if found:
                 return found
             any_host = conn.execute(
