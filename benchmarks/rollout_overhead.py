@@ -110,7 +110,7 @@ def _profile(workspace: Path, env: dict[str, str], playbook: Path) -> None:
     proc = subprocess.run(
         [
             *(sys.executable, "-m", "cProfile", "-o", str(out), "-m", "provision", "rollout"),
-            *(str(playbook), "", "--yes"),
+            *(str(playbook), "--yes"),
         ],
         cwd=workspace,
         env=env,
@@ -183,7 +183,7 @@ def main() -> int:
 
             def rollout() -> None:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "provision", "rollout", str(playbook), "", "--yes"],
+                    [sys.executable, "-m", "provision", "rollout", str(playbook), "--yes"],
                     cwd=workspace,
                     env=env,
                     capture_output=True,
