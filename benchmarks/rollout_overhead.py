@@ -4,14 +4,19 @@ Boots a lab of its own (temporary workspace, its own subnet), then times, in
 the same run and in rotating order, the same playbook on the same lab hosts:
 
 * `ansible-playbook -i inventories/lab PLAYBOOK`            (the baseline)
-* `run_playbook` through ansible-runner, default settings   (ansible-runner alone)
+* `run_playbook` through ansible-runner                      (ansible-runner alone)
 * `provision rollout PLAYBOOK --yes` as a subprocess        (everything: CLI start,
   inventory, plan, store, slice, runner, recorder, batched writes)
 
-and prints the median wall time of each and its ratio to the baseline. Prints
-comparable figures, not verdicts. Needs root (as the lab does).
+all three with the same Ansible settings: provision's ansible.cfg and provision's
+default strategy (named in the output; `--strategy plain` measures plain linear).
+Each round runs every action once (rotating order): a round is one paired run.
+Prints, per action, the median wall and CPU time and the median over the rounds
+of its ratio to the same round's baseline; then what provision's own process
+spends outside Ansible (start-up, and a profile of one rollout with --profile).
+Prints comparable figures, not verdicts. Needs root (as the lab does).
 
-    .venv/bin/python benchmarks/rollout_overhead.py [--rounds 5] [--tasks 30]
+    .venv/bin/python benchmarks/rollout_overhead.py [--rounds 5] [--tasks 30] [--profile]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
-from provision.infra import runner  # noqa: E402
+from provision.infra import runner, strategy  # noqa: E402
 from provision.lab import service  # noqa: E402
 
 SUBNET = "10.213.13.0/24"
@@ -75,13 +80,64 @@ def timed(action: Callable[[], None]) -> tuple[float, float]:
     return time.perf_counter() - started, _cpu() - cpu
 
 
+def _report(
+    names: list[str], times: dict[str, list[float]], cpus: dict[str, list[float]], rounds: int
+) -> None:
+    base, base_cpu = times["ansible-playbook"], cpus["ansible-playbook"]
+    print(f"median of {rounds} paired rounds (ratio: to the same round's ansible-playbook)")
+    print(
+        f"{'':<20} {'wall median s':>13} {'wall min s':>10} {'wall ratio':>10} "
+        f"{'CPU median s':>12} {'CPU ratio':>9}"
+    )
+    for name in names:
+        wall = statistics.median(t / b for t, b in zip(times[name], base, strict=True))
+        cpu = statistics.median(c / b for c, b in zip(cpus[name], base_cpu, strict=True))
+        print(
+            f"{name:<20} {statistics.median(times[name]):>13.2f} {min(times[name]):>10.2f} "
+            f"{wall:>10.3f} {statistics.median(cpus[name]):>12.2f} {cpu:>9.3f}"
+        )
+    extra = statistics.median(times["provision rollout"]) - statistics.median(base)
+    start = statistics.median(times["provision --version"])
+    print(
+        f"what remains: provision rollout - ansible-playbook = {extra:+.2f} s wall, of which "
+        f"{start:.2f} s is provision's Python start-up and imports (provision --version)"
+    )
+
+
+def _profile(workspace: Path, env: dict[str, str], playbook: Path) -> None:
+    """One rollout under cProfile: where provision's own process spends its time."""
+    out = workspace / "rollout.prof"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "cProfile", "-o", str(out), "-m", "provision", "rollout"),
+            *(str(playbook), "--yes"),
+        ],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import pstats
+
+    stats = pstats.Stats(str(out))
+    print("profile of one rollout, provision's own process (top 12 by own time):")
+    stats.sort_stats("tottime").print_stats(12)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--strategy", choices=strategy.STRATEGIES, default="fast")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile one more rollout (cProfile) and print it"
+    )
     args = parser.parse_args()
+    chosen = strategy.resolve(args.strategy)
     ansible_playbook = runner.tool_path("ansible-playbook")
     assert ansible_playbook is not None
     with lab_workspace(SUBNET, link_playbooks=False) as settings:
@@ -94,11 +150,17 @@ def main() -> int:
             PROVISION_LAB_SUBNET=SUBNET,
             ANSIBLE_CONFIG=str(workspace / "ansible.cfg"),
             PYTHONPATH=str(REPO),
+            PROVISION_STRATEGY=args.strategy,
+            # The baseline runs with the strategy provision chose (the same settings).
+            **chosen.environment,
         )
         inventory = settings.inventory_path
         try:
             hosts = service.up(settings).hosts
-            print(f"lab of {len(hosts)} hosts up; playbook of {args.tasks + 1} tasks per host")
+            print(
+                f"lab of {len(hosts)} hosts up; playbook of {args.tasks + 1} tasks per host; "
+                f"strategy {chosen.label}"
+            )
 
             def plain() -> None:
                 subprocess.run(
@@ -115,12 +177,13 @@ def main() -> int:
                     workspace=workspace,
                     private_data_dir=runner.new_run_dir(settings.state_path, "bench"),
                     inventory=inventory,
+                    strategy=args.strategy,
                 )
                 assert result.ok, result
 
             def rollout() -> None:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "provision", "rollout", str(playbook), "", "--yes"],
+                    [sys.executable, "-m", "provision", "rollout", str(playbook), "--yes"],
                     cwd=workspace,
                     env=env,
                     capture_output=True,
@@ -155,18 +218,9 @@ def main() -> int:
                     wall, cpu = timed(actions[name])
                     times[name].append(wall)
                     cpus[name].append(cpu)
-            base = statistics.median(times["ansible-playbook"])
-            base_cpu = statistics.median(cpus["ansible-playbook"])
-            print(
-                f"{'':<20} {'wall median s':>13} {'wall min s':>10} {'wall ratio':>10} "
-                f"{'CPU median s':>12} {'CPU ratio':>9}"
-            )
-            for name in names:
-                med, cpu = statistics.median(times[name]), statistics.median(cpus[name])
-                print(
-                    f"{name:<20} {med:>13.2f} {min(times[name]):>10.2f} {med / base:>10.3f} "
-                    f"{cpu:>12.2f} {cpu / base_cpu:>9.3f}"
-                )
+            _report(names, times, cpus, args.rounds)
+            if args.profile:
+                _profile(workspace, env, playbook)
             print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         finally:
             service.down(settings)

@@ -6,9 +6,11 @@ machine falls on all of them alike:
 
 * stock     ansible-playbook with Ansible's defaults (only roles_path set, so it
             finds the roles; host keys strict as always)
-* tuned     provision's ansible.cfg: pipelining, ControlPersist, fact cache
-* mitogen   the same, with ANSIBLE_STRATEGY=provision_linear and PROVISION_MITOGEN=1
-            (plain linear if mitogen is not installed: the figure then says so)
+* plain     provision's ansible.cfg (pipelining, ControlPersist, fact cache) with
+            `strategy: plain` (Ansible's linear)
+* default   provision's default settings: the same ansible.cfg and the default
+            strategy as provision resolves it here (fast: mitogen where the
+            installed versions are supported; the output names what ran)
 
 Prints comparable figures and the ratios against stock, not verdicts. Boots its
 own lab on its own subnet in a temporary workspace (or uses the lab of an
@@ -32,20 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
+from provision.infra import strategy  # noqa: E402
 from provision.infra.runner import tool_path  # noqa: E402
 from provision.lab import service  # noqa: E402
 from provision.settings import Settings, load_settings  # noqa: E402
 
 SUBNET = "10.213.13.0/24"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def _mitogen_installed() -> bool:
-    try:
-        import ansible_mitogen.loaders  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 def _environments(workspace: Path) -> dict[str, dict[str, str]]:
@@ -61,8 +56,8 @@ def _environments(workspace: Path) -> dict[str, dict[str, str]]:
     tuned = {**base, "ANSIBLE_CONFIG": str(workspace / "ansible.cfg")}
     return {
         "stock": {**base, "ANSIBLE_CONFIG": str(stock_cfg)},
-        "tuned": tuned,
-        "mitogen": {**tuned, "ANSIBLE_STRATEGY": "provision_linear", "PROVISION_MITOGEN": "1"},
+        "plain": {**tuned, **strategy.resolve(strategy.PLAIN).environment},
+        "default": {**tuned, **strategy.resolve(Settings.strategy).environment},
     }
 
 
@@ -89,7 +84,7 @@ def _run(settings: Settings, env: dict[str, str]) -> tuple[float, dict[str, tupl
 def _measure(settings: Settings, rounds: int) -> None:
     envs = _environments(settings.workspace)
     print("converging the lab once (not timed)…", file=sys.stderr)
-    _run(settings, envs["tuned"])
+    _run(settings, envs["plain"])
     times: dict[str, list[float]] = {name: [] for name in envs}
     for round_ in range(1, rounds + 1):
         for name, env in envs.items():
@@ -101,18 +96,20 @@ def _measure(settings: Settings, rounds: int) -> None:
                 file=sys.stderr,
             )
             times[name].append(elapsed)
-    mitogen = "mitogen" if _mitogen_installed() else "mitogen (NOT installed: plain linear)"
+    default = strategy.resolve(Settings.strategy)
+    fallback = f"; fell back: {default.fallback}" if default.fallback else ""
     labels = {
         "stock": "stock ansible-playbook",
-        "tuned": "provision ansible.cfg",
-        "mitogen": mitogen,
+        "plain": "provision ansible.cfg, strategy plain",
+        "default": f"provision default, strategy {default.label}{fallback}",
     }
     stock = statistics.median(times["stock"])
     print(f"\nidempotent site.yml, {rounds} rounds, hosts: {len(recap)}")
-    print(f"{'settings':<42} {'median s':>9} {'min s':>7} {'x vs stock':>10}")
+    width = max(len(label) for label in labels.values())
+    print(f"{'settings':<{width}} {'median s':>9} {'min s':>7} {'x vs stock':>10}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{labels[name]:<42} {median:9.1f} {min(values):7.1f} {stock / median:10.2f}")
+        print(f"{labels[name]:<{width}} {median:9.1f} {min(values):7.1f} {stock / median:10.2f}")
 
 
 def main() -> int:

@@ -1,10 +1,10 @@
 """Which Ansible strategy a run uses: "fast" (mitogen) where it is safe, else "plain".
 
-"fast" runs Ansible's linear strategy through mitogen (the workspace's
-`provision_linear` plugin with PROVISION_MITOGEN=1: mitogen's StrategyMixin over
-`linear`, the class mitogen ships as `mitogen_linear`): one SSH connection and
-one Python interpreter per host for the whole run instead of a module upload and
-an interpreter start per task. It is chosen only when the installed mitogen is
+"fast" runs mitogen's own strategy `mitogen_linear` (Ansible's linear strategy
+with mitogen's connection and module execution, loaded from the installed
+ansible_mitogen package, so any workspace has it): one SSH connection and one
+Python interpreter per host for the whole run instead of a module upload and an
+interpreter start per task. It is chosen only when the installed mitogen is
 one provision is tested with and it supports the installed ansible-core;
 otherwise the run uses "plain" (Ansible's own `linear`) and says so in exactly
 one warning per process, never an error. docs/speed.md has the measurements.
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PLAIN = "plain"
 FAST = "fast"
@@ -45,7 +47,7 @@ class Choice:
     asked: str
     #: "fast" or "plain": what Ansible really runs with.
     used: str
-    #: How the strategy is named in output: "mitogen 0.3.54 (provision_linear)".
+    #: How the strategy is named in output: "fast: mitogen 0.3.54 (mitogen_linear)".
     label: str
     #: Why "fast" was asked for and "plain" is used; empty when it is as asked.
     fallback: str = ""
@@ -62,6 +64,19 @@ def installed(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def mitogen_strategies() -> Path | None:
+    """The folder of mitogen's strategy plugins, found without importing mitogen."""
+    try:
+        spec = importlib.util.find_spec("ansible_mitogen")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "plugins" / "strategy"
+        if (folder / "mitogen_linear.py").is_file():
+            return folder
+    return None
 
 
 def unsupported(mitogen: str | None, ansible_core: str) -> str:
@@ -81,21 +96,31 @@ def unsupported(mitogen: str | None, ansible_core: str) -> str:
     return ""
 
 
-def choose(asked: str, *, mitogen: str | None, ansible_core: str) -> Choice:
-    """The strategy for `asked` ("plain" or "fast") with these installed versions."""
+def choose(asked: str, *, mitogen: str | None, ansible_core: str, plugins: Path | None) -> Choice:
+    """The strategy for `asked` ("plain" or "fast") with these installed versions.
+
+    `plugins` is the folder holding mitogen's `mitogen_linear` (`mitogen_strategies`).
+    """
     if asked not in STRATEGIES:
         raise ValueError(f"strategy is one of {', '.join(STRATEGIES)}, not {asked!r}")
     plain = {"ANSIBLE_STRATEGY": "linear", "PROVISION_MITOGEN": "0"}
     if asked == PLAIN:
         return Choice(asked, PLAIN, "plain (linear)", environment=plain)
     why = unsupported(mitogen, ansible_core)
-    if why:
+    if not why and plugins is None:
+        why = f"mitogen {mitogen} is installed without its Ansible strategy plugins"
+    if why or plugins is None:
         return Choice(asked, PLAIN, "plain (linear)", fallback=why, environment=plain)
     return Choice(
         asked,
         FAST,
-        f"fast: mitogen {mitogen} (provision_linear)",
-        environment={"ANSIBLE_STRATEGY": "provision_linear", "PROVISION_MITOGEN": "1"},
+        f"fast: mitogen {mitogen} (mitogen_linear)",
+        # Instead of ansible.cfg's strategy_plugins: the workspace's own plugins
+        # are not needed for linear or mitogen_linear.
+        environment={
+            "ANSIBLE_STRATEGY": "mitogen_linear",
+            "ANSIBLE_STRATEGY_PLUGINS": str(plugins),
+        },
     )
 
 
@@ -103,7 +128,10 @@ def choose(asked: str, *, mitogen: str | None, ansible_core: str) -> Choice:
 def resolve(asked: str) -> Choice:
     """`choose` for what is installed here; a fallback is logged once per process."""
     choice = choose(
-        asked, mitogen=installed("mitogen"), ansible_core=installed("ansible-core") or "0"
+        asked,
+        mitogen=installed("mitogen"),
+        ansible_core=installed("ansible-core") or "0",
+        plugins=mitogen_strategies(),
     )
     if choice.fallback:
         log.warning(

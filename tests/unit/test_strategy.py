@@ -17,17 +17,23 @@ from tests.helpers.local import LOCAL
 from tests.helpers.workspace import FIXTURES
 
 CORE = "2.19.14"
+PLUGINS = Path("/opt/mitogen/ansible_mitogen/plugins/strategy")
 
 
 def test_fast_with_a_tested_mitogen_on_a_supported_ansible_core_uses_mitogen() -> None:
-    choice = strategy.choose("fast", mitogen="0.3.54", ansible_core=CORE)
+    choice = strategy.choose("fast", mitogen="0.3.54", ansible_core=CORE, plugins=PLUGINS)
     assert (choice.used, choice.fallback) == ("fast", "")
-    assert choice.environment == {"ANSIBLE_STRATEGY": "provision_linear", "PROVISION_MITOGEN": "1"}
+    assert choice.environment == {
+        "ANSIBLE_STRATEGY": "mitogen_linear",
+        "ANSIBLE_STRATEGY_PLUGINS": str(PLUGINS),
+    }
     assert "mitogen 0.3.54" in choice.label
 
 
 def test_a_newer_mitogen_of_the_tested_series_is_used() -> None:
-    assert strategy.choose("fast", mitogen="0.3.60", ansible_core=CORE).used == "fast"
+    assert (
+        strategy.choose("fast", mitogen="0.3.60", ansible_core=CORE, plugins=PLUGINS).used == "fast"
+    )
 
 
 @pytest.mark.parametrize(
@@ -43,7 +49,7 @@ def test_a_newer_mitogen_of_the_tested_series_is_used() -> None:
 def test_an_unsupported_pairing_falls_back_to_plain_and_says_why(
     mitogen: str | None, core: str, reason: str
 ) -> None:
-    choice = strategy.choose("fast", mitogen=mitogen, ansible_core=core)
+    choice = strategy.choose("fast", mitogen=mitogen, ansible_core=core, plugins=PLUGINS)
     assert choice.used == "plain"
     assert reason in choice.fallback
     # Plain is written out, so an ANSIBLE_STRATEGY or PROVISION_MITOGEN in the
@@ -51,15 +57,21 @@ def test_an_unsupported_pairing_falls_back_to_plain_and_says_why(
     assert choice.environment == {"ANSIBLE_STRATEGY": "linear", "PROVISION_MITOGEN": "0"}
 
 
+def test_a_mitogen_without_its_strategy_plugins_falls_back() -> None:
+    choice = strategy.choose("fast", mitogen="0.3.54", ansible_core=CORE, plugins=None)
+    assert choice.used == "plain"
+    assert "without its Ansible strategy plugins" in choice.fallback
+
+
 def test_plain_is_plain_whatever_is_installed() -> None:
-    choice = strategy.choose("plain", mitogen="0.3.54", ansible_core=CORE)
+    choice = strategy.choose("plain", mitogen="0.3.54", ansible_core=CORE, plugins=PLUGINS)
     assert (choice.used, choice.fallback) == ("plain", "")
     assert choice.environment["ANSIBLE_STRATEGY"] == "linear"
 
 
 def test_an_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="'quick'"):
-        strategy.choose("quick", mitogen=None, ansible_core=CORE)
+        strategy.choose("quick", mitogen=None, ansible_core=CORE, plugins=PLUGINS)
 
 
 def test_a_fallback_is_warned_about_exactly_once(
@@ -102,6 +114,7 @@ def test_this_machine_runs_fast_by_default() -> None:
     core = strategy.installed("ansible-core")
     assert core is not None
     assert strategy.unsupported(mitogen, core) == ""
+    assert strategy.mitogen_strategies() is not None
 
 
 # -- the setting and the flag --------------------------------------------------------
