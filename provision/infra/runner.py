@@ -796,14 +796,24 @@ def collect_shard(
     seen: frozenset[tuple[int, str]] = frozenset(),
     handle: ShardHandle | None = None,
     reattach: int = 3,
+    seen_file: Path | None = None,
 ) -> ShardResult:
     """Follow a started job until its stream ends, re-attaching up to `reattach` times.
 
-    Events already in `seen` (a replay after a re-attach) are skipped. The job's
-    folder is removed from the node once its stream has ended.
+    Events already in `seen` or listed in `seen_file` (a replay after a
+    re-attach, maybe by another process) are skipped; each new event's
+    "counter uuid" is appended to `seen_file` once handed on. The job's folder is
+    removed from the node once its stream has ended.
     """
     recap: dict[str, Any] = {}
     pump = _EventPump(on_event) if on_event else None
+    known = set(seen)
+    if seen_file is not None and seen_file.exists():
+        for line in seen_file.read_text(encoding="utf-8").splitlines():
+            counter, _, event_uuid = line.partition(" ")
+            if counter.isdigit() and event_uuid:
+                known.add((int(counter), event_uuid))
+    log = seen_file.open("a", encoding="utf-8") if seen_file is not None else None
 
     def deliver(raw: dict[str, Any]) -> None:
         masker.scrub(raw)
@@ -811,8 +821,11 @@ def collect_shard(
             recap.update(raw.get("event_data") or {})
         if pump is not None:
             pump(raw)
+        if log is not None:
+            log.write(f"{raw['counter']} {raw['uuid']}\n")
+            log.flush()
 
-    parser = StreamParser(on_event=deliver, seen=set(seen))
+    parser = StreamParser(on_event=deliver, seen=known)
     reason: str | None = None
     state = "detached"
     try:
@@ -830,6 +843,8 @@ def collect_shard(
                 break
             reason = f"the SSH session to node {link.name} ended before the shard did"
     finally:
+        if log is not None:
+            log.close()
         if pump is not None:
             pump.close()
     if state == "done":
@@ -866,6 +881,7 @@ def run_shard(
     masker: Masker = NO_MASKER,
     handle: ShardHandle | None = None,
     reattach: int = 3,
+    seen_file: Path | None = None,
 ) -> ShardResult:
     """Run one playbook on `inventory`'s hosts from execution node `link`.
 
@@ -903,5 +919,11 @@ def run_shard(
     if on_started:
         on_started(job)
     return collect_shard(
-        link, job, on_event=on_event, masker=masker, handle=handle, reattach=reattach
+        link,
+        job,
+        on_event=on_event,
+        masker=masker,
+        handle=handle,
+        reattach=reattach,
+        seen_file=seen_file,
     )
