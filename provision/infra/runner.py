@@ -27,7 +27,6 @@ Traps this module exists to avoid:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import re
@@ -706,8 +705,6 @@ def transmit_job(
         playbooks, project, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
     )
     (project / "ansible.cfg").write_text(_NODE_CFG, encoding="utf-8")
-    (pdd / "inventory").mkdir(mode=0o700)
-    (pdd / "inventory" / "hosts.json").write_text(json.dumps(dict(inventory)), encoding="utf-8")
     cmdline: list[str] = []
     if check:
         cmdline.append("--check")
@@ -726,7 +723,8 @@ def transmit_job(
             _output=out,
             ident="shard",
             playbook=str(playbook.resolve().relative_to(playbooks.resolve())),
-            inventory="inventory/hosts.json",
+            # A dict: ansible-runner writes it as inventory/hosts (JSON) in the zip.
+            inventory=dict(inventory),
             forks=forks,
             cmdline=" ".join(cmdline) if cmdline else None,
             extravars=dict(extravars or {}),
