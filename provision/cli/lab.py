@@ -59,9 +59,16 @@ def _status_table(hosts: list[service.HostStatus]) -> Table:
     "an entry ending in @new boots as a machine arrives, to be bootstrapped "
     "(lab_pc:2@new). Default: the four default hosts.",
 )
+@click.option(
+    "--nodes",
+    "with_nodes",
+    is_flag=True,
+    help="Make the two field servers execution nodes (nodes.yml, then the role): "
+    "dhk-gaz-fs01 serves district:gazipur, dhk-kal-fs01 upazila:gazipur/kaliganj.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the hosts as JSON.")
 @pass_app
-def up(app: AppContext, hosts_spec: str | None, as_json: bool) -> None:
+def up(app: AppContext, hosts_spec: str | None, with_nodes: bool, as_json: bool) -> None:
     """Boot the lab's hosts and write inventories/lab/.
 
     The first run builds a Debian root filesystem with debootstrap (about two
@@ -73,17 +80,36 @@ def up(app: AppContext, hosts_spec: str | None, as_json: bool) -> None:
       provision lab up
       provision lab up --hosts default,lab_pc:3
       provision lab up --hosts default,lab_pc:3@new
+      provision lab up --nodes
     """
+    failed: list[str] = []
     with console.Steps("lab up") as steps:
-        result = service.up(app.settings, hosts_spec, steps)
+        if with_nodes:
+            from provision.nodes.lab import up_with_nodes
+
+            both = up_with_nodes(app.settings, hosts_spec, steps)
+            result = both.up
+            failed = [name for name, run in both.setups.items() if run.exit_status != 0]
+        else:
+            result = service.up(app.settings, hosts_spec, steps)
     if as_json:
         console.print_json([dataclasses.asdict(h) for h in result.hosts])
+        if failed:
+            raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
         return
     console.out.print(_status_table(result.hosts))
     console.out.print(
         f"{plural(len(result.hosts), 'host')} up in {result.seconds:.1f}s; "
         f"inventory in {result.inventory_dir}"
     )
+    if with_nodes:
+        console.out.print(
+            "execution nodes: gazipur (dhk-gaz-fs01), kaliganj (dhk-kal-fs01); "
+            "see provision nodes check"
+            + (f"; setup FAILED on {', '.join(failed)} (provision runs list)" if failed else "")
+        )
+    if failed:
+        raise click.exceptions.Exit(int(ExitStatus.HOSTS_FAILED))
 
 
 @lab.command()

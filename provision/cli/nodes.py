@@ -78,7 +78,10 @@ def add(app: AppContext, name: str, host: str, serves: str, as_json: bool) -> No
 @env_option
 @pass_app
 def list_command(app: AppContext, as_json: bool) -> None:
-    """List the nodes and how many hosts each serves (checks nodes.yml too).
+    """List the nodes, how many hosts each serves and how many it runs (checks nodes.yml too).
+
+    A host served by two nodes is run by the more specific; the nodes' own hosts
+    run from the control node.
 
     \b
     Example:
@@ -95,16 +98,17 @@ def list_command(app: AppContext, as_json: bool) -> None:
                     "host": e.node.host,
                     "serves": e.node.serves,
                     "served": e.served,
+                    "runs": e.runs,
                 }
                 for e in found
             ]
         )
         return
     table = Table(title=f"nodes ({len(found)})")
-    for column in ("name", "host", "serves", "hosts served"):
+    for column in ("name", "host", "serves", "hosts served", "hosts it runs"):
         table.add_column(column)
     for e in found:
-        table.add_row(e.node.name, e.node.host, e.node.serves, str(e.served))
+        table.add_row(e.node.name, e.node.host, e.node.serves, str(e.served), str(e.runs))
     console.out.print(table)
 
 

@@ -46,6 +46,21 @@ CLEANUP_GRACE_HOURS = 24
 PACKAGES: tuple[str, ...] = ("ansible-core", "ansible-runner")
 
 
+def shard_connection_vars() -> dict[str, str]:
+    """Connection variables a host run from a node needs in its shard's inventory.
+
+    The inventory names the control node's key and known_hosts (e.g. the lab's
+    `ansible_ssh_common_args`); on the node, the node's own key and the host keys
+    the role recorded are the ones to use. Set these over the host's own.
+    """
+    return {
+        "ansible_ssh_private_key_file": str(KEY),
+        "ansible_ssh_common_args": (
+            f"-o UserKnownHostsFile={KNOWN_HOSTS} -o StrictHostKeyChecking=yes"
+        ),
+    }
+
+
 def control_dir(state_path: Path) -> Path:
     """The control node's folder for everything it keeps about nodes."""
     return state_path / "nodes"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from provision.errors import InputError
-from provision.model.nodes import Node, check_name, served_hosts
+from provision.model.nodes import Node, assign_hosts, check_name, served_hosts
 from provision.nodes import registry
 from provision.nodes.check import SAMPLE, NodeCheck, check_nodes
 from provision.settings import Settings
@@ -18,10 +18,11 @@ from provision.settings import Settings
 
 @dataclass(frozen=True)
 class NodeEntry:
-    """A node as `nodes list` shows it: the node and how many hosts it serves now."""
+    """A node as `nodes list` shows it: how many hosts it serves, and runs (rule 2 applied)."""
 
     node: Node
     served: int
+    runs: int = 0
     line: int | None = None
 
 
@@ -29,8 +30,15 @@ def list_nodes(settings: Settings) -> list[NodeEntry]:
     """The environment's nodes, checked against its inventory."""
     found, loaded = registry.checked_nodes(settings)
     served = served_hosts(found.nodes, loaded.inventory)
+    runs = assign_hosts(found.nodes, list(loaded.inventory.hosts), loaded.inventory)
     return [
-        NodeEntry(node, len(served[node.name]), found.lines.get(node.name)) for node in found.nodes
+        NodeEntry(
+            node,
+            len(served[node.name]),
+            len(runs.get(node.name, [])),
+            found.lines.get(node.name),
+        )
+        for node in found.nodes
     ]
 
 

@@ -52,7 +52,7 @@ def test_add_list_remove_round_trip(settings: Settings) -> None:
         Node("kaliganj", "jhe-001-fs01", "division:khulna"),
     ]
     assert found.lines == {"gazipur": 6, "kaliganj": 9}
-    assert [e.served for e in service.list_nodes(settings)] == [3, 3]
+    assert [(e.served, e.runs) for e in service.list_nodes(settings)] == [(3, 3), (3, 3)]
     assert service.remove_node(settings, "gazipur").host == "gaz-001-fs01"
     assert [e.node.name for e in service.list_nodes(settings)] == ["kaliganj"]
 
@@ -122,7 +122,13 @@ def test_the_command_line(settings: Settings) -> None:
     assert "provision nodes setup gazipur" in added.stdout
     listed = json.loads(run(settings, "nodes", "list", "--json").stdout)
     assert listed == [
-        {"name": "gazipur", "host": "gaz-001-fs01", "serves": "district:gazipur", "served": 3}
+        {
+            "name": "gazipur",
+            "host": "gaz-001-fs01",
+            "serves": "district:gazipur",
+            "served": 3,
+            "runs": 3,
+        }
     ]
     bad = run(settings, "nodes", "add", "Bad Name", "--host", "jhe-001-fs01", "--serves", "x")
     assert bad.exit_code == ExitStatus.BAD_INPUT and "not valid" in bad.stderr
