@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from types import FrameType
@@ -284,6 +284,60 @@ def _print_result(result: RolloutResult) -> None:
         )
 
 
+_LOCAL = click.option(
+    "--local",
+    is_flag=True,
+    help="Run every host from the control node, even hosts an execution node serves.",
+)
+
+
+def _execution_nodes(settings: Settings, hosts: Sequence[str], local: bool) -> Any:
+    """The nodes that take shards of a run over `hosts`, checked ready; None to run locally.
+
+    A node whose versions differ from the control node's, or that has no worker,
+    is refused before anything is sent (provision.nodes.check).
+    """
+    if local:
+        return None
+    from provision.access import keys
+    from provision.infra.streaming import NodeLink
+    from provision.model.nodes import assign_hosts
+    from provision.nodes import layout, registry
+    from provision.nodes.check import ensure_nodes_ready, targets_of
+    from provision.rollout.shards import ExecutionNodes
+
+    if not registry.nodes_path(settings).exists():
+        return None
+    found, loaded = registry.checked_nodes(settings)
+    if not found.nodes:
+        return None
+    known = [h for h in hosts if h in loaded.inventory.hosts]
+    chosen = [
+        n for n in found.nodes if n.name in assign_hosts(found.nodes, known, loaded.inventory)
+    ]
+    if not chosen:
+        return None
+    ensure_nodes_ready(settings, loaded, chosen, found.nodes)
+    targets = {t.host: t for t in targets_of(settings, loaded, [n.host for n in chosen])}
+    links = {
+        node.name: NodeLink(
+            name=node.name,
+            address=targets[node.host].address,
+            port=targets[node.host].port,
+            user=targets[node.host].user,
+            key=targets[node.host].key,
+            known_hosts=keys.known_hosts_path(settings.inventory_path),
+            account=layout.USER,
+            runner=layout.RUNNER,
+            work_dir=layout.WORK_DIR,
+            site_key=layout.KEY,
+            site_known_hosts=layout.KNOWN_HOSTS,
+        )
+        for node in chosen
+    }
+    return ExecutionNodes(tuple(chosen), links)
+
+
 @rollout.command("run")
 @click.argument("playbook")
 @selection_argument()
@@ -320,6 +374,7 @@ def _print_result(result: RolloutResult) -> None:
 )
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
 @_ASK_VAULT_PASS
+@_LOCAL
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @env_option
 @strategy_option
@@ -338,6 +393,7 @@ def run_command(
     control: str | None,
     yes: bool,
     ask_vault_pass: bool,
+    local: bool,
     as_json: bool,
 ) -> None:
     """Run PLAYBOOK over SELECTION in waves (the default command of `provision rollout`).
@@ -371,27 +427,32 @@ def run_command(
     )
     plan = plan_rollout(app.settings, options)
     _confirm(plan, yes)
+    nodes = _execution_nodes(app.settings, plan.hosts, local)
     with _vault_settings(app, ask_vault_pass, list(plan.hosts)) as settings:
         _drive(
             app,
             len(plan.hosts),
             as_json,
-            lambda display, stop: run_rollout(settings, plan, on_progress=display, stop=stop),
+            lambda display, stop: run_rollout(
+                settings, plan, on_progress=display, stop=stop, nodes=nodes
+            ),
         )
 
 
 @rollout.command("resume")
 @click.argument("run_id", metavar="RUN", type=int)
 @_ASK_VAULT_PASS
+@_LOCAL
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @strategy_option
 @pass_app
-def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) -> None:
+def resume(app: AppContext, run_id: int, ask_vault_pass: bool, local: bool, as_json: bool) -> None:
     """Continue a stopped, failed or crashed run with the hosts that have no result yet.
 
     Hosts that already have a result keep it (rerun failed ones with `retry`).
     A run whose control node process died (a crash, a kill) is resumed from
-    the wave it was in.
+    the wave it was in. A node's shard whose SSH session dropped is re-attached
+    to (the worker went on on the node); one whose node lost it runs again.
 
     \b
     Example:
@@ -403,12 +464,15 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, as_json: bool) ->
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
         planned = [h for wave in store.waves(run_id) for h in wave.hosts]
+    nodes = _execution_nodes(app.settings, planned, local)
     with _vault_settings(app, ask_vault_pass, planned, run.env) as settings:
         _drive(
             app,
             run.planned,
             as_json,
-            lambda display, stop: resume_rollout(settings, run_id, on_progress=display, stop=stop),
+            lambda display, stop: resume_rollout(
+                settings, run_id, on_progress=display, stop=stop, nodes=nodes
+            ),
         )
 
 

@@ -93,11 +93,12 @@ def results_table(waves: list[WaveInfo], results: dict[str, HostResult]) -> Tabl
         table.add_column(column)
     for column in ("ok", "changed", "failed", "unreach.", "skipped", "seconds"):
         table.add_column(column, justify="right")
+    table.add_column("ran on")
     for wave in waves:
         for host in wave.hosts:
             r = results.get(host)
             if r is None:
-                table.add_row(str(wave.number), host, "[dim]pending[/]", *[""] * 6)
+                table.add_row(str(wave.number), host, "[dim]pending[/]", *[""] * 7)
                 continue
             table.add_row(
                 str(wave.number),
@@ -109,6 +110,7 @@ def results_table(waves: list[WaveInfo], results: dict[str, HostResult]) -> Tabl
                 str(r.unreachable),
                 str(r.skipped),
                 f"{r.seconds:.1f}" if r.seconds is not None else "-",
+                f"node {r.node}" if r.node else "control node",
             )
     return table
 

@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from ansible_runner.interface import init_runner
@@ -58,6 +58,16 @@ from provision.infra import strategy as strategies
 from provision.infra.masking import NO_MASKER, Masker
 from provision.infra.private import private_dir
 from provision.infra.processes import MARK_VARIABLE, stop_run_processes
+from provision.infra.streaming import (
+    NodeLink,
+    NodeLinkError,
+    ShardHandle,
+    StreamParser,
+    cleanup_job,
+    follow_job,
+    job_state,
+    start_job,
+)
 
 #: Seconds between two looks at a run's cancel callback.
 CANCEL_POLL_SECONDS = 0.5
@@ -630,3 +640,293 @@ def _last_lines(private_data_dir: Path, count: int = 3) -> str:
         errors = [ln for ln in lines if ln.startswith(("ERROR", "[ERROR]"))]
         return errors[0] if errors else " | ".join(lines[-count:])
     return "no output"
+
+
+# -- shards on execution nodes (see provision.infra.streaming) --------------------
+
+#: What a node's ansible.cfg holds: the workspace's settings that matter on the node,
+#: with paths inside the shard's project folder.
+_NODE_CFG = """[defaults]
+roles_path = roles
+host_key_checking = True
+interpreter_python = auto_silent
+retry_files_enabled = False
+gathering = smart
+fact_caching = memory
+callback_result_format = yaml
+strategy_plugins = plugins/strategy
+
+[ssh_connection]
+pipelining = True
+ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15
+"""
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one shard on a node came to.
+
+    `state` is "done" (the worker's stream ended), "detached" (the link broke
+    while the worker goes on: `resume` can re-attach to `job`) or "lost" (the
+    worker is gone without an end: the node or the worker died).
+    """
+
+    node: str
+    job: str
+    state: str
+    status: str
+    hosts: dict[str, HostStats]
+    reason: str | None = None
+    offset: int = 0
+    seen: frozenset[tuple[int, str]] = frozenset()
+
+
+def transmit_job(
+    playbook: Path,
+    *,
+    workspace: Path,
+    folder: Path,
+    inventory: Mapping[str, Any],
+    node_job_dir: PurePosixPath,
+    node_home: PurePosixPath,
+    node_bin: PurePosixPath,
+    tags: Sequence[str] = (),
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    forks: int = 20,
+    vault: bool = False,
+) -> Path:
+    """Write ansible-runner's transmit stream for one shard to `folder/job.in`.
+
+    The zip holds the shard's inventory slice, the playbooks folder and a node
+    ansible.cfg, never a secret: the vault password is named by path only
+    (`<job>/secret` on the node, sent apart by `streaming.start_job`).
+    """
+    playbooks = workspace / "playbooks"
+    pdd = folder / "pdd"
+    project = pdd / "project"
+    shutil.copytree(
+        playbooks, project, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
+    )
+    (project / "ansible.cfg").write_text(_NODE_CFG, encoding="utf-8")
+    cmdline: list[str] = []
+    if check:
+        cmdline.append("--check")
+    if diff:
+        cmdline.append("--diff")
+    if tags:
+        cmdline += ["--tags", ",".join(tags)]
+    if vault:
+        cmdline += ["--vault-password-file", str(node_job_dir / "secret")]
+    node_pdd = node_job_dir / "pdd"
+    stream = folder / "job.in"
+    with stream.open("wb") as out:
+        transmitter = init_runner(
+            private_data_dir=str(pdd),
+            streamer="transmit",
+            _output=out,
+            ident="shard",
+            playbook=str(playbook.resolve().relative_to(playbooks.resolve())),
+            # A dict: ansible-runner writes it as inventory/hosts (JSON) in the zip.
+            inventory=dict(inventory),
+            forks=forks,
+            cmdline=" ".join(cmdline) if cmdline else None,
+            extravars=dict(extravars or {}),
+            envvars={
+                "ANSIBLE_CONFIG": str(node_pdd / "project" / "ansible.cfg"),
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "ANSIBLE_NOCOLOR": "True",
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "HOME": str(node_home),
+                "PATH": f"{node_bin}:/usr/local/bin:/usr/bin:/bin",
+                "LANG": "C.UTF-8",
+            },
+            suppress_env_files=True,
+            suppress_output_file=True,
+            fact_cache_type="memory",
+            quiet=True,
+        )
+        transmitter.run()
+    shutil.rmtree(pdd)
+    return stream
+
+
+def _secret_of(vault_password_file: Path) -> bytes:
+    """The vault password a file holds, or a client script prints."""
+    if os.access(vault_password_file, os.X_OK):
+        proc = subprocess.run(
+            [str(vault_password_file)], capture_output=True, check=False, timeout=120
+        )
+        if proc.returncode != 0:
+            raise RunnerError(
+                "the vault password client script failed",
+                hint=f"run {vault_password_file} by hand to see why",
+            )
+        return proc.stdout.strip() + b"\n"
+    return vault_password_file.read_bytes().strip() + b"\n"
+
+
+def stats_of(recap: Mapping[str, Any]) -> dict[str, HostStats]:
+    """Per-host stats from a `playbook_on_stats` event's data."""
+
+    def table(key: str) -> Mapping[str, int]:
+        value = recap.get(key) or {}
+        return value if isinstance(value, Mapping) else {}
+
+    names = set().union(*(table(k) for k in ("ok", "changed", "failures", "dark", "skipped")))
+    return {
+        host: HostStats(
+            host=host,
+            ok=table("ok").get(host, 0),
+            changed=table("changed").get(host, 0),
+            failed=table("failures").get(host, 0),
+            unreachable=table("dark").get(host, 0),
+            skipped=table("skipped").get(host, 0),
+            rescued=table("rescued").get(host, 0),
+            ignored=table("ignored").get(host, 0),
+        )
+        for host in sorted(names)
+    }
+
+
+def collect_shard(
+    link: NodeLink,
+    job: str,
+    *,
+    on_event: EventCallback | None,
+    masker: Masker = NO_MASKER,
+    seen: frozenset[tuple[int, str]] = frozenset(),
+    handle: ShardHandle | None = None,
+    reattach: int = 3,
+    seen_file: Path | None = None,
+) -> ShardResult:
+    """Follow a started job until its stream ends, re-attaching up to `reattach` times.
+
+    Events already in `seen` or listed in `seen_file` (a replay after a
+    re-attach, maybe by another process) are skipped; each new event's
+    "counter uuid" is appended to `seen_file` once handed on. The job's folder is
+    removed from the node once its stream has ended.
+    """
+    recap: dict[str, Any] = {}
+    pump = _EventPump(on_event) if on_event else None
+    known = set(seen)
+    if seen_file is not None and seen_file.exists():
+        for line in seen_file.read_text(encoding="utf-8").splitlines():
+            counter, _, event_uuid = line.partition(" ")
+            if counter.isdigit() and event_uuid:
+                known.add((int(counter), event_uuid))
+    log = seen_file.open("a", encoding="utf-8") if seen_file is not None else None
+
+    def deliver(raw: dict[str, Any]) -> None:
+        masker.scrub(raw)
+        if raw.get("event") == "playbook_on_stats":
+            recap.update(raw.get("event_data") or {})
+        if pump is not None:
+            pump(raw)
+        if log is not None:
+            log.write(f"{raw['counter']} {raw['uuid']}\n")
+            log.flush()
+
+    parser = StreamParser(on_event=deliver, seen=known)
+    reason: str | None = None
+    state = "detached"
+    try:
+        for _ in range(max(1, reattach + 1)):
+            if follow_job(link, job, parser, on_process=handle.attach if handle else None):
+                state = "done"
+                break
+            try:
+                now = job_state(link, job)
+            except NodeLinkError as error:
+                reason = f"the link to node {link.name} broke: {error.message}"
+                continue
+            if not now["running"] and now["rc"] is None:
+                state, reason = "lost", f"the worker on node {link.name} died"
+                break
+            reason = f"the SSH session to node {link.name} ended before the shard did"
+    finally:
+        if log is not None:
+            log.close()
+        if pump is not None:
+            pump.close()
+    if state == "done":
+        reason = parser.explanation if parser.status in ("error", "failed") else None
+        with contextlib.suppress(NodeLinkError):
+            cleanup_job(link, job)
+    return ShardResult(
+        node=link.name,
+        job=job,
+        state=state,
+        status=parser.status,
+        hosts=stats_of(recap),
+        reason=reason,
+        offset=parser.offset,
+        seen=frozenset(parser.seen),
+    )
+
+
+def run_shard(
+    link: NodeLink,
+    playbook: Path,
+    *,
+    workspace: Path,
+    private_data_dir: Path,
+    inventory: Mapping[str, Any],
+    tags: Sequence[str] = (),
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    forks: int = 20,
+    on_event: EventCallback | None = None,
+    on_started: Callable[[str], None] | None = None,
+    vault_password_file: Path | None = None,
+    masker: Masker = NO_MASKER,
+    handle: ShardHandle | None = None,
+    reattach: int = 3,
+    seen_file: Path | None = None,
+) -> ShardResult:
+    """Run one playbook on `inventory`'s hosts from execution node `link`.
+
+    Connection variables are the node's own: the node reaches its sites with its
+    key and known_hosts (extravars, so they win over the inventory's control-node
+    paths). `on_started(job)` is told the job's id once the worker runs, so a
+    caller can record it for `resume`.
+    """
+    job = uuid.uuid4().hex
+    shard_vars = {
+        **dict(extravars or {}),
+        "ansible_ssh_private_key_file": str(link.site_key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={link.site_known_hosts}",
+    }
+    stream = transmit_job(
+        playbook,
+        workspace=workspace,
+        folder=private_data_dir,
+        inventory=inventory,
+        node_job_dir=link.job_dir(job),
+        node_home=link.work_dir.parent,
+        node_bin=link.runner.parent,
+        tags=tags,
+        check=check,
+        diff=diff,
+        extravars=shard_vars,
+        forks=forks,
+        vault=vault_password_file is not None,
+    )
+    try:
+        secret = _secret_of(vault_password_file) if vault_password_file else None
+        start_job(link, job, stream, secret)
+    finally:
+        stream.unlink(missing_ok=True)
+    if on_started:
+        on_started(job)
+    return collect_shard(
+        link,
+        job,
+        on_event=on_event,
+        masker=masker,
+        handle=handle,
+        reattach=reattach,
+        seen_file=seen_file,
+    )

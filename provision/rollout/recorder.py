@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,7 @@ class WaveRecorder:
         hosts: set[str],
         on_task: Callable[[str], None] | None = None,
         on_results: Callable[[list[HostResult]], None] | None = None,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._writer = writer
@@ -95,6 +96,8 @@ class WaveRecorder:
         self._hosts = hosts
         self._on_task = on_task
         self._on_results = on_results
+        #: The execution node this recorder's events come from (None: the control node).
+        self.node = node
         self._track: dict[str, _HostTrack] = {}
         self._lock = threading.Lock()
         self.started = utcnow()
@@ -195,9 +198,13 @@ class WaveRecorder:
         self.recap_seen = True
 
     def finish(self, results: list[HostResult]) -> None:
-        """Record final results (once per host) and tell the listener."""
+        """Record final results (once per host, with the node that ran it) and tell the listener."""
         with self._lock:
-            fresh = [r for r in results if r.host not in self.results]
+            fresh = [
+                r if r.node or not self.node else replace(r, node=self.node)
+                for r in results
+                if r.host not in self.results
+            ]
             if not fresh:
                 return
             self._store.add_host_results(self._run_id, fresh)

@@ -17,6 +17,7 @@ the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -27,7 +28,7 @@ from typing import Any
 
 from provision.access import secrets
 from provision.errors import ExitStatus, InputError, StateError, exit_status_for
-from provision.infra import runner, syntax_cache
+from provision.infra import runner
 from provision.infra.identity import current_user
 from provision.infra.processes import RunProcess, stop_run_processes
 from provision.infra.store import (
@@ -44,6 +45,7 @@ from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import load_environment, select_targets
 from provision.model.places import LEVELS
+from provision.rollout import shards
 from provision.rollout.plan import (
     Wave,
     check_level,
@@ -53,6 +55,7 @@ from provision.rollout.plan import (
 )
 from provision.rollout.recorder import WaveRecorder, outcome_of
 from provision.rollout.revision import git_revision
+from provision.rollout.shards import ExecutionNodes
 from provision.settings import Settings
 
 #: How many rollout private data dirs (one per wave) to keep under <state>/runs.
@@ -302,15 +305,12 @@ def check_run_inputs(settings: Settings, playbook: Path, options: Mapping[str, A
     none is left in the history to resume.
     """
     vault = secrets.configured_source(settings)
-    # A missing vault password file is refused by its own check, with its own words.
-    vault_file = vault if vault is not None and vault.exists() else None
-    # Unchanged content that parsed before is not parsed again (syntax_cache).
-    known = syntax_cache.fingerprint(
-        playbook, workspace=settings.workspace, vault_password_file=vault_file
+    runner.check_syntax(
+        playbook,
+        workspace=settings.workspace,
+        # A missing vault password file is refused by its own check, with its own words.
+        vault_password_file=vault if vault is not None and vault.exists() else None,
     )
-    if not syntax_cache.passed(settings.state_path, known):
-        runner.check_syntax(playbook, workspace=settings.workspace, vault_password_file=vault_file)
-        syntax_cache.remember(settings.state_path, known)
     _vars_file(options.get("vars_file"))
     _load(settings)
 
@@ -327,15 +327,22 @@ def run_rollout(
     on_progress: ProgressCallback | None = None,
     stop: StopSignal | None = None,
     on_created: Callable[[int], None] | None = None,
+    nodes: ExecutionNodes | None = None,
 ) -> RolloutResult:
-    """Record the run, then run its waves. Returns when it finished or stopped."""
+    """Record the run, then run its waves. Returns when it finished or stopped.
+
+    With `nodes`, each wave's hosts served by a node run there (`shards`); the
+    caller has checked that the nodes are ready. Without, all run from here.
+    """
     _check_vault(settings, plan.env, plan.hosts, plan.playbook)
     check_run_inputs(replace(settings, env=plan.env), plan.playbook, plan.options.record())
     with open_store(settings) as store:
         run_id = create_run(settings, plan, store)
         if on_created:
             on_created(run_id)
-        return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=False)
+        return _drive(
+            settings, store, run_id, on_progress, stop or StopSignal(), resumed=False, nodes=nodes
+        )
 
 
 def resume_rollout(
@@ -344,8 +351,14 @@ def resume_rollout(
     *,
     on_progress: ProgressCallback | None = None,
     stop: StopSignal | None = None,
+    nodes: ExecutionNodes | None = None,
 ) -> RolloutResult:
-    """Continue a stopped, failed or crashed run with the hosts that have no result yet."""
+    """Continue a stopped, failed or crashed run with the hosts that have no result yet.
+
+    A node's shard whose worker went on while the link was down is re-attached
+    to (its events not yet recorded are replayed, then the rest collected); a
+    shard whose node lost the job runs again for its hosts without a result.
+    """
     with open_store(settings) as store:
         run = store.get_run(run_id)
         playbook = Path(run.playbook)
@@ -372,7 +385,9 @@ def resume_rollout(
             )
         run_settings = _settings_for(settings, run)
         check_run_inputs(run_settings, _run_playbook_path(run_settings, run), run.options)
-        return _drive(settings, store, run_id, on_progress, stop or StopSignal(), resumed=True)
+        return _drive(
+            settings, store, run_id, on_progress, stop or StopSignal(), resumed=True, nodes=nodes
+        )
 
 
 def _check_vault(settings: Settings, env: str, hosts: Sequence[str], playbook: Path) -> None:
@@ -431,6 +446,7 @@ def _drive(
     stop: StopSignal,
     *,
     resumed: bool,
+    nodes: ExecutionNodes | None = None,
 ) -> RolloutResult:
     report = on_progress or (lambda _p: None)
     run = store.get_run(run_id)
@@ -471,6 +487,7 @@ def _drive(
             if stop.after_wave.is_set():
                 status, reason = "stopped", "stopped by the user (Ctrl-C) between waves"
                 break
+            problems: list[str] = []
             outcome = _run_wave(
                 settings,
                 store,
@@ -484,10 +501,17 @@ def _drive(
                 playbook,
                 report,
                 stop,
+                nodes,
+                problems,
             )
             results.update(outcome)
             if stop.now.is_set():
                 status, reason = "stopped", "stopped by the user (Ctrl-C) during a wave"
+                break
+            if problems:
+                # Its hosts are not run, neither failed nor passed: resume runs them.
+                status = "stopped"
+                reason = "; ".join(problems) + f" (provision rollout resume {run_id})"
                 break
             remaining = any(h not in results for w in waves for h in w.hosts)
             if not remaining:
@@ -576,6 +600,47 @@ def _threshold(
     return None
 
 
+def _settle(
+    recorder: WaveRecorder,
+    stats: Mapping[str, runner.HostStats],
+    hosts: Sequence[str],
+    wave: WaveInfo,
+    attempt: int,
+) -> None:
+    """Final results the event stream did not give: a missed recap, hosts never matched."""
+    late = [
+        HostResult(
+            host=h,
+            wave=wave.number,
+            outcome=outcome_of(s.ok, s.changed, s.failed, s.unreachable),
+            ok=s.ok,
+            changed=s.changed,
+            failed=s.failed,
+            unreachable=s.unreachable,
+            skipped=s.skipped,
+            rescued=s.rescued,
+            ignored=s.ignored,
+            started_at=recorder.started,
+            attempt=attempt,
+        )
+        for h, s in stats.items()
+        if h in hosts and h not in recorder.results
+    ]
+    untouched = [
+        HostResult(
+            host=h,
+            wave=wave.number,
+            outcome="skipped",
+            message="the playbook did not run on this host",
+            started_at=recorder.started,
+            attempt=attempt,
+        )
+        for h in hosts
+        if h not in stats and h not in recorder.results
+    ]
+    recorder.finish(late + untouched)
+
+
 def _run_wave(
     settings: Settings,
     store: Store,
@@ -589,31 +654,45 @@ def _run_wave(
     playbook: Path,
     report: ProgressCallback,
     stop: StopSignal,
+    nodes: ExecutionNodes | None = None,
+    problems: list[str] | None = None,
 ) -> dict[str, HostResult]:
-    """Run the playbook on one wave's hosts that have no result yet; return their results."""
+    """Run the playbook on one wave's hosts that have no result yet; return their results.
+
+    With `nodes`, each node runs the hosts it serves (its shard, on a thread of
+    its own) while the control node runs the rest; all results go to the same
+    store. A shard that could not finish leaves its hosts without a result and
+    says why in `problems`.
+    """
     known = [h for h in hosts if h in loaded.inventory.hosts]
     gone = [h for h in hosts if h not in loaded.inventory.hosts]
     count = len(store.waves(run.id))
     report(Progress("wave_start", run.id, wave.number, count, wave.label, len(hosts), index=index))
+    earlier_folder = wave.artifacts
     private = runner.new_run_dir(settings.state_path, RUN_KIND, f"{run.id}-w{wave.number}")
     store.set_wave(run.id, wave.number, "running", artifacts=str(private))
 
     def on_results(fresh: list[HostResult]) -> None:
         report(Progress("results", run.id, wave.number, count, wave.label, results=tuple(fresh)))
 
-    inventory = slice_inventory(loaded.inventory, known, loaded.folder)
-    recorder = WaveRecorder(
-        store,
-        writer,
-        run_id=run.id,
-        wave=wave.number,
-        attempt=attempt,
-        hosts=set(known),
-        on_task=lambda task: report(
-            Progress("task", run.id, wave.number, count, wave.label, task=task)
-        ),
-        on_results=on_results,
-    )
+    def recorder_for(shard_hosts: Sequence[str], node: str | None) -> WaveRecorder:
+        return WaveRecorder(
+            store,
+            writer,
+            run_id=run.id,
+            wave=wave.number,
+            attempt=attempt,
+            hosts=set(shard_hosts),
+            on_task=lambda task: report(
+                Progress("task", run.id, wave.number, count, wave.label, task=task)
+            ),
+            on_results=on_results,
+            node=node,
+        )
+
+    groups = shards.split(nodes, known, loaded.inventory)
+    local = groups.pop(None, [])
+    recorder = recorder_for(local, None)
     if gone:
         recorder.finish(
             [
@@ -627,72 +706,87 @@ def _run_wave(
                 for h in gone
             ]
         )
-    canceled = False
-    if known:
-        options = run.options
-        tags = list(options.get("tags") or [])
-        if options.get("control"):
-            tags.append(str(options["control"]))
-        extravars = _vars_file(options.get("vars_file"))
-        # The vault password reaches Ansible as a file (or client script) outside the
-        # run's folder: never in its extravars, environment, artifacts or the store.
-        # What it decrypts, and secret-named values, are masked in all Ansible says.
-        with secrets.vault_for_run(settings) as vault:
-            masker = secrets.inventory_masker(vault, inventory, extravars, playbook)
-            result = runner.run_playbook(
-                playbook,
-                workspace=settings.workspace,
-                private_data_dir=private,
-                inventory=inventory,
-                tags=tags,
-                check=bool(options.get("check")),
-                diff=bool(options.get("diff")),
-                forks=int(options.get("forks") or settings.forks),
-                on_event=recorder,
-                cancel=stop.now.is_set,
-                keep_events=False,
-                fact_cache_type="memory",  # no facts file per host per wave on disk
-                vault_password_file=vault,
-                extravars=extravars,
-                masker=masker,
-                state_path=settings.state_path,
-                strategy=settings.strategy,
+    options = run.options
+    tags = list(options.get("tags") or [])
+    if options.get("control"):
+        tags.append(str(options["control"]))
+    extravars = _vars_file(options.get("vars_file"))
+    outcomes: list[tuple[shards.ShardOutcome, WaveRecorder]] = []
+    threads = []
+    if groups:
+        assert nodes is not None
+        book = shards.JobBook(private, shards.recorded_jobs(earlier_folder))
+        for name, shard_hosts in groups.items():
+            assert name is not None
+            outcome = shards.ShardOutcome(name, shard_hosts)
+            node_recorder = recorder_for(shard_hosts, name)
+            outcomes.append((outcome, node_recorder))
+            shard_inventory = slice_inventory(loaded.inventory, shard_hosts, loaded.folder)
+            threads.append(
+                shards.start(
+                    functools.partial(
+                        shards.run_node_shard,
+                        outcome,
+                        settings=settings,
+                        nodes=nodes,
+                        playbook=playbook,
+                        inventory=shard_inventory,
+                        private=private,
+                        earlier_folder=earlier_folder,
+                        book=book,
+                        options=options,
+                        extravars=extravars,
+                        tags=tags,
+                        on_event=node_recorder,
+                    ),
+                    name,
+                )
             )
-        canceled = result.status == "canceled"
-        if not canceled:
-            # The recap normally made these final already; this catches a recap the
-            # event stream missed, and hosts the play never matched (skipped).
-            late = [
-                HostResult(
-                    host=h,
-                    wave=wave.number,
-                    outcome=outcome_of(stats.ok, stats.changed, stats.failed, stats.unreachable),
-                    ok=stats.ok,
-                    changed=stats.changed,
-                    failed=stats.failed,
-                    unreachable=stats.unreachable,
-                    skipped=stats.skipped,
-                    rescued=stats.rescued,
-                    ignored=stats.ignored,
-                    started_at=recorder.started,
-                    attempt=attempt,
+    canceled = False
+    try:
+        if local:
+            inventory = slice_inventory(loaded.inventory, local, loaded.folder)
+            # The vault password reaches Ansible as a file (or client script) outside the
+            # run's folder: never in its extravars, environment, artifacts or the store.
+            # What it decrypts, and secret-named values, are masked in all Ansible says.
+            with secrets.vault_for_run(settings) as vault:
+                masker = secrets.inventory_masker(vault, inventory, extravars, playbook)
+                result = runner.run_playbook(
+                    playbook,
+                    workspace=settings.workspace,
+                    private_data_dir=private,
+                    inventory=inventory,
+                    tags=tags,
+                    check=bool(options.get("check")),
+                    diff=bool(options.get("diff")),
+                    forks=int(options.get("forks") or settings.forks),
+                    on_event=recorder,
+                    cancel=stop.now.is_set,
+                    keep_events=False,
+                    fact_cache_type="memory",  # no facts file per host per wave on disk
+                    vault_password_file=vault,
+                    extravars=extravars,
+                    masker=masker,
+                    state_path=settings.state_path,
+                    strategy=settings.strategy,
                 )
-                for h, stats in result.hosts.items()
-                if h in known and h not in recorder.results
-            ]
-            untouched = [
-                HostResult(
-                    host=h,
-                    wave=wave.number,
-                    outcome="skipped",
-                    message="the playbook did not run on this host",
-                    started_at=recorder.started,
-                    attempt=attempt,
-                )
-                for h in known
-                if h not in result.hosts and h not in recorder.results
-            ]
-            recorder.finish(late + untouched)
+            canceled = result.status == "canceled"
+            if not canceled:
+                # The recap normally made these final already; this catches a recap the
+                # event stream missed, and hosts the play never matched (skipped).
+                _settle(recorder, result.hosts, local, wave, attempt)
+    finally:
+        for thread in threads:
+            thread.join()
+    results = dict(recorder.results)
+    for outcome, node_recorder in outcomes:
+        if outcome.result is not None and outcome.result.state == "done":
+            _settle(node_recorder, outcome.result.hosts, outcome.hosts, wave, attempt)
+        results.update(node_recorder.results)
+        problem = outcome.problem
+        missing = [h for h in outcome.hosts if h not in results]
+        if problem and missing and problems is not None:
+            problems.append(f"{problem}; {len(missing)} of its hosts not run")
     store.set_wave(run.id, wave.number, "stopped" if canceled else "done")
     report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts), index=index))
-    return dict(recorder.results)
+    return results

@@ -60,12 +60,24 @@ def _v4_compliance_detail(conn: Connection) -> None:
     )
 
 
+def _v5_host_node(conn: Connection) -> None:
+    """Which execution node ran each host's result (NULL: the control node).
+
+    A new store's host_results is created from today's table by version 1 and has
+    the column already; an older store gets it here.
+    """
+    columns = {column["name"] for column in sa.inspect(conn).get_columns("host_results")}
+    if "node" not in columns:
+        conn.execute(sa.text("ALTER TABLE host_results ADD COLUMN node VARCHAR(100)"))
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
     (2, "compliance", _v2_compliance),
     (3, "preflight", _v3_preflight),
     (4, "compliance detail", _v4_compliance_detail),
+    (5, "host_node", _v5_host_node),
 )
 
 LATEST = MIGRATIONS[-1][0]

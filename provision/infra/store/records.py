@@ -74,6 +74,8 @@ class HostResult:
     failed_task: str | None = None
     message: str | None = None
     attempt: int = 1
+    #: The execution node that ran the host; None for the control node.
+    node: str | None = None
 
     @property
     def seconds(self) -> float | None:

@@ -99,6 +99,8 @@ host_results = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("failed_task", sa.Text, nullable=True),
     sa.Column("message", sa.Text, nullable=True),
+    # The execution node that ran the host (None: the control node).
+    sa.Column("node", sa.String(100), nullable=True),
 )
 
 task_results = sa.Table(

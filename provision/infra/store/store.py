@@ -320,6 +320,7 @@ class Store:
                     "finished_at": r.finished_at or utcnow(),
                     "failed_task": r.failed_task,
                     "message": r.message,
+                    "node": r.node,
                 }
                 for r in results
                 if r.host not in have
@@ -347,6 +348,7 @@ class Store:
                     failed_task=row.failed_task,
                     message=row.message,
                     attempt=row.attempt,
+                    node=row.node,
                 )
                 for row in conn.execute(
                     sa.select(host_results)

@@ -1,0 +1,344 @@
+"""One shard of a run on an execution node: ansible-runner's transmit | worker | process, over SSH.
+
+The control node builds the shard's private data dir (its hosts' inventory slice,
+the playbooks, a settings file), and `runner.transmit_job` turns it into
+ansible-runner's transmit stream. The node runs `ansible-runner worker` on that
+stream, detached from the SSH session (setsid), with the worker's output stream
+written to the node's own disk, as Receptor does. The control node follows that
+file over SSH (`tail -c +OFFSET -F --pid`), so a dropped link loses nothing: the
+worker goes on, and following again from any offset replays the stream, whose
+events are told apart by (counter, uuid).
+
+What ansible-runner's own Processor would do with the stream is not wanted here:
+it writes every event and the node's artifacts (unmasked output) to the control
+node's disk. `StreamParser` reads the same protocol, tolerates a line cut in two
+by a dropped link, skips keepalives and the artifacts zip, and hands each event
+to the run's masker and recorder.
+
+Secrets: the vault password is never in the transmit stream. It is written over
+SSH's stdin into a 0600 file in the job's folder on the node, outside the private
+data dir the worker zips back, and the job's shell removes it when the worker
+exits; `cleanup_job` removes the whole job folder once the shard is collected.
+
+Job folder on the node (`<work dir>/<job id>/`)::
+
+    job.in      the transmit stream (removed when the worker has read it)
+    out         the worker's output stream, what the control node follows
+    err         the worker's stderr
+    pid         the pid of the job's shell (tail's --pid)
+    rc          the worker's exit status, written when it ends
+    secret      the vault password, 0600, removed when the worker ends
+    pdd/        the worker's private data dir
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from provision.errors import RunnerError
+
+#: Seconds between the worker's keepalive lines: a quiet task never looks like a dead link.
+KEEPALIVE_SECONDS = 15
+#: OpenSSH's own keepalives: a link silent for interval x count seconds is given up.
+SERVER_ALIVE_INTERVAL = 10
+SERVER_ALIVE_COUNT = 3
+#: How long one SSH command that is not the follow may take.
+COMMAND_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class NodeLink:
+    """How the control node reaches one execution node and where its worker lives."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    key: Path
+    known_hosts: Path
+    #: On the node: the account the worker runs as, its ansible-runner, its jobs folder.
+    account: str
+    runner: PurePosixPath
+    work_dir: PurePosixPath
+    #: On the node: the key and known_hosts the node reaches its sites with.
+    site_key: PurePosixPath
+    site_known_hosts: PurePosixPath
+
+    def ssh_argv(self, *, follow: bool = False) -> list[str]:
+        """The ssh command line to the node (a follow gets OpenSSH's keepalives)."""
+        argv = [
+            "ssh",
+            "-p",
+            str(self.port),
+            "-i",
+            str(self.key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "ConnectTimeout=15",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+        ]
+        if follow:
+            argv += [
+                "-o",
+                f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
+                "-o",
+                f"ServerAliveCountMax={SERVER_ALIVE_COUNT}",
+            ]
+        return [*argv, f"{self.user}@{self.address}"]
+
+    def as_account(self, script: str) -> str:
+        """A remote command that runs `script` as the worker's account."""
+        runner = "runuser -u" if self.user == "root" else "sudo -n -u"
+        return f"{runner} {shlex.quote(self.account)} -- sh -c {shlex.quote(script)}"
+
+    def job_dir(self, job: str) -> PurePosixPath:
+        return self.work_dir / job
+
+
+class NodeLinkError(RunnerError):
+    """The node could not be reached, or a command on it failed."""
+
+
+def run_on_node(
+    link: NodeLink, script: str, *, stdin: bytes | None = None, timeout: float = COMMAND_TIMEOUT
+) -> str:
+    """Run `script` as the worker's account on the node; its stdout, or NodeLinkError."""
+    try:
+        proc = subprocess.run(
+            [*link.ssh_argv(), link.as_account(script)],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise NodeLinkError(
+            f"node {link.name} did not answer within {timeout:g} s",
+            hint=f"check the link to {link.address} (provision nodes check {link.name})",
+        ) from None
+    if proc.returncode != 0:
+        why = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise NodeLinkError(
+            f"node {link.name}: {why[-1] if why else f'exit {proc.returncode}'}",
+            hint=f"check the node (provision nodes check {link.name})",
+        )
+    return proc.stdout.decode(errors="replace")
+
+
+def start_job(link: NodeLink, job: str, stream: Path, secret: bytes | None) -> None:
+    """Send the transmit stream and the secret, then start the worker detached.
+
+    The worker runs in a session of its own (setsid, stdin from the stream file,
+    output to `out`), so it outlives the SSH session that started it.
+    """
+    folder = link.job_dir(job)
+    q = shlex.quote
+    run_on_node(
+        link,
+        f"umask 077 && mkdir -p {q(str(folder))} && cat > {q(str(folder))}/job.in",
+        stdin=stream.read_bytes(),
+    )
+    if secret is not None:
+        run_on_node(link, f"umask 077 && cat > {q(str(folder))}/secret", stdin=secret)
+    worker = (
+        f"{q(str(link.runner))} worker --private-data-dir {q(str(folder / 'pdd'))}"
+        f" --keepalive-seconds {KEEPALIVE_SECONDS}"
+    )
+    # The job's shell: records its pid, runs the worker, records its status, and
+    # removes what must not outlive it (the secret, the stream holding the zip).
+    job_shell = (
+        f"cd {q(str(folder))} || exit 1; echo $$ > pid.tmp && mv pid.tmp pid; "
+        f"{worker} < job.in > out 2> err; echo $? > rc; rm -f secret job.in"
+    )
+    run_on_node(
+        link,
+        f"cd {q(str(folder))} && umask 077 && setsid nohup sh -c {q(job_shell)}"
+        " > /dev/null 2>&1 < /dev/null & "
+        f"while [ ! -s {q(str(folder))}/pid ]; do sleep 0.1; done",
+    )
+
+
+def job_state(link: NodeLink, job: str) -> dict[str, Any]:
+    """What the node says of a job: exists, running, rc (None while it runs)."""
+    folder = shlex.quote(str(link.job_dir(job)))
+    out = run_on_node(
+        link,
+        f"if [ ! -d {folder} ]; then echo missing; exit 0; fi; cd {folder}; "
+        "if [ -s rc ]; then echo rc=$(cat rc); "
+        "elif [ -s pid ] && kill -0 $(cat pid) 2>/dev/null; then echo running; "
+        "else echo dead; fi",
+    ).strip()
+    if out == "missing":
+        return {"exists": False, "running": False, "rc": None}
+    if out.startswith("rc="):
+        return {"exists": True, "running": False, "rc": int(out[3:] or 1)}
+    return {"exists": True, "running": out == "running", "rc": None}
+
+
+def cleanup_job(link: NodeLink, job: str) -> None:
+    """Remove the job's folder on the node: stream, output, artifacts, secret."""
+    run_on_node(link, f"rm -rf {shlex.quote(str(link.job_dir(job)))}")
+
+
+def follow_argv(link: NodeLink, job: str, offset: int) -> list[str]:
+    """The ssh command that streams the job's output from byte `offset` until the worker ends."""
+    folder = shlex.quote(str(link.job_dir(job)))
+    script = (
+        f"cd {folder} || exit 3; while [ ! -s pid ]; do sleep 0.2; done; "
+        f"touch out; exec tail -c +{offset + 1} -F --pid=$(cat pid) out 2>/dev/null"
+    )
+    return [*link.ssh_argv(follow=True), link.as_account(script)]
+
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class StreamParser:
+    """ansible-runner's worker stream, fed in chunks of any size, cut anywhere.
+
+    Counts the bytes of whole lines it has taken (`offset`: where to follow
+    from again), skips keepalives and the artifacts zip that ends a job, and
+    hands each event not seen before (by counter and uuid) to `on_event`.
+    """
+
+    on_event: EventSink
+    on_status: Callable[[dict[str, Any]], None] | None = None
+    seen: set[tuple[int, str]] = field(default_factory=set)
+    offset: int = 0
+    eof: bool = False
+    status: str = "unstarted"
+    explanation: str | None = None
+    _buffer: bytes = b""
+    _skip: int = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while self._buffer and not self.eof:
+            if self._skip:
+                taken = self._buffer[: self._skip]
+                self._buffer = self._buffer[len(taken) :]
+                self._skip -= len(taken)
+                self.offset += len(taken)
+                continue
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                return  # a partial line: wait for the rest
+            line, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+            self.offset += end + 1
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise RunnerError(
+                "the worker's stream holds a line that is not JSON",
+                hint="see the job's err file on the node; rerun the shard",
+            ) from None
+        if not isinstance(data, dict):
+            return
+        if "zipfile" in data:
+            # The node's artifacts, base64 of `zipfile` bytes: not brought home.
+            size = int(data["zipfile"])
+            self._skip = 4 * ((size + 2) // 3)
+        elif "eof" in data:
+            self.eof = True
+        elif "status" in data:
+            self.status = str(data["status"])
+            self.explanation = data.get("job_explanation") or self.explanation
+            if self.on_status:
+                self.on_status(data)
+        elif data.get("event") == "keepalive":
+            return
+        else:
+            counter, uuid = data.get("counter"), data.get("uuid")
+            if not counter or not uuid:
+                return
+            key = (int(counter), str(uuid))
+            if key in self.seen:
+                return
+            self.seen.add(key)
+            self.on_event(data)
+
+
+def follow_job(
+    link: NodeLink,
+    job: str,
+    parser: StreamParser,
+    *,
+    on_process: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> bool:
+    """Follow the job's output over SSH from `parser.offset`; True when its eof came.
+
+    False means the SSH session ended first (a dropped link, a killed client):
+    the worker goes on, and following again resumes where the parser stopped.
+    """
+    proc = subprocess.Popen(
+        follow_argv(link, job, parser.offset),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    if on_process:
+        on_process(proc)
+    assert proc.stdout is not None
+    try:
+        for chunk in _chunks(proc.stdout):
+            parser.feed(chunk)
+            if parser.eof:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
+    return parser.eof
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            return
+        yield chunk
+
+
+@dataclass
+class ShardHandle:
+    """A running follow, for a caller that must be able to stop it (Ctrl-C, tests)."""
+
+    process: subprocess.Popen[bytes] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            self.process = proc
+
+    def cut(self) -> None:
+        with self.lock:
+            if self.process is not None and self.process.poll() is None:
+                self.process.kill()
+
+
+def settings_for(mapping: Mapping[str, Any]) -> str:
+    """JSON text for one of the worker's private data dir files."""
+    return json.dumps(dict(mapping))

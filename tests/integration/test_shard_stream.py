@@ -1,0 +1,149 @@
+"""One shard through ansible-runner's real transmit | worker streaming, on this machine.
+
+The shard's transmit stream is built by `runner.transmit_job`, run by the real
+`ansible-runner worker` (the node's half, here with local connections instead
+of SSH to sites), and its output stream read by `StreamParser` in cut-up
+chunks, as a follow over a bad link would deliver it. The vault password
+reaches the worker as a file beside the private data dir, never inside the
+stream; the decrypted canary is masked before anything on the control node
+sees it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+from provision.infra import runner
+from provision.infra.masking import MASK, Masker
+from provision.infra.streaming import StreamParser
+
+PASSWORD = "shard-vault-password-7Q2"
+CANARY = "canary-value-9F3K-never-on-disk"
+
+PLAYBOOK = """\
+- name: Shard
+  hosts: all
+  gather_facts: false
+  vars_files: [canary.yml]
+  tasks:
+    - name: Say the canary
+      ansible.builtin.debug:
+        msg: "{{ canary }}"
+    - name: Do a thing
+      ansible.builtin.command: "true"
+      changed_when: false
+"""
+
+
+def _bin(name: str) -> Path:
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        pytest.skip(f"{name} is not installed beside this Python")
+    return path
+
+
+def _workspace(tmp_path: Path) -> Path:
+    workspace = tmp_path / "ws"
+    playbooks = workspace / "playbooks"
+    playbooks.mkdir(parents=True)
+    (playbooks / "shard.yml").write_text(PLAYBOOK, encoding="utf-8")
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD, encoding="utf-8")
+    vaulted = subprocess.run(
+        [
+            str(_bin("ansible-vault")),
+            "encrypt_string",
+            "--vault-password-file",
+            str(secret),
+            CANARY,
+            "--name",
+            "canary",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (playbooks / "canary.yml").write_text(vaulted, encoding="utf-8")
+    secret.unlink()
+    return workspace
+
+
+def _inventory(hosts: list[str]) -> dict[str, Any]:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    return {"all": {"hosts": {h: dict(local) for h in hosts}}}
+
+
+def test_a_shard_streams_through_the_real_worker_and_no_secret_travels(tmp_path: Path) -> None:
+    worker_bin = _bin("ansible-runner")
+    workspace = _workspace(tmp_path)
+    job_dir = tmp_path / "node" / "job"
+    job_dir.mkdir(parents=True)
+    control = tmp_path / "control"
+    control.mkdir()
+    hosts = ["site-a", "site-b", "site-c"]
+    stream = runner.transmit_job(
+        workspace / "playbooks" / "shard.yml",
+        workspace=workspace,
+        folder=control,
+        inventory=_inventory(hosts),
+        node_job_dir=PurePosixPath(job_dir),
+        node_home=PurePosixPath(Path.home()),
+        node_bin=PurePosixPath(worker_bin.parent),
+        vault=True,
+    )
+    sent = stream.read_bytes()
+    assert PASSWORD.encode() not in sent and CANARY.encode() not in sent
+    assert list(control.iterdir()) == [stream]  # only the stream is left behind
+
+    # The node's half: the secret apart, the worker reading the stream from a file.
+    (job_dir / "secret").write_text(PASSWORD + "\n", encoding="utf-8")
+    out = job_dir / "out"
+    with stream.open("rb") as job_in, out.open("wb") as job_out:
+        subprocess.run(
+            [
+                str(worker_bin),
+                "worker",
+                "--private-data-dir",
+                str(job_dir / "pdd"),
+                "--keepalive-seconds",
+                "1",
+            ],
+            stdin=job_in,
+            stdout=job_out,
+            check=True,
+            timeout=300,
+        )
+    data = out.read_bytes()
+
+    masker = Masker.of([CANARY])
+    events: list[dict[str, Any]] = []
+
+    def on_event(raw: dict[str, Any]) -> None:
+        masker.scrub(raw)
+        events.append(raw)
+
+    parser = StreamParser(on_event=on_event)
+    half = len(data) // 2
+    parser.feed(data[:half])  # the link drops here, mid-line most likely
+    replay = StreamParser(on_event=on_event, seen=set(parser.seen))
+    replay.feed(data[parser.offset :])  # follow again from the last whole line
+    assert replay.eof and replay.status == "successful"
+
+    keys = [(e["counter"], e["uuid"]) for e in events]
+    assert len(keys) == len(set(keys))
+    recap = [e for e in events if e["event"] == "playbook_on_stats"]
+    assert len(recap) == 1
+    stats = runner.stats_of(recap[0]["event_data"])
+    assert sorted(stats) == hosts and all(s.ok == 2 for s in stats.values())
+    per_host = {
+        h: sum(1 for e in events if e.get("event_data", {}).get("host") == h) for h in hosts
+    }
+    assert len(set(per_host.values())) == 1 and per_host["site-a"] > 0
+    said = [e for e in events if e["event"] == "runner_on_ok" and "canary" in str(e).lower()]
+    assert said and all(CANARY not in str(e) for e in events)
+    assert any(MASK in str(e) for e in said)

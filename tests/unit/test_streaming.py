@@ -1,0 +1,63 @@
+"""The worker-stream parser: partial lines, keepalives, the artifacts zip, replays."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from provision.errors import RunnerError
+from provision.infra.streaming import StreamParser
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data).encode() + b"\n"
+
+
+def _stream() -> bytes:
+    zipped = b"PK\x03\x04 not really a zip but bytes all the same"
+    return b"".join(
+        [
+            _line({"status": "starting"}),
+            _line({"event": "playbook_on_start", "counter": 1, "uuid": "a"}),
+            _line({"event": "keepalive", "counter": 0, "uuid": 0}),
+            _line({"event": "runner_on_ok", "counter": 2, "uuid": "b"}),
+            _line({"status": "successful"}),
+            _line({"zipfile": len(zipped)}),
+            base64.b64encode(zipped),
+            _line({"eof": True}),
+        ]
+    )
+
+
+def test_events_come_once_each_whatever_the_cuts() -> None:
+    data = _stream()
+    for size in (1, 7, 64, len(data)):
+        got: list[int] = []
+        parser = StreamParser(on_event=lambda e, got=got: got.append(e["counter"]))
+        for start in range(0, len(data), size):
+            parser.feed(data[start : start + size])
+        assert got == [1, 2]
+        assert parser.eof
+        assert parser.status == "successful"
+        assert parser.offset == len(data)
+
+
+def test_a_replay_from_an_earlier_offset_skips_what_was_seen() -> None:
+    data = _stream()
+    got: list[int] = []
+    parser = StreamParser(on_event=lambda e: got.append(e["counter"]))
+    cut = data.index(b"runner_on_ok") + 5  # the link drops in the middle of an event
+    parser.feed(data[:cut])
+    assert got == [1]
+    replay = StreamParser(on_event=lambda e: got.append(e["counter"]), seen=set(parser.seen))
+    replay.feed(data)
+    assert got == [1, 2]
+
+
+def test_a_line_that_is_not_json_is_an_error() -> None:
+    parser = StreamParser(on_event=lambda e: None)
+    with pytest.raises(RunnerError, match="not JSON"):
+        parser.feed(b"Traceback (most recent call last)\n")
