@@ -19,7 +19,8 @@ HOST_KEY_REFUSED = (
     "host key refused: the host's SSH key is not the one recorded in the environment's "
     "known_hosts (REMOTE HOST IDENTIFICATION HAS CHANGED, or no key is recorded for it); "
     "if the host was reinstalled, remove its old key and run provision bootstrap for it, "
-    "otherwise treat it as another machine answering at its address"
+    "otherwise treat it as another machine answering at its address (a possible "
+    "man-in-the-middle) and do not trust it"
 )
 
 _SIGNS = re.compile(
