@@ -138,6 +138,7 @@ COMMANDS: dict[str, str] = {
     "portal": "provision.cli.portal:portal",
     "ca": "provision.cli.ca:ca",
     "image": "provision.cli.image:image",
+    "bundle": "provision.cli.bundle:bundle",
 }
 
 
