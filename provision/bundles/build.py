@@ -36,8 +36,8 @@ from provision.standards.service import pick_standard
 #: A bundle a PC has not replaced within this long is refused: a stolen or
 #: forgotten copy stops being policy.
 DEFAULT_VALID_DAYS = 30
-#: Playbooks that are not a role's: the evidence playbook and site.yml's imports.
-_NOT_ROLE_PLAYBOOKS = {"compliance.yml", "site.yml"}
+#: Playbooks that are not a role's own: evidence, site.yml, and those that set up pull mode.
+_NOT_ROLE_PLAYBOOKS = {"compliance.yml", "site.yml", "pull_agents.yml", "bundle_servers.yml"}
 #: What the PC's local ansible-playbook reads (no SSH settings: it runs -c local).
 ANSIBLE_CFG = b"""\
 # Written by provision bundle build: settings for a local apply on the host.
@@ -177,6 +177,18 @@ def without_vaulted(values: Any, where: str, withheld: list[str]) -> Any:
     return values
 
 
+#: How the control node reaches a host: meaningless on the host itself, which
+#: applies its bundle with `-c local`.
+_REMOTE_ONLY = ("ansible_host", "ansible_port", "ansible_user", "ansible_ssh_", "ansible_sftp_")
+
+
+def local_vars(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A host's variables for a local apply: connection settings replaced by local."""
+    kept = {k: v for k, v in values.items() if not k.startswith(_REMOTE_ONLY)}
+    kept["ansible_connection"] = "local"
+    return kept
+
+
 def _canonical(data: Any) -> bytes:
     return (json.dumps(data, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode()
 
@@ -254,7 +266,7 @@ def build_bundles(
         inventory_hosts: dict[str, Any] = {}
         children: dict[str, dict[str, Any]] = {}
         for host in members:
-            values = without_vaulted(hostvars[host], host, withheld)
+            values = local_vars(without_vaulted(hostvars[host], host, withheld))
             plan = plan_host(standard, host, values, memberships.get(host, set()))
             requests[plan.request_key] = plan.request
             inventory_hosts[host] = {**values, "provision_evidence_key": plan.request_key}

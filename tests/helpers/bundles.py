@@ -58,3 +58,34 @@ def pull_workspace(root: Path) -> tuple[Settings, str]:
         + "  plain: kept\n"
     )
     return load_settings(workspace=workspace, environ={}), vaulted
+
+
+def demo_workspace(root: Path, demo_path: Path) -> Settings:
+    """A pull workspace whose lab PC playbook only writes `demo_path` (see
+    tests/fixtures/pull): what an agent applies on this machine, as root, in a test."""
+    settings, _ = pull_workspace(root)
+    playbooks = settings.workspace / "playbooks"
+    playbooks.unlink()
+    shutil.copytree(REPO / "tests" / "fixtures" / "pull" / "playbooks", playbooks)
+    shutil.copy(REPO / "playbooks" / "compliance.yml", playbooks)
+    shutil.copytree(REPO / "playbooks" / "library", playbooks / "library")
+    set_demo(settings, demo_path, "one")
+    return settings
+
+
+def set_demo(settings: Settings, demo_path: Path, text: str) -> None:
+    """What the next bundle for pc1 writes into `demo_path`."""
+    group_vars = settings.inventory_path / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    (group_vars / "all.yml").write_text(
+        yaml.safe_dump(
+            {
+                "pull_demo_path": str(demo_path),
+                "pull_demo_text": text,
+                # Tests run as root on a machine without sudo, and Ansible's
+                # interpreter discovery may find a shim rather than a Python.
+                "ansible_become": False,
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
+        )
+    )
