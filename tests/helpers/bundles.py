@@ -89,3 +89,62 @@ def set_demo(settings: Settings, demo_path: Path, text: str) -> None:
             }
         )
     )
+
+
+#: Where Debian 12's ansible-core (what a PC in pull mode runs) is unpacked for tests.
+DEBIAN_ANSIBLE = Path("/var/cache/provision/ansible-core-deb12")
+_DEBIAN_PACKAGES = (
+    "ansible-core",
+    "python3-jinja2",
+    "python3-markupsafe",
+    "python3-packaging",
+    "python3-resolvelib",
+)
+
+
+def debian_ansible_playbook() -> Path | None:
+    """An ansible-playbook of Debian 12's own ansible-core package (2.14), or None.
+
+    Fetched once with `apt-get download` from the machine's own apt sources and
+    unpacked (not installed) under DEBIAN_ANSIBLE; run with Debian's /usr/bin/python3.
+    """
+    wrapper = DEBIAN_ANSIBLE / "ansible-playbook"
+    if wrapper.is_file():
+        return wrapper
+    python = Path("/usr/bin/python3")
+    if not python.is_file() or shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        return None
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ansible-deb12-") as tmp:
+        got = subprocess.run(
+            ["apt-get", "download", *_DEBIAN_PACKAGES],
+            cwd=tmp,
+            capture_output=True,
+            check=False,
+            timeout=600,
+        )
+        debs = sorted(Path(tmp).glob("*.deb"))
+        if got.returncode != 0 or len(debs) != len(_DEBIAN_PACKAGES):
+            return None
+        root = Path(tmp) / "root"
+        for deb in debs:
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, timeout=120)
+        (Path(tmp) / "ansible-playbook").write_text(
+            "#!/bin/sh\n"
+            f"export PYTHONPATH={DEBIAN_ANSIBLE}/root/usr/lib/python3/dist-packages\n"
+            f'exec {python} {DEBIAN_ANSIBLE}/root/usr/bin/ansible-playbook "$@"\n'
+        )
+        (Path(tmp) / "ansible-playbook").chmod(0o755)
+        DEBIAN_ANSIBLE.parent.mkdir(parents=True, exist_ok=True)
+        staging = DEBIAN_ANSIBLE.with_name(DEBIAN_ANSIBLE.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        shutil.move(str(root), staging / "root")
+        shutil.move(str(Path(tmp) / "ansible-playbook"), staging / "ansible-playbook")
+        try:
+            staging.rename(DEBIAN_ANSIBLE)  # whole or not at all; another run may have won
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return wrapper if wrapper.is_file() else None

@@ -8,8 +8,10 @@ import base64
 import http.server
 import importlib.util
 import json
+import os
 import shutil
 import ssl
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from provision.bundles import build_bundles, init_key, key_info
 from provision.bundles.archive import pack, unpack
 from provision.infra import crypto
 from provision.settings import Settings
-from tests.helpers.bundles import demo_workspace, pull_workspace, set_demo
+from tests.helpers.bundles import debian_ansible_playbook, demo_workspace, pull_workspace, set_demo
 from tests.helpers.workspace import REPO
 
 AGENT_DIR = REPO / "playbooks" / "roles" / "pull_agent" / "files"
@@ -244,3 +246,32 @@ def test_fetch_apply_upload_and_offline_queue(
     assert len(list(agent.outbox.glob("*.json"))) == 1 and len(state.uploads) == 1
     token.write_text("s3cret-token\n")
     assert agent.upload() == 1 and len(state.uploads) == 2
+
+
+def test_the_agent_and_the_lab_pc_content_work_with_debian_12s_ansible_core(
+    demo: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    """A PC applies bundles with the ansible-core its field server's package cache
+    gives it (Debian 12's 2.14): the agent's callback and the roles must work there."""
+    playbook = debian_ansible_playbook()
+    if playbook is None:
+        pytest.skip("Debian 12's ansible-core could not be fetched with apt-get download")
+    version = subprocess.run([str(playbook), "--version"], capture_output=True, text=True)
+    assert "core 2.14." in version.stdout
+    for name in ("lab_pcs.yml", "pull_agents.yml", "compliance.yml"):
+        check = subprocess.run(
+            [str(playbook), "-i", "localhost,", "--syntax-check", f"playbooks/{name}"],
+            cwd=REPO,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stderr
+    settings, target = demo
+    agent = _agent(settings, tmp_path, ansible_playbook=str(playbook))
+    assert agent.accept(_bundle(settings), datetime.now(UTC))
+    assert agent.apply(datetime.now(UTC), offline=True) == 0
+    assert target.read_text() == "one\n"
+    (result,) = _results(agent)
+    assert result["changed"] == 1 and result["evidence"]["os_release"]["id"]

@@ -24,6 +24,7 @@ bundle held yet), 3 bad configuration.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import hashlib
 import io
@@ -186,6 +187,10 @@ class Agent:
             self.state = Path(config.get("state_dir", "/var/lib/provision-pull"))
         except KeyError as exc:
             raise SystemExit(f"configuration: {exc} is missing") from None
+        if self.server and not self.server.startswith("https://"):
+            # Bundles are public policy, but results are not, and the CA is the only
+            # proof that the server is the field server.
+            raise SystemExit(f"configuration: server {self.server!r} is not an https:// URL")
         self.ca_file = config.get("ca_file") or None
         self.token_file = config.get("upload_token_file") or None
         self.playbook_command = str(config.get("ansible_playbook", "ansible-playbook"))
@@ -263,7 +268,7 @@ class Agent:
                 headers={
                     "Content-Type": "application/json",
                     "Authorization": "Basic "
-                    + __import__("base64").b64encode(f"{self.host}:{token}".encode()).decode(),
+                    + base64.b64encode(f"{self.host}:{token}".encode()).decode(),
                 },
             )
             try:
@@ -352,9 +357,7 @@ class Agent:
         for path in (apply_events, evidence_events):
             path.unlink(missing_ok=True)
         rc = self._playbook(work, str(manifest["playbook"]), [], apply_events)
-        self._playbook(
-            work, "playbooks/compliance.yml", ["-e", "@evidence.json"], evidence_events
-        )
+        self._playbook(work, "playbooks/compliance.yml", ["-e", "@evidence.json"], evidence_events)
         tasks = _events(apply_events)
         evidence = next(
             (t.get("result") for t in _events(evidence_events) if t.get("evidence")), None
