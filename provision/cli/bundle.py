@@ -193,3 +193,57 @@ def verify(app: AppContext, file: Path, allowed_signers: Path | None, as_json: b
         f"{len(manifest.hosts)} hosts, valid until {manifest.not_after:%Y-%m-%d %H:%M} UTC",
         markup=False,
     )
+
+
+@bundle.command()
+@selection_argument(missing=None)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder of bundles to publish. Default: the newest build in STATE_DIR/bundles/.",
+)
+@click.option("--check", is_flag=True, help="Preview the rollout: change nothing on the servers.")
+@click.option("--yes", is_flag=True, help="Do not ask before publishing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@env_option
+@pass_app
+def publish(
+    app: AppContext,
+    selection: str | None,
+    source: Path | None,
+    check: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Publish bundles on the field servers SELECTION names (default: every one).
+
+    Every bundle is verified first; the servers get them over a recorded rollout
+    of playbooks/bundle_servers.yml (provision runs), with a department CA
+    certificate for their bundle_server_name and the hashed upload secrets of
+    every PC in pull mode.
+
+    \b
+    Example:
+      provision bundle publish --yes
+      provision bundle publish district:gazipur --from /srv/bundles/000012 --check
+    """
+    from provision.bundles.publish import plan_publish, prepare_publish
+    from provision.cli.rollout import _confirm, _drive
+    from provision.rollout import run_rollout
+
+    planned = plan_publish(app.settings, selection, source=source, check=check)
+    console.err.print(
+        f"{len(planned.bundles)} bundles from {planned.source} to "
+        f"{len(planned.servers)} field servers; {len(planned.pull_hosts)} PCs in pull mode",
+        markup=False,
+    )
+    plan = planned.plan
+    _confirm(plan, yes)
+    prepare_publish(app.settings, planned)
+    _drive(
+        app,
+        len(plan.hosts),
+        as_json,
+        lambda display, stop: run_rollout(app.settings, plan, on_progress=display, stop=stop),
+    )
