@@ -83,8 +83,14 @@ def _run_agent(lab: Lab) -> None:
     lab.ssh(PC, "systemctl start --no-block provision-pull.service")
     deadline = time.monotonic() + 2400
     while time.monotonic() < deadline:
-        now = dict(line.split("=", 1) for line in lab.ssh(PC, show).split())
-        if now["ActiveState"] in ("inactive", "failed") and lab.ssh(PC, show) != before:
+        try:
+            shown = lab.ssh(PC, show)
+        except AssertionError:
+            # The apply restarts sshd (ssh_hardening): refused for a moment, then back.
+            time.sleep(2)
+            continue
+        now = dict(line.split("=", 1) for line in shown.split())
+        if now["ActiveState"] in ("inactive", "failed") and shown != before:
             return
         time.sleep(2)
     raise AssertionError("the pull agent's run did not end")
