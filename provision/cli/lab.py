@@ -261,3 +261,33 @@ def _render_playbook_result(result: PlaybookResult, as_json: bool) -> None:
         )
     console.out.print(table)
     console.out.print(f"artifacts: {result.private_data_dir}")
+
+
+@lab.command()
+@click.argument("name")
+@pass_app
+def cut(app: AppContext, name: str) -> None:
+    """Cut one host's network link; it keeps running, as a PC whose link is down.
+
+    `provision lab restore NAME` gives the link back.
+
+    \b
+    Example:
+      provision lab cut dhk-kal-lab01
+    """
+    link = service.cut_host(app.settings, name)
+    console.out.print(f"{name} is cut off ({link} down)", markup=False)
+
+
+@lab.command()
+@click.argument("name")
+@pass_app
+def restore(app: AppContext, name: str) -> None:
+    """Give a cut host its network link back.
+
+    \b
+    Example:
+      provision lab restore dhk-kal-lab01
+    """
+    link = service.restore_host(app.settings, name)
+    console.out.print(f"{name} is back on the network ({link} up)", markup=False)

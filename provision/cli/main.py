@@ -139,6 +139,7 @@ COMMANDS: dict[str, str] = {
     "nodes": "provision.cli.nodes:nodes",
     "ca": "provision.cli.ca:ca",
     "image": "provision.cli.image:image",
+    "bundle": "provision.cli.bundle:bundle",
 }
 
 

@@ -593,3 +593,41 @@ def _proxy_processes(run_dir: Path) -> list[int]:
             if "apt-cacher-ng" in cmdline and conf in cmdline:
                 pids.append(int(proc.name))
     return pids
+
+
+def _set_link(settings: Settings, name: str, up: bool) -> str:
+    """Bring host `name`'s link on the lab bridge up or down; return the link's name.
+
+    nspawn names the host side of a host's veth `vb-<bridge>-<name>` (kept as an
+    altname when the kernel's name is shortened), so only that host loses the
+    network: it keeps running, and so does every other host.
+    """
+    paths, lab = _require(settings)
+    with _locked(paths):
+        record = _record(lab, name)
+        if not machine.is_running(record.pid, record.name):
+            raise StateError(f"lab host {name} is not running", hint=f"provision lab start {name}")
+        link = f"vb-{lab.bridge}-{name}"
+        proc = subprocess.run(
+            ["ip", "link", "set", "dev", link, "up" if up else "down"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise StateError(
+                f"cannot set the link {link} of {name} {'up' if up else 'down'}: "
+                f"{proc.stderr.strip()}",
+                hint="see ip link show master " + lab.bridge,
+            )
+        return link
+
+
+def cut_host(settings: Settings, name: str) -> str:
+    """Cut one running host off the lab network (its link down); it keeps running."""
+    return _set_link(settings, name, up=False)
+
+
+def restore_host(settings: Settings, name: str) -> str:
+    """Give a cut host its link back."""
+    return _set_link(settings, name, up=True)
