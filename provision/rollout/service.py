@@ -28,7 +28,7 @@ from typing import Any
 
 from provision.access import secrets
 from provision.errors import ExitStatus, InputError, StateError, exit_status_for
-from provision.infra import runner
+from provision.infra import runner, syntax_cache
 from provision.infra.identity import current_user
 from provision.infra.processes import RunProcess, stop_run_processes
 from provision.infra.store import (
@@ -305,12 +305,15 @@ def check_run_inputs(settings: Settings, playbook: Path, options: Mapping[str, A
     none is left in the history to resume.
     """
     vault = secrets.configured_source(settings)
-    runner.check_syntax(
-        playbook,
-        workspace=settings.workspace,
-        # A missing vault password file is refused by its own check, with its own words.
-        vault_password_file=vault if vault is not None and vault.exists() else None,
+    # A missing vault password file is refused by its own check, with its own words.
+    vault_file = vault if vault is not None and vault.exists() else None
+    # Unchanged content that parsed before is not parsed again (syntax_cache).
+    known = syntax_cache.fingerprint(
+        playbook, workspace=settings.workspace, vault_password_file=vault_file
     )
+    if not syntax_cache.passed(settings.state_path, known):
+        runner.check_syntax(playbook, workspace=settings.workspace, vault_password_file=vault_file)
+        syntax_cache.remember(settings.state_path, known)
     _vars_file(options.get("vars_file"))
     _load(settings)
 
