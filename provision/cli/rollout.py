@@ -78,6 +78,9 @@ class Display:
         self.waves = 0
         self.task = ""
         self.counts = {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0, "skipped": 0}
+        #: Hosts done per execution node (None: the control node), shown once a
+        #: node has done one: a shard's progress, or its silence, is visible.
+        self.by_node: dict[str | None, int] = {}
         self._lock = threading.Lock()
         self._live: Live | None = None
 
@@ -99,7 +102,17 @@ class Display:
                 f"[dim]{self.counts['skipped']} skipped[/]"
             )
             task = Text(f"task: {self.task}" if self.task else "", style="dim")
+            if any(node is not None for node in self.by_node):
+                return RichGroup(head, bar, line, Text(self.node_line(), style="cyan"), task)
             return RichGroup(head, bar, line, task)
+
+    def node_line(self) -> str:
+        """Hosts done where they ran: "done on: control node 3 · gazipur 5"."""
+        parts = [
+            f"{'control node' if node is None else node} {done}"
+            for node, done in sorted(self.by_node.items(), key=lambda item: item[0] or "")
+        ]
+        return "done on: " + " · ".join(parts)
 
     def __enter__(self) -> Display:
         if self.live_mode:
@@ -126,6 +139,7 @@ class Display:
             elif p.kind == "results":
                 for r in p.results:
                     self.counts[r.outcome] = self.counts.get(r.outcome, 0) + 1
+                    self.by_node[r.node] = self.by_node.get(r.node, 0) + 1
         if p.kind == "run":
             self.note(f"run {p.run_id}" + (" resumed" if p.message else " started"))
         elif p.kind == "note":
@@ -136,11 +150,18 @@ class Display:
         elif p.kind == "results" and not self.live_mode:
             for r in p.results:
                 extra = f" at {r.failed_task!r}: {r.message}" if r.failed_task else ""
-                self.note(f"  {r.host} {r.outcome}{extra}")
+                self.note(f"  {r.host} {r.outcome}{extra}{_on_node(r.node)}")
         elif p.kind == "results":
             for r in p.results:
                 if r.outcome in ("failed", "unreachable"):
-                    self.note(f"  {r.host} {r.outcome} at {r.failed_task!r}: {r.message or ''}")
+                    self.note(
+                        f"  {r.host} {r.outcome} at {r.failed_task!r}: {r.message or ''}"
+                        f"{_on_node(r.node)}"
+                    )
+
+
+def _on_node(node: str | None) -> str:
+    return f" (on node {node})" if node else ""
 
 
 @contextmanager
