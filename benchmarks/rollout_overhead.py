@@ -38,7 +38,7 @@ from benchmarks.lab_workspace import lab_workspace  # noqa: E402
 from provision.infra import runner, strategy  # noqa: E402
 from provision.lab import service  # noqa: E402
 
-SUBNET = "10.213.13.0/24"
+SUBNET = "10.213.16.0/24"  # its own: it may run beside site_speed
 
 
 def write_playbook(path: Path, tasks: int) -> None:
