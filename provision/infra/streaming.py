@@ -182,7 +182,10 @@ def job_state(link: NodeLink, job: str) -> dict[str, Any]:
         link,
         f"if [ ! -d {folder} ]; then echo missing; exit 0; fi; cd {folder}; "
         "if [ -s rc ]; then echo rc=$(cat rc); "
-        "elif [ -s pid ] && kill -0 $(cat pid) 2>/dev/null; then echo running; "
+        # The pid must still be the job's shell (whose command line names the
+        # folder): after the node rebooted, another process may have its number.
+        f"elif [ -s pid ] && grep -qaF {shlex.quote(job)} /proc/$(cat pid)/cmdline 2>/dev/null;"
+        " then echo running; "
         "else echo dead; fi",
     ).strip()
     if out == "missing":

@@ -358,3 +358,24 @@ def ensure_nodes_ready(
     checks = check_nodes(settings, loaded, chosen, nodes, sample_size=0)
     refuse_unready(checks, allow_unreachable=allow_unreachable)
     return {check.name: check for check in checks if check.ready}
+
+
+def nodes_for_resume(
+    settings: Settings, loaded: LoadedInventory, chosen: Iterable[Node], nodes: Sequence[Node]
+) -> tuple[dict[str, NodeCheck], dict[str, str]]:
+    """What a resumed run may send shards to: (ready nodes, unreachable node -> why).
+
+    A resume must not be refused for a node that is down: the hosts of that
+    node's shard stay not run, with the reason, and the rest of the run goes
+    on. A node that answers with the wrong versions or no worker is refused as
+    before a run.
+    """
+    checks = check_nodes(settings, loaded, chosen, nodes, sample_size=0)
+    refuse_unready(checks, allow_unreachable=True)
+    ready = {check.name: check for check in checks if check.ready}
+    down = {
+        check.name: f"cannot be reached ({check.message})"
+        for check in checks
+        if not check.reachable
+    }
+    return ready, down
