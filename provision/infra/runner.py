@@ -66,6 +66,7 @@ from provision.infra.streaming import (
     cleanup_job,
     follow_job,
     job_state,
+    secret_file,
     start_job,
 )
 
@@ -704,7 +705,7 @@ def transmit_job(
 
     The zip holds the shard's inventory slice, the playbooks folder and a node
     ansible.cfg, never a secret: the vault password is named by path only
-    (`<job>/secret` on the node, sent apart by `streaming.start_job`).
+    (`streaming.secret_file`, on the node's tmpfs, sent apart by `streaming.start_job`).
     """
     playbooks = workspace / "playbooks"
     pdd = folder / "pdd"
@@ -721,7 +722,7 @@ def transmit_job(
     if tags:
         cmdline += ["--tags", ",".join(tags)]
     if vault:
-        cmdline += ["--vault-password-file", str(node_job_dir / "secret")]
+        cmdline += ["--vault-password-file", str(secret_file(node_job_dir))]
     node_pdd = node_job_dir / "pdd"
     stream = folder / "job.in"
     with stream.open("wb") as out:

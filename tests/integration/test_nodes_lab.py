@@ -183,9 +183,10 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
     host not run; `resume` while the node is down keeps it so, with the reason, and
     once the node is back it reruns only that shard's host."""
     install_gated_playbook(lab)
-    close_gates(lab, _hosts(lab))
-    open_gates(lab, [h for h in _hosts(lab) if h != KALIGANJ_SITE])
-    proc, run_id = _start_gated_run(lab)
+    close_gates(lab, [KALIGANJ_SITE])
+    open_gates(lab, [GAZIPUR_SITE])
+    # Only the nodes' sites: the field server stopped is a host of no run here.
+    proc, run_id = _start_gated_run(lab, GATED, f"{GAZIPUR_SITE},{KALIGANJ_SITE}")
     wait_for(
         lambda: task_rows_of(lab.settings, run_id, KALIGANJ_SITE) > 0,
         600,
@@ -209,7 +210,7 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
             assert KALIGANJ_SITE not in store.host_results(run_id), down.stdout
         assert again.status == "stopped"
         assert "node kaliganj: cannot be reached" in (again.stop_reason or ""), again.stop_reason
-        assert "node kaliganj: cannot be reached" in down.stdout
+        assert "node kaliganj: cannot be reached" in " ".join(down.stdout.split())
         assert events_per_host(lab.settings, run_id) == rows  # nothing ran anywhere
     finally:
         lab_service.start_host(lab.settings, NODE_OF["kaliganj"])
@@ -315,7 +316,9 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
         for node in NODE_HOSTS:
             assert jobs_left(lab, node) == [], node
             for secret in (CANARY, PASSWORD):
-                found = lab.ssh(node, f"grep -rlaF {secret} {NODE_PLACES} 2>/dev/null || true")
+                found = lab.ssh(
+                    node, f"grep -rlaF -D skip {secret} {NODE_PLACES} 2>/dev/null || true"
+                )
                 assert found.strip() == "", (node, found)
         disks = lab.settings.state_path / "lab" / "hosts"
         node_disks = [disks / node / "upper" for node in NODE_HOSTS]
