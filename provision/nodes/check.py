@@ -7,7 +7,8 @@ the ansible-core and ansible-runner of the node's virtualenv, CPU, memory and
 free disk of its work directory, and, from the node as its own account with its
 own key, whether a sample of the hosts it serves answer over SSH.
 
-`ensure_nodes_ready` is what a run calls before it sends a shard: a node whose
+`ensure_nodes_ready` is what a run calls before it sends a shard (`nodes_for_resume`
+when it resumes: a node that is down is left out, not refused): a node whose
 ansible-core or ansible-runner differs from the control node's is refused with
 `VersionSkewError` (naming both versions), one without a worker with
 `NodeNotReadyError`; both say to run `provision nodes setup NAME`.

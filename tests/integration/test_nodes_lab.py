@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
-from provision.infra import crypto
+from provision.infra import crypto, streaming
 from provision.infra.store import open_store
 from provision.lab import service as lab_service
 from provision.nodes import layout
@@ -269,9 +269,10 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
 ) -> None:
     """The canary, vaulted in the inventory, reaches node gazipur's site through a
     shard. While the job runs its folder is the worker account's alone (0700, its
-    output 0600); after it, neither the canary nor the vault password is in any file
-    of the node (its whole disk, its tmpfs, its work and home folders) nor under the
-    control node's workspace and state directory (the store, artifacts)."""
+    output 0600, the vault password 0600 on the node's tmpfs); after it, neither
+    the canary nor the vault password is in any file of the node (its whole disk,
+    its tmpfs, its work and home folders) nor under the control node's workspace
+    and state directory (the store, artifacts)."""
     sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
     host_vars = lab.inventory / "host_vars" / GAZIPUR_SITE
     host_vars.mkdir(parents=True, exist_ok=True)
@@ -295,7 +296,8 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
         )
         modes = lab.ssh(
             NODE_OF["gazipur"],
-            f"cd {layout.WORK_DIR} && stat -c '%a %U %n' */ */out */secret",
+            f"cd {layout.WORK_DIR} && stat -c '%a %U %n' */ */out"
+            f" {streaming.SECRET_DIR}/provision-node-*.secret",
         ).split("\n")
         assert [line.split()[:2] for line in modes if line] == [
             [m, layout.USER]
