@@ -117,7 +117,13 @@ def _start_gated_run(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    wait_for(lambda: latest_run(lab.settings) > before, 300, "the run to be recorded")
+    wait_for(
+        lambda: latest_run(lab.settings) > before or proc.poll() is not None,
+        300,
+        "the run to be recorded",
+    )
+    if latest_run(lab.settings) == before:
+        raise AssertionError(f"the run was refused: {proc.communicate()[0]}")
     return proc, latest_run(lab.settings)
 
 
@@ -186,7 +192,7 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
     close_gates(lab, [KALIGANJ_SITE])
     open_gates(lab, [GAZIPUR_SITE])
     # Only the nodes' sites: the field server stopped is a host of no run here.
-    proc, run_id = _start_gated_run(lab, GATED, f"{GAZIPUR_SITE},{KALIGANJ_SITE}")
+    proc, run_id = _start_gated_run(lab, GATED, f"{GAZIPUR_SITE};{KALIGANJ_SITE}")
     wait_for(
         lambda: task_rows_of(lab.settings, run_id, KALIGANJ_SITE) > 0,
         600,
