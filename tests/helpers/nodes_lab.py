@@ -55,6 +55,12 @@ class NodesLab(Lab):
 def nodes_lab(root: Path, hosts_spec: str | None = None) -> Iterator[NodesLab]:
     subnet = claim_test_subnet()
     settings = lab_settings(root / "workspace", subnet)
+    # A shard carries the workspace's playbooks/ folder: a copy of the repository's
+    # here (not its symlink), so that tests add playbooks of their own to it.
+    playbooks = settings.workspace / "playbooks"
+    source = playbooks.resolve()
+    playbooks.unlink()
+    shutil.copytree(source, playbooks, ignore=shutil.ignore_patterns("__pycache__"))
     try:
         result = up_with_nodes(settings, hosts_spec)
         yield NodesLab(settings, result.up.hosts, result)
@@ -66,15 +72,21 @@ def nodes_lab(root: Path, hosts_spec: str | None = None) -> Iterator[NodesLab]:
 # -- shards cut mid-run: the gated playbook, the follows, the store -------------------
 
 #: The playbook that holds still until a release file is on the host (its start
-#: marker first: a task row the test waits for), copied under the workspace's
-#: playbooks/ since a shard carries only that folder.
+#: marker first: a task row the test waits for), copied into the workspace's own
+#: playbooks/ (see `nodes_lab`) since a shard carries only that folder.
 GATED = "rollout_block.yml"
 GATE = "/var/tmp/provision-rollout"
 
 
+def workspace_playbook(lab: Lab, name: str) -> Path:
+    """Where a test's own playbook goes: the lab workspace's playbooks/, never the repository's."""
+    folder = lab.settings.workspace / "playbooks"
+    assert not folder.is_symlink(), f"{folder} is the repository's own folder"
+    return folder / name
+
+
 def install_gated_playbook(lab: Lab) -> str:
-    target = lab.settings.workspace / "playbooks" / GATED
-    shutil.copyfile(FIXTURES / "playbooks" / GATED, target)
+    shutil.copyfile(FIXTURES / "playbooks" / GATED, workspace_playbook(lab, GATED))
     return GATED
 
 

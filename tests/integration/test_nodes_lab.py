@@ -35,6 +35,7 @@ from tests.helpers.nodes_lab import (
     nodes_lab,
     open_gates,
     task_rows_of,
+    workspace_playbook,
 )
 from tests.helpers.rollout_lab import cli_env, run_provision, wait_for
 
@@ -241,6 +242,7 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
 CANARY = "canary-node-6b1e93f0d27a4c85"
 PASSWORD = "vault-pass-node-41c8e2a7"
 CANARY_PLAYBOOK = """\
+---
 - name: Use a vaulted variable on a node's site
   hosts: all
   gather_facts: false
@@ -290,7 +292,7 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
     client = tmp_path / "vault-client"
     client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
     client.chmod(0o700)
-    (lab.settings.workspace / "playbooks" / "nodes_canary.yml").write_text(CANARY_PLAYBOOK)
+    workspace_playbook(lab, "nodes_canary.yml").write_text(CANARY_PLAYBOOK)
     close_gates(lab, [GAZIPUR_SITE])
     env = {**cli_env(lab.settings), "PROVISION_VAULT_PASSWORD_FILE": str(client)}
     proc, run_id = _start_gated_run(lab, "nodes_canary.yml", GAZIPUR_SITE, env=env)
