@@ -138,6 +138,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     chosen = strategy.resolve(args.strategy)
+    # A machine busy with other work can take longer than Ansible's 10 s to answer
+    # an SSH connection; every action gets the same, longer, connect timeout.
+    os.environ.setdefault("ANSIBLE_TIMEOUT", "60")
     ansible_playbook = runner.tool_path("ansible-playbook")
     assert ansible_playbook is not None
     with lab_workspace(SUBNET, link_playbooks=False) as settings:

@@ -36,6 +36,7 @@ from provision.errors import InputError, PrerequisiteError
 from provision.infra import crypto
 from provision.infra.atomic import write_atomic
 from provision.infra.masking import Masker, named_secrets
+from provision.infra.yamlfile import SafeLoader
 from provision.settings import Settings
 
 #: A tmpfs every Linux has: a decrypted file for `edit` never reaches a disk there.
@@ -365,7 +366,7 @@ def _vault_texts(value: Any) -> Iterator[str]:
             yield from _vault_texts(item)
 
 
-class _PlaybookLoader(yaml.SafeLoader):
+class _PlaybookLoader(SafeLoader):  # type: ignore[misc]
     """Safe YAML for playbooks: `!vault` as Ansible's JSON form, any other tag as plain."""
 
 

@@ -303,15 +303,18 @@ def _execution_nodes(
     """
     if local:
         return None
-    from provision.access import keys
-    from provision.infra.streaming import NodeLink
-    from provision.model.nodes import assign_hosts
-    from provision.nodes import layout, registry
-    from provision.nodes.check import ensure_nodes_ready, nodes_for_resume, targets_of
-    from provision.rollout.shards import ExecutionNodes
+    from provision.nodes import registry
 
     if not registry.nodes_path(settings).exists():
         return None
+    # Only a workspace with nodes pays for importing SSH keys and the stream.
+    from provision.access import keys
+    from provision.infra.streaming import NodeLink
+    from provision.model.nodes import assign_hosts
+    from provision.nodes import layout
+    from provision.nodes.check import ensure_nodes_ready, nodes_for_resume, targets_of
+    from provision.rollout.shards import ExecutionNodes
+
     found, loaded = registry.checked_nodes(settings)
     if not found.nodes:
         return None
