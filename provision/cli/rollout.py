@@ -312,11 +312,15 @@ _LOCAL = click.option(
 )
 
 
-def _execution_nodes(settings: Settings, hosts: Sequence[str], local: bool) -> Any:
+def _execution_nodes(
+    settings: Settings, hosts: Sequence[str], local: bool, *, resuming: bool = False
+) -> Any:
     """The nodes that take shards of a run over `hosts`, checked ready; None to run locally.
 
     A node whose versions differ from the control node's, or that has no worker,
-    is refused before anything is sent (provision.nodes.check).
+    is refused before anything is sent (provision.nodes.check). A node that
+    does not answer is refused too, except when a run resumes: then it is
+    `down`, and its hosts stay not run with the reason (the others go on).
     """
     if local:
         return None
@@ -329,7 +333,7 @@ def _execution_nodes(settings: Settings, hosts: Sequence[str], local: bool) -> A
     from provision.infra.streaming import NodeLink
     from provision.model.nodes import assign_hosts
     from provision.nodes import layout
-    from provision.nodes.check import ensure_nodes_ready, targets_of
+    from provision.nodes.check import ensure_nodes_ready, nodes_for_resume, targets_of
     from provision.rollout.shards import ExecutionNodes
 
     found, loaded = registry.checked_nodes(settings)
@@ -341,8 +345,13 @@ def _execution_nodes(settings: Settings, hosts: Sequence[str], local: bool) -> A
     ]
     if not chosen:
         return None
-    ensure_nodes_ready(settings, loaded, chosen, found.nodes)
-    targets = {t.host: t for t in targets_of(settings, loaded, [n.host for n in chosen])}
+    down: dict[str, str] = {}
+    if resuming:
+        _ready, down = nodes_for_resume(settings, loaded, chosen, found.nodes)
+    else:
+        ensure_nodes_ready(settings, loaded, chosen, found.nodes)
+    up = [n for n in chosen if n.name not in down]
+    targets = {t.host: t for t in targets_of(settings, loaded, [n.host for n in up])}
     links = {
         node.name: NodeLink(
             name=node.name,
@@ -357,9 +366,9 @@ def _execution_nodes(settings: Settings, hosts: Sequence[str], local: bool) -> A
             site_key=layout.KEY,
             site_known_hosts=layout.KNOWN_HOSTS,
         )
-        for node in chosen
+        for node in up
     }
-    return ExecutionNodes(tuple(chosen), links)
+    return ExecutionNodes(tuple(chosen), links, down=down)
 
 
 @rollout.command("run")
@@ -488,7 +497,7 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, local: bool, as_j
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
         planned = [h for wave in store.waves(run_id) for h in wave.hosts]
-    nodes = _execution_nodes(app.settings, planned, local)
+    nodes = _execution_nodes(app.settings, planned, local, resuming=True)
     with _vault_settings(app, ask_vault_pass, planned, run.env) as settings:
         _drive(
             app,

@@ -66,6 +66,7 @@ from provision.infra.streaming import (
     cleanup_job,
     follow_job,
     job_state,
+    secret_file,
     start_job,
 )
 
@@ -105,6 +106,8 @@ class PlaybookEvent:
     task: str | None
     counter: int
     data: Mapping[str, Any] = field(repr=False)
+    #: The event's own uuid: with `counter`, what tells a replayed event from a new one.
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ def _event_from(raw: Mapping[str, Any]) -> PlaybookEvent:
         task=data.get("task"),
         counter=int(raw.get("counter", 0)),
         data=data,
+        uuid=str(raw.get("uuid") or ""),
     )
 
 
@@ -701,7 +705,7 @@ def transmit_job(
 
     The zip holds the shard's inventory slice, the playbooks folder and a node
     ansible.cfg, never a secret: the vault password is named by path only
-    (`<job>/secret` on the node, sent apart by `streaming.start_job`).
+    (`streaming.secret_file`, on the node's tmpfs, sent apart by `streaming.start_job`).
     """
     playbooks = workspace / "playbooks"
     pdd = folder / "pdd"
@@ -718,7 +722,7 @@ def transmit_job(
     if tags:
         cmdline += ["--tags", ",".join(tags)]
     if vault:
-        cmdline += ["--vault-password-file", str(node_job_dir / "secret")]
+        cmdline += ["--vault-password-file", str(secret_file(node_job_dir))]
     node_pdd = node_job_dir / "pdd"
     stream = folder / "job.in"
     with stream.open("wb") as out:
@@ -799,24 +803,17 @@ def collect_shard(
     seen: frozenset[tuple[int, str]] = frozenset(),
     handle: ShardHandle | None = None,
     reattach: int = 3,
-    seen_file: Path | None = None,
 ) -> ShardResult:
     """Follow a started job until its stream ends, re-attaching up to `reattach` times.
 
-    Events already in `seen` or listed in `seen_file` (a replay after a
-    re-attach, maybe by another process) are skipped; each new event's
-    "counter uuid" is appended to `seen_file` once handed on. The job's folder is
-    removed from the node once its stream has ended.
+    Events in `seen` (by counter and uuid: recorded by an earlier attempt, which
+    a follow from the stream's start replays) are skipped, and so is each event
+    already handed on when a follow starts again. `on_event` is called on a
+    thread of its own, in the stream's order; every call has returned when this
+    returns. The job's folder is removed from the node once its stream has ended.
     """
     recap: dict[str, Any] = {}
     pump = _EventPump(on_event) if on_event else None
-    known = set(seen)
-    if seen_file is not None and seen_file.exists():
-        for line in seen_file.read_text(encoding="utf-8").splitlines():
-            counter, _, event_uuid = line.partition(" ")
-            if counter.isdigit() and event_uuid:
-                known.add((int(counter), event_uuid))
-    log = seen_file.open("a", encoding="utf-8") if seen_file is not None else None
 
     def deliver(raw: dict[str, Any]) -> None:
         masker.scrub(raw)
@@ -824,11 +821,8 @@ def collect_shard(
             recap.update(raw.get("event_data") or {})
         if pump is not None:
             pump(raw)
-        if log is not None:
-            log.write(f"{raw['counter']} {raw['uuid']}\n")
-            log.flush()
 
-    parser = StreamParser(on_event=deliver, seen=known)
+    parser = StreamParser(on_event=deliver, seen=set(seen))
     reason: str | None = None
     state = "detached"
     try:
@@ -846,8 +840,6 @@ def collect_shard(
                 break
             reason = f"the SSH session to node {link.name} ended before the shard did"
     finally:
-        if log is not None:
-            log.close()
         if pump is not None:
             pump.close()
     if state == "done":
@@ -884,7 +876,6 @@ def run_shard(
     masker: Masker = NO_MASKER,
     handle: ShardHandle | None = None,
     reattach: int = 3,
-    seen_file: Path | None = None,
 ) -> ShardResult:
     """Run one playbook on `inventory`'s hosts from execution node `link`.
 
@@ -928,5 +919,4 @@ def run_shard(
         masker=masker,
         handle=handle,
         reattach=reattach,
-        seen_file=seen_file,
     )

@@ -16,9 +16,11 @@ by a dropped link, skips keepalives and the artifacts zip, and hands each event
 to the run's masker and recorder.
 
 Secrets: the vault password is never in the transmit stream. It is written over
-SSH's stdin into a 0600 file in the job's folder on the node, outside the private
-data dir the worker zips back, and the job's shell removes it when the worker
-exits; `cleanup_job` removes the whole job folder once the shard is collected.
+SSH's stdin into a 0600 file on the node's tmpfs (`secret_file`: /dev/shm, never
+on its disk, so a node that dies or is powered off keeps no copy), outside the
+private data dir the worker zips back, and the job's shell removes it when the
+worker exits; `cleanup_job` removes it too, with the whole job folder, once the
+shard is collected.
 
 Job folder on the node (`<work dir>/<job id>/`)::
 
@@ -27,8 +29,10 @@ Job folder on the node (`<work dir>/<job id>/`)::
     err         the worker's stderr
     pid         the pid of the job's shell (tail's --pid)
     rc          the worker's exit status, written when it ends
-    secret      the vault password, 0600, removed when the worker ends
     pdd/        the worker's private data dir
+
+and `/dev/shm/provision-node-<job id>.secret`: the vault password, 0600,
+removed when the worker ends.
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ SERVER_ALIVE_INTERVAL = 10
 SERVER_ALIVE_COUNT = 3
 #: How long one SSH command that is not the follow may take.
 COMMAND_TIMEOUT = 120
+#: A tmpfs on the node: what is written there is gone when the node stops.
+SECRET_DIR = PurePosixPath("/dev/shm")  # noqa: S108 (on the node; 0600, named by job id)
+
+
+def secret_file(job_dir: PurePosixPath) -> PurePosixPath:
+    """Where the vault password of the job in `job_dir` waits for its worker, on the node."""
+    return SECRET_DIR / f"provision-node-{job_dir.name}.secret"
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,10 @@ def start_job(link: NodeLink, job: str, stream: Path, secret: bytes | None) -> N
         stdin=stream.read_bytes(),
     )
     if secret is not None:
-        run_on_node(link, f"umask 077 && cat > {q(str(folder))}/secret", stdin=secret)
+        # noclobber: a file already there (not ours) is refused, never written into.
+        run_on_node(
+            link, f"umask 077 && set -C && cat > {q(str(secret_file(folder)))}", stdin=secret
+        )
     worker = (
         f"{q(str(link.runner))} worker --private-data-dir {q(str(folder / 'pdd'))}"
         f" --keepalive-seconds {KEEPALIVE_SECONDS}"
@@ -165,7 +179,8 @@ def start_job(link: NodeLink, job: str, stream: Path, secret: bytes | None) -> N
     # removes what must not outlive it (the secret, the stream holding the zip).
     job_shell = (
         f"cd {q(str(folder))} || exit 1; echo $$ > pid.tmp && mv pid.tmp pid; "
-        f"{worker} < job.in > out 2> err; echo $? > rc; rm -f secret job.in"
+        f"{worker} < job.in > out 2> err; echo $? > rc; "
+        f"rm -f {q(str(secret_file(folder)))} job.in"
     )
     run_on_node(
         link,
@@ -182,7 +197,10 @@ def job_state(link: NodeLink, job: str) -> dict[str, Any]:
         link,
         f"if [ ! -d {folder} ]; then echo missing; exit 0; fi; cd {folder}; "
         "if [ -s rc ]; then echo rc=$(cat rc); "
-        "elif [ -s pid ] && kill -0 $(cat pid) 2>/dev/null; then echo running; "
+        # The pid must still be the job's shell (whose command line names the
+        # folder): after the node rebooted, another process may have its number.
+        f"elif [ -s pid ] && grep -qaF {shlex.quote(job)} /proc/$(cat pid)/cmdline 2>/dev/null;"
+        " then echo running; "
         "else echo dead; fi",
     ).strip()
     if out == "missing":
@@ -193,8 +211,9 @@ def job_state(link: NodeLink, job: str) -> dict[str, Any]:
 
 
 def cleanup_job(link: NodeLink, job: str) -> None:
-    """Remove the job's folder on the node: stream, output, artifacts, secret."""
-    run_on_node(link, f"rm -rf {shlex.quote(str(link.job_dir(job)))}")
+    """Remove the job's folder on the node (stream, output, artifacts) and its secret."""
+    folder = link.job_dir(job)
+    run_on_node(link, f"rm -rf {shlex.quote(str(folder))} {shlex.quote(str(secret_file(folder)))}")
 
 
 def follow_argv(link: NodeLink, job: str, offset: int) -> list[str]:

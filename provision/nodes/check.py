@@ -7,7 +7,8 @@ the ansible-core and ansible-runner of the node's virtualenv, CPU, memory and
 free disk of its work directory, and, from the node as its own account with its
 own key, whether a sample of the hosts it serves answer over SSH.
 
-`ensure_nodes_ready` is what a run calls before it sends a shard: a node whose
+`ensure_nodes_ready` is what a run calls before it sends a shard (`nodes_for_resume`
+when it resumes: a node that is down is left out, not refused): a node whose
 ansible-core or ansible-runner differs from the control node's is refused with
 `VersionSkewError` (naming both versions), one without a worker with
 `NodeNotReadyError`; both say to run `provision nodes setup NAME`.
@@ -358,3 +359,24 @@ def ensure_nodes_ready(
     checks = check_nodes(settings, loaded, chosen, nodes, sample_size=0)
     refuse_unready(checks, allow_unreachable=allow_unreachable)
     return {check.name: check for check in checks if check.ready}
+
+
+def nodes_for_resume(
+    settings: Settings, loaded: LoadedInventory, chosen: Iterable[Node], nodes: Sequence[Node]
+) -> tuple[dict[str, NodeCheck], dict[str, str]]:
+    """What a resumed run may send shards to: (ready nodes, unreachable node -> why).
+
+    A resume must not be refused for a node that is down: the hosts of that
+    node's shard stay not run, with the reason, and the rest of the run goes
+    on. A node that answers with the wrong versions or no worker is refused as
+    before a run.
+    """
+    checks = check_nodes(settings, loaded, chosen, nodes, sample_size=0)
+    refuse_unready(checks, allow_unreachable=True)
+    ready = {check.name: check for check in checks if check.ready}
+    down = {
+        check.name: f"cannot be reached ({check.message})"
+        for check in checks
+        if not check.reachable
+    }
+    return ready, down

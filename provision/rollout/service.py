@@ -678,10 +678,12 @@ def _run_wave(
     def on_results(fresh: list[HostResult]) -> None:
         report(Progress("results", run.id, wave.number, count, wave.label, results=tuple(fresh)))
 
-    def recorder_for(shard_hosts: Sequence[str], node: str | None) -> WaveRecorder:
+    def recorder_for(
+        shard_hosts: Sequence[str], node: str | None, rows: BatchWriter = writer
+    ) -> WaveRecorder:
         return WaveRecorder(
             store,
-            writer,
+            rows,
             run_id=run.id,
             wave=wave.number,
             attempt=attempt,
@@ -716,13 +718,22 @@ def _run_wave(
     extravars = _vars_file(options.get("vars_file"))
     outcomes: list[tuple[shards.ShardOutcome, WaveRecorder]] = []
     threads = []
+    # Each shard has its own writer, so that its `<node>.seen` lists an event only
+    # once the rows it made are committed (shards.SeenLog).
+    logs: list[tuple[shards.SeenLog, BatchWriter]] = []
     if groups:
         assert nodes is not None
         book = shards.JobBook(private, shards.recorded_jobs(earlier_folder))
         for name, shard_hosts in groups.items():
             assert name is not None
             outcome = shards.ShardOutcome(name, shard_hosts)
-            node_recorder = recorder_for(shard_hosts, name)
+            seen_name = f"{name}{shards.SEEN_SUFFIX}"
+            seen = shards.SeenLog(
+                private / seen_name, Path(earlier_folder) / seen_name if earlier_folder else None
+            )
+            node_writer = BatchWriter(store, on_commit=seen.committed)
+            logs.append((seen, node_writer))
+            node_recorder = recorder_for(shard_hosts, name, node_writer)
             outcomes.append((outcome, node_recorder))
             shard_inventory = slice_inventory(loaded.inventory, shard_hosts, loaded.folder)
             threads.append(
@@ -740,7 +751,8 @@ def _run_wave(
                         options=options,
                         extravars=extravars,
                         tags=tags,
-                        on_event=node_recorder,
+                        on_event=seen.recording(node_recorder, node_writer),
+                        seen=frozenset(seen.known),
                     ),
                     name,
                 )
@@ -781,6 +793,11 @@ def _run_wave(
     finally:
         for thread in threads:
             thread.join()
+        for seen, node_writer in logs:
+            try:
+                node_writer.close()
+            finally:
+                seen.close()
     results = dict(recorder.results)
     for outcome, node_recorder in outcomes:
         if outcome.result is not None and outcome.result.state == "done":

@@ -6,23 +6,35 @@ each. `split` says which node runs which of a wave's hosts (the control node
 runs the rest). `run_node_shard` runs one node's share through ansible-runner's
 streaming (`runner.run_shard`) into the wave's recorder, and writes down the
 job it started in the wave's run folder (`shards.json`), with the events
-already handed on (`<node>.seen`), so that `rollout resume` can re-attach to a
-worker that went on while the link was down instead of running it twice.
+whose rows are committed to the store (`<node>.seen`, `SeenLog`), so that
+`rollout resume` can re-attach to a worker that went on while the link was down
+instead of running it twice, and replay only what the store does not hold.
+A node that cannot be reached when a run resumes is `ExecutionNodes.down`: its
+hosts stay without a result, with the reason, and are not sent elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from provision.access import secrets
 from provision.errors import ProvisionError
 from provision.infra import runner
-from provision.infra.streaming import NodeLink, NodeLinkError, ShardHandle, job_state
+from provision.infra.store import BatchWriter
+from provision.infra.streaming import (
+    NodeLink,
+    NodeLinkError,
+    ShardHandle,
+    cleanup_job,
+    job_state,
+)
 from provision.model.inventory.model import Inventory
 from provision.model.nodes import CONTROL, Node, assign_hosts
 from provision.settings import Settings
@@ -38,6 +50,8 @@ class ExecutionNodes:
     links: Mapping[str, NodeLink]
     #: How many times a follow whose SSH session ended is started again in the run.
     reattach: int = 3
+    #: Nodes that did not answer when a run resumed -> why: their hosts stay not run.
+    down: Mapping[str, str] = field(default_factory=dict)
 
 
 def split(
@@ -46,7 +60,7 @@ def split(
     """Node name (None: the control node) -> the hosts of `hosts` it runs."""
     if nodes is None or not nodes.nodes:
         return {CONTROL: list(hosts)} if hosts else {}
-    usable = [n for n in nodes.nodes if n.name in nodes.links]
+    usable = [n for n in nodes.nodes if n.name in nodes.links or n.name in nodes.down]
     return assign_hosts(usable, hosts, inventory)
 
 
@@ -91,13 +105,88 @@ class JobBook:
         self._path = folder / JOBS_FILE
         self._jobs = dict(earlier)
         self._lock = threading.Lock()
+        if self._jobs:
+            # Carried over at once: an attempt that starts no shard (its node down)
+            # must not make the next resume forget the jobs still on the nodes.
+            self._write()
 
     def note(self, node: str, job: str) -> None:
         with self._lock:
             self._jobs[node] = job
-            tmp = self._path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._jobs), encoding="utf-8")
-            tmp.replace(self._path)
+            self._write()
+
+    def _write(self) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._jobs), encoding="utf-8")
+        tmp.replace(self._path)
+
+
+SEEN_SUFFIX = ".seen"
+
+
+def read_seen(path: Path | None) -> set[tuple[int, str]]:
+    """The (counter, uuid) pairs a `<node>.seen` file lists (none when it is missing)."""
+    known: set[tuple[int, str]] = set()
+    if path is None:
+        return known
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return known
+    for line in text.splitlines():
+        counter, _, event_uuid = line.partition(" ")
+        if counter.isdigit() and event_uuid:
+            known.add((int(counter), event_uuid))
+    return known
+
+
+class SeenLog:
+    """A shard's `<node>.seen`: each event whose effects are in the store, in order.
+
+    An event is listed only once what it made is committed: its task row (through
+    the shard's own `BatchWriter`, whose `written` count says how far the store
+    is) or its hosts' final results (written at once by the recorder). A control
+    node that dies between the two loses no event: an event the store holds but
+    the file does not list is replayed, never one the file lists but the store
+    lacks. The file starts with the earlier attempt's list, so a second resume
+    skips what the first recorded.
+    """
+
+    def __init__(self, path: Path, earlier: Path | None = None) -> None:
+        self.path = path
+        self.known = read_seen(earlier) | read_seen(path)
+        self._pending: deque[tuple[int, str]] = deque()
+        self._lock = threading.Lock()
+        self._file: IO[str] = path.open("w", encoding="utf-8")
+        self._file.writelines(f"{c} {u}\n" for c, u in sorted(self.known))
+        self._file.flush()
+
+    def recording(self, record: runner.EventCallback, writer: BatchWriter) -> runner.EventCallback:
+        """`record` (the shard's recorder, putting rows to `writer`), then the event noted."""
+
+        def on_event(event: runner.PlaybookEvent) -> None:
+            record(event)
+            if not event.uuid:
+                return
+            with self._lock:
+                self._pending.append((writer.queued, f"{event.counter} {event.uuid}\n"))
+            self.committed(writer.written)
+
+        return on_event
+
+    def committed(self, written: int) -> None:
+        """The writer committed its first `written` rows: list the events they cover."""
+        with self._lock:
+            lines = []
+            while self._pending and self._pending[0][0] <= written:
+                lines.append(self._pending.popleft()[1])
+            if lines and not self._file.closed:
+                self._file.writelines(lines)
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
 
 
 def run_node_shard(
@@ -114,8 +203,15 @@ def run_node_shard(
     extravars: Mapping[str, Any],
     tags: Sequence[str],
     on_event: runner.EventCallback,
+    seen: frozenset[tuple[int, str]] = frozenset(),
 ) -> None:
-    """Run (or re-attach to) one node's shard; never raises, the outcome says."""
+    """Run (or re-attach to) one node's shard; never raises, the outcome says.
+
+    A node in `nodes.down` gets nothing: its hosts stay without a result.
+    """
+    if outcome.node in nodes.down:
+        outcome.error = nodes.down[outcome.node]
+        return
     link = nodes.links[outcome.node]
     shard_dir = private / f"shard-{outcome.node}"
     shard_dir.mkdir(mode=0o700)
@@ -124,9 +220,7 @@ def run_node_shard(
         with secrets.vault_for_run(settings) as vault:
             masker = secrets.inventory_masker(vault, inventory, extravars, playbook)
             if earlier_job is not None:
-                outcome.result = _reattach(
-                    link, earlier_job, earlier_folder, shard_dir, book, on_event, masker, nodes
-                )
+                outcome.result = _reattach(link, earlier_job, book, on_event, masker, nodes, seen)
                 if outcome.result is not None and outcome.result.state != "lost":
                     return
             outcome.result = runner.run_shard(
@@ -146,7 +240,6 @@ def run_node_shard(
                 masker=masker,
                 handle=outcome.handle,
                 reattach=nodes.reattach,
-                seen_file=private / f"{outcome.node}.seen",
             )
     except ProvisionError as error:
         outcome.error = error.message
@@ -157,24 +250,32 @@ def run_node_shard(
 def _reattach(
     link: NodeLink,
     job: str,
-    earlier_folder: str | None,
-    shard_dir: Path,
     book: JobBook,
     on_event: runner.EventCallback,
     masker: Any,
     nodes: ExecutionNodes,
+    seen: frozenset[tuple[int, str]],
 ) -> runner.ShardResult | None:
-    """Follow an earlier attempt's worker again; None when the node has no such job."""
+    """Follow an earlier attempt's worker again; None when it must run anew.
+
+    A job the node no longer has, or whose worker died without an end (the
+    node was stopped), runs again: its stream ends where the worker died, so
+    its hosts have no result to replay. A dead job's folder (which may hold
+    the secret its shell had no time to remove) is removed first.
+    """
     try:
         state = job_state(link, job)
     except NodeLinkError:
         return None
     if not state["exists"]:
         return None
+    if not state["running"] and state["rc"] is None:
+        with contextlib.suppress(NodeLinkError):
+            cleanup_job(link, job)
+        return None
     book.note(link.name, job)
-    seen = Path(earlier_folder or shard_dir) / f"{link.name}.seen"
     return runner.collect_shard(
-        link, job, on_event=on_event, masker=masker, reattach=nodes.reattach, seen_file=seen
+        link, job, on_event=on_event, masker=masker, reattach=nodes.reattach, seen=seen
     )
 
 
@@ -187,7 +288,9 @@ def start(target: Callable[[], None], name: str) -> threading.Thread:
 __all__ = [
     "ExecutionNodes",
     "JobBook",
+    "SeenLog",
     "ShardOutcome",
+    "read_seen",
     "recorded_jobs",
     "run_node_shard",
     "split",

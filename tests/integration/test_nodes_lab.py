@@ -9,21 +9,43 @@ rollout run locally (`--local`); no job folder is left on the nodes after.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
+from provision.infra import crypto, streaming
 from provision.infra.store import open_store
+from provision.lab import service as lab_service
 from provision.nodes import layout
 from tests.helpers.lab import lab_unavailable_reason
-from tests.helpers.nodes_lab import NodesLab, nodes_lab
+from tests.helpers.nodes_lab import (
+    GATED,
+    NodesLab,
+    close_gates,
+    events_per_host,
+    install_gated_playbook,
+    jobs_left,
+    kill_follows_until_exit,
+    latest_run,
+    nodes_lab,
+    open_gates,
+    task_rows_of,
+    workspace_playbook,
+)
+from tests.helpers.rollout_lab import cli_env, run_provision, wait_for
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 RAN_ON = {"dhk-gaz-portal01": "gazipur", "dhk-kal-lab01": "kaliganj"}
 NODE_HOSTS = ("dhk-gaz-fs01", "dhk-kal-fs01")
+NODE_OF = {"gazipur": "dhk-gaz-fs01", "kaliganj": "dhk-kal-fs01"}
+GAZIPUR_SITE = "dhk-gaz-portal01"
+KALIGANJ_SITE = "dhk-kal-lab01"
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +69,8 @@ def run(lab: NodesLab, *args: str) -> Result:
     )
 
 
-def _latest_run(lab: NodesLab) -> int:
-    with open_store(lab.settings) as store:
-        return max(r.id for r in store.list_runs(limit=1))
-
-
-def _events_per_host(lab: NodesLab, run_id: int) -> dict[str, int]:
-    import sqlalchemy as sa
-
-    from provision.infra.store.schema import task_results
-
-    with open_store(lab.settings) as store, store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(task_results.c.host, sa.func.count())
-            .where(task_results.c.run_id == run_id)
-            .group_by(task_results.c.host)
-        )
-        return {str(host): int(count) for host, count in rows}
+def _hosts(lab: NodesLab) -> list[str]:
+    return [h.name for h in lab.hosts]
 
 
 def test_a_rollout_over_two_nodes_and_the_control_node_records_each_host_once(
@@ -71,7 +78,7 @@ def test_a_rollout_over_two_nodes_and_the_control_node_records_each_host_once(
 ) -> None:
     sharded = run(lab, "rollout", "run", "ping.yml", "--yes")
     assert sharded.exit_code == 0, sharded.output
-    sharded_id = _latest_run(lab)
+    sharded_id = latest_run(lab.settings)
     with open_store(lab.settings) as store:
         results = store.host_results(sharded_id)
         planned = [h for w in store.waves(sharded_id) for h in w.hosts]
@@ -85,13 +92,259 @@ def test_a_rollout_over_two_nodes_and_the_control_node_records_each_host_once(
 
     local = run(lab, "rollout", "run", "ping.yml", "--yes", "--local")
     assert local.exit_code == 0, local.output
-    local_id = _latest_run(lab)
+    local_id = latest_run(lab.settings)
     with open_store(lab.settings) as store:
         assert all(r.node is None for r in store.host_results(local_id).values())
-    assert _events_per_host(lab, sharded_id) == _events_per_host(lab, local_id)
+    assert events_per_host(lab.settings, sharded_id) == events_per_host(lab.settings, local_id)
 
 
 def test_no_job_is_left_on_the_nodes(lab: NodesLab) -> None:
     for host in NODE_HOSTS:
         left = lab.ssh(host, f"find {layout.WORK_DIR} -mindepth 1 -maxdepth 1 | wc -l")
         assert left.strip() == "0", host
+
+
+def _start_gated_run(
+    lab: NodesLab, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
+    """`provision rollout run ARGS` (the gated playbook by default) in a process of
+    its own, and its run id once recorded."""
+    before = latest_run(lab.settings)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provision", "rollout", "run", *(args or (GATED,)), "--yes"],
+        env=env or cli_env(lab.settings),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_for(
+        lambda: latest_run(lab.settings) > before or proc.poll() is not None,
+        300,
+        "the run to be recorded",
+    )
+    if latest_run(lab.settings) == before:
+        raise AssertionError(f"the run was refused: {proc.communicate()[0]}")
+    return proc, latest_run(lab.settings)
+
+
+def _resume(lab: NodesLab, run_id: int) -> subprocess.CompletedProcess[str]:
+    return run_provision(lab.settings, "rollout", "resume", str(run_id), timeout=900)
+
+
+def _local_events(lab: NodesLab) -> dict[str, int]:
+    """Task rows per host of the gated playbook run from the control node, gates open."""
+    open_gates(lab, _hosts(lab))
+    local = run_provision(lab.settings, "rollout", "run", GATED, "--yes", "--local", timeout=900)
+    assert local.returncode == 0, local.stdout + local.stderr
+    return events_per_host(lab.settings, latest_run(lab.settings))
+
+
+def test_a_cut_link_then_resume_records_every_host_once_and_every_event(lab: NodesLab) -> None:
+    """Every follow of node gazipur's worker is killed mid-shard (the ssh client on the
+    control node), so the run ends with its host not run while the worker goes on;
+    `rollout resume` re-attaches, replays what the store lacks, and the events per
+    host equal those of a local run."""
+    install_gated_playbook(lab)
+    close_gates(lab, _hosts(lab))
+    open_gates(lab, [h for h in _hosts(lab) if h != GAZIPUR_SITE])
+    proc, run_id = _start_gated_run(lab)
+    wait_for(
+        lambda: task_rows_of(lab.settings, run_id, GAZIPUR_SITE) > 0,
+        600,
+        f"a task result of {GAZIPUR_SITE} from node gazipur",
+    )
+    killed = kill_follows_until_exit(proc, lab.address(NODE_OF["gazipur"]))
+    output = proc.stdout.read() if proc.stdout else ""
+    assert killed > 0, output
+    with open_store(lab.settings) as store:
+        cut = store.get_run(run_id)
+        results = store.host_results(run_id)
+    assert cut.status == "stopped", output
+    assert "node gazipur" in (cut.stop_reason or ""), cut.stop_reason
+    assert GAZIPUR_SITE not in results  # not run: neither failed nor passed
+    assert results["dhk-kal-lab01"].node == "kaliganj"
+    before = task_rows_of(lab.settings, run_id, GAZIPUR_SITE)
+
+    # The worker went on without the link; let it finish on the node, then resume.
+    open_gates(lab, [GAZIPUR_SITE])
+    resumed = _resume(lab, run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with open_store(lab.settings) as store:
+        done = store.get_run(run_id)
+        results = store.host_results(run_id)
+        planned = [h for w in store.waves(run_id) for h in w.hosts]
+    assert done.status == "succeeded", done.stop_reason
+    assert sorted(results) == sorted(planned)
+    assert results[GAZIPUR_SITE].node == "gazipur"
+    assert task_rows_of(lab.settings, run_id, GAZIPUR_SITE) > before  # the replay came home
+    assert events_per_host(lab.settings, run_id) == _local_events(lab)
+    for host in NODE_HOSTS:
+        assert jobs_left(lab, host) == [], host
+
+
+def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
+    lab: NodesLab,
+) -> None:
+    """Node kaliganj's field server is powered off mid-shard: the run ends with its
+    host not run; `resume` while the node is down keeps it so, with the reason, and
+    once the node is back it reruns only that shard's host."""
+    install_gated_playbook(lab)
+    close_gates(lab, [KALIGANJ_SITE])
+    open_gates(lab, [GAZIPUR_SITE])
+    # Only the nodes' sites: the field server stopped is a host of no run here.
+    proc, run_id = _start_gated_run(lab, GATED, f"{GAZIPUR_SITE};{KALIGANJ_SITE}")
+    wait_for(
+        lambda: task_rows_of(lab.settings, run_id, KALIGANJ_SITE) > 0,
+        600,
+        f"a task result of {KALIGANJ_SITE} from node kaliganj",
+    )
+    lab_service.stop_host(lab.settings, NODE_OF["kaliganj"])
+    try:
+        output, _ = proc.communicate(timeout=900)
+        with open_store(lab.settings) as store:
+            stopped = store.get_run(run_id)
+            results = store.host_results(run_id)
+        assert stopped.status == "stopped", output
+        assert "node kaliganj" in (stopped.stop_reason or ""), stopped.stop_reason
+        assert KALIGANJ_SITE not in results and results[GAZIPUR_SITE].node == "gazipur"
+
+        # Still down: the resume goes on without it, and its host stays not run.
+        rows = events_per_host(lab.settings, run_id)
+        down = _resume(lab, run_id)
+        with open_store(lab.settings) as store:
+            again = store.get_run(run_id)
+            assert KALIGANJ_SITE not in store.host_results(run_id), down.stdout
+        assert again.status == "stopped"
+        assert "node kaliganj: cannot be reached" in (again.stop_reason or ""), again.stop_reason
+        assert "node kaliganj: cannot be reached" in " ".join(down.stdout.split())
+        assert events_per_host(lab.settings, run_id) == rows  # nothing ran anywhere
+    finally:
+        lab_service.start_host(lab.settings, NODE_OF["kaliganj"])
+
+    # Back: the shard runs again, for its host without a result only.
+    open_gates(lab, [KALIGANJ_SITE])
+    back = _resume(lab, run_id)
+    assert back.returncode == 0, back.stdout + back.stderr
+    with open_store(lab.settings) as store:
+        done = store.get_run(run_id)
+        results = store.host_results(run_id)
+        last = max(r.attempt for r in store.task_rows(run_id))
+        rerun = {r.host for r in store.task_rows(run_id) if r.attempt == last}
+    assert done.status == "succeeded", done.stop_reason
+    assert results[KALIGANJ_SITE].node == "kaliganj"
+    assert results[KALIGANJ_SITE].attempt == last
+    assert rerun == {KALIGANJ_SITE}
+    for host in NODE_HOSTS:  # the dead job's folder too (its secret, its stream)
+        assert jobs_left(lab, host) == [], host
+
+
+CANARY = "canary-node-6b1e93f0d27a4c85"
+PASSWORD = "vault-pass-node-41c8e2a7"
+CANARY_PLAYBOOK = """\
+---
+- name: Use a vaulted variable on a node's site
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write the secret where only root can read it
+      ansible.builtin.copy:
+        content: "{{ provision_test_canary }}"
+        dest: /root/provision-canary
+        mode: "0600"
+      no_log: true
+
+    - name: Say the secret (its event carries it to the control node, masked there)
+      ansible.builtin.debug:
+        msg: "the canary is {{ provision_test_canary }}"
+
+    - name: Wait for the release file
+      ansible.builtin.wait_for:
+        path: /var/tmp/provision-rollout/release
+        timeout: 900
+"""
+#: Where a node could keep a file of a job: its work dirs, the worker account's
+#: home, temporary folders and tmpfs (not in the overlay the lab keeps per host).
+NODE_PLACES = f"{layout.WORK_DIR.parent} /tmp /var/tmp /run /dev/shm /root /home"
+
+
+def _files_under(*roots: Path) -> list[Path]:
+    return [p for root in roots for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+
+def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_home(
+    lab: NodesLab, tmp_path: Path
+) -> None:
+    """The canary, vaulted in the inventory, reaches node gazipur's site through a
+    shard. While the job runs its folder is the worker account's alone (0700, its
+    output 0600, the vault password 0600 on the node's tmpfs); after it, neither
+    the canary nor the vault password is in any file of the node (its whole disk,
+    its tmpfs, its work and home folders) nor under the control node's workspace
+    and state directory (the store, artifacts)."""
+    sealed = crypto.vault_encrypt(CANARY.encode(), PASSWORD).decode()
+    host_vars = lab.inventory / "host_vars" / GAZIPUR_SITE
+    host_vars.mkdir(parents=True, exist_ok=True)
+    canary_vars = host_vars / "canary.yml"
+    canary_vars.write_text(
+        "---\nprovision_test_canary: !vault |\n"
+        + "".join(f"  {line}\n" for line in sealed.splitlines())
+    )
+    client = tmp_path / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    workspace_playbook(lab, "nodes_canary.yml").write_text(CANARY_PLAYBOOK)
+    close_gates(lab, [GAZIPUR_SITE])
+    env = {**cli_env(lab.settings), "PROVISION_VAULT_PASSWORD_FILE": str(client)}
+    proc, run_id = _start_gated_run(lab, "nodes_canary.yml", GAZIPUR_SITE, env=env)
+    try:
+        wait_for(
+            lambda: task_rows_of(lab.settings, run_id, GAZIPUR_SITE) >= 2,
+            600,
+            "the canary's task results from node gazipur",
+        )
+        modes = lab.ssh(
+            NODE_OF["gazipur"],
+            f"cd {layout.WORK_DIR} && stat -c '%a %U %n' */ */out"
+            f" {streaming.SECRET_DIR}/provision-node-*.secret",
+        ).split("\n")
+        assert [line.split()[:2] for line in modes if line] == [
+            [m, layout.USER]
+            for m in (
+                "700",
+                "600",
+                "600",
+            )
+        ], modes
+        open_gates(lab, [GAZIPUR_SITE])
+        output, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, output
+        assert CANARY not in output and PASSWORD not in output
+        assert lab.ssh(GAZIPUR_SITE, "cat /root/provision-canary") == CANARY
+        with open_store(lab.settings) as store:
+            assert store.host_results(run_id)[GAZIPUR_SITE].node == "gazipur"
+
+        for node in NODE_HOSTS:
+            assert jobs_left(lab, node) == [], node
+            for secret in (CANARY, PASSWORD):
+                found = lab.ssh(
+                    node, f"grep -rlaF -D skip {secret} {NODE_PLACES} 2>/dev/null || true"
+                )
+                assert found.strip() == "", (node, found)
+        disks = lab.settings.state_path / "lab" / "hosts"
+        node_disks = [disks / node / "upper" for node in NODE_HOSTS]
+        home = [
+            p
+            for p in _files_under(lab.settings.workspace, lab.settings.state_path)
+            if disks not in p.parents
+        ]
+        assert any(p.name.startswith("state.db") for p in home)  # the store is searched
+        for path in _files_under(*node_disks) + home:
+            data = path.read_bytes()
+            assert CANARY.encode() not in data, path
+            assert PASSWORD.encode() not in data, path
+    finally:
+        if proc.poll() is None:
+            open_gates(lab, [GAZIPUR_SITE])
+            proc.communicate(timeout=900)
+        canary_vars.unlink()
+        lab.ssh(GAZIPUR_SITE, "rm -f /root/provision-canary")

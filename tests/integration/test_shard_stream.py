@@ -4,8 +4,8 @@ The shard's transmit stream is built by `runner.transmit_job`, run by the real
 `ansible-runner worker` (the node's half, here with local connections instead
 of SSH to sites), and its output stream read by `StreamParser` in cut-up
 chunks, as a follow over a bad link would deliver it. The vault password
-reaches the worker as a file beside the private data dir, never inside the
-stream; the decrypted canary is masked before anything on the control node
+reaches the worker as a file apart from the private data dir (on a tmpfs on a
+node), never inside the stream; the decrypted canary is masked before anything on the control node
 sees it.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from provision.infra import runner
+from provision.infra import runner, streaming
 from provision.infra.masking import MASK, Masker
 from provision.infra.streaming import StreamParser
 
@@ -101,23 +101,27 @@ def test_a_shard_streams_through_the_real_worker_and_no_secret_travels(tmp_path:
     assert list(control.iterdir()) == [stream]  # only the stream is left behind
 
     # The node's half: the secret apart, the worker reading the stream from a file.
-    (job_dir / "secret").write_text(PASSWORD + "\n", encoding="utf-8")
+    secret = Path(streaming.secret_file(PurePosixPath(job_dir)))
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
     out = job_dir / "out"
-    with stream.open("rb") as job_in, out.open("wb") as job_out:
-        subprocess.run(
-            [
-                str(worker_bin),
-                "worker",
-                "--private-data-dir",
-                str(job_dir / "pdd"),
-                "--keepalive-seconds",
-                "1",
-            ],
-            stdin=job_in,
-            stdout=job_out,
-            check=True,
-            timeout=300,
-        )
+    try:
+        with stream.open("rb") as job_in, out.open("wb") as job_out:
+            subprocess.run(
+                [
+                    str(worker_bin),
+                    "worker",
+                    "--private-data-dir",
+                    str(job_dir / "pdd"),
+                    "--keepalive-seconds",
+                    "1",
+                ],
+                stdin=job_in,
+                stdout=job_out,
+                check=True,
+                timeout=300,
+            )
+    finally:
+        secret.unlink(missing_ok=True)
     data = out.read_bytes()
 
     masker = Masker.of([CANARY])

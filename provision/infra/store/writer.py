@@ -7,13 +7,18 @@ bound. The writer takes rows from a bounded buffer and commits them together:
 every `batch` rows, or `interval` seconds after the first row of a batch
 arrived (at most), whichever comes first. A producer that outruns the database
 waits on the full buffer (back-pressure) instead of growing memory.
+
+`queued` counts the rows put, `written` the rows committed, and `on_commit`
+is told `written` after each commit: a single producer that notes `queued`
+after a put knows its row is in the database once `written` reaches it (a
+shard's `<node>.seen` is written that way, after the rows it covers).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from provision.infra.store.records import TaskRow
@@ -29,9 +34,16 @@ class BatchWriter:
     """
 
     def __init__(
-        self, store: Store, *, batch: int = 500, interval: float = 0.5, capacity: int = 20_000
+        self,
+        store: Store,
+        *,
+        batch: int = 500,
+        interval: float = 0.5,
+        capacity: int = 20_000,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_commit = on_commit
         self._batch = batch
         self._interval = interval
         self._capacity = capacity
@@ -40,6 +52,7 @@ class BatchWriter:
         self._drained = threading.Event()
         self._closing = False
         self._error: BaseException | None = None
+        self.queued = 0
         self.written = 0
         self.batches = 0
         self._thread = threading.Thread(target=self._run, name="provision-store", daemon=True)
@@ -50,6 +63,7 @@ class BatchWriter:
             raise self._error
         rows = self._rows
         rows.append(row)
+        self.queued += 1
         if len(rows) >= self._batch:
             self._wake.set()
             while len(rows) >= self._capacity and self._thread.is_alive():
@@ -85,6 +99,8 @@ class BatchWriter:
             self._store.add_task_rows(rows)
             self.written += len(rows)
             self.batches += 1
+            if self._on_commit is not None:
+                self._on_commit(self.written)
         except BaseException as exc:  # raised to the producer on its next put or close
             self._error = exc
 
