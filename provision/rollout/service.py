@@ -149,10 +149,16 @@ class RolloutResult:
 
     @property
     def exit_status(self) -> ExitStatus:
-        """130 stopped by the user, 4 a host failed, 5 one unreachable (none failed), else 0."""
+        """130 stopped by the user, 4 a host failed, 5 one unreachable (none failed), else 0.
+
+        A run that stopped with hosts it never reached (an execution node that
+        could not be reached or lost its shard) is 5 as well: those hosts were not
+        run, and a script must not read the run as a success.
+        """
+        never_reached = self.status == "stopped" and bool(self.pending)
         return exit_status_for(
             failed=bool(self.hosts_with("failed")),
-            unreachable=bool(self.hosts_with("unreachable")),
+            unreachable=bool(self.hosts_with("unreachable")) or never_reached,
             interrupted=self.interrupted,
         )
 

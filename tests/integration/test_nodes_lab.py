@@ -206,6 +206,7 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
             stopped = store.get_run(run_id)
             results = store.host_results(run_id)
         assert stopped.status == "stopped", output
+        assert proc.returncode == 5, output  # hosts not run: never a success
         assert "node kaliganj" in (stopped.stop_reason or ""), stopped.stop_reason
         assert KALIGANJ_SITE not in results and results[GAZIPUR_SITE].node == "gazipur"
 
@@ -216,6 +217,7 @@ def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
             again = store.get_run(run_id)
             assert KALIGANJ_SITE not in store.host_results(run_id), down.stdout
         assert again.status == "stopped"
+        assert down.returncode == 5, down.stdout + down.stderr
         assert "node kaliganj: cannot be reached" in (again.stop_reason or ""), again.stop_reason
         assert "node kaliganj: cannot be reached" in " ".join(down.stdout.split())
         assert events_per_host(lab.settings, run_id) == rows  # nothing ran anywhere

@@ -6,6 +6,8 @@ and every command that runs a rollout or a playbook exits with it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from provision.cli.main import cli
 from provision.errors import ExitStatus, exit_status_for
 from provision.infra.runner import HostStats, PlaybookResult
+from provision.infra.store.records import HostResult, RunInfo, WaveInfo
 from provision.portal import BackupResult, Portal, RestoreResult
 from provision.rollout import RolloutOptions, RolloutResult, StopSignal, plan_rollout, run_rollout
 from provision.settings import Settings, load_settings
@@ -70,6 +73,21 @@ def _stopped_by_the_user(settings: Settings) -> RolloutResult:
 
 def test_a_rollout_stopped_by_the_user_exits_130(settings: Settings) -> None:
     assert _stopped_by_the_user(settings).exit_status == ExitStatus.INTERRUPTED
+
+
+def test_a_rollout_stopped_with_hosts_never_reached_exits_5_not_0() -> None:
+    """A shard whose node could not be reached leaves its hosts without a result."""
+    now = datetime.now(UTC)
+    run = RunInfo(
+        *(7, None, "rollout", "stopped", "root", "ctl", None, now, now, now),
+        *("lab", "site.yml", "all", {}, None, "node gazipur: cannot be reached", 1),
+    )
+    waves = [WaveInfo(7, 1, "wave 1", "done", ("a", "b"))]
+    done = {"a": HostResult(host="a", wave=1, outcome="ok")}
+    assert RolloutResult(run, waves, done).exit_status == ExitStatus.HOSTS_UNREACHABLE
+    finished = replace(run, status="succeeded")
+    everyone = {**done, "b": HostResult(host="b", wave=1, outcome="ok", node="gazipur")}
+    assert RolloutResult(finished, waves, everyone).exit_status == ExitStatus.SUCCESS
 
 
 @pytest.mark.parametrize("command", ["backup", "restore"])
