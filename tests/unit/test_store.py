@@ -237,9 +237,10 @@ def test_the_cli_offers_the_store_statuses() -> None:
     assert STATUSES == RUN_STATUSES
 
 
-def test_query_failing_critical_reads_its_severity_indexes(tmp_path: Path) -> None:
-    """Migration 6: the critical findings of a run, and the stretches of one severity
-    holding a pruned run, are found by index, not by reading the run's every finding."""
+def test_query_failing_and_drifted_read_their_indexes(tmp_path: Path) -> None:
+    """Migration 6: the critical findings of a run, the stretches of one severity
+    holding a pruned run, and every stretch holding it (drifted) are found by index,
+    not by reading the run's every finding or every stretch since."""
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     with store.engine.connect() as conn:
         plans = {
@@ -254,6 +255,12 @@ def test_query_failing_critical_reads_its_severity_indexes(tmp_path: Path) -> No
                     "ix_compliance_stretches_severity",
                     "SELECT * FROM compliance_stretches WHERE env = 'lab' AND severity = "
                     "'critical' AND last_run >= 3 AND first_run <= 3",
+                ),
+                (
+                    "ix_compliance_stretches_run",
+                    "SELECT host, control, status, actual FROM compliance_stretches WHERE "
+                    "status IN ('fail', 'error') AND env = 'lab' AND last_run >= 3 "
+                    "AND first_run <= 3",
                 ),
             )
         }
