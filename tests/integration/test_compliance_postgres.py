@@ -91,3 +91,47 @@ def test_prune_in_one_transaction_keeps_totals_and_failures(settings: Settings) 
             list(records.host_reports(2))
     failing = query.failing(settings, as_of=date(2026, 6, 2), control="SSH-001")
     assert [f.host for f in failing.findings] == ["gaz-003-lab01"]
+
+
+def test_bulk_rows_by_binary_copy_read_back_as_written(settings: Settings) -> None:
+    """Ingest's bulk path (`insert_many`, binary COPY here): every value of a host row
+    and its findings reads back as bound, a naive time taken as UTC, an int score
+    as a float."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from provision.infra.store.compliance_detail import insert_many
+    from provision.infra.store.compliance_detail_tables import compliance_findings
+    from provision.infra.store.compliance_tables import compliance_hosts
+
+    names = [c.name for c in compliance_hosts.c]
+    row: dict[str, object] = {n: 0 if n.startswith("n_") else None for n in names}
+    row.update(
+        run_id=1,
+        host="pg-binary",
+        status="reported",
+        collected_at=datetime(2026, 6, 30, 5, 0),  # naive: UTC
+        score=1,
+        compliant=True,
+        message="ünïcode, 'quotes', \\ and a tab\t",
+        results=b"\x00\x02\xff",
+        n_pass=3,
+    )
+    finding = (1, "pg-binary", "SSH-001", "fail", "critical", '{"a": 1}', None, "", None, None)
+    with Store.open(settings.database_url) as store, store.engine.begin() as conn:
+        insert_many(conn, compliance_hosts, names, [tuple(row[n] for n in names)])
+        insert_many(conn, compliance_findings, [c.name for c in compliance_findings.c], [finding])
+        got = (
+            conn.execute(sa.select(compliance_hosts).where(compliance_hosts.c.host == "pg-binary"))
+            .one()
+            ._asdict()
+        )
+        found = conn.execute(
+            sa.select(compliance_findings).where(compliance_findings.c.host == "pg-binary")
+        ).one()
+    assert got["collected_at"] == datetime(2026, 6, 30, 5, 0, tzinfo=UTC)
+    assert got["score"] == 1.0 and isinstance(got["score"], float)
+    assert got["results"] == b"\x00\x02\xff"
+    assert got["message"] == row["message"] and got["compliant"] is True
+    assert tuple(found) == finding

@@ -165,6 +165,29 @@ class ComplianceQueries:
     def __init__(self, engine: Engine, env: str) -> None:
         self.engine = engine
         self.env = env
+        # Decoded once per distinct text or time: the same expected value, the same
+        # collection time, recur across thousands of findings of one answer. The
+        # decoded values are shared between findings (read-only, as findings are).
+        self._values: dict[str, Any] = {}
+        self._moments: dict[datetime, datetime | None] = {}
+
+    def _value(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        try:
+            return self._values[text]
+        except KeyError:
+            value = self._values[text] = _value(text)
+            return value
+
+    def _moment(self, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return self._moments[value]
+        except KeyError:
+            aware = self._moments[value] = _aware(value)
+            return aware
 
     def _runs(self, *, since: datetime | None = None, until: datetime | None = None) -> Any:
         query = (
@@ -211,33 +234,33 @@ class ComplianceQueries:
 
     def _finding(self, run: RunRef, row: RowMapping) -> Finding:
         return Finding(
-            run=run,
-            host=row["host"],
-            control=row["control"],
-            status=row["status"],
-            severity=row["severity"],
-            expected=_value(row["expected"]),
-            actual=_value(row["actual"]),
-            message=row["message"] or "",
-            waiver=row["waiver"],
-            collected_at=_aware(row["collected_at"]),
+            run,
+            row["host"],
+            row["control"],
+            row["status"],
+            row["severity"],
+            self._value(row["expected"]),
+            self._value(row["actual"]),
+            row["message"] or "",
+            row["waiver"],
+            self._moment(row["collected_at"]),
         )
 
     def _stretched(self, run: RunRef, row: RowMapping) -> Finding:
         first, last = int(row["first_run"]), int(row["last_run"])
-        since, until = _aware(row["first_collected"]), _aware(row["last_collected"])
+        since, until = self._moment(row["first_collected"]), self._moment(row["last_collected"])
         return Finding(
-            run=run,
-            host=row["host"],
-            control=row["control"],
-            status=row["status"],
-            severity=row["severity"],
-            expected=_value(row["expected"]),
-            actual=_value(row["actual"]),
-            message=row["message"] or "",
-            waiver=row["waiver"],
-            collected_at=since if run.run_id == first else until if run.run_id == last else None,
-            stretch=(first, last, since, until),
+            run,
+            row["host"],
+            row["control"],
+            row["status"],
+            row["severity"],
+            self._value(row["expected"]),
+            self._value(row["actual"]),
+            row["message"] or "",
+            row["waiver"],
+            since if run.run_id == first else until if run.run_id == last else None,
+            (first, last, since, until),
         )
 
     def failing(

@@ -71,6 +71,32 @@ def _v5_host_node(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE host_results ADD COLUMN node VARCHAR(100)"))
 
 
+def _v6_compliance_query_indexes(conn: Connection) -> None:
+    """Indexes for `compliance query failing` and `drifted` on a year of daily runs:
+    one run's findings of one severity, and the stretches holding a pruned run,
+    without reading the rest.
+
+    * findings (run_id, severity, host, control): a kept run's critical findings,
+      already in the answer's order;
+    * stretches (env, severity, last_run, first_run): the stretches of one severity
+      holding a pruned run are found in the index alone; only they are read;
+    * stretches (env, last_run, first_run): every stretch holding a pruned run (what
+      `drifted` compares), found in the index alone.
+
+    Self-contained (nothing but these indexes); IF NOT EXISTS, so a store whose
+    indexes were made by hand upgrades too.
+    """
+    for statement in (
+        "CREATE INDEX IF NOT EXISTS ix_compliance_findings_severity "
+        "ON compliance_findings (run_id, severity, host, control)",
+        "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_severity "
+        "ON compliance_stretches (env, severity, last_run, first_run)",
+        "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_run "
+        "ON compliance_stretches (env, last_run, first_run)",
+    ):
+        conn.execute(sa.text(statement))
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -78,6 +104,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (3, "preflight", _v3_preflight),
     (4, "compliance detail", _v4_compliance_detail),
     (5, "host_node", _v5_host_node),
+    (6, "compliance query indexes", _v6_compliance_query_indexes),
 )
 
 LATEST = MIGRATIONS[-1][0]
