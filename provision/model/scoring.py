@@ -225,11 +225,13 @@ def _seconds(age: timedelta | None) -> float | None:
     return None if age is None else age.total_seconds()
 
 
-class _Tally:
-    """What one place accumulates: counts, and one score and one age per host."""
+class PlaceCounts:
+    """What one place of the tree accumulates over its hosts: counts per host status,
+    compliant and critical hosts, fresh evidence, one score per host, check statuses
+    and failing or erroring controls. A place above is the sum of those below (`add`).
+    Shared by the roll-up here and the store's place totals."""
 
     __slots__ = (
-        "ages",
         "compliant",
         "critical",
         "errored",
@@ -247,10 +249,32 @@ class _Tally:
         self.hosts = self.reported = self.unreachable = self.errored = 0
         self.compliant = self.critical = self.fresh = 0
         self.scores: list[float] = []
-        self.ages: list[float] = []
         self.statuses = [0] * len(STATUSES)
         self.fails: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+
+    def add(self, part: PlaceCounts) -> None:
+        self.hosts += part.hosts
+        self.reported += part.reported
+        self.unreachable += part.unreachable
+        self.errored += part.errored
+        self.compliant += part.compliant
+        self.critical += part.critical
+        self.fresh += part.fresh
+        self.scores.extend(part.scores)
+        self.statuses = [a + b for a, b in zip(self.statuses, part.statuses, strict=True)]
+        self.fails.update(part.fails)
+        self.errors.update(part.errors)
+
+
+class _Tally(PlaceCounts):
+    """A place's counts and the age of each host's evidence, in seconds."""
+
+    __slots__ = ("ages",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ages: list[float] = []
 
 
 @dataclass(frozen=True)

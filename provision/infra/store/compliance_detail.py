@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +44,7 @@ from provision.model.scoring import (
     ROLLUP_LEVELS,
     UNPLACED,
     ControlTally,
+    PlaceCounts,
     Rollup,
 )
 
@@ -308,44 +308,19 @@ def backfill_run(conn: Connection, run_id: int, *, finished: bool, measured_at: 
 # -- aggregates ---------------------------------------------------------------------
 
 
-class _Place:
-    __slots__ = (
-        "collected",
-        "compliant",
-        "critical",
-        "errored",
-        "errors",
-        "fails",
-        "fresh",
-        "hosts",
-        "reported",
-        "scores",
-        "statuses",
-        "unreachable",
-    )
+class _Place(PlaceCounts):
+    """A place's counts and when each host's evidence was collected."""
+
+    __slots__ = ("collected",)
 
     def __init__(self) -> None:
-        self.hosts = self.reported = self.unreachable = self.errored = 0
-        self.compliant = self.critical = self.fresh = 0
-        self.scores: list[float] = []
+        super().__init__()
         self.collected: list[datetime] = []
-        self.statuses = [0] * len(STATUSES)
-        self.fails: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
 
-    def add(self, part: _Place) -> None:
-        self.hosts += part.hosts
-        self.reported += part.reported
-        self.unreachable += part.unreachable
-        self.errored += part.errored
-        self.compliant += part.compliant
-        self.critical += part.critical
-        self.fresh += part.fresh
-        self.scores.extend(part.scores)
-        self.collected.extend(part.collected)
-        self.statuses = [a + b for a, b in zip(self.statuses, part.statuses, strict=True)]
-        self.fails.update(part.fails)
-        self.errors.update(part.errors)
+    def add(self, part: PlaceCounts) -> None:
+        super().add(part)
+        if isinstance(part, _Place):
+            self.collected.extend(part.collected)
 
 
 def aggregate(conn: Connection, run_id: int, measured_at: datetime) -> None:
