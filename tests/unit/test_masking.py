@@ -104,3 +104,33 @@ def test_vaulted_playbook_without_a_vault_password_is_refused(tmp_path: Path) ->
     assert "--ask-vault-pass" in (refused.value.hint or "")
     playbook.write_text("- name: A play\n  hosts: all\n  tasks: []\n")
     secrets.require_vault(settings, ["h1"], playbook)  # nothing vaulted: nothing to refuse
+
+
+def test_an_event_is_walked_only_when_its_json_holds_a_secret() -> None:
+    """The quick check over the event's JSON never lets a secret through: values with
+    quotes, backslashes, newlines and non-ASCII letters, deep in lists and keys."""
+    secrets = ['pa"ss\\word', "ধানমন্ডি-secret", "line one of a key\nline two of a key"]
+    masker = Masker.of(secrets)
+    event = {
+        "event_data": {
+            "res": {"stdout_lines": ["x", f"before {secrets[0]} after"]},
+            "nested": [{"deep": [f"…{secrets[1]}…"]}],
+            f"key {secrets[0]}": 1,
+            "msg": "line two of a key",
+        }
+    }
+    masker.scrub(event)
+    text = json.dumps(event, ensure_ascii=False)
+    for secret in secrets:
+        assert secret not in text
+    assert "line two of a key" not in text
+    assert MASK in event["event_data"]["res"]["stdout_lines"][1]
+    assert event["event_data"]["nested"][0]["deep"][0] == f"…{MASK}…"
+
+
+def test_an_event_without_a_secret_is_left_as_it_is() -> None:
+    masker = Masker.of(["s3cret-value"])
+    data = {"res": {"changed": False, "msg": "all fine", "n": [1, 2.5, None, True]}}
+    before = json.dumps(data)
+    masker.scrub(data)
+    assert json.dumps(data) == before
