@@ -27,10 +27,11 @@ import io
 import shlex
 import socket
 import tarfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
 from provision.access import keys
@@ -41,11 +42,18 @@ from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.pull_records import Apply, PullRecords
 from provision.inventory import slice_inventory
+from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import load_environment
 from provision.model.compliance.model import HostReport
 from provision.model.inventory.select import select_hosts
 from provision.model.inventory.targets import Target
-from provision.model.pull import BadResult, PulledResult, is_pull_mode, parse_result
+from provision.model.pull import (
+    BadResult,
+    PulledResult,
+    is_pull_mode,
+    keep_window,
+    parse_result,
+)
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
 from provision.settings import Settings
@@ -85,12 +93,29 @@ class CollectPlan:
     unserved: tuple[str, ...]
     standard: Standard
     waivers: WaiverSet
-    #: The hosts' audit plans (what their evidence is judged for).
-    plans: Mapping[str, HostPlan] = field(repr=False)
+    loaded: LoadedInventory = field(repr=False)
+    #: Every pulled host of the selection: its resolved variables and its groups.
+    hostvars: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    groups: Mapping[str, set[str]] = field(repr=False)
+    _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def hosts(self) -> list[str]:
         return sorted(h for s in self.servers for h in s.hosts)
+
+    def host_plan(self, host: str) -> HostPlan:
+        """What `host`'s evidence is judged for, as an audit would plan it (made once,
+        when the host's first new result arrives)."""
+        found = self._plans.get(host)
+        if found is None:
+            found = self._plans[host] = plan_host(
+                self.standard,
+                host,
+                self.hostvars[host],
+                self.groups.get(host, set()),
+                layers=lambda: host_layers(self.loaded, host),
+            )
+        return found
 
 
 @dataclass(frozen=True)
@@ -207,17 +232,16 @@ def plan_collect(settings: Settings, selection: str | None = None) -> CollectPla
         known_groups=set(loaded.inventory.groups),
         today=today,
     )
-    groups = loaded.inventory.memberships(pulled)
-    plans = {
-        h: plan_host(
-            standard,
-            h,
-            hostvars[h],
-            groups.get(h, set()),
-            layers=lambda h=h: host_layers(loaded, h),  # type: ignore[misc]
-        )
-        for h in pulled
-    }
+    # A bad override is refused while planning, before any field server is asked.
+    for host in pulled:
+        try:
+            keep_window(hostvars[host])
+        except ValueError as exc:
+            raise InputError(
+                f"host {host}: {exc}",
+                hint="set provision_pull_keep_days to a number of days in its group_vars "
+                "or host_vars (default 14)",
+            ) from None
     return CollectPlan(
         env=settings.env,
         selection=selection or "",
@@ -225,7 +249,9 @@ def plan_collect(settings: Settings, selection: str | None = None) -> CollectPla
         unserved=tuple(sorted(unserved)),
         standard=standard,
         waivers=waivers,
-        plans=plans,
+        loaded=loaded,
+        hostvars={h: hostvars[h] for h in pulled},
+        groups=loaded.inventory.memberships(pulled),
     )
 
 
@@ -240,7 +266,7 @@ def judge_result(plan: CollectPlan, result: PulledResult) -> HostReport | None:
         # The PC's collection time, whatever the evidence itself says.
         evidence["collected_at"] = result.collected_at.timestamp()
         report = judge_host(
-            plan.plans[result.host],
+            plan.host_plan(result.host),
             evidence,
             waivers=plan.waivers,
             today=result.collected_at.date(),
@@ -363,40 +389,40 @@ def collect(
 def collect_files(
     settings: Settings,
     plan: CollectPlan,
-    files: Sequence[tuple[str, str, bytes]],
+    files: Iterable[tuple[str, str, bytes]],
     *,
     server: str = "",
+    batch: int = 1000,
 ) -> ServerCollect:
-    """Record result files already in hand (host, name, data): what `collect` does with
-    what it fetched, for a caller that has them another way (the benchmark does)."""
+    """Record result files already in hand (host, name, data), `batch` at a time: what
+    `collect` does with what it fetched, for a caller that has them another way (the
+    benchmark reads them from a folder)."""
     refused: list[Refusal] = []
-    applies: list[Apply] = []
-    for host, name, data in files:
-        if host not in plan.plans:
-            refused.append(Refusal(server, host, name, "not a pulled host of the selection"))
-            continue
-        try:
-            result = parse_result(data, host=host, name=name)
-        except BadResult as exc:
-            refused.append(Refusal(server, host, name, str(exc)))
-            continue
-        applies.append(Apply(result, server, judge_result(plan, result)))
+    listed = fetched = recorded = parsed = 0
+    node, user = socket.gethostname(), current_user()
     with open_store(settings) as store:
         records = PullRecords(store)
-        node = socket.gethostname()
-        user = current_user()
-        recorded = 0
-        for start in range(0, len(applies), BATCH * 5):
-            recorded += records.record(
-                applies[start : start + BATCH * 5], env=plan.env, user=user, node=node
-            )
+        known = records.known_files(list(plan.hostvars))
+        applies: list[Apply] = []
+        for host, name, data in files:
+            listed += 1
+            if (host, name) in known:
+                continue
+            fetched += 1
+            if host not in plan.hostvars:
+                refused.append(Refusal(server, host, name, "not a pulled host of the selection"))
+                continue
+            try:
+                result = parse_result(data, host=host, name=name)
+            except BadResult as exc:
+                refused.append(Refusal(server, host, name, str(exc)))
+                continue
+            applies.append(Apply(result, server, judge_result(plan, result)))
+            parsed += 1
+            if len(applies) >= batch:
+                recorded += records.record(applies, env=plan.env, user=user, node=node)
+                applies = []
+        recorded += records.record(applies, env=plan.env, user=user, node=node)
     return ServerCollect(
-        server,
-        True,
-        "",
-        len(files),
-        len(files),
-        recorded,
-        len(applies) - recorded,
-        tuple(refused),
+        server, True, "", listed, fetched, recorded, parsed - recorded, tuple(refused)
     )
