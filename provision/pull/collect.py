@@ -341,10 +341,23 @@ def _collect_server(
                 answer = conn.run_as_root(
                     _fetch_command(server.root, batch), password=None, timeout=TIMEOUT
                 )
+                if answer.rc != 0 and not answer.stdout.strip():
+                    why = (answer.stderr.strip().splitlines() or [f"exit {answer.rc}"])[-1]
+                    return ServerCollect(
+                        server.server,
+                        False,
+                        f"fetching results failed: {why}",
+                        len(files),
+                        fetched,
+                        recorded,
+                        already,
+                        tuple(refused),
+                    )
+                asked = set(batch)
                 applies: list[Apply] = []
                 try:
                     for host, name, data in _members(answer.stdout):
-                        if (host, name) not in set(batch):
+                        if (host, name) not in asked:
                             continue
                         fetched += 1
                         try:

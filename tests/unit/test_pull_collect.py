@@ -198,3 +198,30 @@ def test_the_result_files_json_is_what_the_agent_writes() -> None:
     text = (Path(__file__).resolve().parents[2] / agent).read_text()
     for key in body:
         assert f'"{key}":' in text, key
+
+
+def test_the_field_servers_commands_list_and_fetch_only_the_asked_outboxes(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    from provision.pull.collect import _fetch_command, _list_command, _members
+
+    outbox = tmp_path / "outbox"
+    for host, name in (("pc1", "a.json"), ("pc1", "b.json"), ("pc2", "c.json"), ("px", "d.json")):
+        (outbox / host).mkdir(parents=True, exist_ok=True)
+        (outbox / host / name).write_bytes(b'{"host": "%s"}' % host.encode())
+    (outbox / "pc1" / "notes.txt").write_text("not a result")
+
+    def run(command: str) -> str:
+        return subprocess.run(
+            ["sh", "-c", command], check=True, capture_output=True, text=True
+        ).stdout
+
+    listed = run(_list_command(str(tmp_path), ["pc1", "pc2", "pc3"])).split()
+    assert sorted(listed) == ["pc1/a.json", "pc1/b.json", "pc2/c.json"]
+    fetched = list(
+        _members(run(_fetch_command(str(tmp_path), [("pc1", "b.json"), ("pc2", "c.json")])))
+    )
+    assert fetched == [("pc1", "b.json", b'{"host": "pc1"}'), ("pc2", "c.json", b'{"host": "pc2"}')]
+    assert run(_list_command(str(tmp_path / "nowhere"), ["pc1"])) == ""
