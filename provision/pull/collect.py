@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from provision.access import keys
 from provision.compliance.service import HostPlan, judge_host, plan_host
-from provision.errors import ExitStatus, InputError, exit_status_for
+from provision.errors import ExitStatus, InputError, StateError, exit_status_for
 from provision.infra import ssh
 from provision.infra.identity import current_user
 from provision.infra.store import open_store
@@ -223,6 +223,14 @@ def plan_collect(settings: Settings, selection: str | None = None) -> CollectPla
         )
         for server, hosts in sorted(served.items())
     )
+    for planned in servers:
+        if not planned.target.key.is_file():
+            raise StateError(
+                f"the SSH key {planned.target.key} that reaches field server "
+                f"{planned.server} does not exist",
+                hint="make the control node's key with provision keys generate, "
+                "or set ansible_ssh_private_key_file for the server",
+            )
     standard = pick_standard(settings.standards_path, None)
     today = datetime.now(UTC).date()
     waivers = load_waivers(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from provision.access import keys
 from provision.errors import InputError
 from provision.infra.store import open_store
 from provision.infra.store.pull_records import Apply, PullRecords
@@ -146,6 +147,7 @@ def _serve(settings: Settings) -> None:
         values["provision_pull_mode"] = True
         values["pull_agent_server"] = "https://fs1.gazipur.example.bd:8443"
     hosts.write_text(yaml.safe_dump(data))
+    keys.generate(settings)
 
 
 def test_collecting_judges_the_evidence_at_the_pcs_time_and_records_once(
@@ -225,3 +227,32 @@ def test_the_field_servers_commands_list_and_fetch_only_the_asked_outboxes(
     )
     assert fetched == [("pc1", "b.json", b'{"host": "pc1"}'), ("pc2", "c.json", b'{"host": "pc2"}')]
     assert run(_list_command(str(tmp_path / "nowhere"), ["pc1"])) == ""
+
+
+def test_cli_collect_says_what_it_could_not_reach_and_refuses_bad_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+
+    settings, _ = pull_workspace(tmp_path)
+    base = ["--workspace", str(settings.workspace), "reports", "collect"]
+    runner = CliRunner()
+    none = runner.invoke(cli, [*base, "role:lab_pc"])
+    assert none.exit_code == 3 and "names no host in pull mode" in none.output
+    _serve(settings)
+    hosts = settings.inventory_path / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    # A field server nobody answers for: a closed port on this machine.
+    data["all"]["children"]["role_field_server"]["hosts"]["fs1"].update(
+        ansible_host="127.0.0.1", ansible_port=1
+    )
+    hosts.write_text(yaml.safe_dump(data))
+    keys.key_path(settings).unlink()
+    nokey = runner.invoke(cli, [*base, "role:lab_pc"])
+    assert nokey.exit_code == 3 and "provision keys generate" in nokey.output
+    keys.generate(settings, force=True)
+    down = runner.invoke(cli, [*base, "role:lab_pc", "--json"])
+    assert down.exit_code == 5, down.output
+    body = json.loads(down.stdout)
+    assert body["recorded"] == 0 and body["servers"][0]["reachable"] is False
+    assert body["servers"][0]["server"] == "fs1" and body["servers"][0]["message"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from provision.access import keys
 from provision.compliance.service import plan_audit, run_audit
 from provision.errors import ExitStatus, InputError
 from provision.infra.store import open_store
@@ -45,6 +46,7 @@ def settings(tmp_path: Path) -> Settings:
     (settings.inventory_path / "host_vars" / "pc3.yml").write_text(
         "---\nprovision_pull_keep_days: 30\n"
     )
+    keys.generate(settings)
     plan = plan_collect(settings)
     files = []
     for host, (serial, hours) in REPORTED.items():
