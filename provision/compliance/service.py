@@ -724,7 +724,8 @@ def run_audit(
             on_created(run_id)
         report(AuditProgress("started", run_id, len(everyone)))
         local = _PortalEvidence(
-            settings, [h.host for h in plan.hosts if "portals" in h.control_node]
+            settings,
+            [h.host for h in plan.hosts if "portals" in h.control_node and h.pull_keep is None],
         )
         collector = _Collector(records, run_id, plan, report, local)
         status = "running"
