@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provision.access import keys
-from provision.compliance.service import HostPlan, judge_host, plan_host
+from provision.compliance.service import HostPlan, HostPlanner, judge_host
 from provision.errors import ExitStatus, InputError, StateError, exit_status_for
 from provision.infra import ssh
 from provision.infra.identity import current_user
@@ -97,6 +97,7 @@ class CollectPlan:
     #: Every pulled host of the selection: its resolved variables and its groups.
     hostvars: Mapping[str, Mapping[str, Any]] = field(repr=False)
     groups: Mapping[str, set[str]] = field(repr=False)
+    planner: HostPlanner = field(repr=False)
     _plans: dict[str, HostPlan] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -108,8 +109,7 @@ class CollectPlan:
         when the host's first new result arrives)."""
         found = self._plans.get(host)
         if found is None:
-            found = self._plans[host] = plan_host(
-                self.standard,
+            found = self._plans[host] = self.planner.plan(
                 host,
                 self.hostvars[host],
                 self.groups.get(host, set()),
@@ -260,6 +260,7 @@ def plan_collect(settings: Settings, selection: str | None = None) -> CollectPla
         loaded=loaded,
         hostvars={h: hostvars[h] for h in pulled},
         groups=loaded.inventory.memberships(pulled),
+        planner=HostPlanner(standard),
     )
 
 

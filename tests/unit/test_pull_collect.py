@@ -256,3 +256,19 @@ def test_cli_collect_says_what_it_could_not_reach_and_refuses_bad_input(tmp_path
     body = json.loads(down.stdout)
     assert body["recorded"] == 0 and body["servers"][0]["reachable"] is False
     assert body["servers"][0]["server"] == "fs1" and body["servers"][0]["message"]
+
+
+def test_the_planner_resolves_checks_once_per_role_and_values_and_plans_as_plan_host() -> None:
+    from provision.compliance.service import HostPlanner, plan_host
+    from provision.standards import load_standard
+    from tests.helpers.workspace import REPO
+
+    standard = load_standard(REPO / "standards" / "bd-ict-baseline.yml")
+    planner = HostPlanner(standard)
+    base = {"provision_role": "lab_pc", "provision_pull_mode": True}
+    one = {**base, "provision_district": "Gazipur", "provision_site_code": "S1"}
+    two = {**base, "provision_district": "Khulna", "provision_pull_keep_days": 3}
+    other = {**base, "hardware_pc_min_cpu_cores": 1}
+    for host, values, groups in (("pc1", one, {"a"}), ("pc2", two, {"b"}), ("pc3", other, set())):
+        assert planner.plan(host, values, groups) == plan_host(standard, host, values, groups)
+    assert len(planner._plans) == 2  # pc1 and pc2 share one resolution
