@@ -4,8 +4,11 @@ fetches, verifies and applies its bundle by itself with Debian 12's ansible-core
 from the lab's package cache, and uploads its result as itself only. A tampered
 bundle is refused on the PC and the good one stays in force. `reports collect`
 brings each apply home once, with the PC's own collection time, and an audit
-judges the PC from it: after the agent's install, no SSH login by the control
-node's key reaches the PC (its sshd journal says so)."""
+judges the PC from it. Cut off from its field server for two publications, the
+PC applies what it holds and queues its results; back online, it applies the
+newest in one run and every queued result is recorded once, in order, at the
+PC's own times. After the agent's install, no SSH login by the control node's
+key reaches the PC (its sshd journal says so)."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from provision.compliance.service import plan_audit, run_audit
 from provision.infra.store import open_store
 from provision.infra.store.pull_records import PullRecords
 from provision.lab import service
+from provision.lab import state as lab_state
 from provision.lab.inventory import KEY_NAME, ssh_options
 from provision.model.compliance.model import HOST_REPORTED
 from provision.portal import ca
@@ -138,6 +142,42 @@ def _inspector(lab: Lab) -> tuple[Callable[[str], str], str]:
         return proc.stdout
 
     return on_pc, _fingerprint(key)
+
+
+def _inside(lab: Lab) -> Callable[[str], str]:
+    """A way to run commands on the PC without its network (through its namespaces):
+    what an inspector does with a PC whose link is cut."""
+    paths = service.LabPaths.of(lab.settings)
+    record = lab_state.load(paths.state_file).hosts[PC]  # type: ignore[union-attr]
+    children = Path(f"/proc/{record.pid}/task/{record.pid}/children").read_text().split()
+    (init,) = [c for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "systemd"]
+
+    def in_pc(command: str) -> str:
+        proc = subprocess.run(
+            ["nsenter", "-t", init, "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"{command!r} in {PC} exited {proc.returncode}: {proc.stderr}")
+        return proc.stdout
+
+    return in_pc
+
+
+def _wait_for_link(on_pc: Callable[[str], str]) -> None:
+    """Until the PC answers over the network again (the bridge port forwards once up)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            on_pc("true")
+            return
+        except (AssertionError, subprocess.TimeoutExpired):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _fingerprint(key: Path) -> str:
@@ -263,6 +303,46 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
         assert times == [pc_time, datetime.fromtimestamp(again["collected_at"], UTC)]
         (kept,) = store.host_results(run_id).values()
     assert kept.finished_at == times[-1] and kept.outcome == "ok"
+
+    # Offline for two publications: the PC applies what it holds and queues the results.
+    in_pc = _inside(lab)
+    service.cut_host(settings, PC)
+    try:
+        for _ in range(2):
+            build_bundles(settings, PC)
+            _publish(lab)
+            _run_agent(in_pc)
+    finally:
+        service.restore_host(settings, PC)
+    queued = in_pc(f"ls {STATE}/outbox/").split()
+    assert len(queued) == 2, queued
+    assert json.loads(in_pc(f"cat {STATE}/applied.json"))["serial"] == 1
+    # Back online: the newest bundle applied in one run, every queued result sent.
+    _wait_for_link(on_pc)
+    _run_agent(on_pc)
+    applied = json.loads(on_pc(f"cat {STATE}/applied.json"))
+    assert json.loads(lab.ssh(SERVER, f"cat {folder}/latest.json"))["serial"] == 4
+    assert applied["serial"] == 4
+    assert on_pc(f"ls {STATE}/outbox/").split() == []
+    sent = [json.loads(on_pc(f"cat {STATE}/sent/{n}")) for n in on_pc(f"ls {STATE}/sent/").split()]
+    assert [(r["serial"], r["offline"]) for r in sent] == [
+        (1, False),
+        (1, False),
+        (1, True),
+        (1, True),
+        (4, False),
+    ]
+    # Each queued result recorded once, in order, at the PC's collection time.
+    assert collect(settings, plan_collect(settings, PC)).recorded == 3
+    assert collect(settings, plan_collect(settings, PC)).recorded == 0
+    with open_store(settings) as store:
+        pulls = PullRecords(store)
+        recorded = [(a.serial, a.offline, a.collected_at) for a in pulls.applies(PC)]
+        serial4 = pulls.run_for_serial(4)
+        assert serial4 is not None and list(store.host_results(serial4)) == [PC]
+    assert recorded == [
+        (r["serial"], r["offline"], datetime.fromtimestamp(r["collected_at"], UTC)) for r in sent
+    ]
 
     # No login by the control node's key since the agent was installed; the
     # inspector's own logins are there, so the journal does record them.
