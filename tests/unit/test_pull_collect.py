@@ -116,6 +116,8 @@ def test_the_store_records_each_apply_once_in_the_run_of_its_serial(tmp_path: Pa
         assert sorted(results1) == ["pc1", "pc2"]
         assert results1["pc1"].outcome == "failed" and results1["pc1"].finished_at == second
         assert results1["pc1"].failed_task == "Ensure the lab packages"
+        assert results1["pc1"].message == "no package matched"
+        assert results1["pc1"].node == "pc1"  # the host ran its own apply
         assert store.get_run(run1).kind == "pull" and store.get_run(run1).status == "failed"
         assert store.host_results(run2)["pc1"].outcome == "changed"
         assert store.get_run(run2).status == "succeeded"

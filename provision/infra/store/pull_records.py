@@ -300,8 +300,11 @@ class PullRecords:
                     "started_at": result.started_at,
                     "finished_at": result.collected_at,
                     "failed_task": task.task if task else None,
-                    "message": ("offline apply" if result.offline else None),
-                    "node": None,
+                    "message": (task.message[:300] or None)
+                    if task
+                    else ("applied offline" if result.offline else None),
+                    # The host ran its own apply.
+                    "node": host,
                 }
                 if host not in have:
                     inserts.append({"run_id": run_id, "host": host, **values})
