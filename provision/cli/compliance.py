@@ -117,7 +117,12 @@ def _percent(score: float | None) -> str:
     return "-" if score is None else f"{score * 100:.0f}%"
 
 
-_HOST_STYLE = {"reported": "", "unreachable": "magenta", "error": "bold red"}
+_HOST_STYLE = {
+    "reported": "",
+    "unreachable": "magenta",
+    "error": "bold red",
+    "no_report": "magenta",
+}
 
 
 def hosts_table(rows: list[HostRow], title: str | None = None) -> Table:
@@ -322,6 +327,7 @@ def run_command(
         _notify(app, result, drift_report, written)
     below = result.below(pct)
     unreachable = result.hosts_with("unreachable")
+    silent = result.hosts_with("no_report")
     if as_json:
         console.print_json(
             {
@@ -345,7 +351,8 @@ def run_command(
         console.out.print(
             f"compliance run {result.run.id} {result.run.status}: {compliant} of "
             f"{len(result.hosts)} hosts compliant, {len(reported)} reported, "
-            f"{len(unreachable)} unreachable",
+            f"{len(unreachable)} unreachable"
+            + (f", {len(silent)} pulled hosts silent past their window" if silent else ""),
             markup=False,
         )
         for path in written:

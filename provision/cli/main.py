@@ -140,6 +140,7 @@ COMMANDS: dict[str, str] = {
     "ca": "provision.cli.ca:ca",
     "image": "provision.cli.image:image",
     "bundle": "provision.cli.bundle:bundle",
+    "reports": "provision.cli.reports:reports",
 }
 
 

@@ -33,8 +33,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from provision.infra import runner
 from provision.infra.identity import current_user
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords, HostRow
+from provision.infra.store.pull_records import PullRecords, StoredApply
 from provision.inventory import slice_inventory
 from provision.inventory.files import LoadedInventory
 from provision.inventory.targets import select_targets
@@ -57,6 +58,7 @@ from provision.model.compliance.evaluate import (
 )
 from provision.model.compliance.model import (
     HOST_ERROR,
+    HOST_NO_REPORT,
     HOST_REPORTED,
     HOST_UNREACHABLE,
     NO_REPORT,
@@ -68,6 +70,7 @@ from provision.model.compliance.model import (
     HostReport,
 )
 from provision.model.places import LEVELS
+from provision.model.pull import PullState, is_pull_mode, is_within, keep_window
 from provision.model.standards.model import Check, Control, Standard
 from provision.model.standards.params import (
     VarLayer,
@@ -110,6 +113,9 @@ class HostPlan:
     control_node: frozenset[str] = frozenset()
     #: The equipment the host's register row declares (judged for containers only).
     equipment: Mapping[str, int] | None = None
+    #: For a host in pull mode (never contacted by an audit): how long its newest
+    #: pulled evidence counts (`provision_pull_keep_days`); None for a pushed host.
+    pull_keep: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,8 @@ class AuditResult:
             return ExitStatus.BELOW_THRESHOLD
         return exit_status_for(
             failed=bool(self.hosts_with(HOST_ERROR)),
-            unreachable=bool(self.hosts_with(HOST_UNREACHABLE)),
+            # A pulled host silent past its window is as unheard as an unreachable one.
+            unreachable=bool(self.hosts_with(HOST_UNREACHABLE) or self.hosts_with(HOST_NO_REPORT)),
             interrupted=interrupted,
         )
 
@@ -218,6 +225,7 @@ def plan_host(
     """
     role = hostvars.get("provision_role")
     role = str(role) if role else None
+    pull_keep = plan_host_keep(host, hostvars)
     applicable = standard.applicable(role=role)
     names = sorted({n for c in applicable for n in control_parameters(c)})
     try:
@@ -242,7 +250,65 @@ def plan_host(
         request_key=_request_key(request),
         control_node=local,
         equipment=declared_equipment(hostvars),
+        pull_keep=pull_keep,
     )
+
+
+class HostPlanner:
+    """`plan_host` for many hosts, resolving the checks once per role and parameter values.
+
+    Hosts of one role whose variables give every parameter of the standard the same
+    value get the same controls, checks and request; only their name, place,
+    groups, declared equipment and keep-last window differ. Planning 50,000 PCs
+    then resolves the checks a few times, not 50,000.
+    """
+
+    def __init__(self, standard: Standard) -> None:
+        self.standard = standard
+        self._names = sorted(standard.parameters)
+        self._plans: dict[tuple[Any, ...], HostPlan] = {}
+
+    def plan(
+        self,
+        host: str,
+        hostvars: Mapping[str, Any],
+        groups: Collection[str] = (),
+        *,
+        layers: Callable[[], Sequence[VarLayer]] | None = None,
+    ) -> HostPlan:
+        key = (
+            hostvars.get("provision_role"),
+            json.dumps([hostvars.get(n) for n in self._names], sort_keys=True, default=repr),
+        )
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = plan_host(
+                self.standard, host, hostvars, groups, layers=layers
+            )
+            return found
+        pull_keep = plan_host_keep(host, hostvars)
+        return replace(
+            found,
+            host=host,
+            place=_place(hostvars),
+            groups=frozenset(groups),
+            equipment=declared_equipment(hostvars),
+            pull_keep=pull_keep,
+        )
+
+
+def plan_host_keep(host: str, hostvars: Mapping[str, Any]) -> timedelta | None:
+    """A pulled host's keep-last window (None for a pushed host); InputError naming it."""
+    if not is_pull_mode(hostvars):
+        return None
+    try:
+        return keep_window(hostvars)
+    except ValueError as exc:
+        raise InputError(
+            f"host {host}: {exc}",
+            hint="set provision_pull_keep_days to a number of days in its group_vars "
+            "or host_vars (default 14)",
+        ) from None
 
 
 def waivers_path(settings: Settings) -> Path:
@@ -519,6 +585,11 @@ class _Collector:
             waivers=self.plan.waivers,
             today=self.plan.today,
         )
+        self.keep(report)
+
+    def keep(self, report: HostReport) -> None:
+        """Count a host's report in and commit it with the next batch."""
+        host, status = report.host, report.status
         with self._lock:
             self.done.add(host)
             self._pending.append(report)
@@ -553,6 +624,112 @@ def _short(value: Any, limit: int = 300) -> str:
     return text[:limit]
 
 
+def pulled_report(
+    plan: HostPlan, newest: StoredApply | None, at: datetime
+) -> tuple[HostReport, PullState]:
+    """A pulled host's report at `at`: its newest pulled evidence while within its
+    keep-last window, else no_report for every applicable control."""
+    keep = plan.pull_keep or timedelta(0)
+    reported_at = newest.collected_at if newest is not None else None
+    usable = newest is not None and newest.results is not None
+    within = usable and is_within(reported_at, at, keep)
+    state = PullState(
+        serial=newest.serial if newest is not None else None,
+        reported_at=reported_at,
+        keep=keep,
+        within=within,
+    )
+    if within and newest is not None and newest.results is not None:
+        report = HostReport(
+            host=plan.host,
+            status=HOST_REPORTED,
+            role=plan.role,
+            os_release=newest.os_release,
+            place=dict(plan.place),
+            collected_at=newest.collected_at,
+            evidence_digest=newest.evidence_digest,
+            message=f"pulled: bundle serial {newest.serial}",
+            results=newest.results,
+        )
+        return report, state
+    days = f"{keep.total_seconds() / 86400:g}"
+    if reported_at is None:
+        why = f"pull mode: no report yet (keep-last {days} days)"
+    elif not usable:
+        why = f"pull mode: its report of {reported_at:%Y-%m-%d %H:%M} UTC held no evidence"
+    else:
+        why = (
+            f"pull mode: silent since {reported_at:%Y-%m-%d %H:%M} UTC, "
+            f"past its keep-last window of {days} days"
+        )
+    return judge_host(plan, None, status=HOST_NO_REPORT, message=why), state
+
+
+def _add_pulled(
+    records: ComplianceRecords, run_id: int, plans: Sequence[HostPlan], collector: _Collector
+) -> None:
+    """Judge the pulled hosts from the store (no SSH), as of the run's start."""
+    if not plans:
+        return
+    at = records.get_run(run_id).started_at
+    pulls = PullRecords(records.store)
+    states: dict[str, PullState] = {}
+    for start in range(0, len(plans), 500):
+        part = plans[start : start + 500]
+        newest = pulls.newest([p.host for p in part])
+        for plan in part:
+            report, state = pulled_report(plan, newest.get(plan.host), at)
+            states[plan.host] = state
+            collector.keep(report)
+    collector.flush()
+    pulls.set_compliance_pull(run_id, states)
+
+
+def _run_pushed(
+    settings: Settings,
+    plan: AuditPlan,
+    run_id: int,
+    names: Sequence[str],
+    inventory: dict[str, Any],
+    collector: _Collector,
+    cancel: Callable[[], bool] | None,
+) -> bool:
+    """Collect the pushed hosts' evidence over SSH; True when the run was cancelled."""
+    playbook = settings.playbooks_path / PLAYBOOK
+    private = runner.new_run_dir(settings.state_path, "compliance", str(run_id))
+    # Vaulted variables (a become password, say) open with the vault password,
+    # handed over as a file name outside the run's folder, as rollouts do.
+    # What the vault opens, and secret-named values, are masked in all Ansible says.
+    extravars = {"provision_evidence_requests": plan.requests}
+    with secrets.vault_for_run(settings) as vault:
+        result = runner.run_playbook(
+            playbook,
+            workspace=settings.workspace,
+            private_data_dir=private,
+            inventory=inventory,
+            extravars=extravars,
+            masker=secrets.inventory_masker(vault, inventory, extravars, playbook),
+            state_path=settings.state_path,
+            forks=settings.forks,
+            on_event=collector,
+            cancel=cancel,
+            keep_events=False,
+            fact_cache_type="memory",
+            vault_password_file=vault,
+        )
+    canceled = result.status == "canceled"
+    if not canceled:
+        for name in names:
+            if name in collector.done:
+                continue
+            stats = result.hosts.get(name)
+            if stats is not None and stats.unreachable:
+                collector.add(name, None, HOST_UNREACHABLE, "unreachable")
+            else:
+                collector.add(name, None, HOST_ERROR, "the audit did not run on this host")
+    return canceled
+
+
 def run_audit(
     settings: Settings,
     plan: AuditPlan,
@@ -567,9 +744,11 @@ def run_audit(
     cancelled: the run is then `interrupted` and keeps the hosts it had).
     """
     report = on_progress or (lambda _p: None)
-    playbook = settings.playbooks_path / PLAYBOOK
     loaded, _ = select_targets(settings.inventory_path, plan.selection)
-    names = [h.host for h in plan.hosts]
+    everyone = [h.host for h in plan.hosts]
+    # Hosts in pull mode are never contacted: their evidence is what they reported.
+    pulled = [h for h in plan.hosts if h.pull_keep is not None]
+    names = [h.host for h in plan.hosts if h.pull_keep is None]
     inventory = slice_inventory(loaded.inventory, names, loaded.folder)
     keys = {h.host: h.request_key for h in plan.hosts}
     for name in names:
@@ -591,44 +770,18 @@ def run_audit(
         )
         if on_created:
             on_created(run_id)
-        report(AuditProgress("started", run_id, len(names)))
+        report(AuditProgress("started", run_id, len(everyone)))
         local = _PortalEvidence(
-            settings, [h.host for h in plan.hosts if "portals" in h.control_node]
+            settings,
+            [h.host for h in plan.hosts if "portals" in h.control_node and h.pull_keep is None],
         )
         collector = _Collector(records, run_id, plan, report, local)
         status = "running"
         try:
-            private = runner.new_run_dir(settings.state_path, "compliance", str(run_id))
-            # Vaulted variables (a become password, say) open with the vault password,
-            # handed over as a file name outside the run's folder, as rollouts do.
-            # What the vault opens, and secret-named values, are masked in all Ansible says.
-            extravars = {"provision_evidence_requests": plan.requests}
-            with secrets.vault_for_run(settings) as vault:
-                result = runner.run_playbook(
-                    playbook,
-                    workspace=settings.workspace,
-                    private_data_dir=private,
-                    inventory=inventory,
-                    extravars=extravars,
-                    masker=secrets.inventory_masker(vault, inventory, extravars, playbook),
-                    state_path=settings.state_path,
-                    forks=settings.forks,
-                    on_event=collector,
-                    cancel=cancel,
-                    keep_events=False,
-                    fact_cache_type="memory",
-                    vault_password_file=vault,
-                )
-            canceled = result.status == "canceled"
-            if not canceled:
-                for name in names:
-                    if name in collector.done:
-                        continue
-                    stats = result.hosts.get(name)
-                    if stats is not None and stats.unreachable:
-                        collector.add(name, None, HOST_UNREACHABLE, "unreachable")
-                    else:
-                        collector.add(name, None, HOST_ERROR, "the audit did not run on this host")
+            _add_pulled(records, run_id, pulled, collector)
+            canceled = bool(names) and _run_pushed(
+                settings, plan, run_id, names, inventory, collector, cancel
+            )
             status = "interrupted" if canceled else "done"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -642,7 +795,7 @@ def run_audit(
             finally:
                 records.finish_run(run_id, status)
                 runner.prune_run_dirs(settings.state_path, "compliance")
-        report(AuditProgress("finished", run_id, len(names), len(collector.done)))
+        report(AuditProgress("finished", run_id, len(everyone), len(collector.done)))
         return AuditResult(records.get_run(run_id), tuple(records.host_rows(run_id)))
 
 

@@ -31,6 +31,7 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
+from provision.model.pull import PullState
 from provision.model.scoring import (
     HostScore,
     Rollup,
@@ -54,6 +55,8 @@ DETAIL_LIMIT = 500
 FULL_DETAIL_HOSTS = 200
 #: Places the bar chart shows at most (the worst).
 CHART_PLACES = 40
+#: Hosts in pull mode the page lists at most (the longest silent first).
+PULLED_LIMIT = 500
 #: Evidence text in a table cell is cut at this length (the JSON keeps it whole).
 CELL_LIMIT = 300
 
@@ -103,12 +106,19 @@ class _Collector:
         self._at = coverage_moment(data.run)
         self._freshness = data.freshness
         self.fresh_at_run = 0
+        self.now = data.now
+        #: (within its window, reported at as a number, host, state) of each pulled host.
+        self.pulled: list[tuple[bool, float, str, PullState]] = []
 
     def add(self, report: HostReport) -> None:
         scored = self.builder.add(report)
         self.hosts += 1
         self.fresh_at_run += is_fresh(report.collected_at, self._at, self._freshness)
         self.non_compliant += not scored.compliant
+        if report.pull is not None:
+            at = report.pull.reported_at
+            when = at.timestamp() if at is not None else float("-inf")
+            self.pulled.append((report.pull.within, when, report.host, report.pull))
         if scored.score is not None:
             self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
         item = _Kept(badness(report, scored), next(self.seq), report, scored)
@@ -170,9 +180,30 @@ def page_context(data: ReportInput, rollups: Rollups, collector: _Collector) -> 
         - len(kept)
         - (collector.non_compliant - shown_non_compliant),
         "full_detail": full,
+        "pulled": _pulled(collector),
+        "pulled_total": len(collector.pulled),
         "colours": STATUS_COLOURS,
         "statuses": STATUSES,
     }
+
+
+def _pulled(collector: _Collector) -> list[dict[str, Any]]:
+    """The pulled hosts to list: those past their window first, then the longest silent."""
+    rows = heapq.nsmallest(PULLED_LIMIT, collector.pulled, key=lambda p: (p[0], p[1], p[2]))
+    now = collector.now
+    return [
+        {
+            "host": host,
+            "serial": "\u2013" if state.serial is None else str(state.serial),
+            "reported_at": "never"
+            if state.reported_at is None
+            else state.reported_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "age": age_text(state.silent_for(now)),
+            "keep": age_text(state.keep),
+            "within": state.within,
+        }
+        for _, _, host, state in rows
+    ]
 
 
 def pct(value: float | None) -> str:

@@ -7,7 +7,9 @@ Layout (`"format": "provision-compliance/1"`)::
      "run": {...}, "standard": {"id", "version", "digest", "title", "controls": [...]},
      "hosts": [{"host", "status", "role", "os_release", "place", "collected_at",
                 "evidence_digest", "message", "score", "compliant",
-                "critical_failures", "counts", "results": [ControlResult.as_dict()]}],
+                "critical_failures", "counts", "results": [ControlResult.as_dict()],
+                "pull": {"mode", "serial", "reported_at", "report_age_seconds",
+                         "keep_days", "within_window"}}],   # pulled hosts only
      "rollups": {"standard_id", "standard_version", "levels": {"all": [...], ...}}}
 
 The roll-ups come last: they are known only once every host has been read.
@@ -18,6 +20,7 @@ streamed through gzip.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +39,8 @@ def _dumps(value: Any) -> str:
     return JSON_ENCODER.encode(value)
 
 
-def host_dict(report: HostReport, scored: HostScore) -> dict[str, Any]:
-    return {
+def host_dict(report: HostReport, scored: HostScore, now: datetime | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "host": report.host,
         "status": report.status,
         "role": report.role,
@@ -52,6 +55,10 @@ def host_dict(report: HostReport, scored: HostScore) -> dict[str, Any]:
         "counts": report.counts(),
         "results": [r.as_dict() for r in report.results],
     }
+    if report.pull is not None:
+        # Pull mode: the serial of its newest report and how old that report is.
+        data["pull"] = report.pull.as_dict(now or datetime.now(UTC))
+    return data
 
 
 def standard_dict(data: ReportInput) -> dict[str, Any]:
@@ -87,6 +94,6 @@ def write_json(data: ReportInput, reports: Iterable[HostReport], out: Path) -> N
         first = True
         for report in reports:
             scored = builder.add(report)
-            handle.write(("\n" if first else ",\n") + _dumps(host_dict(report, scored)))
+            handle.write(("\n" if first else ",\n") + _dumps(host_dict(report, scored, data.now)))
             first = False
         handle.write('\n], "rollups": ' + _dumps(builder.result().as_dict()) + "}\n")

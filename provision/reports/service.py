@@ -14,15 +14,17 @@ justification), and the trend from the store's summaries of the runs before it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from provision.errors import InputError, ProvisionError, StateError
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
-from provision.model.compliance.model import ComplianceRunInfo
+from provision.infra.store.pull_records import PullRecords
+from provision.model.compliance.model import ComplianceRunInfo, HostReport
+from provision.model.pull import PullState
 from provision.model.scoring import DEFAULT_FRESHNESS
 from provision.model.standards.model import Standard
 from provision.model.waivers import WaiverSet
@@ -215,10 +217,11 @@ def _write(
     waivers = run_waivers(settings, run, standard)
     points = trend_points(records, run, options.history, freshness=options.freshness)
     when = options.now or datetime.now(UTC)
+    pulled = PullRecords(records.store).compliance_pull(run.id)
     for target in targets:
         write_report(
             run,
-            records.host_reports(run.id),
+            with_pull(records.host_reports(run.id), pulled),
             target.fmt,
             target.path.parent if target.pages else target.path,
             by=options.by,
@@ -238,6 +241,15 @@ def _write(
         compressed_by_default=tuple(t.path for t in targets if t.compress and t.by_default),
         pages_by_default=tuple(t.path for t in targets if t.pages and t.by_default),
     )
+
+
+def with_pull(
+    reports: Iterable[HostReport], pulled: Mapping[str, PullState]
+) -> Iterator[HostReport]:
+    """The reports, each pulled host's with what the run knew of its pull state."""
+    for report in reports:
+        state = pulled.get(report.host)
+        yield report if state is None else replace(report, pull=state)
 
 
 def _run(

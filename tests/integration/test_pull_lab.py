@@ -2,26 +2,41 @@
 (bundle_server, by a recorded rollout), a lab PC gets the pull agent once, then
 fetches, verifies and applies its bundle by itself with Debian 12's ansible-core
 from the lab's package cache, and uploads its result as itself only. A tampered
-bundle is refused on the PC and the good one stays in force."""
+bundle is refused on the PC and the good one stays in force. `reports collect`
+brings each apply home once, with the PC's own collection time, and an audit
+judges the PC from it. Cut off from its field server for two publications, the
+PC applies what it holds and queues its results; back online, it applies the
+newest in one run and every queued result is recorded once, in order, at the
+PC's own times. After the agent's install, no SSH login by the control node's
+key reaches the PC (its sshd journal says so)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from provision.access import keys
 from provision.bundles import build_bundles, init_key, key_info
 from provision.bundles.archive import pack, unpack
 from provision.bundles.publish import plan_publish, prepare_publish, token_of
+from provision.compliance.service import plan_audit, run_audit
+from provision.infra.store import open_store
+from provision.infra.store.pull_records import PullRecords
 from provision.lab import service
-from provision.lab.inventory import ssh_options
+from provision.lab import state as lab_state
+from provision.lab.inventory import KEY_NAME, ssh_options
+from provision.model.compliance.model import HOST_REPORTED
 from provision.portal import ca
+from provision.pull import collect, plan_collect
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
 from tests.helpers.lab import (
     Lab,
@@ -71,7 +86,7 @@ def _publish(lab: Lab) -> None:
     assert result.exit_status == 0, {h: r.message for h, r in result.results.items()}
 
 
-def _run_agent(lab: Lab) -> None:
+def _run_agent(on_pc: Callable[[str], str]) -> None:
     """Start the agent's service as its timer does and wait until that run has ended.
 
     A full local apply on a loaded machine takes minutes, longer than one SSH
@@ -79,12 +94,12 @@ def _run_agent(lab: Lab) -> None:
     time of the unit's main process, the unit no longer active) is awaited.
     """
     show = "systemctl show -p ExecMainExitTimestampMonotonic,ActiveState provision-pull.service"
-    before = lab.ssh(PC, show)
-    lab.ssh(PC, "systemctl start --no-block provision-pull.service")
+    before = on_pc(show)
+    on_pc("systemctl start --no-block provision-pull.service")
     deadline = time.monotonic() + 2400
     while time.monotonic() < deadline:
         try:
-            shown = lab.ssh(PC, show)
+            shown = on_pc(show)
         except AssertionError:
             # The apply restarts sshd (ssh_hardening): refused for a moment, then back.
             time.sleep(2)
@@ -94,6 +109,82 @@ def _run_agent(lab: Lab) -> None:
             return
         time.sleep(2)
     raise AssertionError("the pull agent's run did not end")
+
+
+def _inspector(lab: Lab) -> tuple[Callable[[str], str], str]:
+    """A key of the test's own on the PC, and a way to run commands with it.
+
+    The test looks at the PC with this key, never with the control node's, so that
+    the PC's sshd journal can show that the control node's key did not log in.
+    """
+    key = lab.settings.state_path / "inspector_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "inspector", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    public = key.with_name(key.name + ".pub").read_text().strip()
+    lab.ssh(PC, f"echo '{public}' >> /root/.ssh/authorized_keys")
+    options = ssh_options(lab.inventory)
+    options[options.index("-i") + 1] = str(key)
+    options += ["-o", "IdentitiesOnly=yes"]
+
+    def on_pc(command: str) -> str:
+        proc = subprocess.run(
+            ["ssh", *options, f"root@{lab.address(PC)}", command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"{command!r} on {PC} exited {proc.returncode}: {proc.stderr}")
+        return proc.stdout
+
+    return on_pc, _fingerprint(key)
+
+
+def _inside(lab: Lab) -> Callable[[str], str]:
+    """A way to run commands on the PC without its network (through its namespaces):
+    what an inspector does with a PC whose link is cut."""
+    paths = service.LabPaths.of(lab.settings)
+    record = lab_state.load(paths.state_file).hosts[PC]  # type: ignore[union-attr]
+    children = Path(f"/proc/{record.pid}/task/{record.pid}/children").read_text().split()
+    (init,) = [c for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "systemd"]
+
+    def in_pc(command: str) -> str:
+        proc = subprocess.run(
+            ["nsenter", "-t", init, "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"{command!r} in {PC} exited {proc.returncode}: {proc.stderr}")
+        return proc.stdout
+
+    return in_pc
+
+
+def _wait_for_link(on_pc: Callable[[str], str]) -> None:
+    """Until the PC answers over the network again (the bridge port forwards once up)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            on_pc("true")
+            return
+        except (AssertionError, subprocess.TimeoutExpired):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def _fingerprint(key: Path) -> str:
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", str(key)], check=True, capture_output=True, text=True
+    ).stdout
+    return shown.split()[1]  # SHA256:…
 
 
 def _host_vars(lab: Lab, host: str, values: dict[str, object]) -> None:
@@ -120,29 +211,51 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
         },
     )
     lab.ssh(PC, f"echo '{lab.address(SERVER)} {NAME}' >> /etc/hosts")
+    on_pc, inspector = _inspector(lab)
     build_bundles(settings, PC)
     _publish(lab)
     _rollout(lab, "pull_agents.yml", PC)
-    assert "2.14." in lab.ssh(PC, "ansible-playbook --version")  # Debian's, from the cache
+    # The last time the control node opens SSH to the PC: from here on, its journal.
+    cursor = re.findall(r"cursor: (\S+)", on_pc("journalctl -n 0 --show-cursor --no-pager"))[-1]
+    assert "2.14." in on_pc("ansible-playbook --version")  # Debian's, from the cache
 
     # The agent's own run, as its timer starts it: fetch, verify, apply, report.
-    _run_agent(lab)
-    applied = json.loads(lab.ssh(PC, f"cat {STATE}/applied.json"))
+    _run_agent(on_pc)
+    applied = json.loads(on_pc(f"cat {STATE}/applied.json"))
     assert applied["serial"] == 1
     uploaded = lab.ssh(SERVER, f"cat /srv/provision-bundles/outbox/{PC}/*.json")
     result = json.loads(uploaded)
     assert result["host"] == PC and result["serial"] == 1 and result["offline"] is False
     assert result["failed"] == 0, [t for t in result["tasks"] if t["status"] == "failed"]
     assert result["evidence"]["os_release"]["id"] == "debian"
-    assert lab.ssh(PC, "systemctl is-enabled provision-pull.timer").strip() == "enabled"
+    assert on_pc("systemctl is-enabled provision-pull.timer").strip() == "enabled"
+
+    # Collected once, however often collect runs; the evidence at the PC's own time.
+    pc_time = datetime.fromtimestamp(result["collected_at"], UTC)
+    first = collect(settings, plan_collect(settings, PC))
+    assert first.exit_status == 0 and first.recorded == 1, first
+    again = collect(settings, plan_collect(settings, PC))
+    assert again.recorded == 0 and (again.servers[0].listed, again.servers[0].fetched) == (1, 0)
+    with open_store(settings) as store:
+        pulls = PullRecords(store)
+        (apply,) = pulls.applies(PC)
+        run_id = pulls.run_for_serial(1)
+        assert run_id is not None and list(store.host_results(run_id)) == [PC]
+    assert apply.collected_at == pc_time and apply.received_at > pc_time
+    assert apply.results is not None and apply.os_release == "debian-12"
+    # An audit judges the PC by what it reported, without contacting it.
+    audited = run_audit(settings, plan_audit(settings, PC))
+    (row,) = audited.hosts
+    assert row.status == HOST_REPORTED and row.collected_at == pc_time, row
+    assert row.message == "pulled: bundle serial 1"
 
     # A PC cannot upload as another, nor without its secret.
     token = token_of(settings, PC)
     base = f"https://{NAME}:8443/outbox"
     curl = "curl -s -o /dev/null -w '%{http_code}' --cacert /etc/provision-pull/ca.crt"
-    other = lab.ssh(PC, f"{curl} -u {PC}:{token} -T /etc/hostname {base}/{SERVER}/x.json")
+    other = on_pc(f"{curl} -u {PC}:{token} -T /etc/hostname {base}/{SERVER}/x.json")
     assert other == "403"
-    wrong = lab.ssh(PC, f"{curl} -u {PC}:guess -T /etc/hostname {base}/{PC}/x.json")
+    wrong = on_pc(f"{curl} -u {PC}:guess -T /etc/hostname {base}/{PC}/x.json")
     assert wrong == "401"
 
     # A tampered bundle on the server is refused on the PC; serial 1 stays in force.
@@ -171,9 +284,9 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
         SERVER,
         f"""echo '{{"serial": 2, "file": "{second.path.name}"}}' > {folder}/latest.json""",
     )
-    _run_agent(lab)
-    assert "checksum" in lab.ssh(PC, f"tail -1 {STATE}/refused.log")
-    assert json.loads(lab.ssh(PC, f"cat {STATE}/applied.json"))["serial"] == 1
+    _run_agent(on_pc)
+    assert "checksum" in on_pc(f"tail -1 {STATE}/refused.log")
+    assert json.loads(on_pc(f"cat {STATE}/applied.json"))["serial"] == 1
     # The run applied the bundle in force again, and the roles changed nothing.
     names = lab.ssh(SERVER, f"ls /srv/provision-bundles/outbox/{PC}/").split()
     assert len(names) == 2
@@ -181,3 +294,64 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
     assert again["serial"] == 1 and again["failed"] == 0
     assert again["changed"] == 0, [t["task"] for t in again["tasks"] if t["status"] == "changed"]
     assert again["collected_at"] > result["collected_at"]
+
+    # The second apply comes home too, after the first; serial 1's run keeps one result.
+    assert collect(settings, plan_collect(settings, PC)).recorded == 1
+    with open_store(settings) as store:
+        pulls = PullRecords(store)
+        times = [a.collected_at for a in pulls.applies(PC)]
+        assert times == [pc_time, datetime.fromtimestamp(again["collected_at"], UTC)]
+        (kept,) = store.host_results(run_id).values()
+    assert kept.finished_at == times[-1] and kept.outcome == "ok"
+
+    # Offline for two publications: the PC applies what it holds and queues the results.
+    in_pc = _inside(lab)
+    service.cut_host(settings, PC)
+    try:
+        for _ in range(2):
+            build_bundles(settings, PC)
+            _publish(lab)
+            _run_agent(in_pc)
+    finally:
+        service.restore_host(settings, PC)
+    queued = in_pc(f"ls {STATE}/outbox/").split()
+    assert len(queued) == 2, queued
+    assert json.loads(in_pc(f"cat {STATE}/applied.json"))["serial"] == 1
+    # Back online: the newest bundle applied in one run, every queued result sent.
+    _wait_for_link(on_pc)
+    _run_agent(on_pc)
+    applied = json.loads(on_pc(f"cat {STATE}/applied.json"))
+    assert json.loads(lab.ssh(SERVER, f"cat {folder}/latest.json"))["serial"] == 4
+    assert applied["serial"] == 4
+    assert on_pc(f"ls {STATE}/outbox/").split() == []
+    sent = [json.loads(on_pc(f"cat {STATE}/sent/{n}")) for n in on_pc(f"ls {STATE}/sent/").split()]
+    assert [(r["serial"], r["offline"]) for r in sent] == [
+        (1, False),
+        (1, False),
+        (1, True),
+        (1, True),
+        (4, False),
+    ]
+    # Each queued result recorded once, in order, at the PC's collection time.
+    assert collect(settings, plan_collect(settings, PC)).recorded == 3
+    assert collect(settings, plan_collect(settings, PC)).recorded == 0
+    with open_store(settings) as store:
+        pulls = PullRecords(store)
+        recorded = [(a.serial, a.offline, a.collected_at) for a in pulls.applies(PC)]
+        serial4 = pulls.run_for_serial(4)
+        assert serial4 is not None and list(store.host_results(serial4)) == [PC]
+    assert recorded == [
+        (r["serial"], r["offline"], datetime.fromtimestamp(r["collected_at"], UTC)) for r in sent
+    ]
+
+    # No login by the control node's key since the agent was installed; the
+    # inspector's own logins are there, so the journal does record them.
+    logins = on_pc(
+        f"journalctl --after-cursor='{cursor}' SYSLOG_IDENTIFIER=sshd -o cat --no-pager"
+        " | grep 'Accepted publickey' || true"
+    )
+    control = {_fingerprint(lab.inventory / KEY_NAME)}
+    if keys.key_path(settings).is_file():
+        control.add(_fingerprint(keys.key_path(settings)))
+    assert inspector in logins
+    assert not [line for line in logins.splitlines() if any(f in line for f in control)]

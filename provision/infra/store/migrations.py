@@ -1,7 +1,7 @@
 """The schema's history: each version's migration, applied in order by `engine.migrate`.
 
-The tables are defined in `schema` (runs and hosts), `compliance_tables` and
-`preflight_tables`, all on one `schema.metadata`; a migration creates or alters
+The tables are defined in `schema` (runs and hosts), `compliance_tables`,
+`preflight_tables` and `pull_tables`, all on one `schema.metadata`; a migration creates or alters
 them. Append only: a released migration never changes.
 """
 
@@ -12,7 +12,12 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from provision.infra.store import compliance_detail_tables, compliance_tables, preflight_tables
+from provision.infra.store import (
+    compliance_detail_tables,
+    compliance_tables,
+    preflight_tables,
+    pull_tables,
+)
 from provision.infra.store.schema import (
     host_locks,
     host_results,
@@ -97,6 +102,13 @@ def _v6_compliance_query_indexes(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v7_pull(conn: Connection) -> None:
+    """What hosts in pull mode reported: their applies, a run per bundle serial, and
+    what each compliance run used of them."""
+    for table in pull_tables.TABLES:
+        table.create(conn)
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -105,6 +117,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (4, "compliance detail", _v4_compliance_detail),
     (5, "host_node", _v5_host_node),
     (6, "compliance query indexes", _v6_compliance_query_indexes),
+    (7, "pull", _v7_pull),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from provision.model import places
+from provision.model.pull import PullState
 
 # -- statuses --------------------------------------------------------------------
 
@@ -35,6 +36,9 @@ SCORED: tuple[str, ...] = (PASS, FAIL, ERROR)
 HOST_REPORTED = "reported"  # evidence collected and evaluated
 HOST_UNREACHABLE = "unreachable"  # no connection: every applicable control is unreachable
 HOST_ERROR = "error"  # connected, but the evidence could not be collected
+#: A host in pull mode whose newest report is older than its keep-last window (or
+#: that never reported): every applicable control is no_report.
+HOST_NO_REPORT = "no_report"
 
 #: Levels a host's place is named by, top down (defined with the tree's levels).
 PLACE_LEVELS: tuple[str, ...] = places.PLACE_LEVELS
@@ -79,7 +83,7 @@ class HostReport:
     """One host's audit in one run: where it is, how the audit went, every control's result."""
 
     host: str
-    status: str  # HOST_REPORTED, HOST_UNREACHABLE or HOST_ERROR
+    status: str  # HOST_REPORTED, HOST_UNREACHABLE, HOST_ERROR or HOST_NO_REPORT
     role: str | None = None
     os_release: str | None = None
     #: Place names by level (PLACE_LEVELS), as the inventory gives them.
@@ -91,6 +95,8 @@ class HostReport:
     #: Why the host was unreachable or errored.
     message: str = ""
     results: tuple[ControlResult, ...] = ()
+    #: For a host in pull mode: its newest report's serial and age, and its window.
+    pull: PullState | None = None
 
     def counts(self) -> dict[str, int]:
         """How many results have each status (every status present, zeros included)."""

@@ -1,0 +1,135 @@
+"""Compliance knows what to expect of hosts in pull mode: an audit never contacts them,
+uses each one's newest pulled evidence within its keep-last window, and calls a host
+silent past it no_report; coverage, evidence age and the reports say so honestly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provision.access import keys
+from provision.compliance.service import plan_audit, run_audit
+from provision.errors import ExitStatus, InputError
+from provision.infra.store import open_store
+from provision.infra.store.pull_records import PullRecords
+from provision.model.compliance.model import HOST_NO_REPORT, HOST_REPORTED, NO_REPORT
+from provision.pull.collect import collect_files, plan_collect
+from provision.reports.service import write_run_reports
+from provision.settings import Settings
+from tests.helpers.bundles import pull_workspace
+from tests.helpers.pulled import file_name, result_file
+
+NOW = datetime.now(UTC)
+#: The truth of the store: host -> (serial, hours since its report), None: never reported.
+REPORTED = {"pc1": (5, 2), "pc2": (4, 20 * 24), "pc3": (4, 20 * 24)}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings, _ = pull_workspace(tmp_path)
+    hosts = settings.inventory_path / "hosts.yml"
+    data = yaml.safe_load(hosts.read_text())
+    data["all"]["children"]["role_field_server"] = {
+        "hosts": {"fs1": {"ansible_host": "10.0.0.2", "provision_role": "field_server"}}
+    }
+    for group in ("role_lab_pc", "role_digital_centre_pc"):
+        data["all"]["children"][group]["vars"] = {
+            "provision_pull_mode": True,
+            "pull_agent_server": "https://fs1:8443",
+        }
+    hosts.write_text(yaml.safe_dump(data))
+    # pc3 keeps its evidence for 30 days (a host var beats the default of 14).
+    (settings.inventory_path / "host_vars" / "pc3.yml").write_text(
+        "---\nprovision_pull_keep_days: 30\n"
+    )
+    keys.generate(settings)
+    plan = plan_collect(settings)
+    files = []
+    for host, (serial, hours) in REPORTED.items():
+        when = NOW - timedelta(hours=hours)
+        files.append((host, file_name(when, serial), result_file(host, serial, when)))
+    assert collect_files(settings, plan, files, server="fs1").recorded == 3
+    return settings
+
+
+def test_an_audit_judges_pulled_hosts_from_the_store_within_their_window(
+    settings: Settings,
+) -> None:
+    plan = plan_audit(settings, "role:lab_pc;role:digital_centre_pc")
+    assert {h.host: h.pull_keep for h in plan.hosts} == {
+        "pc1": timedelta(days=14),
+        "pc2": timedelta(days=14),
+        "pc3": timedelta(days=30),
+        "dc1": timedelta(days=14),
+    }
+    # No host answers at these addresses: a host contacted would be unreachable.
+    result = run_audit(settings, plan)
+    rows = {h.host: h for h in result.hosts}
+    assert {h: r.status for h, r in rows.items()} == {
+        "pc1": HOST_REPORTED,
+        "pc2": HOST_NO_REPORT,
+        "pc3": HOST_REPORTED,
+        "dc1": HOST_NO_REPORT,
+    }
+    assert rows["pc1"].collected_at is not None
+    assert abs(rows["pc1"].collected_at - (NOW - timedelta(hours=2))) < timedelta(seconds=1)
+    assert rows["pc1"].message == "pulled: bundle serial 5"
+    assert "silent since" in rows["pc2"].message and "14 days" in rows["pc2"].message
+    assert rows["dc1"].message.startswith("pull mode: no report yet")
+    assert rows["pc2"].counts[NO_REPORT] > 0 and rows["pc2"].counts["pass"] == 0
+    assert not rows["pc2"].compliant and rows["pc2"].collected_at is None
+    # A silent host is never a pass, and it tells a script so.
+    assert result.exit_status(threshold=0) == ExitStatus.HOSTS_UNREACHABLE
+    with open_store(settings) as store:
+        states = PullRecords(store).compliance_pull(result.run_id)
+    assert {h: (s.serial, s.within) for h, s in states.items()} == {
+        "pc1": (5, True),
+        "pc2": (4, False),
+        "pc3": (4, True),
+        "dc1": (None, False),
+    }
+
+
+def test_the_reports_show_pulled_hosts_with_serial_and_report_age(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    written = write_run_reports(settings, result.run_id, tmp_path / "out", "json,html", now=NOW)
+    paths = dict(written.files)
+    data = json.loads(paths["json"].read_text())
+    pulls = {h["host"]: h["pull"] for h in data["hosts"]}
+    assert pulls["pc1"]["serial"] == 5 and pulls["pc1"]["within_window"] is True
+    assert pulls["pc2"]["serial"] == 4 and pulls["pc2"]["within_window"] is False
+    assert pulls["pc2"]["report_age_seconds"] == pytest.approx(20 * 86400, abs=5)
+    assert pulls["dc1"] == {
+        "mode": "pull",
+        "serial": None,
+        "reported_at": None,
+        "report_age_seconds": None,
+        "keep_days": 14,
+        "within_window": False,
+    }
+    # Coverage counts only evidence fresh at the report's time (one day): pc1's.
+    total = data["rollups"]["levels"]["all"][0]
+    assert total["coverage"] == pytest.approx(0.25)
+    assert total["reported"] == 2 and total["hosts"] == 4
+    html = paths["html"].read_text()
+    section = html[html.index('id="pull-mode"') : html.index('id="hosts"')]
+    assert "4 host(s) apply their signed bundle" in section
+    # The silent ones first: never reported, then the oldest report past its window.
+    order = [section.index(f'data-host="{h}"') for h in ("dc1", "pc2", "pc3", "pc1")]
+    assert order == sorted(order)
+    assert section.count("no_report") >= 2 and "20 d" in section
+
+
+def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settings) -> None:
+    (settings.inventory_path / "host_vars" / "pc3.yml").write_text(
+        "---\nprovision_pull_keep_days: soon\n"
+    )
+    with pytest.raises(InputError, match="host pc3: provision_pull_keep_days") as error:
+        plan_audit(settings, "role:lab_pc")
+    assert "group_vars or host_vars" in (error.value.hint or "")
