@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provision.access import keys
-from provision.compliance.service import HostPlan, HostPlanner, judge_host
+from provision.compliance.service import HostPlan, HostPlanner, judge_host, plan_host_keep
 from provision.errors import ExitStatus, InputError, StateError, exit_status_for
 from provision.infra import ssh
 from provision.infra.identity import current_user
@@ -51,7 +51,6 @@ from provision.model.pull import (
     BadResult,
     PulledResult,
     is_pull_mode,
-    keep_window,
     parse_result,
 )
 from provision.model.standards.model import Standard
@@ -242,14 +241,7 @@ def plan_collect(settings: Settings, selection: str | None = None) -> CollectPla
     )
     # A bad override is refused while planning, before any field server is asked.
     for host in pulled:
-        try:
-            keep_window(hostvars[host])
-        except ValueError as exc:
-            raise InputError(
-                f"host {host}: {exc}",
-                hint="set provision_pull_keep_days to a number of days in its group_vars "
-                "or host_vars (default 14)",
-            ) from None
+        plan_host_keep(host, hostvars[host])
     return CollectPlan(
         env=settings.env,
         selection=selection or "",

@@ -232,7 +232,15 @@ class ComplianceQueries:
         with self.engine.connect() as conn:
             return [self._ref(r) for r in conn.execute(query).mappings()]
 
-    def _finding(self, run: RunRef, row: RowMapping) -> Finding:
+    def _finding(
+        self,
+        run: RunRef,
+        row: RowMapping,
+        collected: datetime | None = None,
+        stretch: tuple[int, int, datetime | None, datetime | None] | None = None,
+    ) -> Finding:
+        """A finding of a kept run's row, or (with `stretch`) of a pruned run's stretch,
+        collected as `stretch` knows it."""
         return Finding(
             run,
             row["host"],
@@ -243,25 +251,15 @@ class ComplianceQueries:
             self._value(row["actual"]),
             row["message"] or "",
             row["waiver"],
-            self._moment(row["collected_at"]),
+            collected if stretch is not None else self._moment(row["collected_at"]),
+            stretch,
         )
 
     def _stretched(self, run: RunRef, row: RowMapping) -> Finding:
         first, last = int(row["first_run"]), int(row["last_run"])
         since, until = self._moment(row["first_collected"]), self._moment(row["last_collected"])
-        return Finding(
-            run,
-            row["host"],
-            row["control"],
-            row["status"],
-            row["severity"],
-            self._value(row["expected"]),
-            self._value(row["actual"]),
-            row["message"] or "",
-            row["waiver"],
-            since if run.run_id == first else until if run.run_id == last else None,
-            (first, last, since, until),
-        )
+        collected = since if run.run_id == first else until if run.run_id == last else None
+        return self._finding(run, row, collected, (first, last, since, until))
 
     def failing(
         self,
