@@ -37,7 +37,8 @@ def test_an_older_store_gets_the_node_column(tmp_path: Path) -> None:
     assert columns.count("node") == 1
 
 
-def test_the_node_is_stored_with_the_host_result(tmp_path: Path) -> None:
+def _store_with_run(tmp_path: Path, hosts: list[str] | None = None) -> tuple[Store, int]:
+    """A migrated store holding one rollout run of one wave over `hosts` (["a"])."""
     store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     assert migrate(store.engine) == LATEST
     run = store.create_run(
@@ -49,8 +50,13 @@ def test_the_node_is_stored_with_the_host_result(tmp_path: Path) -> None:
         selection="",
         options={},
         git_revision=None,
-        plan=[(1, "wave 1", ["a", "b"])],
+        plan=[(1, "wave 1", hosts or ["a"])],
     )
+    return store, run
+
+
+def test_the_node_is_stored_with_the_host_result(tmp_path: Path) -> None:
+    store, run = _store_with_run(tmp_path, ["a", "b"])
     store.add_host_results(
         run, [HostResult("a", 1, "ok", ok=1, node="gazipur"), HostResult("b", 1, "ok", ok=1)]
     )
@@ -68,23 +74,6 @@ def test_the_jobs_a_wave_started_are_read_back(tmp_path: Path) -> None:
 def test_an_attempt_that_starts_no_shard_still_carries_the_earlier_jobs(tmp_path: Path) -> None:
     JobBook(tmp_path, {"kaliganj": "j1"})  # its node down: nothing noted this time
     assert recorded_jobs(str(tmp_path)) == {"kaliganj": "j1"}
-
-
-def _store_with_run(tmp_path: Path) -> tuple[Store, int]:
-    store = Store.open(f"sqlite:///{tmp_path / 'state.db'}")
-    migrate(store.engine)
-    run = store.create_run(
-        kind="rollout",
-        user="u",
-        node="control",
-        env="lab",
-        playbook="site.yml",
-        selection="",
-        options={},
-        git_revision=None,
-        plan=[(1, "wave 1", ["a"])],
-    )
-    return store, run
 
 
 def test_an_event_is_seen_only_once_the_rows_before_it_are_committed(tmp_path: Path) -> None:
