@@ -128,9 +128,14 @@ def test_an_event_is_walked_only_when_its_json_holds_a_secret() -> None:
     assert event["event_data"]["nested"][0]["deep"][0] == f"…{MASK}…"
 
 
-def test_an_event_without_a_secret_is_left_as_it_is() -> None:
+def test_an_event_without_a_secret_is_left_as_it_is_and_not_walked(monkeypatch) -> None:
     masker = Masker.of(["s3cret-value"])
     data = {"res": {"changed": False, "msg": "all fine", "n": [1, 2.5, None, True]}}
     before = json.dumps(data)
+    walked: list[object] = []
+    monkeypatch.setattr(Masker, "data", lambda self, value: walked.append(value) or value)
     masker.scrub(data)
     assert json.dumps(data) == before
+    assert walked == []  # the JSON search found nothing, so no string was visited
+    masker.scrub({"msg": "it is s3cret-value"})
+    assert walked == [{"msg": "it is s3cret-value"}]
