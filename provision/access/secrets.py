@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from provision.errors import InputError, PrerequisiteError
-from provision.infra import crypto
+from provision.infra import vault_text
 from provision.infra.atomic import write_atomic
 from provision.infra.masking import Masker, named_secrets
 from provision.infra.yamlfile import SafeLoader
@@ -171,11 +171,25 @@ def _replace(path: Path, data: bytes) -> None:
     write_atomic(path, data, new_mode=0o600)
 
 
+def _decrypt(data: bytes, password: str) -> bytes:
+    # The cipher's module (and cryptography) only when a vault is really opened:
+    # a rollout without vaulted values never pays for its import.
+    from provision.infra import crypto
+
+    return crypto.vault_decrypt(data, password)
+
+
+def _encrypt(data: bytes, password: str, label: str | None = None) -> bytes:
+    from provision.infra import crypto
+
+    return crypto.vault_encrypt(data, password, label)
+
+
 def _open(path: Path, password: str) -> bytes:
     data = _read(path)
     try:
-        return crypto.vault_decrypt(data, password)
-    except crypto.VaultError as exc:
+        return _decrypt(data, password)
+    except vault_text.VaultError as exc:
         hint = (
             "check the vault password (prompt, vault_password_file or client script)"
             if "password" in str(exc)
@@ -187,9 +201,9 @@ def _open(path: Path, password: str) -> bytes:
 def encrypt_file(path: Path, password: str, label: str | None = None) -> None:
     """Encrypt a plain file in place; refuses one that is encrypted already."""
     data = _read(path)
-    if crypto.is_vault(data):
+    if vault_text.is_vault(data):
         raise InputError("is encrypted already", hint="use provision secrets rekey", path=path)
-    _replace(path, crypto.vault_encrypt(data, password, label))
+    _replace(path, _encrypt(data, password, label))
 
 
 def decrypt_file(path: Path, password: str) -> None:
@@ -207,12 +221,12 @@ def rekey(path: Path, old_password: str, new_password: str) -> None:
     plain = _open(path, old_password)
     header = _read(path).split(b"\n", 1)[0].decode("ascii", errors="replace").split(";")
     label = header[3].strip() if len(header) > 3 else None
-    _replace(path, crypto.vault_encrypt(plain, new_password, label))
+    _replace(path, _encrypt(plain, new_password, label))
 
 
 def encrypt_string(value: str, password: str, name: str) -> str:
     """`name: !vault |` with `value` encrypted, for group_vars/host_vars files."""
-    body = crypto.vault_encrypt(value.encode(), password).decode().rstrip("\n")
+    body = _encrypt(value.encode(), password).decode().rstrip("\n")
     return f"{name}: !vault |\n" + "".join(f"  {line}\n" for line in body.splitlines())
 
 
@@ -256,7 +270,7 @@ def edit(
     if not created:
         header = _read(path).split(b"\n", 1)[0].decode("ascii", errors="replace").split(";")
         label = header[3].strip() if len(header) > 3 else None
-    _replace(path, crypto.vault_encrypt(edited, password, label))
+    _replace(path, _encrypt(edited, password, label))
     return EditResult(path, changed=True, created=created)
 
 
@@ -341,8 +355,8 @@ def check_password(
                 continue
             tried.add(text)
             try:
-                crypto.vault_decrypt(text.encode(), password)
-            except crypto.VaultError as exc:
+                _decrypt(text.encode(), password)
+            except vault_text.VaultError as exc:
                 raise InputError(
                     f"the vault password does not open '{name}' of host {host}: {exc}",
                     hint="check the vault password (typed or vault_password_file); nothing ran",
@@ -413,7 +427,7 @@ def playbook_vaults(playbook: Path) -> list[tuple[Path, str, bool]]:
     literal vars_files: inline `!vault` values and files encrypted whole."""
     found: list[tuple[Path, str, bool]] = []
     for path, text in _playbook_sources(playbook):
-        if crypto.is_vault(text.encode()):
+        if vault_text.is_vault(text.encode()):
             found.append((path, text, True))
             continue
         if "!vault" not in text:
@@ -485,8 +499,8 @@ def run_masker(
         password = read_password(vault)
         for text, whole in dict.fromkeys(sealed):  # each distinct value once: ~10 ms each
             try:
-                plain += _plain_values(crypto.vault_decrypt(text.encode(), password), whole)
-            except crypto.VaultError:
+                plain += _plain_values(_decrypt(text.encode(), password), whole)
+            except vault_text.VaultError:
                 continue
     return Masker.of([*named, *plain])
 
@@ -527,7 +541,7 @@ def require_vault(settings: Settings, hosts: Sequence[str], playbook: Path) -> N
 def _mentions_vault(folder: Path) -> bool:
     """Whether any file of an inventory folder holds vault text (every vaulted value,
     inline or whole, starts with the $ANSIBLE_VAULT header)."""
-    marker = crypto.VAULT_HEADER.encode()
+    marker = vault_text.VAULT_HEADER.encode()
     for path in folder.rglob("*"):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
         if hidden or not path.is_file():

@@ -22,6 +22,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provision.infra.atomic import write_atomic
 
+# Re-exported: callers that open or write vaults find the whole format here.
+from provision.infra.vault_text import VAULT_HEADER as VAULT_HEADER
+from provision.infra.vault_text import VaultError as VaultError
+from provision.infra.vault_text import is_vault as is_vault
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -105,16 +110,7 @@ def fingerprint(public_openssh: str) -> str:
 # ciphertext. The body is hex(salt) "\n" hex(hmac) "\n" hex(ciphertext), hex-encoded
 # once more and cut into lines of 80 characters under the header line.
 
-VAULT_HEADER = "$ANSIBLE_VAULT"
 _VAULT_ITERATIONS = 10_000
-
-
-class VaultError(ValueError):
-    """A vault file that is not one, or a password that does not open it."""
-
-
-def is_vault(data: bytes) -> bool:
-    return data.lstrip().startswith(VAULT_HEADER.encode())
 
 
 def _vault_keys(password: bytes, salt: bytes) -> tuple[bytes, bytes, bytes]:
