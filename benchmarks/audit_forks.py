@@ -27,9 +27,6 @@ Prints comparable figures, not verdicts. Needs root (as the lab does).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import os
 import pickle
 import resource
@@ -37,87 +34,18 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.fleet import FLEET, cpu_group, join_group, write_fleet  # noqa: E402
 from benchmarks.lab_workspace import lab_workspace  # noqa: E402
-from provision.inventory import build_inventory, files, parse_register  # noqa: E402
-from provision.lab import service, state  # noqa: E402
-from provision.lab.inventory import register_text  # noqa: E402
+from provision.lab import service  # noqa: E402
 from provision.settings import Settings  # noqa: E402
 from tests.helpers.lab import claim_test_subnet, release_test_subnet  # noqa: E402
-
-CPUACCT = Path("/sys/fs/cgroup/cpuacct")
-FLEET = "fleet"
-
-
-def write_fleet(settings: Settings, hosts: int) -> dict[str, int]:
-    """inventories/fleet: `hosts` hosts named fleet-NNNN, mapped onto the lab's hosts.
-
-    The lab's own register rows are the pattern (place, role, declared equipment);
-    each fleet host gets its own name, asset tag and a placeholder address for the
-    register, then the lab host's address as its `ansible_host` and an SSH control
-    path of its own. The lab's
-    connection settings and known hosts are copied along.
-    """
-    lab = settings.workspace / "inventories" / "lab"
-    loaded = state.load(service.LabPaths.of(settings).state_file)
-    assert loaded is not None, "the lab is not up"
-    records = sorted(loaded.hosts.values(), key=lambda r: r.name)
-    pattern = list(csv.DictReader(io.StringIO(register_text(records))))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(pattern[0]), lineterminator="\n")
-    writer.writeheader()
-    address_of: dict[str, str] = {}
-    for n in range(hosts):
-        row = dict(pattern[n % len(pattern)])
-        name = f"fleet-{n:04d}"
-        address_of[name] = row["address"]
-        row.update(
-            hostname=name,
-            asset_tag=f"FLEET-{n:04d}",
-            address=f"10.254.{n // 250}.{n % 250 + 1}",  # unique in the register only
-        )
-        writer.writerow(row)
-    inventory = build_inventory(parse_register(out.getvalue(), "fleet register"))
-    for name, address in address_of.items():
-        inventory.hosts[name]["ansible_host"] = address
-        # An SSH master of its own, as a host of its own would have: hosts sharing an
-        # address would otherwise share one master, and the control node's SSH work.
-        inventory.hosts[name]["ansible_control_path"] = f"%(directory)s/{name}"
-    folder = settings.workspace / "inventories" / FLEET
-    shutil.copytree(lab / "group_vars", folder / "group_vars")
-    shutil.copytree(lab / ".ssh", folder / ".ssh")
-    files.write_inventory(inventory, folder, source="benchmarks/audit_forks.py")
-    per_lab_host: dict[str, int] = {}
-    for address in address_of.values():
-        per_lab_host[address] = per_lab_host.get(address, 0) + 1
-    return per_lab_host
-
-
-@contextlib.contextmanager
-def cpu_group(name: str) -> Iterator[Callable[[], float] | None]:
-    """A cpuacct cgroup (v1) for one child: yields a reader of its CPU seconds, or None."""
-    group = CPUACCT / name
-    try:
-        group.mkdir()
-    except OSError:
-        yield None
-        return
-    try:
-        yield lambda: int((group / "cpuacct.usage").read_text()) / 1e9
-    finally:
-        # Processes left in it (an ssh master that outlived the run) go back to the root.
-        with contextlib.suppress(OSError):
-            for pid in (group / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    (CPUACCT / "cgroup.procs").write_text(pid)
-        with contextlib.suppress(OSError):
-            group.rmdir()
 
 
 def audit_at(settings: Settings, forks: int) -> dict[str, Any]:
@@ -164,7 +92,7 @@ def in_child(
         code = 0
         try:
             if group is not None:
-                (CPUACCT / name / "cgroup.procs").write_text(str(os.getpid()))
+                join_group(name)
             started = time.perf_counter()
             result = audit_at(settings, forks)
             result["seconds"] = time.perf_counter() - started
@@ -203,7 +131,7 @@ def main() -> int:
             shutil.copytree(REPO / "standards", settings.workspace / "standards")
             up = service.up(settings, f"lab_pc:{args.lab_pcs}")
             try:
-                spread = write_fleet(settings, args.hosts)
+                spread = write_fleet(settings, args.hosts, source="benchmarks/audit_forks.py")
                 print(
                     f"fleet: {args.hosts} inventory hosts on {len(up.hosts)} lab hosts "
                     f"({', '.join(str(n) for n in spread.values())} each); "

@@ -13,7 +13,9 @@ default strategy (named in the output; `--strategy plain` measures plain linear)
 Each round runs every action once (rotating order): a round is one paired run.
 Prints, per action, the median wall and CPU time and the median over the rounds
 of its ratio to the same round's baseline; then what provision's own process
-spends outside Ansible (start-up, and a profile of one rollout with --profile).
+spends outside Ansible: Python and the CLI (`provision --version`), the imports
+of a rollout (paid once per run, however long), the rest, and with --profile a
+profile of one rollout.
 Prints comparable figures, not verdicts. Needs root (as the lab does).
 
     .venv/bin/python benchmarks/rollout_overhead.py [--rounds 5] [--tasks 30] [--profile]
@@ -39,6 +41,7 @@ from provision.infra import runner, strategy  # noqa: E402
 from provision.lab import service  # noqa: E402
 
 SUBNET = "10.213.16.0/24"  # its own: it may run beside site_speed
+ROLLOUT_IMPORTS = "import provision.cli.main, provision.cli.rollout, provision.rollout"
 
 
 def write_playbook(path: Path, tasks: int) -> None:
@@ -96,11 +99,22 @@ def _report(
             f"{name:<20} {statistics.median(times[name]):>13.2f} {min(times[name]):>10.2f} "
             f"{wall:>10.3f} {statistics.median(cpus[name]):>12.2f} {cpu:>9.3f}"
         )
-    extra = statistics.median(times["provision rollout"]) - statistics.median(base)
+    plain = statistics.median(base)
+    extra = statistics.median(times["provision rollout"]) - plain
+    extra_cpu = statistics.median(cpus["provision rollout"]) - statistics.median(base_cpu)
     start = statistics.median(times["provision --version"])
+    imports, imports_cpu = (statistics.median(d["rollout imports"]) for d in (times, cpus))
     print(
-        f"what remains: provision rollout - ansible-playbook = {extra:+.2f} s wall, of which "
-        f"{start:.2f} s is provision's Python start-up and imports (provision --version)"
+        f"what remains: provision rollout - ansible-playbook = {extra:+.2f} s wall, "
+        f"{extra_cpu:+.2f} s CPU; of which {start:.2f} s wall is Python and the CLI "
+        f"(provision --version), and {imports:.2f} s wall, {imports_cpu:.2f} s CPU the "
+        f"imports of a rollout (SQLAlchemy, ansible-runner, rich, click), paid once per run"
+    )
+    rest, rest_cpu = extra - imports, extra_cpu - imports_cpu
+    print(
+        f"the rest (plan, store, ansible-runner's event path, recorder, display): "
+        f"{rest:+.2f} s wall ({rest / plain:+.1%} of ansible-playbook), "
+        f"{rest_cpu:+.2f} s CPU ({rest_cpu / statistics.median(base_cpu):+.1%})"
     )
 
 
@@ -205,11 +219,23 @@ def main() -> int:
                     capture_output=True,
                 )
 
+            def imports() -> None:
+                # What a rollout imports before its first step (SQLAlchemy, ansible-runner,
+                # rich, click): the fixed cost of every run, however long.
+                subprocess.run(
+                    [sys.executable, "-c", ROLLOUT_IMPORTS],
+                    cwd=workspace,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+
             actions = {
                 "ansible-playbook": plain,
                 "ansible-runner": runner_alone,
                 "provision rollout": rollout,
                 "provision --version": startup,
+                "rollout imports": imports,
             }
             plain()  # warm caches (SSH host keys, Python bytecode) before timing
             times: dict[str, list[float]] = {name: [] for name in actions}
