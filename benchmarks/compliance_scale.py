@@ -524,18 +524,30 @@ def simulate_year(url: str, days: int, keep: int) -> dict[str, Any]:
                         pruned_at=NOW if day < pruned else None,
                     )
                 )
-            # Every day's totals, copied from run 1 in one statement per table.
+            # Every day's totals, copied from run 1 in one statement per table; the
+            # days pruned by the bulk write lose their finest place totals, as prune does.
             others = sa.select(r.c.id).where(r.c.env == "bench", r.c.id != run1).subquery()
+            bulk_pruned = run_of[bulk_days] if bulk_days else 0
             for table in (compliance_control_totals, compliance_place_totals):
                 rest = [c for c in table.c if c.name != "run_id"]
+                where = [table.c.run_id == run1]
+                if table is compliance_place_totals:
+                    where.append(
+                        sa.or_(
+                            others.c.id >= bulk_pruned,
+                            table.c.level.not_in(detail.PRUNED_LEVELS),
+                        )
+                    )
                 conn.execute(
                     table.insert().from_select(
                         ["run_id", *(c.name for c in rest)],
                         sa.select(others.c.id, *rest)
                         .select_from(table.join(others, sa.true()))
-                        .where(table.c.run_id == run1),
+                        .where(*where),
                     )
                 )
+            if bulk_days:  # run 1 is day 0, pruned too
+                detail.drop_fine_totals(conn, [run1])
             # Run 1's own detail goes: its day is rebuilt like every other day's.
             conn.execute(f.delete().where(f.c.run_id == run1))
             conn.execute(h.delete().where(h.c.run_id == run1))
@@ -595,6 +607,7 @@ def simulate_year(url: str, days: int, keep: int) -> dict[str, Any]:
                 began = time.perf_counter()
                 env, previous = detail.previous_run(conn, run_of[day])
                 detail.fold(conn, run_of[day], env, previous)
+                detail.drop_fine_totals(conn, [run_of[day]])
                 folds.append(time.perf_counter() - began)
 
         # The kept days: findings and host rows.
@@ -694,6 +707,26 @@ def time_queries(url: str, folder: Path, days: int, keep: int) -> list[tuple[str
     return timings
 
 
+def print_queries(url: str, folder: Path, days: int, keep: int) -> None:
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"{'query':<52} {'seconds':>8} {'answers':>8}  (load average {load})")
+    for name, seconds, count in time_queries(url, folder, days, keep):
+        print(f"{name:<52} {seconds:>8.3f} {count:>8,}")
+
+
+def queries_only(folder: Path, days: int, keep: int) -> int:
+    """The questions timed on a year an earlier run left in `folder`; the first asking
+    of each is cold only as far as the operating system's cache is."""
+    store = folder / "state.db"
+    if not store.is_file():
+        print(f"no store in {folder}: run with --year --keep-store first")
+        return 1
+    url = f"sqlite:///{store}"
+    print(f"the questions on the year in {store} ({days} days, {keep} kept)")
+    print_queries(url, folder, days, keep)
+    return 0
+
+
 def _drift_count(answer: Any) -> int:
     return len(answer.new) + len(answer.fixed) + len(answer.unknown)
 
@@ -710,7 +743,21 @@ def main() -> int:
     parser.add_argument("--year", action="store_true", help="Simulate daily runs and time queries.")
     parser.add_argument("--days", type=int, default=365, help="Days of runs with --year.")
     parser.add_argument("--keep", type=int, default=30, help="Days of host detail kept (prune).")
+    parser.add_argument(
+        "--keep-store",
+        action="store_true",
+        help="Leave the SQLite store's folder in place (printed) for --queries.",
+    )
+    parser.add_argument(
+        "--queries",
+        metavar="FOLDER",
+        type=Path,
+        help="Only time the questions on the year kept in FOLDER by an earlier "
+        "--year --keep-store run (same --days and --keep, the same UTC day).",
+    )
     args = parser.parse_args()
+    if args.queries is not None:
+        return queries_only(args.queries, args.days, min(args.keep, args.days))
 
     from provision.infra.store import Store
     from provision.infra.store.compliance_records import ComplianceRecords
@@ -879,9 +926,10 @@ def main() -> int:
         )
         if days < 365:
             print(f"  a full year at this rate: at most {size * 365 / days / 1e9:,.1f} GB")
-        print(f"{'query':<52} {'seconds':>8} {'answers':>8}")
-        for name, seconds, count in time_queries(url, folder, days, keep):
-            print(f"{name:<52} {seconds:>8.3f} {count:>8,}")
+        print_queries(url, folder, days, keep)
+    if args.keep_store:
+        print(f"store kept in {folder} (time it again with --queries {folder})")
+        return 0
     for path in sorted(folder.rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     folder.rmdir()

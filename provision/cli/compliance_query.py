@@ -282,9 +282,10 @@ def prune_command(app: AppContext, keep: int, dry_run: bool, as_json: bool) -> N
     """Remove compliance detail older than DAYS; keep totals and every host's failures.
 
     Runs started more than DAYS days ago lose their host rows (every result of
-    every host) and their waived findings, in one transaction; each keeps its
-    totals (what show, the trend and the roll-ups read) and its fail, error and
-    no_report findings. The audits' run folders older than DAYS go too.
+    every host), their waived findings and their per-site totals, in one
+    transaction; each keeps its totals down to the union (what show and the trend
+    read) and its fail, error and no_report findings. The audits' run folders
+    older than DAYS go too.
 
     \b
     Example:
@@ -302,5 +303,6 @@ def prune_command(app: AppContext, keep: int, dry_run: bool, as_json: bool) -> N
     console.out.print(
         f"{verb} the detail of {runs} started before {result.before:%Y-%m-%d %H:%M} UTC: "
         f"{plural(result.host_rows, 'host row')}, {plural(result.findings, 'waived finding')}, "
-        f"{plural(len(result.folders), 'run folder')}; totals and failures kept"
+        f"{plural(result.place_rows, 'site total')}, "
+        f"{plural(len(result.folders), 'run folder')}; totals above the sites and failures kept"
     )

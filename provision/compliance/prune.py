@@ -36,6 +36,8 @@ class PruneResult:
     host_rows: int
     findings: int
     folders: tuple[Path, ...]
+    #: Place totals at the finest level (sites) removed; the levels above are kept.
+    place_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class PruneResult:
             "runs": list(self.runs),
             "host_rows": self.host_rows,
             "findings": self.findings,
+            "place_rows": self.place_rows,
             "folders": [str(p) for p in self.folders],
         }
 
@@ -88,6 +91,7 @@ def prune(
         host_rows=counts.host_rows,
         findings=counts.findings,
         folders=tuple(folders),
+        place_rows=counts.place_rows,
     )
 
 

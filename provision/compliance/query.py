@@ -187,14 +187,8 @@ def drifted(settings: Settings, *, since: date, until: date, selection: str = ""
         queries = _queries(ComplianceRecords(store), settings.env)
         before = _run_as_of(queries, since, settings.env)
         after = _run_as_of(queries, until, settings.env)
-        # Compared on light keys; only what differs is read whole.
-        old = queries.failing_keys(before)
-        new = queries.failing_keys(after)
-        gone_keys = [k for k in old if k not in new]
-        changed = [k for k, v in new.items() if k not in old or old[k] != v]
-        audited = queries.hosts_in(after, {h for h, _ in gone_keys}) if gone_keys else set()
-        appeared = queries.failing_of(after, changed)
-        gone = queries.failing_of(before, gone_keys)
+        # Compared in the database; only what differs is read.
+        appeared, gone, audited = queries.drift(before, after)
     fixed: Sequence[Finding]
     if audited is None:  # the later run's host list was pruned
         fixed, unknown = [], gone

@@ -18,7 +18,7 @@ from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import Store
 from provision.infra.store.compliance_codec import ControlTallies, host_rows
 from provision.infra.store.compliance_records import ComplianceRecords
-from provision.model.scoring import RollupBuilder, host_score
+from provision.model.scoring import ROLLUP_LEVELS, RollupBuilder, host_score
 from provision.settings import load_settings
 from tests.helpers import inventory as registers
 from tests.helpers.compliance_truth import TRUTH, at, fill, report
@@ -34,6 +34,10 @@ def env(workspace: Path, tmp_path: Path) -> dict[str, str]:
     with Store.open(db) as store:
         fill(ComplianceRecords(store))
     return environ
+
+
+#: The roll-up levels prune keeps for a pruned run: all but the finest (sites).
+ABOVE_SITES = ROLLUP_LEVELS[:-1]
 
 
 def run(env: dict[str, str], *args: str) -> Result:
@@ -184,13 +188,22 @@ def test_prune_keeps_totals_and_failures_of_old_runs(env: dict[str, str], worksp
     with Store.open(settings.database_url) as store:
         records = ComplianceRecords(store)
         assert records.pruned_at(1) is None  # a dry run changes nothing
-        before = {r: records.rollups(r).as_dict() for r in (1, 2, 3)}
+        before = {r: records.rollups(r, ABOVE_SITES).as_dict() for r in (1, 2, 3)}
+        sites = {r: records.rollups(r, ("site",)).levels["site"] for r in (1, 2, 3)}
+    assert all(sites.values()) and dry.place_rows == len(sites[1]) + len(sites[2])
     done = query_prune(settings, now)
     assert (done.runs, done.host_rows, done.findings) == (dry.runs, 8, 2)
+    assert done.place_rows == dry.place_rows
     with Store.open(settings.database_url) as store:
         records = ComplianceRecords(store)
         assert records.pruned_at(1) is not None and records.pruned_at(3) is None
-        assert {r: records.rollups(r).as_dict() for r in (1, 2, 3)} == before
+        # Every level above the sites is kept; the pruned runs' site totals go.
+        assert {r: records.rollups(r, ABOVE_SITES).as_dict() for r in (1, 2, 3)} == before
+        assert [records.rollups(r, ("site",)).levels["site"] for r in (1, 2, 3)] == [
+            (),
+            (),
+            sites[3],
+        ]
         with pytest.raises(StateError, match="pruned"):
             list(records.host_reports(1))
         assert records.host_rows(3)  # the kept run is whole

@@ -9,7 +9,7 @@ daily 50,000-host runs (`benchmarks/compliance_scale.py --year`).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -134,6 +134,27 @@ class HostLine:
         }
 
 
+#: What a finding is built of: a kept run's findings row, a pruned run's stretch.
+_KEPT_COLUMNS = (
+    "host",
+    "control",
+    "status",
+    "severity",
+    "expected",
+    "actual",
+    "message",
+    "waiver",
+    "collected_at",
+)
+_STRETCH_COLUMNS = (
+    *_KEPT_COLUMNS[:-1],
+    "first_run",
+    "last_run",
+    "first_collected",
+    "last_collected",
+)
+_TIMES = frozenset({"collected_at", "first_collected", "last_collected"})
+
 _FINDING_KEYS = (
     "control",
     "status",
@@ -170,6 +191,13 @@ class ComplianceQueries:
         # decoded values are shared between findings (read-only, as findings are).
         self._values: dict[str, Any] = {}
         self._moments: dict[datetime, datetime | None] = {}
+        # Times as the driver returns them (SQLite: text), each parsed once by the
+        # column type's own processor: an answer's rows share a few collection times.
+        dialect = engine.dialect
+        self._parse = compliance_findings.c.collected_at.type.dialect_impl(
+            dialect
+        ).result_processor(dialect, None)
+        self._raw_moments: dict[Any, datetime | None] = {}
 
     def _value(self, text: str | None) -> Any:
         if text is None:
@@ -188,6 +216,143 @@ class ComplianceQueries:
         except KeyError:
             aware = self._moments[value] = _aware(value)
             return aware
+
+    def _raw_moment(self, raw: Any) -> datetime | None:
+        if raw is None:
+            return None
+        try:
+            return self._raw_moments[raw]
+        except KeyError:
+            value = self._parse(raw) if self._parse is not None else raw
+            aware = self._raw_moments[raw] = _aware(value)
+            return aware
+
+    def _kept_findings(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
+        """Findings of a kept run's rows (`_KEPT_COLUMNS` in order), built without the
+        frozen dataclass's __init__ (a large answer is tens of thousands): the same
+        objects, each repeated value decoded once."""
+        value, moment, make = self._value, self._raw_moment, object.__new__
+        out: list[Finding] = []
+        for host, control, status, severity, expected, actual, message, waiver, at in rows:
+            finding = make(Finding)
+            finding.__dict__.update(
+                run=run,
+                host=host,
+                control=control,
+                status=status,
+                severity=severity,
+                expected=value(expected),
+                actual=value(actual),
+                message=message or "",
+                waiver=waiver,
+                collected_at=moment(at),
+                stretch=None,
+            )
+            out.append(finding)
+        return out
+
+    def _stretch_findings(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
+        """Findings of a pruned run's stretches (`_STRETCH_COLUMNS` in order)."""
+        value, moment, make = self._value, self._raw_moment, object.__new__
+        run_id = run.run_id
+        out: list[Finding] = []
+        for row in rows:
+            host, control, status, severity, expected, actual, message, waiver = row[:8]
+            first, last, since_raw, until_raw = row[8:]
+            since, until = moment(since_raw), moment(until_raw)
+            finding = make(Finding)
+            finding.__dict__.update(
+                run=run,
+                host=host,
+                control=control,
+                status=status,
+                severity=severity,
+                expected=value(expected),
+                actual=value(actual),
+                message=message or "",
+                waiver=waiver,
+                collected_at=since if run_id == first else until if run_id == last else None,
+                stretch=(int(first), int(last), since, until),
+            )
+            out.append(finding)
+        return out
+
+    def _holding(self, run: RunRef, statuses: Collection[str]) -> tuple[Any, list[Any]]:
+        """The table of the run's failures and the conditions that pick them: its
+        findings while kept, the stretches holding it once pruned."""
+        if run.pruned:
+            s = compliance_stretches.alias()
+            return s, [
+                s.c.env == self.env,
+                s.c.last_run >= run.run_id,
+                s.c.first_run <= run.run_id,
+                s.c.status.in_(list(statuses)),
+            ]
+        f = compliance_findings.alias()
+        return f, [f.c.run_id == run.run_id, f.c.status.in_(list(statuses))]
+
+    def _select(self, run: RunRef, table: Any) -> Any:
+        """The columns a finding is built of (times as the driver returns them)."""
+        names = _STRETCH_COLUMNS if run.pruned else _KEPT_COLUMNS
+        return sa.select(
+            *(sa.type_coerce(table.c[n], sa.String) if n in _TIMES else table.c[n] for n in names)
+        )
+
+    def _build(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
+        return self._stretch_findings(run, rows) if run.pruned else self._kept_findings(run, rows)
+
+    def drift(
+        self, before: RunRef, after: RunRef, statuses: Collection[str] = FAILING
+    ) -> tuple[list[Finding], list[Finding], set[str] | None]:
+        """What differs between two runs' failures, compared in the database.
+
+        Returns the later run's failures the earlier one did not have the same way
+        (status and actual value), by host; the earlier run's failures the later one
+        does not have at all, by host; and which of those hosts the later run
+        audited (None once its host detail was pruned).
+        """
+        a, a_where = self._holding(after, statuses)
+        b, b_where = self._holding(before, statuses)
+        same = sa.select(sa.literal(1)).where(
+            *b_where,
+            b.c.host == a.c.host,
+            b.c.control == a.c.control,
+            b.c.status == a.c.status,
+            b.c.actual.is_not_distinct_from(a.c.actual),
+        )
+        new_query = (
+            self._select(after, a).where(*a_where, ~same.exists()).order_by(a.c.host, a.c.control)
+        )
+        a2, a2_where = self._holding(after, statuses)
+        still = sa.select(sa.literal(1)).where(
+            *a2_where, a2.c.host == b.c.host, a2.c.control == b.c.control
+        )
+        gone_query = (
+            self._select(before, b).where(*b_where, ~still.exists()).order_by(b.c.host, b.c.control)
+        )
+        h = compliance_hosts
+        with self.engine.connect() as conn:
+            appeared = self._build(after, conn.execute(new_query))
+            gone = self._build(before, conn.execute(gone_query))
+            audited: set[str] | None = set()
+            if gone:
+                any_host = conn.execute(
+                    sa.select(h.c.host).where(h.c.run_id == after.run_id).limit(1)
+                ).first()
+                if any_host is None:
+                    audited = None
+                else:
+                    names = sorted({f.host for f in gone})
+                    for start in range(0, len(names), 500):  # bounded IN lists
+                        chunk = names[start : start + 500]
+                        audited.update(
+                            conn.execute(
+                                sa.select(h.c.host).where(
+                                    h.c.run_id == after.run_id, h.c.host.in_(chunk)
+                                )
+                            ).scalars()
+                        )
+        return appeared, gone, audited
 
     def _runs(self, *, since: datetime | None = None, until: datetime | None = None) -> Any:
         query = (
@@ -270,87 +435,14 @@ class ComplianceQueries:
         statuses: Collection[str] = FAILING,
     ) -> list[Finding]:
         """The run's hosts failing `control` (or any critical control), by host."""
-        if run.pruned:
-            return self._failing_pruned(run, control, critical, statuses)
-        f = compliance_findings
-        query = (
-            sa.select(f)
-            .where(f.c.run_id == run.run_id, f.c.status.in_(list(statuses)))
-            .order_by(f.c.host, f.c.control)
-        )
+        table, where = self._holding(run, statuses)
+        query = self._select(run, table).where(*where).order_by(table.c.host, table.c.control)
         if control is not None:
-            query = query.where(f.c.control == control)
+            query = query.where(table.c.control == control)
         if critical:
-            query = query.where(f.c.severity == "critical")
+            query = query.where(table.c.severity == "critical")
         with self.engine.connect() as conn:
-            return [self._finding(run, row) for row in conn.execute(query).mappings()]
-
-    def failing_keys(
-        self, run: RunRef, statuses: Collection[str] = FAILING
-    ) -> dict[tuple[str, str], tuple[str, str | None]]:
-        """(host, control) -> (status, actual as stored) of the run's failures: what a
-        comparison of two runs needs, without decoding any value."""
-        table = compliance_stretches if run.pruned else compliance_findings
-        query = sa.select(table.c.host, table.c.control, table.c.status, table.c.actual).where(
-            table.c.status.in_(list(statuses))
-        )
-        if run.pruned:
-            s = compliance_stretches
-            query = query.where(
-                s.c.env == self.env, s.c.last_run >= run.run_id, s.c.first_run <= run.run_id
-            )
-        else:
-            query = query.where(compliance_findings.c.run_id == run.run_id)
-        with self.engine.connect() as conn:
-            return {(h, c): (st, a) for h, c, st, a in conn.execute(query)}
-
-    def failing_of(
-        self, run: RunRef, keys: Collection[tuple[str, str]], statuses: Collection[str] = FAILING
-    ) -> list[Finding]:
-        """The run's failures with the given (host, control) keys, whole, by host."""
-        wanted = set(keys)
-        hosts = sorted({h for h, _ in wanted})
-        table = compliance_stretches if run.pruned else compliance_findings
-        found: list[Finding] = []
-        for start in range(0, len(hosts), 500):
-            chunk = hosts[start : start + 500]
-            query = sa.select(table).where(
-                table.c.host.in_(chunk), table.c.status.in_(list(statuses))
-            )
-            if run.pruned:
-                s = compliance_stretches
-                query = query.where(
-                    s.c.env == self.env, s.c.last_run >= run.run_id, s.c.first_run <= run.run_id
-                )
-            else:
-                query = query.where(compliance_findings.c.run_id == run.run_id)
-            make = self._stretched if run.pruned else self._finding
-            with self.engine.connect() as conn:
-                for row in conn.execute(query).mappings():
-                    if (row["host"], row["control"]) in wanted:
-                        found.append(make(run, row))
-        return sorted(found, key=lambda f: (f.host, f.control))
-
-    def _failing_pruned(
-        self, run: RunRef, control: str | None, critical: bool, statuses: Collection[str]
-    ) -> list[Finding]:
-        s = compliance_stretches
-        query = (
-            sa.select(s)
-            .where(
-                s.c.env == self.env,
-                s.c.last_run >= run.run_id,
-                s.c.first_run <= run.run_id,
-                s.c.status.in_(list(statuses)),
-            )
-            .order_by(s.c.host, s.c.control)
-        )
-        if control is not None:
-            query = query.where(s.c.control == control)
-        if critical:
-            query = query.where(s.c.severity == "critical")
-        with self.engine.connect() as conn:
-            return [self._stretched(run, row) for row in conn.execute(query).mappings()]
+            return self._build(run, conn.execute(query))
 
     def _host_stretches(self, host: str, runs: list[RunRef]) -> dict[int, list[Finding]]:
         pruned = [r for r in runs if r.pruned]

@@ -16,10 +16,17 @@ from sqlalchemy.engine import Connection
 from provision.infra.store.compliance_detail_tables import (
     KEPT_STATUSES,
     compliance_findings,
+    compliance_place_totals,
     compliance_run_detail,
     compliance_stretches,
 )
 from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
+from provision.model.scoring import ROLLUP_LEVELS
+
+#: The place totals prune removes: the finest level's (one row per site per run, nearly
+#: half of a year's store). What reads a pruned run (`compliance show`, the trend) reads
+#: the levels above it, which are kept.
+PRUNED_LEVELS: tuple[str, ...] = (ROLLUP_LEVELS[-1],)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class PruneCounts:
     findings: int
     #: Fail, error and no_report findings folded into stretches.
     folded: int
+    #: Place totals of the finest level (sites) removed.
+    place_rows: int = 0
 
 
 def fold(conn: Connection, run_id: int, env: str, previous: int | None) -> None:
@@ -120,6 +129,12 @@ def previous_run(conn: Connection, run_id: int) -> tuple[str, int | None]:
     return str(env), None if before is None else int(before)
 
 
+def drop_fine_totals(conn: Connection, run_ids: Sequence[int]) -> None:
+    """Remove the runs' place totals at the finest level (`PRUNED_LEVELS`)."""
+    t = compliance_place_totals
+    conn.execute(t.delete().where(t.c.run_id.in_(list(run_ids)), t.c.level.in_(PRUNED_LEVELS)))
+
+
 def prune(conn: Connection, run_ids: Sequence[int], *, dry_run: bool) -> PruneCounts:
     """Remove the runs' host rows (blobs) and waived findings; fold the rest into stretches.
 
@@ -135,17 +150,24 @@ def prune(conn: Connection, run_ids: Sequence[int], *, dry_run: bool) -> PruneCo
     n_hosts = conn.execute(sa.select(sa.func.count()).where(hosts_where)).scalar_one()
     n_waived = conn.execute(sa.select(sa.func.count()).select_from(f).where(waived)).scalar_one()
     n_kept = conn.execute(sa.select(sa.func.count()).select_from(f).where(kept)).scalar_one()
+    t = compliance_place_totals
+    n_places = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(t.c.run_id.in_(ids), t.c.level.in_(PRUNED_LEVELS))
+    ).scalar_one()
     if not dry_run:
         for run_id in ids:
             env, previous = previous_run(conn, run_id)
             fold(conn, run_id, env, previous)
         conn.execute(compliance_hosts.delete().where(hosts_where))
+        drop_fine_totals(conn, ids)
         conn.execute(
             compliance_run_detail.update()
             .where(compliance_run_detail.c.run_id.in_(ids))
             .values(pruned_at=datetime.now(UTC))
         )
-    return PruneCounts(ids, int(n_hosts), int(n_waived), int(n_kept))
+    return PruneCounts(ids, int(n_hosts), int(n_waived), int(n_kept), int(n_places))
 
 
-__all__ = ["PruneCounts", "fold", "previous_run", "prune"]
+__all__ = ["PRUNED_LEVELS", "PruneCounts", "drop_fine_totals", "fold", "previous_run", "prune"]

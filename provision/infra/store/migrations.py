@@ -109,6 +109,21 @@ def _v7_pull(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v8_compliance_drift_index(conn: Connection) -> None:
+    """An index for `compliance query drifted` from a pruned run: stretches by (env,
+    host, control, last run, first run), so that whether a pruned run had one host's
+    failure of one control is one lookup, and drift is compared in the database.
+
+    Self-contained (nothing but this index); IF NOT EXISTS, as version 6.
+    """
+    conn.execute(
+        sa.text(
+            "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_key "
+            "ON compliance_stretches (env, host, control, last_run, first_run)"
+        )
+    )
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -118,6 +133,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (5, "host_node", _v5_host_node),
     (6, "compliance query indexes", _v6_compliance_query_indexes),
     (7, "pull", _v7_pull),
+    (8, "compliance drift index", _v8_compliance_drift_index),
 )
 
 LATEST = MIGRATIONS[-1][0]
