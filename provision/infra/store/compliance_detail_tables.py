@@ -27,10 +27,10 @@ decoding blobs, and keep what an auditor needs after old detail is pruned:
   `first_run` to `last_run`. A daily audit of a fleet whose failures last
   weeks keeps one row per failure, not one per failure per day.
 
-What prune keeps of an old run: its run row, these aggregates, and its
-`fail`, `error` and `no_report` findings (the evidence of each host's
-failures), folded into stretches. What it removes: the host rows with their
-blobs, and the `waived` findings.
+What prune keeps of an old run: its run row, these aggregates (the place
+totals above the sites), and its `fail`, `error` and `no_report` findings (the
+evidence of each host's failures), folded into stretches. What it removes: the
+host rows with their blobs, the `waived` findings, and the sites' place totals.
 """
 
 from __future__ import annotations

@@ -342,16 +342,18 @@ class ComplianceQueries:
                 if any_host is None:
                     audited = None
                 else:
+                    found: set[str] = set()
                     names = sorted({f.host for f in gone})
                     for start in range(0, len(names), 500):  # bounded IN lists
                         chunk = names[start : start + 500]
-                        audited.update(
+                        found.update(
                             conn.execute(
                                 sa.select(h.c.host).where(
                                     h.c.run_id == after.run_id, h.c.host.in_(chunk)
                                 )
                             ).scalars()
                         )
+                    audited = found
         return appeared, gone, audited
 
     def _runs(self, *, since: datetime | None = None, until: datetime | None = None) -> Any:
