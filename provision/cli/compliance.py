@@ -712,7 +712,9 @@ def _show_pruned(run: ComplianceRunInfo, total: Rollup, pruned: datetime, as_jso
         f"compliance run {run.id} ({run.status}, {run.env}, {run.standard_id} "
         f"{run.standard_version}, {run.started_at:%Y-%m-%d %H:%M}): "
         f"{plural(total.hosts, 'host')}, {total.reported:,} reported, "
-        f"{total.compliant:,} compliant, {total.unreachable:,} unreachable; "
+        f"{total.compliant:,} compliant, {total.unreachable:,} unreachable"
+        + (f", {total.no_report:,} no_report" if total.no_report else "")
+        + "; "
         f"median score {_percent(total.median_score)}"
         + (f"; most failed: {worst}" if worst else "")
     )

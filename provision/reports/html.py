@@ -231,6 +231,7 @@ def place_row(r: Rollup) -> dict[str, Any]:
         "reported": r.reported,
         "unreachable": r.unreachable,
         "errored": r.errored,
+        "no_report": r.no_report,
         "compliant": r.compliant,
         "compliant_pct": pct(r.compliant_share),
         "critical": r.critical,

@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from provision.access import keys
 from provision.compliance.service import plan_audit, run_audit
 from provision.errors import ExitStatus, InputError
 from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.pull_records import PullRecords
 from provision.model.compliance.model import HOST_NO_REPORT, HOST_REPORTED, NO_REPORT
+from provision.model.scoring import RollupBuilder
 from provision.pull.collect import collect_files, plan_collect
 from provision.reports.service import write_run_reports
 from provision.settings import Settings
@@ -124,6 +127,52 @@ def test_the_reports_show_pulled_hosts_with_serial_and_report_age(
     order = [section.index(f'data-host="{h}"') for h in ("dc1", "pc2", "pc3", "pc1")]
     assert order == sorted(order)
     assert section.count("no_report") >= 2 and "20 d" in section
+
+
+def test_place_totals_count_silent_pulled_hosts_as_no_report_not_errored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        stored = records.rollups(result.run_id)
+        builder = RollupBuilder(
+            records.get_run(result.run_id), now=stored.now, freshness=stored.freshness
+        )
+        for report in records.host_reports(result.run_id):
+            builder.add(report)
+    # The store's place totals and the roll-up of the reports count hosts alike, at
+    # every level.
+    figures = ("hosts", "reported", "unreachable", "errored", "no_report", "compliant", "fresh")
+    for level, rows in builder.result().levels.items():
+        for mine, theirs in zip(stored.at(level), rows, strict=True):
+            assert [getattr(mine, f) for f in figures] == [getattr(theirs, f) for f in figures]
+    total = stored.total
+    # pc2 (silent 20 days, window 14) and dc1 (never reported) are no_report.
+    assert (total.hosts, total.reported, total.no_report) == (4, 2, 2)
+    assert (total.errored, total.unreachable) == (0, 0)
+    written = write_run_reports(settings, result.run_id, tmp_path / "out", "json,html", now=NOW)
+    paths = dict(written.files)
+    data = json.loads(paths["json"].read_text())
+    assert data["rollups"]["levels"]["all"][0]["no_report"] == 2
+    assert data["rollups"]["levels"]["all"][0]["errored"] == 0
+    assert "<b>2</b>no report" in paths["html"].read_text()
+
+
+def test_a_store_aggregated_before_no_report_had_a_figure_is_aggregated_again(
+    settings: Settings,
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    with open_store(settings) as store:
+        ComplianceRecords(store).rollups(result.run_id)
+        with store.engine.begin() as conn:  # as schema version 7 left it
+            conn.execute(sa.text("ALTER TABLE compliance_place_totals DROP COLUMN no_report"))
+            old = "UPDATE compliance_place_totals SET errored = hosts - reported - unreachable"
+            conn.execute(sa.text(old))
+            conn.execute(sa.text("DELETE FROM schema_version WHERE version = 8"))
+    with open_store(settings) as store:
+        total = ComplianceRecords(store).rollups(result.run_id).total
+    assert (total.no_report, total.errored) == (2, 0)
 
 
 def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settings) -> None:
