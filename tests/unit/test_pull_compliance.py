@@ -11,18 +11,28 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from click.testing import CliRunner
 
 from provision.access import keys
+from provision.cli.main import cli
+from provision.compliance.fix import plan_fix
 from provision.compliance.service import plan_audit, run_audit
 from provision.errors import ExitStatus, InputError
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.pull_records import PullRecords
-from provision.model.compliance.model import HOST_NO_REPORT, HOST_REPORTED, NO_REPORT
+from provision.model.compliance.model import (
+    HOST_NO_REPORT,
+    HOST_REPORTED,
+    NO_REPORT,
+    ControlResult,
+    HostReport,
+)
 from provision.model.scoring import RollupBuilder
 from provision.pull.collect import collect_files, plan_collect
 from provision.reports.service import write_run_reports
 from provision.settings import Settings
+from provision.standards.service import pick_standard
 from tests.helpers.bundles import pull_workspace
 from tests.helpers.pulled import file_name, result_file
 
@@ -173,6 +183,68 @@ def test_a_store_aggregated_before_no_report_had_a_figure_is_aggregated_again(
     with open_store(settings) as store:
         total = ComplianceRecords(store).rollups(result.run_id).total
     assert (total.no_report, total.errored) == (2, 0)
+
+
+def _failed_run(settings: Settings, failing: dict[str, tuple[str, ...]]) -> int:
+    """A finished audit in which each host failed the controls named, passed the rest."""
+    standard = pick_standard(settings.standards_path, "bd-ict-baseline")
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        run_id = records.create_run(
+            env=settings.env,
+            selection="",
+            standard_id=standard.id,
+            standard_version=standard.version,
+            standard_digest=standard.digest,
+            waivers_digest=None,
+            user="tester",
+            node="node",
+        )
+        reports = [
+            HostReport(
+                host,
+                HOST_REPORTED,
+                results=tuple(
+                    ControlResult(c.id, "fail" if c.id in controls else "pass", c.severity)
+                    for c in standard.controls
+                ),
+            )
+            for host, controls in failing.items()
+        ]
+        records.add_host_reports(run_id, reports)
+        records.finish_run(run_id, "done")
+    return run_id
+
+
+def test_a_fix_pushes_to_pushed_hosts_only_and_names_the_pulled_ones_left_out(
+    settings: Settings,
+) -> None:
+    run_id = _failed_run(
+        settings, {"pc1": ("SSH-002", "LAB-001"), "pc3": ("SSH-002",), "fs1": ("SSH-002",)}
+    )
+    plan = plan_fix(settings, run_id)
+    assert plan.pulled == ("pc1", "pc3")
+    assert plan.hosts == ("fs1",)
+    assert dict(plan.failing) == {"SSH-002": ("fs1",)}
+    # LAB-001 failed only on a pulled PC: its tag is not pushed anywhere.
+    assert plan.tags == ("SSH-002",)
+    assert plan.rollout is not None and list(plan.rollout.hosts) == ["fs1"]
+    assert set(plan.before) == {("SSH-002", "fs1")}
+
+
+def test_a_fix_of_pulled_hosts_alone_pushes_nothing_and_says_why(settings: Settings) -> None:
+    run_id = _failed_run(settings, {"pc1": ("SSH-002",), "dc1": ("LAB-002",)})
+    environ = {"PROVISION_WORKSPACE": str(settings.workspace)}
+    result = CliRunner().invoke(cli, ["compliance", "fix", str(run_id), "--yes"], env=environ)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "pull mode" in line]
+    assert lines == [
+        "left out, in pull mode (no SSH to them): dc1, pc1; they get the fix through "
+        "their next bundle (provision bundle build, then publish)"
+    ]
+    assert f"compliance run {run_id}: nothing to fix" in result.output
+    with open_store(settings) as store:
+        assert [r.kind for r in store.list_runs() if r.kind != "pull"] == []  # no rollout
 
 
 def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settings) -> None:
