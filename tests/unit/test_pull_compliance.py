@@ -28,8 +28,10 @@ from provision.model.compliance.model import (
     ControlResult,
     HostReport,
 )
+from provision.model.pull import PullState
 from provision.model.scoring import RollupBuilder
 from provision.pull.collect import collect_files, plan_collect
+from provision.reports.html import PulledEntry, keep_pulled, pulled_rows
 from provision.reports.service import write_run_reports
 from provision.settings import Settings
 from provision.standards.service import pick_standard
@@ -137,6 +139,31 @@ def test_the_reports_show_pulled_hosts_with_serial_and_report_age(
     order = [section.index(f'data-host="{h}"') for h in ("dc1", "pc2", "pc3", "pc1")]
     assert order == sorted(order)
     assert section.count("no_report") >= 2 and "20 d" in section
+
+
+def test_the_folder_of_pages_shows_pulled_hosts_on_the_summary_and_their_place_page(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    written = write_run_reports(
+        settings, result.run_id, tmp_path / "out", "html", now=NOW, pages=True
+    )
+    index = dict(written.files)["html"]
+    assert index.name == "index.html"
+    summary = index.read_text()
+    section = summary[summary.index('id="pull-mode"') : summary.index('id="charts"')]
+    assert "4 host(s) apply their signed bundle" in section
+    # The silent ones first, as on one page; each linked to its district's page.
+    order = [section.index(f'data-host="{h}"') for h in ("dc1", "pc2", "pc3", "pc1")]
+    assert order == sorted(order)
+    assert section.count("no_report") >= 2 and "20 d" in section
+    (page,) = [p for p in index.parent.glob("district_*.html")]
+    assert f'href="{page.name}#host-pc2"' in section
+    assert "<b>2</b>no report" in summary
+    place = page.read_text()
+    here = place[place.index('id="pull-mode"') : place.index('id="hosts"')]
+    assert "Hosts in pull mode here" in here and "4 host(s)" in here
+    assert all(f'data-host="{h}"' in here for h in ("dc1", "pc1", "pc2", "pc3"))
 
 
 def test_place_totals_count_silent_pulled_hosts_as_no_report_not_errored(
@@ -254,3 +281,29 @@ def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settin
     with pytest.raises(InputError, match="host pc3: provision_pull_keep_days") as error:
         plan_audit(settings, "role:lab_pc")
     assert "group_vars or host_vars" in (error.value.hint or "")
+
+
+def test_the_pull_mode_section_keeps_the_longest_silent_in_bounded_memory() -> None:
+    states = [
+        PullState(
+            serial=i,
+            reported_at=None if i % 7 == 0 else NOW - timedelta(hours=i),
+            keep=timedelta(days=14),
+            within=i % 3 != 0,
+        )
+        for i in range(1, 60)
+    ]
+    entries = [
+        (
+            s.within,
+            NOW.timestamp() - 1e9 if s.reported_at is None else s.reported_at.timestamp(),
+            f"h{s.serial:02d}",
+            s,
+        )
+        for s in states
+    ]
+    kept: list[PulledEntry] = []
+    for entry in entries:
+        keep_pulled(kept, entry, limit=5)
+        assert len(kept) <= 10
+    assert pulled_rows(kept, NOW, limit=5) == pulled_rows(entries, NOW, limit=5)
