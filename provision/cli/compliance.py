@@ -501,7 +501,9 @@ def fix_command(
     It runs site.yml with only the failing controls' tags (see `provision
     rollout`), then audits the hosts it touched (a recorded compliance run)
     and says per control and host whether it is repaired. Controls no role
-    enforces (hardware) are listed as not fixable. Exit codes: 0 every control
+    enforces (hardware) are listed as not fixable. Hosts in pull mode are left
+    out, with one line naming them: they get the fix through their next
+    bundle (docs/pull.md). Exit codes: 0 every control
     repaired; 6 some control still not passing (named); 4 / 5 the rollout
     failed on / could not reach a host (its controls are not repaired
     either); 130 interrupted (no audit then).
@@ -521,6 +523,12 @@ def fix_command(
     for control_id, hosts in plan.not_fixable.items():
         console.err.print(
             f"not fixable by a role: {control_id} on {', '.join(hosts)}", markup=False
+        )
+    if plan.pulled:
+        console.err.print(
+            f"left out, in pull mode (no SSH to them): {', '.join(plan.pulled)}; "
+            "they get the fix through their next bundle (provision bundle build, then publish)",
+            markup=False,
         )
     if plan.rollout is None:
         console.err.print(f"compliance run {run_id}: nothing to fix", markup=False)
@@ -554,6 +562,7 @@ def fix_command(
                 "audit": verdict.audit.run_id,
                 "controls": [r.as_dict() for r in verdict.repairs],
                 "not_repaired": [r.as_dict() for r in missed],
+                "pulled": list(plan.pulled),
             }
         )
     else:
@@ -712,7 +721,9 @@ def _show_pruned(run: ComplianceRunInfo, total: Rollup, pruned: datetime, as_jso
         f"compliance run {run.id} ({run.status}, {run.env}, {run.standard_id} "
         f"{run.standard_version}, {run.started_at:%Y-%m-%d %H:%M}): "
         f"{plural(total.hosts, 'host')}, {total.reported:,} reported, "
-        f"{total.compliant:,} compliant, {total.unreachable:,} unreachable; "
+        f"{total.compliant:,} compliant, {total.unreachable:,} unreachable"
+        + (f", {total.no_report:,} no_report" if total.no_report else "")
+        + "; "
         f"median score {_percent(total.median_score)}"
         + (f"; most failed: {worst}" if worst else "")
     )

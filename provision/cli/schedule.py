@@ -1,4 +1,4 @@
-"""`provision schedule`: Run compliance on a schedule with systemd timers on this control node."""
+"""`provision schedule`: compliance runs and report collection on systemd timers here."""
 
 from __future__ import annotations
 
@@ -36,18 +36,22 @@ def _settings(app: AppContext, unit_dir: Path | None) -> Settings:
 
 @click.group()
 def schedule() -> None:
-    """Run compliance on a schedule with systemd timers on this control node.
+    """Run compliance (and report collection) on a schedule with systemd timers here.
 
-    `install` writes a service and a timer (provision-compliance-NAME.service
-    and .timer) that run `provision compliance run SELECTION --report-dir
-    STATE_DIR/reports --fail-on-drift` in this workspace, checks them with
-    `systemd-analyze verify`, and enables the timer. A run that finds new drift
-    exits 6, so the service shows as failed (`systemctl --failed`); configured
-    notifications (webhook, email) go out from the run itself.
+    `install compliance` writes a service and a timer
+    (provision-compliance-NAME.service and .timer) that run `provision
+    compliance run SELECTION --report-dir STATE_DIR/reports --fail-on-drift` in
+    this workspace, checks them with `systemd-analyze verify`, and enables the
+    timer. A run that finds new drift exits 6, so the service shows as failed
+    (`systemctl --failed`); configured notifications (webhook, email) go out
+    from the run itself. `install collect` does the same for `provision reports
+    collect SELECTION` (provision-collect-NAME): the pulled hosts' results
+    brought home, best shortly before the compliance run.
 
     \b
     Example:
       provision schedule install compliance --every daily --at 02:00 district:gazipur
+      provision schedule install collect --every hourly
       provision schedule install compliance --every 'Mon..Fri *-*-* 06:30' role:portal_host
       provision schedule list
       provision schedule remove provision-compliance-lab-district-gazipur
@@ -55,7 +59,7 @@ def schedule() -> None:
 
 
 @schedule.command("install")
-@click.argument("kind", type=click.Choice(["compliance"]))
+@click.argument("kind", type=click.Choice(["compliance", "collect"]))
 @selection_argument()
 @click.option(
     "--every",
@@ -81,7 +85,7 @@ def schedule() -> None:
     help="The account the run executes as (default: you). It must be able to read the "
     "workspace and write its state directory.",
 )
-@click.option("--name", metavar="NAME", help="Name the units provision-compliance-NAME.")
+@click.option("--name", metavar="NAME", help="Name the units provision-KIND-NAME.")
 @click.option("--replace", is_flag=True, help="Overwrite a schedule of the same name.")
 @click.option("--no-enable", is_flag=True, help="Write and check the units, do not enable them.")
 @_unit_dir_option
@@ -115,6 +119,7 @@ def install(
       provision schedule install compliance --every daily --at 02:00 district:gazipur
       provision schedule install compliance --every hourly 'role:portal_host' --name portals
       provision --env production schedule install compliance --every weekly --user provision
+      provision schedule install collect --every daily --at 01:30
     """
     from provision.compliance import schedule as service
 

@@ -10,6 +10,11 @@ hosts where they failed (or errored), so everything a rollout gives (waves,
 the store, locks, resume) applies. Controls no role enforces (the hardware
 minimums) are listed as not fixable.
 
+Hosts in pull mode (`provision_pull_mode`, docs/pull.md) are left out of the
+rollout: the control node does not open SSH to them after bootstrap. They get
+the fix through their next bundle (`provision bundle build` and `publish`);
+`FixPlan.pulled` names them.
+
 A control the `portal_host` role enforces (WEB-001) needs the portal register:
 the role serves exactly the portals it is given. So when such a control is
 fixed, the rollout gets the same generated variables file as `provision portal
@@ -34,9 +39,10 @@ from provision.compliance.service import AuditResult, ProgressCallback, plan_aud
 from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
-from provision.inventory import select_hosts
+from provision.inventory import select_hosts, slice_inventory
 from provision.inventory.targets import load_environment
 from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, PASS, ComplianceRunInfo
+from provision.model.pull import is_pull_mode
 from provision.model.standards.model import Standard
 from provision.portal import ca
 from provision.portal.service import ROLE_SELECTION, DeployPlan, plan_deploy, prepare_deploy
@@ -71,6 +77,9 @@ class FixPlan:
     #: The portal deploy whose register the fix passes: its certificates are issued and
     #: its variables file written by `prepare_fix`, once the fix is confirmed.
     deploy: DeployPlan | None = None
+    #: Hosts in pull mode that failed a fixable control: left out of the rollout (no
+    #: SSH to them), they get the fix through their next bundle.
+    pulled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,9 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
                 if result.status in FIXABLE_STATUSES and control in (None, result.control):
                     failing.setdefault(result.control, []).append(report.host)
                     statuses[(result.control, report.host)] = result.status
+    fixed_settings = settings if settings.env == run.env else replace(settings, env=run.env)
+    enforced = {c for c in failing if standard.control(c).enforce is not None}
+    pulled = _pulled(fixed_settings, {h for c in enforced for h in failing[c]})
     fixable: dict[str, tuple[str, ...]] = {}
     not_fixable: dict[str, tuple[str, ...]] = {}
     tags: list[str] = []
@@ -170,17 +182,19 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
         enforce = standard.control(control_id).enforce
         if enforce is None:
             not_fixable[control_id] = hosts
-        else:
-            fixable[control_id] = hosts
-            needs_register = needs_register or enforce.role in REGISTER_ROLES
-            if enforce.tag not in tags:
-                tags.append(enforce.tag)
+            continue
+        pushed = tuple(h for h in hosts if h not in pulled)
+        if not pushed:
+            continue
+        fixable[control_id] = pushed
+        needs_register = needs_register or enforce.role in REGISTER_ROLES
+        if enforce.tag not in tags:
+            tags.append(enforce.tag)
     hosts = tuple(sorted({h for hs in fixable.values() for h in hs}))
     rollout = None
     vars_file = None
     deploy = None
     if hosts:
-        fixed_settings = settings if settings.env == run.env else replace(settings, env=run.env)
         if needs_register:
             deploy = _portal_deploy(fixed_settings, standard, hosts)
             vars_file = None if deploy is None else str(deploy.vars_file)
@@ -193,10 +207,31 @@ def plan_fix(settings: Settings, run_id: int, control: str | None = None) -> Fix
                 vars_file=vars_file,
             ),
         )
-    before = {k: v for k, v in statuses.items() if k[0] in fixable}
+    before = {k: v for k, v in statuses.items() if k[1] in fixable.get(k[0], ())}
     return FixPlan(
-        run, fixable, not_fixable, tuple(tags), hosts, rollout, vars_file, before, deploy
+        run,
+        fixable,
+        not_fixable,
+        tuple(tags),
+        hosts,
+        rollout,
+        vars_file,
+        before,
+        deploy,
+        tuple(sorted(pulled)),
     )
+
+
+def _pulled(settings: Settings, hosts: set[str]) -> set[str]:
+    """Which of `hosts` the inventory puts into pull mode (a host no longer in it is not)."""
+    if not hosts:
+        return set()
+    loaded = load_environment(settings.inventory_path)
+    known = sorted(h for h in hosts if h in loaded.inventory.hosts)
+    if not known:
+        return set()
+    hostvars = slice_inventory(loaded.inventory, known, loaded.folder)["all"]["hosts"]
+    return {h for h in known if is_pull_mode(hostvars[h])}
 
 
 def prepare_fix(settings: Settings, plan: FixPlan) -> None:

@@ -1,9 +1,10 @@
 """Compliance on a schedule: systemd service + timer units on the control node.
 
 `install` renders a oneshot service (this virtual environment's `provision
-compliance run SELECTION --report-dir <state>/reports --fail-on-drift`, with
-`--workspace` and `--env` spelled out) and its timer from
-`templates/systemd/compliance.{service,timer}.j2`, checks both with
+compliance run SELECTION --report-dir <state>/reports --fail-on-drift`, or for
+kind `collect` `provision reports collect SELECTION`, with `--workspace` and
+`--env` spelled out) and its timer from
+`templates/systemd/schedule.{service,timer}.j2`, checks both with
 `systemd-analyze verify`, writes them into the unit folder (setting
 `schedule_unit_dir`, default /etc/systemd/system) and enables the timer.
 
@@ -38,7 +39,19 @@ from provision.settings import Settings
 
 MARKER = "provision-managed-unit"
 PREFIX = "provision-"
-KINDS = ("compliance",)
+#: What can be scheduled: a compliance run, or bringing pulled hosts' reports home.
+KINDS = ("compliance", "collect")
+#: Per kind: what the units' descriptions call it, and what its exit status means.
+_WHAT = {
+    "compliance": (
+        "compliance run",
+        "Exit 6 (new drift or below threshold) marks the run failed: see `systemctl --failed`.",
+    ),
+    "collect": (
+        "reports collect",
+        "Exit 5 (a field server unreachable) marks the run failed: see `systemctl --failed`.",
+    ),
+}
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 WANTS = "timers.target.wants"
 DEFAULT_AT = "02:00"
@@ -235,6 +248,22 @@ def compliance_command(settings: Settings, selection: str) -> list[str]:
     return command
 
 
+def collect_command(settings: Settings, selection: str) -> list[str]:
+    """The command a `collect` service runs: pulled hosts' results brought home."""
+    command = [
+        str(provision_executable()),
+        "--workspace",
+        str(settings.workspace),
+        "--env",
+        settings.env,
+        "reports",
+        "collect",
+    ]
+    if selection:
+        command.append(selection)
+    return command
+
+
 # -- systemd -------------------------------------------------------------------------
 
 
@@ -342,10 +371,18 @@ def install(
     check_calendar(calendar)
     user = check_user(user or account_name())
     delay = check_delay(random_delay)
-    command = compliance_command(settings, selection)
+    command = (
+        collect_command(settings, selection)
+        if kind == "collect"
+        else compliance_command(settings, selection)
+    )
+    what, exit_note = _WHAT[kind]
     exec_start = " ".join(systemd_quote(a) for a in command)
     context: dict[str, Any] = {
         "marker": MARKER,
+        "kind": kind,
+        "what": what,
+        "exit_note": exit_note,
         "env": _ini(settings.env),
         "selection_shown": _ini(selection or "all hosts"),
         "selection_ini": _ini(selection),
@@ -358,8 +395,8 @@ def install(
         "randomized_delay": delay,
         "service": base + ".service",
     }
-    service_text = render("systemd/compliance.service.j2", **context)
-    timer_text = render("systemd/compliance.timer.j2", **context)
+    service_text = render("systemd/schedule.service.j2", **context)
+    timer_text = render("systemd/schedule.timer.j2", **context)
     service_path = unit_dir / f"{base}.service"
     timer_path = unit_dir / f"{base}.timer"
     if not replace and (service_path.exists() or timer_path.exists()):
@@ -503,7 +540,10 @@ def remove(settings: Settings, name: str) -> Schedule:
     unit_dir = unit_folder(settings)
     wanted = name.removesuffix(".timer").removesuffix(".service")
     installed = {s.name: s for s in list_schedules(settings)}
-    schedule = installed.get(wanted) or installed.get(f"{PREFIX}compliance-{wanted}")
+    schedule = installed.get(wanted) or next(
+        (installed[f"{PREFIX}{k}-{wanted}"] for k in KINDS if f"{PREFIX}{k}-{wanted}" in installed),
+        None,
+    )
     if schedule is None:
         raise InputError(
             f"no schedule named '{name}' in {unit_dir}",
@@ -527,6 +567,7 @@ __all__ = [
     "KINDS",
     "MARKER",
     "Schedule",
+    "collect_command",
     "install",
     "list_schedules",
     "on_calendar",

@@ -27,6 +27,7 @@ from provision.errors import InputError
 from provision.model.compliance.model import (
     ERROR,
     FAIL,
+    HOST_NO_REPORT,
     HOST_REPORTED,
     HOST_UNREACHABLE,
     NO_REPORT,
@@ -157,6 +158,9 @@ class Rollup:
     unreachable: int
     #: Hosts reached whose evidence could not be collected (host status error).
     errored: int
+    #: Hosts in pull mode with no report within their keep-last window (host status
+    #: no_report): neither reported nor errored, never a pass; they lower coverage.
+    no_report: int
     #: Reported hosts with no fail, error or no_report result.
     compliant: int
     #: Hosts with at least one failing critical control.
@@ -207,6 +211,7 @@ class Rollup:
             "reported": self.reported,
             "unreachable": self.unreachable,
             "errored": self.errored,
+            "no_report": self.no_report,
             "compliant": self.compliant,
             "critical": self.critical,
             "median_score": self.median_score,
@@ -225,8 +230,23 @@ def _seconds(age: timedelta | None) -> float | None:
     return None if age is None else age.total_seconds()
 
 
+#: The PlaceCounts field each host status is counted in.
+_HOST_KINDS = {
+    HOST_REPORTED: "reported",
+    HOST_UNREACHABLE: "unreachable",
+    HOST_NO_REPORT: "no_report",
+}
+
+
+def host_kind(status: str) -> str:
+    """The roll-up figure a host of `status` counts in: "reported", "unreachable",
+    "no_report" (a pulled host silent past its window), else "errored"."""
+    return _HOST_KINDS.get(status, "errored")
+
+
 class PlaceCounts:
-    """What one place of the tree accumulates over its hosts: counts per host status,
+    """What one place of the tree accumulates over its hosts: counts per host status
+    (reported, unreachable, errored, no_report),
     compliant and critical hosts, fresh evidence, one score per host, check statuses
     and failing or erroring controls. A place above is the sum of those below (`add`).
     Shared by the roll-up here and the store's place totals."""
@@ -239,6 +259,7 @@ class PlaceCounts:
         "fails",
         "fresh",
         "hosts",
+        "no_report",
         "reported",
         "scores",
         "statuses",
@@ -246,7 +267,7 @@ class PlaceCounts:
     )
 
     def __init__(self) -> None:
-        self.hosts = self.reported = self.unreachable = self.errored = 0
+        self.hosts = self.reported = self.unreachable = self.errored = self.no_report = 0
         self.compliant = self.critical = self.fresh = 0
         self.scores: list[float] = []
         self.statuses = [0] * len(STATUSES)
@@ -258,6 +279,7 @@ class PlaceCounts:
         self.reported += part.reported
         self.unreachable += part.unreachable
         self.errored += part.errored
+        self.no_report += part.no_report
         self.compliant += part.compliant
         self.critical += part.critical
         self.fresh += part.fresh
@@ -349,13 +371,7 @@ class RollupBuilder:
             age = max((self.now - report.collected_at).total_seconds(), 0.0)
         fresh = is_fresh(report.collected_at, self.now, self.freshness)
         nonzero = [(i, n) for i, n in enumerate(statuses) if n]
-        kind = (
-            "reported"
-            if report.status == HOST_REPORTED
-            else "unreachable"
-            if report.status == HOST_UNREACHABLE
-            else "errored"
-        )
+        kind = host_kind(report.status)
         critical = bool(scored.critical_failures)
         for level, depth in self._depth.items():
             key = names[:depth]
@@ -409,6 +425,7 @@ class RollupBuilder:
             reported=tally.reported,
             unreachable=tally.unreachable,
             errored=tally.errored,
+            no_report=tally.no_report,
             compliant=tally.compliant,
             critical=tally.critical,
             median_score=statistics.median(tally.scores) if tally.scores else None,

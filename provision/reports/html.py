@@ -18,9 +18,9 @@ import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provision.infra.render import render
 from provision.model.compliance.model import (
@@ -107,18 +107,19 @@ class _Collector:
         self._freshness = data.freshness
         self.fresh_at_run = 0
         self.now = data.now
-        #: (within its window, reported at as a number, host, state) of each pulled host.
-        self.pulled: list[tuple[bool, float, str, PullState]] = []
+        #: How each pulled host ranks in the pull-mode section.
+        self.pulled: list[PulledEntry] = []
+        self.pulled_count = 0
 
     def add(self, report: HostReport) -> None:
         scored = self.builder.add(report)
         self.hosts += 1
         self.fresh_at_run += is_fresh(report.collected_at, self._at, self._freshness)
         self.non_compliant += not scored.compliant
-        if report.pull is not None:
-            at = report.pull.reported_at
-            when = at.timestamp() if at is not None else float("-inf")
-            self.pulled.append((report.pull.within, when, report.host, report.pull))
+        entry = pulled_entry(report)
+        if entry is not None:
+            self.pulled_count += 1
+            keep_pulled(self.pulled, entry)
         if scored.score is not None:
             self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
         item = _Kept(badness(report, scored), next(self.seq), report, scored)
@@ -181,29 +182,65 @@ def page_context(data: ReportInput, rollups: Rollups, collector: _Collector) -> 
         - (collector.non_compliant - shown_non_compliant),
         "full_detail": full,
         "pulled": _pulled(collector),
-        "pulled_total": len(collector.pulled),
+        "pulled_total": collector.pulled_count,
         "colours": STATUS_COLOURS,
         "statuses": STATUSES,
     }
 
 
-def _pulled(collector: _Collector) -> list[dict[str, Any]]:
+#: A pulled host as the pull-mode section ranks it: (within its window, reported at as
+#: a number, host, state); the smallest first.
+PulledEntry = tuple[bool, float, str, PullState]
+_E = TypeVar("_E", bound=Sequence[Any])
+
+
+def pulled_entry(report: HostReport) -> PulledEntry | None:
+    """How the pull-mode section ranks `report`'s host (None for a pushed host)."""
+    if report.pull is None:
+        return None
+    at = report.pull.reported_at
+    when = at.timestamp() if at is not None else float("-inf")
+    return (report.pull.within, when, report.host, report.pull)
+
+
+def _rank(entry: Sequence[Any]) -> tuple[bool, float, str]:
+    return (entry[0], entry[1], entry[2])
+
+
+def keep_pulled(entries: list[_E], entry: _E, limit: int = PULLED_LIMIT) -> None:
+    """Add `entry` (a `PulledEntry`, perhaps with more after it) to `entries`, which keep
+    at least the `limit` longest silent: bounded (at most twice `limit`), so a fleet of
+    PCs costs no more than a page of them."""
+    entries.append(entry)
+    if len(entries) > 2 * limit:
+        entries[:] = heapq.nsmallest(limit, entries, key=_rank)
+
+
+def pulled_rows(
+    entries: Iterable[Sequence[Any]], now: datetime, limit: int = PULLED_LIMIT
+) -> list[dict[str, Any]]:
     """The pulled hosts to list: those past their window first, then the longest silent."""
-    rows = heapq.nsmallest(PULLED_LIMIT, collector.pulled, key=lambda p: (p[0], p[1], p[2]))
-    now = collector.now
-    return [
-        {
-            "host": host,
-            "serial": "\u2013" if state.serial is None else str(state.serial),
-            "reported_at": "never"
-            if state.reported_at is None
-            else state.reported_at.strftime("%Y-%m-%d %H:%M UTC"),
-            "age": age_text(state.silent_for(now)),
-            "keep": age_text(state.keep),
-            "within": state.within,
-        }
-        for _, _, host, state in rows
-    ]
+    rows = heapq.nsmallest(limit, entries, key=_rank)
+    listed = []
+    for entry in rows:
+        host, state = entry[2], entry[3]
+        listed.append(
+            {
+                "host": host,
+                "serial": "\u2013" if state.serial is None else str(state.serial),
+                "reported_at": "never"
+                if state.reported_at is None
+                else state.reported_at.strftime("%Y-%m-%d %H:%M UTC"),
+                "age": age_text(state.silent_for(now)),
+                "keep": age_text(state.keep),
+                "within": state.within,
+            }
+        )
+    return listed
+
+
+def _pulled(collector: _Collector) -> list[dict[str, Any]]:
+    return pulled_rows(collector.pulled, collector.now)
 
 
 def pct(value: float | None) -> str:
@@ -231,6 +268,7 @@ def place_row(r: Rollup) -> dict[str, Any]:
         "reported": r.reported,
         "unreachable": r.unreachable,
         "errored": r.errored,
+        "no_report": r.no_report,
         "compliant": r.compliant,
         "compliant_pct": pct(r.compliant_share),
         "critical": r.critical,

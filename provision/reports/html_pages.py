@@ -36,6 +36,7 @@ from provision.model.compliance.model import (
     HostReport,
 )
 from provision.model.places import normalise
+from provision.model.pull import PullState
 from provision.model.scoring import (
     UNPLACED,
     HostScore,
@@ -49,12 +50,16 @@ from provision.model.scoring import (
 from provision.reports.common import ReportInput, atomic_folder, run_dict
 from provision.reports.html import (
     STATUS_COLOURS,
+    PulledEntry,
     age_text,
     badness,
     histogram,
+    keep_pulled,
     pct,
     place_row,
     places_chart,
+    pulled_entry,
+    pulled_rows,
     result_row,
     status_bar,
     trend,
@@ -107,6 +112,9 @@ class _Page:
     lines: list[tuple[tuple[float, ...], int, _Line]] = field(default_factory=list)
     hosts: int = 0
     detailed: list[_Detailed] = field(default_factory=list)
+    #: Its hosts in pull mode (the longest silent kept) and how many there are.
+    pulled: list[PulledEntry] = field(default_factory=list)
+    pulled_count: int = 0
 
 
 class _Collector:
@@ -123,6 +131,9 @@ class _Collector:
         self.hosts = 0
         self._at = coverage_moment(data.run)
         self.fresh_at_run = 0
+        #: The run's hosts in pull mode (the longest silent kept), each with its page's key.
+        self.pulled: list[tuple[bool, float, str, PullState, tuple[str, ...]]] = []
+        self.pulled_count = 0
 
     def add(self, report: HostReport) -> None:
         data = self.data
@@ -137,6 +148,12 @@ class _Collector:
         if page is None:
             page = self.pages[key] = _Page(key)
         page.hosts += 1
+        entry = pulled_entry(report)
+        if entry is not None:
+            self.pulled_count += 1
+            page.pulled_count += 1
+            keep_pulled(self.pulled, (*entry, key))
+            keep_pulled(page.pulled, entry)
         bad = badness(report, scored)
         failing = [r.control for r in report.results if r.status in (FAIL, ERROR)]
         line = _Line(
@@ -321,7 +338,18 @@ def _summary_context(
         ],
         "pages": len(files),
         "hosts_seen": collector.hosts,
+        "pulled": _pulled_with_pages(collector, data, files),
+        "pulled_total": collector.pulled_count,
     }
+
+
+def _pulled_with_pages(
+    collector: _Collector, data: ReportInput, files: dict[tuple[str, ...], str]
+) -> list[dict[str, Any]]:
+    """The summary's pulled hosts, each linked to its place's page."""
+    page_of = {entry[2]: files.get(entry[4], "") for entry in collector.pulled}
+    rows = pulled_rows(collector.pulled, data.now)
+    return [{**row, "page": page_of[row["host"]]} for row in rows]
 
 
 def _controls(data: ReportInput, r: Rollup) -> list[dict[str, Any]]:
@@ -365,4 +393,6 @@ def _page_context(
         "lines_omitted": page.hosts - len(lines),
         "detail": [d.detail for d in detailed],
         "status_bar": status_bar(here),
+        "pulled": [{**row, "page": ""} for row in pulled_rows(page.pulled, data.now)],
+        "pulled_total": page.pulled_count,
     }

@@ -2,7 +2,9 @@
 (bundle_server, by a recorded rollout), a lab PC gets the pull agent once, then
 fetches, verifies and applies its bundle by itself with Debian 12's ansible-core
 from the lab's package cache, and uploads its result as itself only. A tampered
-bundle is refused on the PC and the good one stays in force. `reports collect`
+bundle is refused on the PC and the good one stays in force; so are, by the agent's
+own fetch and checks on the PC (no apply), one signed by another key, an expired
+one, and one whose serial is lower than the last applied. `reports collect`
 brings each apply home once, with the PC's own collection time, and an audit
 judges the PC from it. Cut off from its field server for two publications, the
 PC applies what it holds and queues its results; back online, it applies the
@@ -18,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,9 @@ from provision.bundles import build_bundles, init_key, key_info
 from provision.bundles.archive import pack, unpack
 from provision.bundles.publish import plan_publish, prepare_publish, token_of
 from provision.compliance.service import plan_audit, run_audit
+from provision.errors import ExitStatus
 from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.pull_records import PullRecords
 from provision.lab import service
 from provision.lab import state as lab_state
@@ -38,6 +42,7 @@ from provision.model.compliance.model import HOST_REPORTED
 from provision.portal import ca
 from provision.pull import collect, plan_collect
 from provision.rollout import RolloutOptions, plan_rollout, run_rollout
+from provision.settings import Settings
 from tests.helpers.lab import (
     Lab,
     claim_test_subnet,
@@ -53,6 +58,7 @@ SERVER = "dhk-kal-fs01"
 PC = "dhk-kal-lab01"
 NAME = "fs01.kaliganj.lab.bd"
 STATE = "/var/lib/provision-pull"
+AGENT = "/usr/bin/python3 /usr/local/lib/provision-pull/provision_pull_agent.py"
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +193,51 @@ def _fingerprint(key: Path) -> str:
     return shown.split()[1]  # SHA256:…
 
 
+def _signed_by_another_key(settings: Settings, data: bytes) -> bytes:
+    """`data` with its manifest signed again by a key no PC trusts (same namespace)."""
+    members = unpack(data)
+    key = settings.state_path / "other-signing-key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    manifest = settings.state_path / "other-manifest.json"
+    manifest.write_bytes(members["manifest.json"])
+    subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", "provision-bundle", str(manifest)],
+        check=True,
+        capture_output=True,
+    )
+    members["manifest.json.sig"] = manifest.with_name(manifest.name + ".sig").read_bytes()
+    return pack(members, 0)
+
+
+def _serve(lab: Lab, folder: str, data: bytes) -> None:
+    """Put `data` on the field server as the newest bundle of `folder`."""
+    name = "candidate.tar.gz"
+    local = lab.settings.state_path / name
+    local.write_bytes(data)
+    subprocess.run(
+        ["scp", *ssh_options(lab.inventory), str(local), f"root@{lab.address(SERVER)}:{folder}/"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    lab.ssh(SERVER, f"""echo '{{"serial": 0, "file": "{name}"}}' > {folder}/latest.json""")
+
+
+def _not_passing(settings: Settings, run_id: int) -> list[tuple[str, str, str]]:
+    """The PC's controls in the run that neither passed nor were not applicable."""
+    with open_store(settings) as store:
+        (report,) = ComplianceRecords(store).host_reports(run_id, [PC])
+    return [
+        (r.control, r.status, r.message)
+        for r in report.results
+        if r.status not in ("pass", "not_applicable")
+    ]
+
+
 def _host_vars(lab: Lab, host: str, values: dict[str, object]) -> None:
     folder = lab.inventory / "host_vars"
     folder.mkdir(exist_ok=True)
@@ -208,6 +259,9 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
             "pull_agent_allowed_signers_src": str(key_info(settings).allowed_signers_path),
             "pull_agent_ca_src": str(state / "ca" / "root.crt"),
             "pull_agent_upload_token": token_of(settings, PC),
+            # The test starts each run itself: the timer's first run (two minutes
+            # after boot, plus up to its splay) would come in between them.
+            "pull_agent_boot_delay": "12h",
         },
     )
     lab.ssh(PC, f"echo '{lab.address(SERVER)} {NAME}' >> /etc/hosts")
@@ -248,6 +302,9 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
     (row,) = audited.hosts
     assert row.status == HOST_REPORTED and row.collected_at == pc_time, row
     assert row.message == "pulled: bundle serial 1"
+    # From its pulled evidence alone, the PC meets the whole standard: 100 %.
+    assert row.compliant and row.score == 1.0, _not_passing(settings, audited.run_id)
+    assert audited.exit_status(threshold=100) == ExitStatus.SUCCESS
 
     # A PC cannot upload as another, nor without its secret.
     token = token_of(settings, PC)
@@ -343,6 +400,32 @@ def test_a_pc_in_pull_mode_applies_its_signed_bundle_by_itself(pull_lab: Lab) ->
     assert recorded == [
         (r["serial"], r["offline"], datetime.fromtimestamp(r["collected_at"], UTC)) for r in sent
     ]
+
+    # Refused on the PC, by the agent's own fetch and checks (nothing applied): one
+    # signed by another key, an expired one, one older than the last applied. Each
+    # is logged, and serial 4 stays held and in force.
+    held = on_pc(f"sha256sum {STATE}/held.tar.gz").split()[0]
+    out = settings.state_path / "refused-bundles"
+    fresh = build_bundles(settings, PC, serial=5, out_dir=out / "fresh").bundles[0]
+    foreign = _signed_by_another_key(settings, fresh.path.read_bytes())
+    expired = build_bundles(
+        settings,
+        PC,
+        serial=5,
+        out_dir=out / "expired",
+        now=datetime.now(UTC) - timedelta(days=3),
+        valid_days=1,
+    ).bundles[0]
+    for data, why in (
+        (foreign, "signature not by the department's bundle key"),
+        (expired.path.read_bytes(), "serial 5 expired at"),
+        (second.path.read_bytes(), "serial 2 is older than 4, the last applied"),
+    ):
+        _serve(lab, folder, data)
+        assert on_pc(f"{AGENT} fetch; echo rc=$?").split()[-1] == "rc=1", why
+        assert why in on_pc(f"tail -1 {STATE}/refused.log"), why
+        assert on_pc(f"sha256sum {STATE}/held.tar.gz").split()[0] == held, why
+        assert json.loads(on_pc(f"cat {STATE}/applied.json"))["serial"] == 4, why
 
     # No login by the control node's key since the agent was installed; the
     # inspector's own logins are there, so the journal does record them.

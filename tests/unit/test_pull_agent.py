@@ -248,6 +248,44 @@ def test_fetch_apply_upload_and_offline_queue(
     assert agent.upload() == 1 and len(state.uploads) == 2
 
 
+def test_fetch_alone_holds_a_good_bundle_and_refuses_a_bad_one_applying_nothing(
+    demo: tuple[Settings, Path], tmp_path: Path, field_server: tuple[_Server, int, Path]
+) -> None:
+    settings, target = demo
+    state, port, ca_file = field_server
+    agent = _agent(settings, tmp_path, server=f"https://localhost:{port}", ca_file=str(ca_file))
+    config = tmp_path / "agent.json"
+    config.write_text(
+        json.dumps({**_config(agent), "server": agent.server, "ca_file": str(ca_file)})
+    )
+
+    def fetch() -> int:
+        return int(agent_module.main(["--config", str(config), "fetch"]))
+
+    good = _bundle(settings)
+    _publish(state, good, 1)
+    assert fetch() == 0
+    assert agent.held.read_bytes() == good
+    assert not target.exists() and not agent.applied.exists()  # fetched, nothing applied
+    members = unpack(_bundle(settings))
+    members["content/inventory.json"] += b" "
+    _publish(state, pack(members, 0), 2)
+    assert fetch() == 1
+    assert "refused fetched bundle" in agent.refusals.read_text().splitlines()[-1]
+    assert agent.held.read_bytes() == good
+    (state.root / "bundles" / "lab_pc.khu_014" / "latest.json").unlink()
+    assert fetch() == 2  # nothing to fetch: as offline
+
+
+def _config(agent: Any) -> dict[str, Any]:
+    return {
+        "host": agent.host,
+        "bundle": agent.bundle,
+        "allowed_signers": str(agent.allowed_signers),
+        "state_dir": str(agent.state),
+    }
+
+
 def test_the_agent_and_the_lab_pc_content_work_with_debian_12s_ansible_core(
     demo: tuple[Settings, Path], tmp_path: Path
 ) -> None:

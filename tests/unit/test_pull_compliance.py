@@ -9,17 +9,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
+from click.testing import CliRunner
 
 from provision.access import keys
+from provision.cli.main import cli
+from provision.compliance.fix import plan_fix
 from provision.compliance.service import plan_audit, run_audit
 from provision.errors import ExitStatus, InputError
 from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.pull_records import PullRecords
-from provision.model.compliance.model import HOST_NO_REPORT, HOST_REPORTED, NO_REPORT
+from provision.model.compliance.model import (
+    HOST_NO_REPORT,
+    HOST_REPORTED,
+    NO_REPORT,
+    ControlResult,
+    HostReport,
+)
+from provision.model.pull import PullState
+from provision.model.scoring import RollupBuilder
 from provision.pull.collect import collect_files, plan_collect
+from provision.reports.html import PulledEntry, keep_pulled, pulled_rows
 from provision.reports.service import write_run_reports
 from provision.settings import Settings
+from provision.standards.service import pick_standard
 from tests.helpers.bundles import pull_workspace
 from tests.helpers.pulled import file_name, result_file
 
@@ -126,6 +141,139 @@ def test_the_reports_show_pulled_hosts_with_serial_and_report_age(
     assert section.count("no_report") >= 2 and "20 d" in section
 
 
+def test_the_folder_of_pages_shows_pulled_hosts_on_the_summary_and_their_place_page(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    written = write_run_reports(
+        settings, result.run_id, tmp_path / "out", "html", now=NOW, pages=True
+    )
+    index = dict(written.files)["html"]
+    assert index.name == "index.html"
+    summary = index.read_text()
+    section = summary[summary.index('id="pull-mode"') : summary.index('id="charts"')]
+    assert "4 host(s) apply their signed bundle" in section
+    # The silent ones first, as on one page; each linked to its district's page.
+    order = [section.index(f'data-host="{h}"') for h in ("dc1", "pc2", "pc3", "pc1")]
+    assert order == sorted(order)
+    assert section.count("no_report") >= 2 and "20 d" in section
+    (page,) = [p for p in index.parent.glob("district_*.html")]
+    assert f'href="{page.name}#host-pc2"' in section
+    assert "<b>2</b>no report" in summary
+    place = page.read_text()
+    here = place[place.index('id="pull-mode"') : place.index('id="hosts"')]
+    assert "Hosts in pull mode here" in here and "4 host(s)" in here
+    assert all(f'data-host="{h}"' in here for h in ("dc1", "pc1", "pc2", "pc3"))
+
+
+def test_place_totals_count_silent_pulled_hosts_as_no_report_not_errored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        stored = records.rollups(result.run_id)
+        builder = RollupBuilder(
+            records.get_run(result.run_id), now=stored.now, freshness=stored.freshness
+        )
+        for report in records.host_reports(result.run_id):
+            builder.add(report)
+    # The store's place totals and the roll-up of the reports count hosts alike, at
+    # every level.
+    figures = ("hosts", "reported", "unreachable", "errored", "no_report", "compliant", "fresh")
+    for level, rows in builder.result().levels.items():
+        for mine, theirs in zip(stored.at(level), rows, strict=True):
+            assert [getattr(mine, f) for f in figures] == [getattr(theirs, f) for f in figures]
+    total = stored.total
+    # pc2 (silent 20 days, window 14) and dc1 (never reported) are no_report.
+    assert (total.hosts, total.reported, total.no_report) == (4, 2, 2)
+    assert (total.errored, total.unreachable) == (0, 0)
+    written = write_run_reports(settings, result.run_id, tmp_path / "out", "json,html", now=NOW)
+    paths = dict(written.files)
+    data = json.loads(paths["json"].read_text())
+    assert data["rollups"]["levels"]["all"][0]["no_report"] == 2
+    assert data["rollups"]["levels"]["all"][0]["errored"] == 0
+    assert "<b>2</b>no report" in paths["html"].read_text()
+
+
+def test_a_store_aggregated_before_no_report_had_a_figure_is_aggregated_again(
+    settings: Settings,
+) -> None:
+    result = run_audit(settings, plan_audit(settings, "role:lab_pc;role:digital_centre_pc"))
+    with open_store(settings) as store:
+        ComplianceRecords(store).rollups(result.run_id)
+        with store.engine.begin() as conn:  # as schema version 8 left it
+            conn.execute(sa.text("ALTER TABLE compliance_place_totals DROP COLUMN no_report"))
+            old = "UPDATE compliance_place_totals SET errored = hosts - reported - unreachable"
+            conn.execute(sa.text(old))
+            conn.execute(sa.text("DELETE FROM schema_version WHERE version = 9"))
+    with open_store(settings) as store:
+        total = ComplianceRecords(store).rollups(result.run_id).total
+    assert (total.no_report, total.errored) == (2, 0)
+
+
+def _failed_run(settings: Settings, failing: dict[str, tuple[str, ...]]) -> int:
+    """A finished audit in which each host failed the controls named, passed the rest."""
+    standard = pick_standard(settings.standards_path, "bd-ict-baseline")
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        run_id = records.create_run(
+            env=settings.env,
+            selection="",
+            standard_id=standard.id,
+            standard_version=standard.version,
+            standard_digest=standard.digest,
+            waivers_digest=None,
+            user="tester",
+            node="node",
+        )
+        reports = [
+            HostReport(
+                host,
+                HOST_REPORTED,
+                results=tuple(
+                    ControlResult(c.id, "fail" if c.id in controls else "pass", c.severity)
+                    for c in standard.controls
+                ),
+            )
+            for host, controls in failing.items()
+        ]
+        records.add_host_reports(run_id, reports)
+        records.finish_run(run_id, "done")
+    return run_id
+
+
+def test_a_fix_pushes_to_pushed_hosts_only_and_names_the_pulled_ones_left_out(
+    settings: Settings,
+) -> None:
+    run_id = _failed_run(
+        settings, {"pc1": ("SSH-002", "LAB-001"), "pc3": ("SSH-002",), "fs1": ("SSH-002",)}
+    )
+    plan = plan_fix(settings, run_id)
+    assert plan.pulled == ("pc1", "pc3")
+    assert plan.hosts == ("fs1",)
+    assert dict(plan.failing) == {"SSH-002": ("fs1",)}
+    # LAB-001 failed only on a pulled PC: its tag is not pushed anywhere.
+    assert plan.tags == ("SSH-002",)
+    assert plan.rollout is not None and list(plan.rollout.hosts) == ["fs1"]
+    assert set(plan.before) == {("SSH-002", "fs1")}
+
+
+def test_a_fix_of_pulled_hosts_alone_pushes_nothing_and_says_why(settings: Settings) -> None:
+    run_id = _failed_run(settings, {"pc1": ("SSH-002",), "dc1": ("LAB-002",)})
+    environ = {"PROVISION_WORKSPACE": str(settings.workspace)}
+    result = CliRunner().invoke(cli, ["compliance", "fix", str(run_id), "--yes"], env=environ)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "pull mode" in line]
+    assert lines == [
+        "left out, in pull mode (no SSH to them): dc1, pc1; they get the fix through "
+        "their next bundle (provision bundle build, then publish)"
+    ]
+    assert f"compliance run {run_id}: nothing to fix" in result.output
+    with open_store(settings) as store:
+        assert [r.kind for r in store.list_runs() if r.kind != "pull"] == []  # no rollout
+
+
 def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settings) -> None:
     (settings.inventory_path / "host_vars" / "pc3.yml").write_text(
         "---\nprovision_pull_keep_days: soon\n"
@@ -133,3 +281,29 @@ def test_a_bad_keep_last_window_names_the_host_and_the_variable(settings: Settin
     with pytest.raises(InputError, match="host pc3: provision_pull_keep_days") as error:
         plan_audit(settings, "role:lab_pc")
     assert "group_vars or host_vars" in (error.value.hint or "")
+
+
+def test_the_pull_mode_section_keeps_the_longest_silent_in_bounded_memory() -> None:
+    states = [
+        PullState(
+            serial=i,
+            reported_at=None if i % 7 == 0 else NOW - timedelta(hours=i),
+            keep=timedelta(days=14),
+            within=i % 3 != 0,
+        )
+        for i in range(1, 60)
+    ]
+    entries = [
+        (
+            s.within,
+            NOW.timestamp() - 1e9 if s.reported_at is None else s.reported_at.timestamp(),
+            f"h{s.serial:02d}",
+            s,
+        )
+        for s in states
+    ]
+    kept: list[PulledEntry] = []
+    for entry in entries:
+        keep_pulled(kept, entry, limit=5)
+        assert len(kept) <= 10
+    assert pulled_rows(kept, NOW, limit=5) == pulled_rows(entries, NOW, limit=5)

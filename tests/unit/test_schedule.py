@@ -73,6 +73,38 @@ def test_install_writes_verified_units_that_run_compliance_here(settings: Settin
     schedule.verify_units([done.service_path, done.timer_path])
 
 
+def test_install_collect_writes_units_that_bring_pulled_reports_home(settings: Settings) -> None:
+    done = schedule.install(settings, "collect", "", every="daily", at="01:30")
+    assert done.name == "provision-collect-lab-all"
+    service, timer = _unit(done.service_path), _unit(done.timer_path)
+    argv = shlex.split(service["ExecStart"])
+    assert Path(argv[0]).name == "provision" and Path(argv[0]).is_absolute()
+    assert argv[1:] == [
+        "--workspace",
+        str(settings.workspace),
+        "--env",
+        "lab",
+        "reports",
+        "collect",
+    ]
+    assert service["Description"] == "provision reports collect of all hosts in lab"
+    assert service["X-Provision-Kind"] == timer["X-Provision-Kind"] == "collect"
+    assert "Exit 5" in done.service_path.read_text()
+    assert timer["OnCalendar"] == "*-*-* 01:30:00" and timer["Unit"] == done.service
+    schedule.verify_units([done.service_path, done.timer_path])
+    (listed,) = schedule.list_schedules(settings)
+    assert (listed.name, listed.kind, listed.every) == (done.name, "collect", "daily at 01:30")
+    # A selection goes after the command; removing by the short name finds it too.
+    gazipur = schedule.install(settings, "collect", "district:gazipur", every="hourly")
+    assert shlex.split(_unit(gazipur.service_path)["ExecStart"])[-3:] == [
+        "reports",
+        "collect",
+        "district:gazipur",
+    ]
+    schedule.remove(settings, "lab-district-gazipur")
+    assert [s.name for s in schedule.list_schedules(settings)] == [done.name]
+
+
 def test_enabling_without_systemd_links_the_timer_like_systemctl_root(settings: Settings) -> None:
     done = schedule.install(settings, "compliance", "role:lab_pc", every="weekly")
     link = settings.schedule_unit_dir / "timers.target.wants" / done.timer

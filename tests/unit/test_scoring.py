@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provision.model.compliance.model import (
+    HOST_ERROR,
+    HOST_NO_REPORT,
     HOST_REPORTED,
     HOST_UNREACHABLE,
     ComplianceRunInfo,
@@ -71,6 +73,14 @@ def _report(
 def _unreachable(host: str, place: dict[str, str], controls: list[str]) -> HostReport:
     results = tuple(ControlResult(c, "unreachable", "medium") for c in controls)
     return HostReport(host=host, status=HOST_UNREACHABLE, place=place, results=results)
+
+
+def _silent(host: str, place: dict[str, str], status: str, controls: list[str]) -> HostReport:
+    """A host with no evidence: a pulled PC silent past its window (HOST_NO_REPORT), or a
+    pushed host reached whose evidence could not be collected (HOST_ERROR); each of
+    its applicable controls is no_report."""
+    results = tuple(ControlResult(c, "no_report", "medium") for c in controls)
+    return HostReport(host=host, status=status, place=place, results=results)
 
 
 def _fleet() -> list[HostReport]:
@@ -191,3 +201,32 @@ def test_builder_streams_without_keeping_reports() -> None:
     assert total.compliant == 750
     assert total.median_score == 1.0
     assert "all" in builder.result().as_dict()["levels"]
+
+
+def test_a_pulled_host_silent_past_its_window_counts_as_no_report_not_errored() -> None:
+    reports = [
+        _report("g1", GAZIPUR, {"A": "pass", "B": "pass"}),
+        _silent("g2", GAZIPUR, HOST_NO_REPORT, ["A", "B"]),
+        _silent("g3", GAZIPUR, HOST_NO_REPORT, ["A", "B"]),
+        _silent("d1", DHAKA, HOST_ERROR, ["A", "B"]),
+        _unreachable("d2", DHAKA, ["A", "B"]),
+    ]
+    result = rollup(RUN, reports, now=NOW, freshness=DAY)
+    total = result.total
+    assert (total.hosts, total.reported, total.unreachable) == (5, 1, 1)
+    assert (total.no_report, total.errored) == (2, 1)
+    # Never a pass, never a score: the median and the compliant share are g1's alone ...
+    assert (total.compliant, total.compliant_share, total.median_score) == (1, 1.0, 1.0)
+    # ... and only g1's evidence covers.
+    assert total.coverage == pytest.approx(1 / 5)
+    assert total.statuses["no_report"] == 6 and total.statuses["pass"] == 2
+    assert total.worst_controls == ()
+    districts = {r.name: r for r in result.at("district")}
+    gazipur, dhaka = districts["Gazipur"], districts["Dhaka"]
+    assert (gazipur.hosts, gazipur.reported, gazipur.no_report, gazipur.errored) == (3, 1, 2, 0)
+    assert (dhaka.hosts, dhaka.no_report, dhaka.errored, dhaka.unreachable) == (2, 0, 1, 1)
+    # A place of silent PCs alone has nothing reported to judge: red, not a pass.
+    only_silent = rollup(RUN, reports[1:3], now=NOW, freshness=DAY).total
+    assert (only_silent.no_report, only_silent.compliant_share, only_silent.rag) == (2, None, "red")
+    as_dict = total.as_dict()
+    assert (as_dict["no_report"], as_dict["errored"], as_dict["unreachable"]) == (2, 1, 1)

@@ -33,8 +33,6 @@ from provision.infra.store.compliance_tables import compliance_hosts, compliance
 from provision.model.compliance.model import (
     ERROR,
     FAIL,
-    HOST_REPORTED,
-    HOST_UNREACHABLE,
     PLACE_LEVELS,
     STATUSES,
     HostReport,
@@ -46,6 +44,7 @@ from provision.model.scoring import (
     ControlTally,
     PlaceCounts,
     Rollup,
+    host_kind,
 )
 
 #: Rows per executemany within ingest's one transaction.
@@ -357,12 +356,8 @@ def aggregate(conn: Connection, run_id: int, measured_at: datetime) -> None:
         if tally is None:
             tally = sites[names] = _Place()
         tally.hosts += 1
-        if status == HOST_REPORTED:
-            tally.reported += 1
-        elif status == HOST_UNREACHABLE:
-            tally.unreachable += 1
-        else:
-            tally.errored += 1
+        kind = host_kind(status)
+        setattr(tally, kind, getattr(tally, kind) + 1)
         tally.compliant += bool(compliant)
         tally.critical += bool(critical)
         if score is not None:
@@ -413,6 +408,7 @@ def aggregate(conn: Connection, run_id: int, measured_at: datetime) -> None:
                     "reported": t.reported,
                     "unreachable": t.unreachable,
                     "errored": t.errored,
+                    "no_report": t.no_report,
                     "compliant": t.compliant,
                     "critical": t.critical,
                     "median_score": statistics.median(t.scores) if t.scores else None,
@@ -463,6 +459,7 @@ def place_rollups(
                 reported=row["reported"],
                 unreachable=row["unreachable"],
                 errored=row["errored"],
+                no_report=row["no_report"],
                 compliant=row["compliant"],
                 critical=row["critical"],
                 median_score=row["median_score"],

@@ -96,6 +96,8 @@ compliance_place_totals = sa.Table(
     sa.Column("reported", sa.Integer, nullable=False),
     sa.Column("unreachable", sa.Integer, nullable=False),
     sa.Column("errored", sa.Integer, nullable=False),
+    # Hosts in pull mode silent past their keep-last window (version 9).
+    sa.Column("no_report", sa.Integer, nullable=False, server_default="0"),
     sa.Column("compliant", sa.Integer, nullable=False),
     sa.Column("critical", sa.Integer, nullable=False),
     sa.Column("median_score", sa.Float, nullable=True),

@@ -631,6 +631,7 @@ def _empty_rollup() -> Rollup:
         reported=0,
         unreachable=0,
         errored=0,
+        no_report=0,
         compliant=0,
         critical=0,
         median_score=None,

@@ -124,6 +124,33 @@ def _v8_compliance_drift_index(conn: Connection) -> None:
     )
 
 
+def _v9_place_no_report(conn: Connection) -> None:
+    """Place totals count hosts in pull mode silent past their window as no_report, apart
+    from errored hosts.
+
+    A new store's table is created from today's definition by version 4 and has the
+    column already; an older store gets it here. Runs aggregated before, whose host
+    detail is still kept and which hold a no_report host, are aggregated again the
+    next time they are asked for; a pruned run keeps its figures (its silent hosts
+    stay among the errored ones: its host rows are gone).
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("compliance_place_totals")}
+    if "no_report" not in columns:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE compliance_place_totals "
+                "ADD COLUMN no_report INTEGER NOT NULL DEFAULT 0"
+            )
+        )
+    conn.execute(
+        sa.text(
+            "UPDATE compliance_run_detail SET aggregated_at = NULL "
+            "WHERE pruned_at IS NULL AND run_id IN "
+            "(SELECT DISTINCT run_id FROM compliance_hosts WHERE status = 'no_report')"
+        )
+    )
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -134,6 +161,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (6, "compliance query indexes", _v6_compliance_query_indexes),
     (7, "pull", _v7_pull),
     (8, "compliance drift index", _v8_compliance_drift_index),
+    (9, "place no_report", _v9_place_no_report),
 )
 
 LATEST = MIGRATIONS[-1][0]

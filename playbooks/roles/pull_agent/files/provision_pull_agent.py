@@ -19,6 +19,10 @@ One run (the systemd timer starts it, with a random splay and at network-online)
 
 Exit status: 0 applied, 1 applied with failed tasks, 2 nothing to apply (no
 bundle held yet), 3 bad configuration.
+
+`fetch` does steps 1 and 2 only: the newest bundle is held if it verifies (the
+next run applies it), refused and logged as in a run if not. Exit status: 0
+held, 1 refused, 2 nothing fetched (offline), 3 bad configuration.
 """
 
 from __future__ import annotations
@@ -426,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="fetch, verify, apply, report (what the timer runs)")
     check = sub.add_parser("verify", help="verify a bundle file as a fetched one would be")
     check.add_argument("file")
+    sub.add_parser(
+        "fetch", help="fetch and verify the newest bundle; hold it if good, apply nothing"
+    )
     sub.add_parser("upload", help="upload the queued results only")
     args = parser.parse_args(argv)
     try:
@@ -448,6 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"good: {manifest['name']} serial {manifest['serial']}")
         return 0
+    if args.command == "fetch":
+        fetched = agent.fetch()
+        if fetched is None:
+            return 2
+        return 0 if agent.accept(fetched, now_utc()) else 1
     if args.command == "upload":
         agent.upload()
         return 0
