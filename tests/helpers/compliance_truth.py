@@ -15,6 +15,10 @@ from datetime import UTC, datetime
 
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.compliance.model import ControlResult, HostReport
+from provision.model.scoring import ROLLUP_LEVELS
+
+#: The roll-up levels prune keeps for a pruned run: all but the finest (sites).
+ABOVE_SITES = ROLLUP_LEVELS[:-1]
 
 CONTROLS = ("SSH-001", "PKG-002", "OS-001")
 SEVERITY = {"SSH-001": "critical", "PKG-002": "medium", "OS-001": "high"}

@@ -22,7 +22,7 @@ from provision.infra.store import SCHEMA_VERSION, Store, current_version
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.scoring import RollupBuilder
 from provision.settings import Settings, load_settings
-from tests.helpers.compliance_truth import at, fill
+from tests.helpers.compliance_truth import ABOVE_SITES, at, fill
 from tests.helpers.postgres import PostgresServer, running_postgres
 
 
@@ -81,12 +81,20 @@ def test_the_four_questions(settings: Settings) -> None:
 
 def test_prune_in_one_transaction_keeps_totals_and_failures(settings: Settings) -> None:
     with Store.open(settings.database_url) as store:
-        before = {r: ComplianceRecords(store).rollups(r).as_dict() for r in (1, 2, 3)}
+        records = ComplianceRecords(store)
+        before = {r: records.rollups(r, ABOVE_SITES).as_dict() for r in (1, 2, 3)}
+        sites = records.rollups(3, ("site",)).levels["site"]
     result = prune(settings, 1, now=at(3, 12))
     assert (result.runs, result.host_rows, result.findings) == ((1, 2), 8, 2)
     with Store.open(settings.database_url) as store:
         records = ComplianceRecords(store)
-        assert {r: records.rollups(r).as_dict() for r in (1, 2, 3)} == before
+        # Every level above the sites is kept; the pruned runs' site totals go.
+        assert {r: records.rollups(r, ABOVE_SITES).as_dict() for r in (1, 2, 3)} == before
+        assert [records.rollups(r, ("site",)).levels["site"] for r in (1, 2, 3)] == [
+            (),
+            (),
+            sites,
+        ]
         with pytest.raises(StateError, match="pruned"):
             list(records.host_reports(2))
     failing = query.failing(settings, as_of=date(2026, 6, 2), control="SSH-001")

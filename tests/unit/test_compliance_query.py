@@ -18,10 +18,10 @@ from provision.errors import ExitStatus, InputError, StateError
 from provision.infra.store import Store
 from provision.infra.store.compliance_codec import ControlTallies, host_rows
 from provision.infra.store.compliance_records import ComplianceRecords
-from provision.model.scoring import ROLLUP_LEVELS, RollupBuilder, host_score
+from provision.model.scoring import RollupBuilder, host_score
 from provision.settings import load_settings
 from tests.helpers import inventory as registers
-from tests.helpers.compliance_truth import TRUTH, at, fill, report
+from tests.helpers.compliance_truth import ABOVE_SITES, TRUTH, at, fill, report
 
 
 @pytest.fixture
@@ -34,10 +34,6 @@ def env(workspace: Path, tmp_path: Path) -> dict[str, str]:
     with Store.open(db) as store:
         fill(ComplianceRecords(store))
     return environ
-
-
-#: The roll-up levels prune keeps for a pruned run: all but the finest (sites).
-ABOVE_SITES = ROLLUP_LEVELS[:-1]
 
 
 def run(env: dict[str, str], *args: str) -> Result:
