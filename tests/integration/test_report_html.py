@@ -74,10 +74,18 @@ pytestmark = pytest.mark.skipif(
 
 
 class RefusingProxy:
-    """An HTTP proxy on 127.0.0.1 that writes down each request line and answers 403."""
+    """An HTTP proxy on 127.0.0.1 that writes down each request line and answers 403.
+
+    Each connection is read on a thread of its own: Chromium opens connections
+    ahead of need (preconnects) that may stay silent until it exits, and one
+    silent connection must not hide the next one's request. A connection closed
+    without sending a line asked for nothing and is not a request; one still
+    silent after a minute is written down as unreadable.
+    """
 
     def __init__(self) -> None:
-        self.requests: list[str] = []
+        self._requests: list[str] = []
+        self._handlers: list[threading.Thread] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self._server.settimeout(0.2)
         self.port = self._server.getsockname()[1]
@@ -85,21 +93,36 @@ class RefusingProxy:
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
+    @property
+    def requests(self) -> list[str]:
+        """The request lines so far, once every connection accepted has been read."""
+        for handler in list(self._handlers):
+            handler.join(timeout=90)
+        return list(self._requests)
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 conn, _ = self._server.accept()
             except TimeoutError:
                 continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    first = conn.recv(4096).decode("latin-1").split("\r\n", 1)[0]
-                except OSError:
-                    first = "(unreadable)"
-                self.requests.append(first)
-                with contextlib.suppress(OSError):
-                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            handler = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self._handlers.append(handler)
+            handler.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(60)
+            try:
+                data = conn.recv(4096)
+            except OSError:
+                self._requests.append("(unreadable)")
+                return
+            if not data:
+                return  # closed without a request: a preconnect, nothing fetched
+            self._requests.append(data.decode("latin-1").split("\r\n", 1)[0])
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
 
     def close(self) -> None:
         self._stop.set()
