@@ -233,35 +233,24 @@ def _unini(value: str) -> str:
 
 def compliance_command(settings: Settings, selection: str) -> list[str]:
     """The command the service runs: compliance over `selection`, report, exit 6 on drift."""
-    command = [
-        str(provision_executable()),
-        "--workspace",
-        str(settings.workspace),
-        "--env",
-        settings.env,
-        "compliance",
-        "run",
+    return [
+        *_provision_command(settings, "compliance", "run", selection),
+        *("--report-dir", str(settings.state_path / "reports"), "--fail-on-drift"),
     ]
-    if selection:
-        command.append(selection)
-    command += ["--report-dir", str(settings.state_path / "reports"), "--fail-on-drift"]
-    return command
 
 
 def collect_command(settings: Settings, selection: str) -> list[str]:
     """The command a `collect` service runs: pulled hosts' results brought home."""
+    return _provision_command(settings, "reports", "collect", selection)
+
+
+def _provision_command(settings: Settings, noun: str, verb: str, selection: str) -> list[str]:
+    """`provision --workspace W --env E NOUN VERB [SELECTION]`, as a unit runs it."""
     command = [
         str(provision_executable()),
-        "--workspace",
-        str(settings.workspace),
-        "--env",
-        settings.env,
-        "reports",
-        "collect",
+        *("--workspace", str(settings.workspace), "--env", settings.env, noun, verb),
     ]
-    if selection:
-        command.append(selection)
-    return command
+    return [*command, selection] if selection else command
 
 
 # -- systemd -------------------------------------------------------------------------

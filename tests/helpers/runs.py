@@ -12,6 +12,7 @@ from typing import Any
 
 from provision.infra.store import Store
 from provision.infra.store.compliance_records import ComplianceRecords
+from provision.model.standards.model import Standard
 
 
 def record_rollout_run(
@@ -46,14 +47,17 @@ def record_compliance_run(
     user: str = "tester",
     node: str = "node",
     started_at: datetime | None = None,
+    env: str = "lab",
+    standard: Standard | None = None,
 ) -> int:
-    """A compliance run of env lab against bd-ict-baseline 2026.1, no waivers; its id."""
+    """A compliance run of `env` against `standard` (bd-ict-baseline 2026.1 by
+    default), no waivers; its id."""
     return records.create_run(
-        env="lab",
+        env=env,
         selection=selection,
-        standard_id="bd-ict-baseline",
-        standard_version="2026.1",
-        standard_digest="d" * 64,
+        standard_id=standard.id if standard else "bd-ict-baseline",
+        standard_version=standard.version if standard else "2026.1",
+        standard_digest=standard.digest if standard else "d" * 64,
         waivers_digest=None,
         user=user,
         node=node,

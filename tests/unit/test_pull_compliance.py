@@ -37,6 +37,7 @@ from provision.settings import Settings
 from provision.standards.service import pick_standard
 from tests.helpers.bundles import pull_workspace
 from tests.helpers.pulled import file_name, result_file
+from tests.helpers.runs import record_compliance_run
 
 NOW = datetime.now(UTC)
 #: The truth of the store: host -> (serial, hours since its report), None: never reported.
@@ -217,16 +218,7 @@ def _failed_run(settings: Settings, failing: dict[str, tuple[str, ...]]) -> int:
     standard = pick_standard(settings.standards_path, "bd-ict-baseline")
     with open_store(settings) as store:
         records = ComplianceRecords(store)
-        run_id = records.create_run(
-            env=settings.env,
-            selection="",
-            standard_id=standard.id,
-            standard_version=standard.version,
-            standard_digest=standard.digest,
-            waivers_digest=None,
-            user="tester",
-            node="node",
-        )
+        run_id = record_compliance_run(records, env=settings.env, standard=standard)
         reports = [
             HostReport(
                 host,

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, RowMapping
 
-from provision.infra.store.compliance_codec import COUNT_COLUMNS
+from provision.infra.store.compliance_codec import COUNT_COLUMNS, FINDING_COLUMNS
 from provision.infra.store.compliance_detail_tables import (
     compliance_control_totals,
     compliance_findings,
@@ -134,18 +134,9 @@ class HostLine:
         }
 
 
-#: What a finding is built of: a kept run's findings row, a pruned run's stretch.
-_KEPT_COLUMNS = (
-    "host",
-    "control",
-    "status",
-    "severity",
-    "expected",
-    "actual",
-    "message",
-    "waiver",
-    "collected_at",
-)
+#: What a finding is built of: a kept run's findings row (the codec's row without
+#: its run id), a pruned run's stretch.
+_KEPT_COLUMNS = FINDING_COLUMNS[1:]
 _STRETCH_COLUMNS = (
     *_KEPT_COLUMNS[:-1],
     "first_run",
@@ -228,54 +219,48 @@ class ComplianceQueries:
             return aware
 
     def _kept_findings(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
-        """Findings of a kept run's rows (`_KEPT_COLUMNS` in order), built without the
-        frozen dataclass's __init__ (a large answer is tens of thousands): the same
-        objects, each repeated value decoded once."""
-        value, moment, make = self._value, self._raw_moment, object.__new__
-        out: list[Finding] = []
-        for host, control, status, severity, expected, actual, message, waiver, at in rows:
-            finding = make(Finding)
-            finding.__dict__.update(
-                run=run,
-                host=host,
-                control=control,
-                status=status,
-                severity=severity,
-                expected=value(expected),
-                actual=value(actual),
-                message=message or "",
-                waiver=waiver,
-                collected_at=moment(at),
-                stretch=None,
-            )
-            out.append(finding)
-        return out
+        """Findings of a kept run's rows (`_KEPT_COLUMNS` in order)."""
+        moment = self._raw_moment
+        return [self._built(run, row[:8], moment(row[8]), None) for row in rows]
 
     def _stretch_findings(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
-        """Findings of a pruned run's stretches (`_STRETCH_COLUMNS` in order)."""
-        value, moment, make = self._value, self._raw_moment, object.__new__
-        run_id = run.run_id
+        """Findings of a pruned run's stretches (`_STRETCH_COLUMNS` in order): collected
+        when the stretch began or ended on this run, else unknown."""
+        moment, run_id = self._raw_moment, run.run_id
         out: list[Finding] = []
         for row in rows:
-            host, control, status, severity, expected, actual, message, waiver = row[:8]
             first, last, since_raw, until_raw = row[8:]
             since, until = moment(since_raw), moment(until_raw)
-            finding = make(Finding)
-            finding.__dict__.update(
-                run=run,
-                host=host,
-                control=control,
-                status=status,
-                severity=severity,
-                expected=value(expected),
-                actual=value(actual),
-                message=message or "",
-                waiver=waiver,
-                collected_at=since if run_id == first else until if run_id == last else None,
-                stretch=(int(first), int(last), since, until),
-            )
-            out.append(finding)
+            at = since if run_id == first else until if run_id == last else None
+            out.append(self._built(run, row[:8], at, (int(first), int(last), since, until)))
         return out
+
+    def _built(
+        self,
+        run: RunRef,
+        head: Sequence[Any],
+        collected_at: datetime | None,
+        stretch: tuple[int, int, datetime | None, datetime | None] | None,
+    ) -> Finding:
+        """One finding from a row's first eight values, built without the frozen
+        dataclass's __init__ (a large answer is tens of thousands), each repeated
+        value decoded once."""
+        host, control, status, severity, expected, actual, message, waiver = head
+        finding = object.__new__(Finding)
+        finding.__dict__.update(
+            run=run,
+            host=host,
+            control=control,
+            status=status,
+            severity=severity,
+            expected=self._value(expected),
+            actual=self._value(actual),
+            message=message or "",
+            waiver=waiver,
+            collected_at=collected_at,
+            stretch=stretch,
+        )
+        return finding
 
     def _holding(self, run: RunRef, statuses: Collection[str]) -> tuple[Any, list[Any]]:
         """The table of the run's failures and the conditions that pick them: its
@@ -408,19 +393,9 @@ class ComplianceQueries:
     ) -> Finding:
         """A finding of a kept run's row, or (with `stretch`) of a pruned run's stretch,
         collected as `stretch` knows it."""
-        return Finding(
-            run,
-            row["host"],
-            row["control"],
-            row["status"],
-            row["severity"],
-            self._value(row["expected"]),
-            self._value(row["actual"]),
-            row["message"] or "",
-            row["waiver"],
-            collected if stretch is not None else self._moment(row["collected_at"]),
-            stretch,
-        )
+        head = [row[column] for column in _KEPT_COLUMNS[:8]]
+        at = collected if stretch is not None else self._moment(row["collected_at"])
+        return self._built(run, head, at, stretch)
 
     def _stretched(self, run: RunRef, row: RowMapping) -> Finding:
         first, last = int(row["first_run"]), int(row["last_run"])
