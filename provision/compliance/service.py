@@ -764,14 +764,8 @@ def _run_pushed(
     shard_set: shards.ShardSet | None = None
     if groups:
         assert nodes is not None
-        shard_set = shards.ShardSet(
-            settings=settings,
-            nodes=nodes,
-            playbook=playbook,
-            private=private,
-            options={"forks": settings.forks},
-            extravars={},
-        )
+        forks = {"forks": settings.forks}
+        shard_set = shards.ShardSet(settings, nodes, playbook, private, forks, extravars={})
         for node, hosts in groups.items():
             assert node is not None
             collector.node_of.update(dict.fromkeys(hosts, node))

@@ -729,14 +729,7 @@ def _run_wave(
     if groups:
         assert nodes is not None
         shard_set = shards.ShardSet(
-            settings=settings,
-            nodes=nodes,
-            playbook=playbook,
-            private=private,
-            options=options,
-            extravars=extravars,
-            tags=tags,
-            earlier_folder=earlier_folder,
+            settings, nodes, playbook, private, options, extravars, tags, earlier_folder
         )
         for name, shard_hosts in groups.items():
             assert name is not None

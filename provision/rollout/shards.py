@@ -289,6 +289,7 @@ def start(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
+@dataclass
 class ShardSet:
     """The shards of one step of a run (a rollout's wave, an audit), each on a thread.
 
@@ -298,29 +299,17 @@ class ShardSet:
     a shard starts, carrying `earlier_folder`'s jobs along.
     """
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        nodes: ExecutionNodes,
-        playbook: Path,
-        private: Path,
-        options: Mapping[str, Any],
-        extravars: Mapping[str, Any],
-        tags: Sequence[str] = (),
-        earlier_folder: str | None = None,
-    ) -> None:
-        self.settings = settings
-        self.nodes = nodes
-        self.playbook = playbook
-        self.private = private
-        self.options = options
-        self.extravars = extravars
-        self.tags = tags
-        self.earlier_folder = earlier_folder
-        self.outcomes: list[ShardOutcome] = []
-        self._threads: list[threading.Thread] = []
-        self._book: JobBook | None = None
+    settings: Settings
+    nodes: ExecutionNodes
+    playbook: Path
+    private: Path
+    options: Mapping[str, Any]
+    extravars: Mapping[str, Any]
+    tags: Sequence[str] = ()
+    earlier_folder: str | None = None
+    outcomes: list[ShardOutcome] = field(default_factory=list, init=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False, repr=False)
+    _book: JobBook | None = field(default=None, init=False, repr=False)
 
     def start(
         self,

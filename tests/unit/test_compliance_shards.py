@@ -4,6 +4,8 @@ the node column of an older store's compliance_hosts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,24 +29,23 @@ from provision.model.compliance.model import (
     HostReport,
 )
 from tests.helpers.bundles import pull_workspace
+from tests.helpers.runs import record_compliance_run
 
 
-def _run(records: ComplianceRecords) -> int:
-    return records.create_run(
-        env="lab",
-        selection="",
-        standard_id="bd-ict-baseline",
-        standard_version="2026.1",
-        standard_digest="d" * 64,
-        waivers_digest=None,
-        user="tester",
-        node="control",
-    )
+@contextmanager
+def _collecting(tmp_path: Path, selection: str) -> Iterator[tuple[_Collector, ComplianceRecords]]:
+    """An audit's collector over `selection`'s pulled hosts, on a run of its own."""
+    settings, _ = pull_workspace(tmp_path)
+    plan = plan_audit(settings, selection)
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        collector = _Collector(records, record_compliance_run(records), plan, lambda _p: None)
+        yield collector, records
 
 
 def test_the_node_that_ran_a_host_is_stored_with_its_report(tmp_path: Path) -> None:
     records = ComplianceRecords(Store.open(f"sqlite:///{tmp_path / 'state.db'}"))
-    run_id = _run(records)
+    run_id = record_compliance_run(records)
     results = (ControlResult("SSH-001", PASS, "high"),)
     records.add_host_reports(
         run_id,
@@ -68,7 +69,7 @@ def test_the_node_that_ran_a_host_is_stored_with_its_report(tmp_path: Path) -> N
 
 def test_a_run_without_nodes_shows_no_ran_on_column(tmp_path: Path) -> None:
     records = ComplianceRecords(Store.open(f"sqlite:///{tmp_path / 'state.db'}"))
-    run_id = _run(records)
+    run_id = record_compliance_run(records)
     records.add_host_reports(run_id, [HostReport("a", HOST_REPORTED)])
     console = Console(width=200, record=True)
     console.print(hosts_table(records.host_rows(run_id)))
@@ -78,12 +79,8 @@ def test_a_run_without_nodes_shows_no_ran_on_column(tmp_path: Path) -> None:
 def test_the_hosts_of_a_shard_that_could_not_finish_are_not_run_never_judged(
     tmp_path: Path,
 ) -> None:
-    settings, _ = pull_workspace(tmp_path)
-    plan = plan_audit(settings, "pc1;pc2;pc3")
-    with open_store(settings) as store:
-        records = ComplianceRecords(store)
-        run_id = _run(records)
-        collector = _Collector(records, run_id, plan, lambda _p: None)
+    with _collecting(tmp_path, "pc1;pc2;pc3") as (collector, records):
+        run_id = collector.run_id
         collector.node_of.update({"pc1": "gazipur", "pc2": "gazipur", "pc3": "kaliganj"})
         why = "node gazipur: cannot be reached (timed out)"
         collector.settle(["pc1", "pc2"], None, why)
@@ -108,15 +105,10 @@ def test_the_hosts_of_a_shard_that_could_not_finish_are_not_run_never_judged(
 
 
 def test_a_host_a_finished_shard_did_not_report_is_an_error(tmp_path: Path) -> None:
-    settings, _ = pull_workspace(tmp_path)
-    plan = plan_audit(settings, "pc1")
-    with open_store(settings) as store:
-        records = ComplianceRecords(store)
-        run_id = _run(records)
-        collector = _Collector(records, run_id, plan, lambda _p: None)
+    with _collecting(tmp_path, "pc1") as (collector, records):
         collector.settle(["pc1"], {}, "node gazipur: the playbook failed")
         collector.flush()
-        (row,) = records.host_rows(run_id)
+        (row,) = records.host_rows(collector.run_id)
     assert (row.status, row.message, row.node) == (
         HOST_ERROR,
         "node gazipur: the playbook failed",
