@@ -16,7 +16,13 @@ from rich.table import Table
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import env_option, selection_argument, strategy_option
+from provision.cli.options import (
+    env_option,
+    execution_nodes,
+    local_option,
+    selection_argument,
+    strategy_option,
+)
 from provision.errors import ExitStatus, InputError
 from provision.model.words import plural
 
@@ -93,7 +99,8 @@ class AuditDisplay:
                     counts = p.counts
                     console.err.print(
                         f"  {p.host} {p.status}: {counts.get('pass', 0)} pass, "
-                        f"{counts.get('fail', 0)} fail, {counts.get('error', 0)} error",
+                        f"{counts.get('fail', 0)} fail, {counts.get('error', 0)} error"
+                        + (f" (on node {p.node})" if p.node else ""),
                         markup=False,
                     )
 
@@ -125,10 +132,19 @@ _HOST_STYLE = {
 }
 
 
+def ran_on(row: HostRow) -> str:
+    """Where a host's audit ran, as `runs show` says it for rollouts."""
+    return f"node {row.node}" if row.node else "control node"
+
+
 def hosts_table(rows: list[HostRow], title: str | None = None) -> Table:
+    """The run's hosts; with a "ran on" column when execution nodes ran some of them."""
     table = Table(title=title)
     for column in ("host", "role", "status", "score", "pass", "fail", "error", "other", "verdict"):
         table.add_column(column, justify="right" if column in ("score", "pass") else "left")
+    sharded = any(r.node for r in rows)
+    if sharded:
+        table.add_column("ran on")
     for r in rows:
         other = sum(r.counts[s] for s in ("waived", "unreachable", "no_report"))
         if r.status != "reported":
@@ -150,6 +166,7 @@ def hosts_table(rows: list[HostRow], title: str | None = None) -> Table:
             str(r.counts["error"]),
             str(other),
             verdict,
+            *([ran_on(r)] if sharded else []),
         )
     return table
 
@@ -228,6 +245,8 @@ def row_json(r: HostRow) -> dict[str, Any]:
         "counts": r.counts,
         "collected_at": r.collected_at.isoformat() if r.collected_at else None,
         "message": r.message,
+        # The execution node that ran the host (None: the control node).
+        "node": r.node,
     }
 
 
@@ -278,6 +297,7 @@ def _threshold(text: str) -> float:
     help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@local_option
 @env_option
 @pass_app
 def run_command(
@@ -290,6 +310,7 @@ def run_command(
     report_dir: Path | None,
     formats: str,
     as_json: bool,
+    local: bool,
 ) -> None:
     """Audit SELECTION (default: every host) against the standard, read-only.
 
@@ -298,7 +319,10 @@ def run_command(
     failing critical control, or (with --fail-on-drift) a control newly failing
     since that host's last evidence (whatever run held it); otherwise 4 if the
     evidence of some hosts could not be collected, 5 if some hosts were
-    unreachable.
+    unreachable (or not run: an execution node down).
+
+    Hosts an execution node serves are audited from that node, the rest from
+    here, all in one run (docs/nodes.md); --local audits every host from here.
 
     \b
     Example:
@@ -313,10 +337,13 @@ def run_command(
     pct = _threshold(threshold)
     wanted = parse_formats(formats)  # a bad one is refused before anything runs
     plan = plan_audit(app.settings, selection, standard=standard, waivers=waivers)
+    # A node that does not answer leaves its hosts not run (unreachable), not the audit.
+    pushed = [h.host for h in plan.hosts if h.pull_keep is None]
+    nodes = execution_nodes(app.settings, pushed, local, down_ok=True)
     stop = threading.Event()
     display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)
     with display, _ctrl_c(stop):
-        result = run_audit(app.settings, plan, on_progress=display, cancel=stop.is_set)
+        result = run_audit(app.settings, plan, on_progress=display, cancel=stop.is_set, nodes=nodes)
     settings = app.settings
     notify = bool(settings.notify_webhook or settings.notify_email_to)
     drift_report = _drift_after(app, result) if fail_on_drift or notify else None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from provision.cli.context import AppContext
 from provision.errors import InputError
+from provision.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,3 +83,30 @@ def selection_argument(missing: str | None = "") -> Callable[[F], F]:
         )(function)
 
     return decorate
+
+
+local_option = click.option(
+    "--local",
+    is_flag=True,
+    help="Run every host from the control node, even hosts an execution node serves.",
+)
+
+
+def execution_nodes(
+    settings: Settings, hosts: Sequence[str], local: bool, *, down_ok: bool = False
+) -> Any:
+    """The nodes that take shards of a run over `hosts`, checked ready; None to run locally.
+
+    A node that does not answer is refused, unless `down_ok` (a resumed rollout,
+    an audit): then its hosts stay not run with the reason (provision.nodes.links).
+    """
+    if local:
+        return None
+    from provision.nodes import registry
+
+    if not registry.nodes_path(settings).exists():
+        return None
+    # Only a workspace with nodes pays for importing SSH keys and the stream.
+    from provision.nodes.links import for_run
+
+    return for_run(settings, hosts, down_ok=down_ok)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from types import FrameType
@@ -20,7 +20,13 @@ from rich.text import Text
 
 from provision.cli import console
 from provision.cli.context import AppContext, pass_app
-from provision.cli.options import env_option, selection_argument, strategy_option
+from provision.cli.options import (
+    env_option,
+    execution_nodes,
+    local_option,
+    selection_argument,
+    strategy_option,
+)
 from provision.cli.runs import results_table, run_json, styled
 from provision.errors import ExitStatus, InputError
 from provision.model.words import plural
@@ -305,72 +311,6 @@ def _print_result(result: RolloutResult) -> None:
         )
 
 
-_LOCAL = click.option(
-    "--local",
-    is_flag=True,
-    help="Run every host from the control node, even hosts an execution node serves.",
-)
-
-
-def _execution_nodes(
-    settings: Settings, hosts: Sequence[str], local: bool, *, resuming: bool = False
-) -> Any:
-    """The nodes that take shards of a run over `hosts`, checked ready; None to run locally.
-
-    A node whose versions differ from the control node's, or that has no worker,
-    is refused before anything is sent (provision.nodes.check). A node that
-    does not answer is refused too, except when a run resumes: then it is
-    `down`, and its hosts stay not run with the reason (the others go on).
-    """
-    if local:
-        return None
-    from provision.nodes import registry
-
-    if not registry.nodes_path(settings).exists():
-        return None
-    # Only a workspace with nodes pays for importing SSH keys and the stream.
-    from provision.access import keys
-    from provision.infra.streaming import NodeLink
-    from provision.model.nodes import assign_hosts
-    from provision.nodes import layout
-    from provision.nodes.check import ensure_nodes_ready, nodes_for_resume, targets_of
-    from provision.rollout.shards import ExecutionNodes
-
-    found, loaded = registry.checked_nodes(settings)
-    if not found.nodes:
-        return None
-    known = [h for h in hosts if h in loaded.inventory.hosts]
-    chosen = [
-        n for n in found.nodes if n.name in assign_hosts(found.nodes, known, loaded.inventory)
-    ]
-    if not chosen:
-        return None
-    down: dict[str, str] = {}
-    if resuming:
-        _ready, down = nodes_for_resume(settings, loaded, chosen, found.nodes)
-    else:
-        ensure_nodes_ready(settings, loaded, chosen, found.nodes)
-    up = [n for n in chosen if n.name not in down]
-    targets = {t.host: t for t in targets_of(settings, loaded, [n.host for n in up])}
-    links = {
-        node.name: NodeLink(
-            name=node.name,
-            address=targets[node.host].address,
-            port=targets[node.host].port,
-            user=targets[node.host].user,
-            key=targets[node.host].key,
-            known_hosts=keys.known_hosts_path(settings.inventory_path),
-            account=layout.USER,
-            runner=layout.RUNNER,
-            work_dir=layout.WORK_DIR,
-            site_key=layout.KEY,
-            site_known_hosts=layout.KNOWN_HOSTS,
-        )
-        for node in up
-    }
-    return ExecutionNodes(tuple(chosen), links, down=down)
-
-
 @rollout.command("run")
 @click.argument("playbook")
 @selection_argument()
@@ -407,7 +347,7 @@ def _execution_nodes(
 )
 @click.option("--yes", is_flag=True, help="Start without showing the plan for confirmation.")
 @_ASK_VAULT_PASS
-@_LOCAL
+@local_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @env_option
 @strategy_option
@@ -460,7 +400,7 @@ def run_command(
     )
     plan = plan_rollout(app.settings, options)
     _confirm(plan, yes)
-    nodes = _execution_nodes(app.settings, plan.hosts, local)
+    nodes = execution_nodes(app.settings, plan.hosts, local)
     with _vault_settings(app, ask_vault_pass, list(plan.hosts)) as settings:
         _drive(
             app,
@@ -475,7 +415,7 @@ def run_command(
 @rollout.command("resume")
 @click.argument("run_id", metavar="RUN", type=int)
 @_ASK_VAULT_PASS
-@_LOCAL
+@local_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run's results as JSON at the end.")
 @strategy_option
 @pass_app
@@ -497,7 +437,7 @@ def resume(app: AppContext, run_id: int, ask_vault_pass: bool, local: bool, as_j
     with open_store(app.settings) as store:
         run = store.get_run(run_id)
         planned = [h for wave in store.waves(run_id) for h in wave.hosts]
-    nodes = _execution_nodes(app.settings, planned, local, resuming=True)
+    nodes = execution_nodes(app.settings, planned, local, down_ok=True)
     with _vault_settings(app, ask_vault_pass, planned, run.env) as settings:
         _drive(
             app,

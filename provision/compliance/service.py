@@ -10,7 +10,10 @@ request that collects all the evidence those checks need. `run_audit` runs
 `playbooks/compliance.yml` (one `provision_evidence` call per host) through
 ansible-runner, judges each host's evidence on the control node as its result
 event arrives, and commits host reports in small batches: a run that dies
-keeps what it had collected.
+keeps what it had collected. With execution nodes, the hosts a node serves are
+audited from that node (the rollout's shards, `provision.rollout.shards`) and
+their events come home to the same collector; each host's report names the
+node that ran it.
 
 Some evidence is the control node's own (`CONTROL_NODE_SECTIONS`): for hosts
 with a `portal_https` check (WEB-001), each portal the register gives the host
@@ -82,7 +85,9 @@ from provision.model.waivers import WaiverSet
 from provision.portal.ca import whole_days
 from provision.portal.health import PortalHealth, check_portals
 from provision.portal.service import list_portals
+from provision.rollout import shards
 from provision.rollout.revision import git_revision
+from provision.rollout.shards import ExecutionNodes
 from provision.settings import Settings
 from provision.standards.hostvars import host_layers
 from provision.standards.service import pick_standard
@@ -144,6 +149,8 @@ class AuditProgress:
     #: The host's status (reported, unreachable, error) and its result counts.
     status: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
+    #: The execution node that ran the host (None: the control node).
+    node: str | None = None
 
 
 ProgressCallback = Callable[[AuditProgress], None]
@@ -553,9 +560,13 @@ class _Collector:
         self.by_host = {h.host: h for h in plan.hosts}
         self.report = report
         self.done: set[str] = set()
+        #: Host -> the execution node its shard went to (hosts run from here: absent).
+        self.node_of: dict[str, str] = {}
         self._pending: list[HostReport] = []
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        # Shards report on threads of their own: one batch is written at a time.
+        self._writing = threading.Lock()
 
     def __call__(self, event: runner.PlaybookEvent) -> None:
         host = event.host
@@ -585,7 +596,8 @@ class _Collector:
             waivers=self.plan.waivers,
             today=self.plan.today,
         )
-        self.keep(report)
+        node = self.node_of.get(host)
+        self.keep(report if node is None else replace(report, node=node))
 
     def keep(self, report: HostReport) -> None:
         """Count a host's report in and commit it with the next batch."""
@@ -608,15 +620,41 @@ class _Collector:
                 host,
                 status,
                 report.counts(),
+                report.node,
             )
         )
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-            self._last_flush = time.monotonic()
-        if batch:
-            self.records.add_host_reports(self.run_id, batch)
+        with self._writing:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._last_flush = time.monotonic()
+            if batch:
+                self.records.add_host_reports(self.run_id, batch)
+
+    def settle(
+        self,
+        names: Sequence[str],
+        stats: Mapping[str, runner.HostStats] | None,
+        problem: str | None,
+    ) -> None:
+        """Give each host of `names` still without a report one, never a pass or a fail.
+
+        `stats` is the play recap of the run that had them (a host it counts as
+        unreachable is unreachable, any other errored); None when that run did not
+        come to its end (a node's shard that could not finish): its hosts were
+        never reached, and are unreachable with `problem` as the reason.
+        """
+        for name in names:
+            if name in self.done:
+                continue
+            host_stats = stats.get(name) if stats is not None else None
+            if stats is None:
+                self.add(name, None, HOST_UNREACHABLE, f"not run: {problem or 'no result'}")
+            elif host_stats is not None and host_stats.unreachable:
+                self.add(name, None, HOST_UNREACHABLE, "unreachable")
+            else:
+                self.add(name, None, HOST_ERROR, problem or "the audit did not run on this host")
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -685,48 +723,93 @@ def _add_pulled(
     pulls.set_compliance_pull(run_id, states)
 
 
+def _evidence_inventory(
+    loaded: LoadedInventory, hosts: Sequence[str], keys: Mapping[str, str]
+) -> dict[str, Any]:
+    """The inventory slice of `hosts`, each told which evidence request is its own."""
+    inventory = slice_inventory(loaded.inventory, hosts, loaded.folder)
+    for name in hosts:
+        inventory["all"]["hosts"][name]["provision_evidence_key"] = keys[name]
+    return inventory
+
+
+def _evidence_vars(plan: AuditPlan, hosts: Sequence[str]) -> dict[str, Any]:
+    """The extra vars of a run over `hosts`: the evidence requests they use, only those."""
+    wanted = {h.host: h.request_key for h in plan.hosts}
+    requests = plan.requests
+    return {"provision_evidence_requests": {wanted[h]: requests[wanted[h]] for h in hosts}}
+
+
 def _run_pushed(
     settings: Settings,
     plan: AuditPlan,
     run_id: int,
     names: Sequence[str],
-    inventory: dict[str, Any],
+    loaded: LoadedInventory,
     collector: _Collector,
     cancel: Callable[[], bool] | None,
+    nodes: ExecutionNodes | None = None,
 ) -> bool:
-    """Collect the pushed hosts' evidence over SSH; True when the run was cancelled."""
+    """Collect the pushed hosts' evidence over SSH; True when the run was cancelled.
+
+    With `nodes`, the hosts a node serves are audited by that node (its shard,
+    through `rollout.shards` as a rollout's are) while the control node audits
+    the rest; every event comes to the same collector and store.
+    """
     playbook = settings.playbooks_path / PLAYBOOK
     private = runner.new_run_dir(settings.state_path, "compliance", str(run_id))
-    # Vaulted variables (a become password, say) open with the vault password,
-    # handed over as a file name outside the run's folder, as rollouts do.
-    # What the vault opens, and secret-named values, are masked in all Ansible says.
-    extravars = {"provision_evidence_requests": plan.requests}
-    with secrets.vault_for_run(settings) as vault:
-        result = runner.run_playbook(
-            playbook,
-            workspace=settings.workspace,
-            private_data_dir=private,
-            inventory=inventory,
-            extravars=extravars,
-            masker=secrets.inventory_masker(vault, inventory, extravars, playbook),
-            state_path=settings.state_path,
-            forks=settings.forks,
-            on_event=collector,
-            cancel=cancel,
-            keep_events=False,
-            fact_cache_type="memory",
-            vault_password_file=vault,
-        )
-    canceled = result.status == "canceled"
-    if not canceled:
-        for name in names:
-            if name in collector.done:
-                continue
-            stats = result.hosts.get(name)
-            if stats is not None and stats.unreachable:
-                collector.add(name, None, HOST_UNREACHABLE, "unreachable")
-            else:
-                collector.add(name, None, HOST_ERROR, "the audit did not run on this host")
+    keys = {h.host: h.request_key for h in plan.hosts}
+    groups = shards.split(nodes, names, loaded.inventory)
+    local = groups.pop(None, [])
+    shard_set: shards.ShardSet | None = None
+    if groups:
+        assert nodes is not None
+        forks = {"forks": settings.forks}
+        shard_set = shards.ShardSet(settings, nodes, playbook, private, forks, extravars={})
+        for node, hosts in groups.items():
+            assert node is not None
+            collector.node_of.update(dict.fromkeys(hosts, node))
+            shard_set.start(
+                node,
+                hosts,
+                _evidence_inventory(loaded, hosts, keys),
+                collector,
+                extravars=_evidence_vars(plan, hosts),
+            )
+    canceled = False
+    try:
+        if local:
+            inventory = _evidence_inventory(loaded, local, keys)
+            extravars = _evidence_vars(plan, local)
+            # Vaulted variables (a become password, say) open with the vault password,
+            # handed over as a file name outside the run's folder, as rollouts do.
+            # What the vault opens, and secret-named values, are masked in all Ansible says.
+            with secrets.vault_for_run(settings) as vault:
+                result = runner.run_playbook(
+                    playbook,
+                    workspace=settings.workspace,
+                    private_data_dir=private,
+                    inventory=inventory,
+                    extravars=extravars,
+                    masker=secrets.inventory_masker(vault, inventory, extravars, playbook),
+                    state_path=settings.state_path,
+                    forks=settings.forks,
+                    on_event=collector,
+                    cancel=cancel,
+                    keep_events=False,
+                    fact_cache_type="memory",
+                    vault_password_file=vault,
+                )
+            canceled = result.status == "canceled"
+            if not canceled:
+                collector.settle(local, result.hosts, None)
+    finally:
+        if shard_set is not None:
+            shard_set.join()
+    for outcome in shard_set.outcomes if shard_set is not None else []:
+        finished = outcome.result is not None and outcome.result.state == "done"
+        stats = outcome.result.hosts if finished and outcome.result is not None else None
+        collector.settle(outcome.hosts, stats, outcome.problem)
     return canceled
 
 
@@ -737,11 +820,15 @@ def run_audit(
     on_progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
     on_created: Callable[[int], None] | None = None,
+    nodes: ExecutionNodes | None = None,
 ) -> AuditResult:
     """Record a run, collect and judge every host's evidence, and finish the run.
 
     Read-only on the hosts. Returns when every host has a report (or the run was
-    cancelled: the run is then `interrupted` and keeps the hosts it had).
+    cancelled: the run is then `interrupted` and keeps the hosts it had). With
+    `nodes` (`provision.nodes.links.for_run`), each execution node audits the
+    hosts it serves; a node's hosts whose shard could not finish (the node down,
+    the link broken) are unreachable with the reason, never judged.
     """
     report = on_progress or (lambda _p: None)
     loaded, _ = select_targets(settings.inventory_path, plan.selection)
@@ -749,10 +836,6 @@ def run_audit(
     # Hosts in pull mode are never contacted: their evidence is what they reported.
     pulled = [h for h in plan.hosts if h.pull_keep is not None]
     names = [h.host for h in plan.hosts if h.pull_keep is None]
-    inventory = slice_inventory(loaded.inventory, names, loaded.folder)
-    keys = {h.host: h.request_key for h in plan.hosts}
-    for name in names:
-        inventory["all"]["hosts"][name]["provision_evidence_key"] = keys[name]
     secrets.require_vault_file(settings)  # a missing one is refused before a run is recorded
     with open_store(settings) as store:
         records = ComplianceRecords(store)
@@ -780,7 +863,7 @@ def run_audit(
         try:
             _add_pulled(records, run_id, pulled, collector)
             canceled = bool(names) and _run_pushed(
-                settings, plan, run_id, names, inventory, collector, cancel
+                settings, plan, run_id, names, loaded, collector, cancel, nodes
             )
             status = "interrupted" if canceled else "done"
         except KeyboardInterrupt:

@@ -17,7 +17,6 @@ the caller asked it to (Ctrl-C): a stopped run is resumed with `resume_rollout`.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import threading
@@ -723,16 +722,17 @@ def _run_wave(
         tags.append(str(options["control"]))
     extravars = _vars_file(options.get("vars_file"))
     outcomes: list[tuple[shards.ShardOutcome, WaveRecorder]] = []
-    threads = []
     # Each shard has its own writer, so that its `<node>.seen` lists an event only
     # once the rows it made are committed (shards.SeenLog).
     logs: list[tuple[shards.SeenLog, BatchWriter]] = []
+    shard_set: shards.ShardSet | None = None
     if groups:
         assert nodes is not None
-        book = shards.JobBook(private, shards.recorded_jobs(earlier_folder))
+        shard_set = shards.ShardSet(
+            settings, nodes, playbook, private, options, extravars, tags, earlier_folder
+        )
         for name, shard_hosts in groups.items():
             assert name is not None
-            outcome = shards.ShardOutcome(name, shard_hosts)
             seen_name = f"{name}{shards.SEEN_SUFFIX}"
             seen = shards.SeenLog(
                 private / seen_name, Path(earlier_folder) / seen_name if earlier_folder else None
@@ -740,29 +740,14 @@ def _run_wave(
             node_writer = BatchWriter(store, on_commit=seen.committed)
             logs.append((seen, node_writer))
             node_recorder = recorder_for(shard_hosts, name, node_writer)
-            outcomes.append((outcome, node_recorder))
-            shard_inventory = slice_inventory(loaded.inventory, shard_hosts, loaded.folder)
-            threads.append(
-                shards.start(
-                    functools.partial(
-                        shards.run_node_shard,
-                        outcome,
-                        settings=settings,
-                        nodes=nodes,
-                        playbook=playbook,
-                        inventory=shard_inventory,
-                        private=private,
-                        earlier_folder=earlier_folder,
-                        book=book,
-                        options=options,
-                        extravars=extravars,
-                        tags=tags,
-                        on_event=seen.recording(node_recorder, node_writer),
-                        seen=frozenset(seen.known),
-                    ),
-                    name,
-                )
+            outcome = shard_set.start(
+                name,
+                shard_hosts,
+                slice_inventory(loaded.inventory, shard_hosts, loaded.folder),
+                seen.recording(node_recorder, node_writer),
+                seen=frozenset(seen.known),
             )
+            outcomes.append((outcome, node_recorder))
     canceled = False
     try:
         if local:
@@ -797,8 +782,8 @@ def _run_wave(
                 # event stream missed, and hosts the play never matched (skipped).
                 _settle(recorder, result.hosts, local, wave, attempt)
     finally:
-        for thread in threads:
-            thread.join()
+        if shard_set is not None:
+            shard_set.join()
         for seen, node_writer in logs:
             try:
                 node_writer.close()

@@ -1,21 +1,25 @@
-"""A wave's hosts cut into shards: each execution node runs the hosts it serves.
+"""A run's hosts cut into shards: each execution node runs the hosts it serves.
 
-`ExecutionNodes` is what the caller (the command line, after `nodes check`'s
-readiness and version checks) hands a rollout: the nodes and how to reach
+`ExecutionNodes` is what the caller (`provision.nodes.links`, after `nodes
+check`'s readiness and version checks) hands a rollout or an audit: the nodes and how to reach
 each. `split` says which node runs which of a wave's hosts (the control node
-runs the rest). `run_node_shard` runs one node's share through ansible-runner's
+runs the rest). `ShardSet` starts each node's share of one step of a run (a
+rollout's wave, or an audit) on a thread of its own and waits for them all.
+`run_node_shard` runs one node's share through ansible-runner's
 streaming (`runner.run_shard`) into the wave's recorder, and writes down the
 job it started in the wave's run folder (`shards.json`), with the events
 whose rows are committed to the store (`<node>.seen`, `SeenLog`), so that
 `rollout resume` can re-attach to a worker that went on while the link was down
 instead of running it twice, and replay only what the store does not hold.
-A node that cannot be reached when a run resumes is `ExecutionNodes.down`: its
-hosts stay without a result, with the reason, and are not sent elsewhere.
+A node that cannot be reached when a run resumes, or when an audit starts, is
+`ExecutionNodes.down`: its hosts stay without a result, with the reason, and
+are not sent elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections import deque
@@ -285,11 +289,78 @@ def start(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
+@dataclass
+class ShardSet:
+    """The shards of one step of a run (a rollout's wave, an audit), each on a thread.
+
+    Made with what every shard of the step shares; `start` sends one node's hosts
+    (their inventory slice) to it with the events going to `on_event`, `join`
+    waits for all. The job book (`shards.json` in `private`) is written only once
+    a shard starts, carrying `earlier_folder`'s jobs along.
+    """
+
+    settings: Settings
+    nodes: ExecutionNodes
+    playbook: Path
+    private: Path
+    options: Mapping[str, Any]
+    extravars: Mapping[str, Any]
+    tags: Sequence[str] = ()
+    earlier_folder: str | None = None
+    outcomes: list[ShardOutcome] = field(default_factory=list, init=False)
+    _threads: list[threading.Thread] = field(default_factory=list, init=False, repr=False)
+    _book: JobBook | None = field(default=None, init=False, repr=False)
+
+    def start(
+        self,
+        node: str,
+        hosts: Sequence[str],
+        inventory: Mapping[str, Any],
+        on_event: runner.EventCallback,
+        *,
+        seen: frozenset[tuple[int, str]] = frozenset(),
+        extravars: Mapping[str, Any] | None = None,
+    ) -> ShardOutcome:
+        """Start node `node`'s shard over `hosts` (`extravars`: this shard's, else the set's)."""
+        if self._book is None:
+            self._book = JobBook(self.private, recorded_jobs(self.earlier_folder))
+        outcome = ShardOutcome(node, list(hosts))
+        self.outcomes.append(outcome)
+        self._threads.append(
+            start(
+                functools.partial(
+                    run_node_shard,
+                    outcome,
+                    settings=self.settings,
+                    nodes=self.nodes,
+                    playbook=self.playbook,
+                    inventory=inventory,
+                    private=self.private,
+                    earlier_folder=self.earlier_folder,
+                    book=self._book,
+                    options=self.options,
+                    extravars=self.extravars if extravars is None else extravars,
+                    tags=self.tags,
+                    on_event=on_event,
+                    seen=seen,
+                ),
+                node,
+            )
+        )
+        return outcome
+
+    def join(self) -> None:
+        """Wait until every shard started has come to its end (never raises)."""
+        for thread in self._threads:
+            thread.join()
+
+
 __all__ = [
     "ExecutionNodes",
     "JobBook",
     "SeenLog",
     "ShardOutcome",
+    "ShardSet",
     "read_seen",
     "recorded_jobs",
     "run_node_shard",

@@ -1,25 +1,33 @@
-"""Rollouts in shards on a real lab: two execution nodes and the control node.
+"""Rollouts and audits in shards on a real lab: two execution nodes and the control node.
 
 The lab of `tests/helpers/nodes_lab.py`: node gazipur (on dhk-gaz-fs01) runs
 dhk-gaz-portal01, node kaliganj (on dhk-kal-fs01) runs dhk-kal-lab01, the
 control node runs every other host. A rollout over all of them records every
 host once, with the node that ran it; the events per host are those of the same
-rollout run locally (`--local`); no job folder is left on the nodes after.
+rollout run locally (`--local`); no job folder is left on the nodes after. An
+audit over all of them records every host's result once, with the node that
+ran it, and its scores are those of the same audit run locally.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.infra import crypto, streaming
 from provision.infra.store import open_store
+from provision.infra.store.compliance_records import ComplianceRecords
+from provision.infra.store.compliance_tables import compliance_hosts
 from provision.lab import service as lab_service
 from provision.nodes import layout
 from tests.helpers.lab import lab_unavailable_reason
@@ -38,6 +46,7 @@ from tests.helpers.nodes_lab import (
     workspace_playbook,
 )
 from tests.helpers.rollout_lab import cli_env, run_provision, wait_for
+from tests.helpers.workspace import REPO
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -96,6 +105,70 @@ def test_a_rollout_over_two_nodes_and_the_control_node_records_each_host_once(
     with open_store(lab.settings) as store:
         assert all(r.node is None for r in store.host_results(local_id).values())
     assert events_per_host(lab.settings, sharded_id) == events_per_host(lab.settings, local_id)
+
+
+def _audit(lab: NodesLab, *args: str) -> tuple[Result, dict[str, Any]]:
+    shutil.copy(REPO / "standards" / "bd-ict-baseline.yml", lab.settings.workspace / "standards")
+    done = run(lab, "compliance", "run", "--json", *args)
+    return done, json.loads(done.stdout)
+
+
+#: What a roll-up says that does not depend on when its evidence was collected.
+TIMELESS = ("oldest_evidence_seconds", "median_evidence_seconds")
+
+
+def _rollups(lab: NodesLab, run_id: int) -> dict[str, list[dict[str, Any]]]:
+    with open_store(lab.settings) as store:
+        found = ComplianceRecords(store).rollups(run_id)
+    return {
+        level: [{k: v for k, v in r.as_dict().items() if k not in TIMELESS} for r in places]
+        for level, places in found.levels.items()
+    }
+
+
+def _verdicts(lab: NodesLab, run_id: int) -> dict[str, list[tuple[str, str]]]:
+    """Host -> (control, status) of every control of the run's host reports."""
+    with open_store(lab.settings) as store:
+        reports = ComplianceRecords(store).host_reports(run_id)
+    return {r.host: [(c.control, c.status) for c in r.results] for r in reports}
+
+
+def test_an_audit_over_two_nodes_and_the_control_node_scores_as_a_local_one(
+    lab: NodesLab,
+) -> None:
+    sharded, found = _audit(lab)
+    run_id = found["run"]["id"]
+    hosts = {h["host"]: h for h in found["hosts"]}
+    assert sorted(hosts) == sorted(_hosts(lab)), sharded.output
+    for host, row in hosts.items():
+        assert row["status"] == "reported", row
+        assert row["node"] == RAN_ON.get(host), host
+        assert row["score"] is not None and sum(row["counts"].values()) > 0, row
+    with open_store(lab.settings) as store, store.engine.connect() as conn:
+        table = compliance_hosts
+        stored = conn.execute(
+            sa.select(table.c.host, table.c.node, sa.func.count())
+            .where(table.c.run_id == run_id)
+            .group_by(table.c.host, table.c.node)
+            .order_by(table.c.host)
+        ).all()
+    assert [tuple(r) for r in stored] == [(h, RAN_ON.get(h), 1) for h in sorted(hosts)]
+    shown = run(lab, "compliance", "show", str(run_id))
+    assert "node gazipur" in shown.output and "node kaliganj" in shown.output
+    assert "control node" in shown.output
+
+    local, here = _audit(lab, "--local")
+    assert local.exit_code == sharded.exit_code, local.output
+    assert all(h["node"] is None for h in here["hosts"])
+    key = ("status", "score", "compliant", "counts", "critical_failures", "place", "role")
+    assert {h["host"]: [h[k] for k in key] for h in here["hosts"]} == {
+        h: [row[k] for k in key] for h, row in hosts.items()
+    }
+    assert _verdicts(lab, here["run"]["id"]) == _verdicts(lab, run_id)
+    assert _rollups(lab, here["run"]["id"]) == _rollups(lab, run_id)
+    assert _rollups(lab, run_id)["all"][0]["reported"] == len(hosts)
+    for host in NODE_HOSTS:
+        assert jobs_left(lab, host) == [], host
 
 
 def test_no_job_is_left_on_the_nodes(lab: NodesLab) -> None:

@@ -207,7 +207,7 @@ def test_a_store_aggregated_before_no_report_had_a_figure_is_aggregated_again(
             conn.execute(sa.text("ALTER TABLE compliance_place_totals DROP COLUMN no_report"))
             old = "UPDATE compliance_place_totals SET errored = hosts - reported - unreachable"
             conn.execute(sa.text(old))
-            conn.execute(sa.text("DELETE FROM schema_version WHERE version = 9"))
+            conn.execute(sa.text("DELETE FROM schema_version WHERE version >= 9"))
     with open_store(settings) as store:
         total = ComplianceRecords(store).rollups(result.run_id).total
     assert (total.no_report, total.errored) == (2, 0)

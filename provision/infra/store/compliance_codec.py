@@ -205,6 +205,7 @@ def host_rows(
         "collected_at": collected,
         "evidence_digest": report.evidence_digest,
         "message": report.message or None,
+        "node": report.node,
         "score": n_pass / scored if scored else None,
         "compliant": compliant,
         "critical_failures": ",".join(critical) or None,

@@ -292,6 +292,7 @@ def backfill_run(conn: Connection, run_id: int, *, finished: bool, measured_at: 
                 evidence_digest=row["evidence_digest"],
                 message=row["message"] or "",
                 results=decode_results(row["results"]),
+                node=row["node"],
             )
             findings.extend(host_rows(run_id, report, tallies)[1])
         if findings:

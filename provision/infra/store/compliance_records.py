@@ -110,6 +110,8 @@ class HostRow:
     critical_failures: tuple[str, ...]
     collected_at: datetime | None
     message: str
+    #: The execution node that ran the host's audit (None: the control node).
+    node: str | None = None
 
 
 class ComplianceRecords:
@@ -503,6 +505,7 @@ class ComplianceRecords:
                     ),
                     collected_at=_aware(row["collected_at"]),
                     message=row["message"] or "",
+                    node=row["node"],
                 )
                 for row in conn.execute(query).mappings()
             ]
@@ -518,6 +521,7 @@ class ComplianceRecords:
             evidence_digest=row["evidence_digest"],
             message=row["message"] or "",
             results=decode_results(row["results"]),
+            node=row["node"],
         )
 
     def run_summaries(

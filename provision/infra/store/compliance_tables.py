@@ -75,6 +75,8 @@ compliance_hosts = sa.Table(
     sa.Column("n_no_report", sa.Integer, nullable=False),
     sa.Column("n_not_applicable", sa.Integer, nullable=False),
     sa.Column("results", sa.LargeBinary, nullable=False),  # zlib(JSON) of the results
+    # The execution node that ran the host's audit (NULL: the control node; migration 10).
+    sa.Column("node", sa.String(100), nullable=True),
 )
 
 #: Created, in this order, by their migration in provision/infra/store/migrations.py.

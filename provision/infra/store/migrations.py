@@ -151,6 +151,17 @@ def _v9_place_no_report(conn: Connection) -> None:
     )
 
 
+def _v10_compliance_host_node(conn: Connection) -> None:
+    """Which execution node ran each host's audit (NULL: the control node).
+
+    A new store's compliance_hosts is created from today's table by version 2 and
+    has the column already; an older store gets it here.
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("compliance_hosts")}
+    if "node" not in columns:
+        conn.execute(sa.text("ALTER TABLE compliance_hosts ADD COLUMN node VARCHAR(100)"))
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -162,6 +173,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (7, "pull", _v7_pull),
     (8, "compliance drift index", _v8_compliance_drift_index),
     (9, "place no_report", _v9_place_no_report),
+    (10, "compliance host node", _v10_compliance_host_node),
 )
 
 LATEST = MIGRATIONS[-1][0]

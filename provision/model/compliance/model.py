@@ -97,6 +97,8 @@ class HostReport:
     results: tuple[ControlResult, ...] = ()
     #: For a host in pull mode: its newest report's serial and age, and its window.
     pull: PullState | None = None
+    #: The execution node that ran the host's audit (None: the control node).
+    node: str | None = None
 
     def counts(self) -> dict[str, int]:
         """How many results have each status (every status present, zeros included)."""
