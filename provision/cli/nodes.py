@@ -129,6 +129,21 @@ def remove(app: AppContext, name: str) -> None:
     console.out.print(f"removed node {node.name} ({node.host})", markup=False)
 
 
+def _fast_line(check: NodeCheck) -> str:
+    from provision.nodes.check import fast_versions
+
+    ours = fast_versions().get("mitogen")
+    if check.fast(ours):
+        return f"strategy: fast (mitogen {check.mitogen}, as the control node)"
+    if not ours:
+        return "strategy: plain (the control node has no mitogen)"
+    have = f"mitogen {check.mitogen}" if check.mitogen else "no mitogen"
+    return (
+        f"strategy: plain (the node has {have}, the control node {ours}: "
+        f"provision nodes setup {check.name} installs it)"
+    )
+
+
 def _check_line(check: NodeCheck, control: dict[str, str]) -> list[str]:
     if not check.reachable:
         return [f"{check.name} ({check.host}): unreachable: {check.message}"]
@@ -141,6 +156,7 @@ def _check_line(check: NodeCheck, control: dict[str, str]) -> list[str]:
             + (f"  VERSION SKEW: {'; '.join(skew)}" if skew else " (same as the control node)")
         )
         lines.append(f"  worker uuid: {check.worker_info.get('uuid', '?')}")
+        lines.append("  " + _fast_line(check))
     else:
         lines.append(f"  worker: not set up{': ' + check.message if check.message else ''}")
     lines.append(
@@ -173,7 +189,8 @@ def check(app: AppContext, name: str | None, sample_size: int, as_json: bool) ->
     """Ask node NAME (every node when left out) over SSH what it runs.
 
     Reports the worker (ansible-runner worker --worker-info), ansible-core and
-    ansible-runner against the control node's, CPU, memory, free disk, and
+    ansible-runner against the control node's, the strategy its shards run
+    (fast: the node has the control node's mitogen), CPU, memory, free disk, and
     whether a sample of the hosts it serves answer SSH from the node. Exit 5 when
     a node or a sampled host is unreachable, 3 when a node is not ready
     (no worker, or other versions).
@@ -210,8 +227,9 @@ def check(app: AppContext, name: str | None, sample_size: int, as_json: bool) ->
 def setup(app: AppContext, name: str, check: bool, yes: bool, as_json: bool) -> None:
     """Make node NAME's host an execution node: run playbooks/execution_node.yml.
 
-    Builds a wheelhouse on this control node of ansible-core and ansible-runner at
-    its own versions (the node needs no internet), makes the node's own key and
+    Builds a wheelhouse on this control node of ansible-core and ansible-runner
+    (and mitogen, when installed here, so that shards run the fast strategy on
+    the node) at its own versions (the node needs no internet), makes the node's own key and
     authorises it on the hosts the node serves (from the node's address only),
     then runs the role as a rollout recorded in the store (provision runs).
     Run it again after upgrading Ansible on the control node.

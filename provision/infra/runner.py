@@ -700,8 +700,11 @@ def transmit_job(
     extravars: Mapping[str, Any] | None = None,
     forks: int = 20,
     vault: bool = False,
+    strategy: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ansible-runner's transmit stream for one shard to `folder/job.in`.
+
+    `strategy` is the shard's strategy variables (`strategy.node_environment`).
 
     The zip holds the shard's inventory slice, the playbooks folder and a node
     ansible.cfg, never a secret: the vault password is named by path only
@@ -745,6 +748,7 @@ def transmit_job(
                 "HOME": str(node_home),
                 "PATH": f"{node_bin}:/usr/local/bin:/usr/bin:/bin",
                 "LANG": "C.UTF-8",
+                **dict(strategy or {}),
             },
             suppress_env_files=True,
             suppress_output_file=True,
@@ -876,13 +880,15 @@ def run_shard(
     masker: Masker = NO_MASKER,
     handle: ShardHandle | None = None,
     reattach: int = 3,
+    strategy: str = "plain",
 ) -> ShardResult:
     """Run one playbook on `inventory`'s hosts from execution node `link`.
 
     Connection variables are the node's own: the node reaches its sites with its
     key and known_hosts (extravars, so they win over the inventory's control-node
     paths). `on_started(job)` is told the job's id once the worker runs, so a
-    caller can record it for `resume`.
+    caller can record it for `resume`. `strategy` is the run's ("plain" or
+    "fast"); the node runs fast only if it has the control node's mitogen.
     """
     job = uuid.uuid4().hex
     shard_vars = {
@@ -904,6 +910,7 @@ def run_shard(
         extravars=shard_vars,
         forks=forks,
         vault=vault_password_file is not None,
+        strategy=strategies.node_environment(strategy, node_fast=link.fast),
     )
     try:
         secret = _secret_of(vault_password_file) if vault_password_file else None

@@ -124,6 +124,18 @@ def choose(asked: str, *, mitogen: str | None, ansible_core: str, plugins: Path 
     )
 
 
+def node_environment(asked: str, *, node_fast: bool) -> dict[str, str]:
+    """The strategy variables of a shard on an execution node.
+
+    The node runs the workspace's own `provision_linear` (its playbooks folder
+    travels with the shard), through mitogen when the run asks for the fast
+    strategy, this control node may run it (`resolve`) and the node has the
+    same mitogen (`node_fast`); else Ansible's linear strategy.
+    """
+    fast = node_fast and asked == FAST and resolve(asked).used == FAST
+    return {"ANSIBLE_STRATEGY": "provision_linear", "PROVISION_MITOGEN": "1" if fast else "0"}
+
+
 @functools.cache
 def resolve(asked: str) -> Choice:
     """`choose` for what is installed here; a fallback is logged once per process."""

@@ -81,6 +81,8 @@ class NodeLink:
     #: On the node: the key and known_hosts the node reaches its sites with.
     site_key: PurePosixPath
     site_known_hosts: PurePosixPath
+    #: The node has the control node's mitogen: its shards may run the fast strategy.
+    fast: bool = False
 
     def ssh_argv(self, *, follow: bool = False) -> list[str]:
         """The ssh command line to the node (a follow gets OpenSSH's keepalives)."""

@@ -28,6 +28,7 @@ import yaml
 from provision.access import keys
 from provision.errors import StateError
 from provision.infra import ssh
+from provision.infra.strategy import installed
 from provision.inventory.files import LoadedInventory
 from provision.inventory.slice import slice_inventory
 from provision.model.inventory.targets import Target
@@ -68,6 +69,9 @@ class NodeCheck:
     worker: bool = False
     ansible_core: str = ""
     ansible_runner: str = ""
+    #: The node's mitogen ("" when it has none): its shards run the fast strategy
+    #: only with the control node's own version (`fast`).
+    mitogen: str = ""
     worker_info: dict[str, Any] = field(default_factory=dict)
     cpu_cores: int | None = None
     memory_mb: int | None = None
@@ -93,6 +97,10 @@ class NodeCheck:
     def ready(self) -> bool:
         return self.reachable and self.worker
 
+    def fast(self, control_mitogen: str | None) -> bool:
+        """Whether the node has the control node's mitogen, so its shards may run fast."""
+        return bool(control_mitogen) and self.mitogen == control_mitogen
+
     def as_dict(self, control: dict[str, str]) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -102,6 +110,8 @@ class NodeCheck:
             "worker": self.worker,
             "ansible_core": self.ansible_core,
             "ansible_runner": self.ansible_runner,
+            "mitogen": self.mitogen,
+            "fast": self.fast(fast_versions().get("mitogen")),
             "worker_info": self.worker_info,
             "cpu_cores": self.cpu_cores,
             "memory_mb": self.memory_mb,
@@ -111,6 +121,11 @@ class NodeCheck:
             "skew": self.skew(control) if self.worker else [],
             "sites": [{"host": s.host, "ok": s.ok, "message": s.message} for s in self.sites],
         }
+
+
+def fast_versions() -> dict[str, str]:
+    """The control node's versions of `layout.FAST_PACKAGES`, those it has installed."""
+    return {name: version for name in layout.FAST_PACKAGES if (version := installed(name))}
 
 
 def control_versions() -> dict[str, str]:
@@ -156,6 +171,7 @@ def _probe_script(sites: Sequence[Target]) -> str:
         "  echo worker=yes",
         f"  echo ansible_core=$({python} -c {shlex.quote(version)} ansible-core 2>/dev/null)",
         f"  echo ansible_runner=$({python} -c {shlex.quote(version)} ansible-runner 2>/dev/null)",
+        f"  echo mitogen=$({python} -c {shlex.quote(version)} mitogen 2>/dev/null)",
         f"  info=$(cd / && runuser -u {user} -- {runner} worker --worker-info 2>&1)",
         "  echo worker_rc=$?",
         "  printf '%s\\n' \"$info\" | sed 's/^/info: /'",
@@ -223,6 +239,7 @@ def _parse(name: str, host: str, stdout: str, served: int) -> NodeCheck:
         worker=facts.get("worker") == "yes" and not message,
         ansible_core=facts.get("ansible_core", ""),
         ansible_runner=facts.get("ansible_runner", ""),
+        mitogen=facts.get("mitogen", ""),
         worker_info=worker_info,
         cpu_cores=_int(facts.get("cores")),
         memory_mb=_scaled(facts.get("mem_kb")),

@@ -11,7 +11,8 @@ On the node::
       .ssh/id_ed25519                   the node's own automation key (reaches its sites)
       .ssh/known_hosts                  its sites' host keys
       jobs/                             ansible-runner worker's private data dirs
-    /opt/provision-node/venv            ansible-core and ansible-runner, the control node's versions
+    /opt/provision-node/venv            ansible-core and ansible-runner (and mitogen, when the
+                                        control node has it), the control node's versions
     /opt/provision-node/wheelhouse      the wheels they were installed from
 
 On the control node (under the state directory)::
@@ -44,6 +45,10 @@ CLEANUP_GRACE_HOURS = 24
 
 #: The packages the node's virtualenv holds, at the control node's exact versions.
 PACKAGES: tuple[str, ...] = ("ansible-core", "ansible-runner")
+#: Installed on the node at the control node's version when the control node has
+#: them: mitogen lets a shard run the fast strategy (docs/speed.md) on the node. A
+#: node without them is not refused; its shards run plain Ansible.
+FAST_PACKAGES: tuple[str, ...] = ("mitogen",)
 
 
 def shard_connection_vars() -> dict[str, str]:

@@ -17,7 +17,12 @@ from provision.access import keys
 from provision.infra.streaming import NodeLink
 from provision.model.nodes import assign_hosts
 from provision.nodes import layout, registry
-from provision.nodes.check import ensure_nodes_ready, nodes_for_resume, targets_of
+from provision.nodes.check import (
+    ensure_nodes_ready,
+    fast_versions,
+    nodes_for_resume,
+    targets_of,
+)
 from provision.rollout.shards import ExecutionNodes
 from provision.settings import Settings
 
@@ -44,9 +49,10 @@ def for_run(
         return None
     down: dict[str, str] = {}
     if down_ok:
-        _ready, down = nodes_for_resume(settings, loaded, chosen, found.nodes)
+        ready, down = nodes_for_resume(settings, loaded, chosen, found.nodes)
     else:
-        ensure_nodes_ready(settings, loaded, chosen, found.nodes)
+        ready = ensure_nodes_ready(settings, loaded, chosen, found.nodes)
+    mitogen = fast_versions().get("mitogen")
     up = [n for n in chosen if n.name not in down]
     targets = {t.host: t for t in targets_of(settings, loaded, [n.host for n in up])}
     links = {
@@ -62,6 +68,7 @@ def for_run(
             work_dir=layout.WORK_DIR,
             site_key=layout.KEY,
             site_known_hosts=layout.KNOWN_HOSTS,
+            fast=node.name in ready and ready[node.name].fast(mitogen),
         )
         for node in up
     }

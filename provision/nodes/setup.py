@@ -9,8 +9,10 @@
     run_rollout     the run itself, recorded like any rollout (provision runs)
 
 The wheelhouse pins ansible-core, ansible-runner and every package they pull
-in at the versions installed on the control node, plus the control node's own
-pip (the node's venv is made without pip: Debian's python3-venv may be missing).
+in at the versions installed on the control node, mitogen too when the control
+node has it (so that shards can run the fast strategy on the node), plus the
+control node's own pip (the node's venv is made without pip: Debian's
+python3-venv may be missing).
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from provision.infra import crypto, ssh
 from provision.infra.atomic import write_atomic
 from provision.model.nodes import Node, served_hosts
 from provision.nodes import layout, registry
-from provision.nodes.check import NodeCheck, NodeNotReadyError, check_node, targets_of
+from provision.nodes.check import (
+    NodeCheck,
+    NodeNotReadyError,
+    check_node,
+    fast_versions,
+    targets_of,
+)
 from provision.rollout import RolloutOptions, RolloutPlan, RolloutResult, plan_rollout
 from provision.settings import Settings
 
@@ -85,9 +93,9 @@ class SetupPlan:
 
 
 def requirements() -> list[str]:
-    """`name==version` of pip, ansible-core, ansible-runner and all they need, as installed here."""
+    """`name==version` of pip, ansible-core, ansible-runner (and mitogen) and all they need."""
     pins: dict[str, str] = {"pip": metadata.version("pip")}
-    todo = list(layout.PACKAGES)
+    todo = [*layout.PACKAGES, *fast_versions()]
     while todo:
         name = todo.pop()
         key = name.lower().replace("_", "-")
@@ -245,6 +253,7 @@ def prepare_setup(
         "execution_node_site_hosts": list(setup.sites),
         "execution_node_ansible_core_version": versions["ansible-core"],
         "execution_node_ansible_runner_version": versions["ansible-runner"],
+        "execution_node_mitogen_version": fast_versions().get("mitogen", ""),
         "execution_node_wheelhouse_source": str(wheelhouse),
         "execution_node_key_source": str(setup.key),
         "execution_node_known_hosts_lines": known_hosts_lines(settings, site_targets),

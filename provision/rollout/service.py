@@ -729,7 +729,15 @@ def _run_wave(
     if groups:
         assert nodes is not None
         shard_set = shards.ShardSet(
-            settings, nodes, playbook, private, options, extravars, tags, earlier_folder
+            settings,
+            nodes,
+            playbook,
+            private,
+            options,
+            extravars,
+            tags,
+            earlier_folder,
+            strategy=settings.strategy,
         )
         for name, shard_hosts in groups.items():
             assert name is not None

@@ -208,6 +208,7 @@ def run_node_shard(
     tags: Sequence[str],
     on_event: runner.EventCallback,
     seen: frozenset[tuple[int, str]] = frozenset(),
+    strategy: str = "plain",
 ) -> None:
     """Run (or re-attach to) one node's shard; never raises, the outcome says.
 
@@ -244,6 +245,7 @@ def run_node_shard(
                 masker=masker,
                 handle=outcome.handle,
                 reattach=nodes.reattach,
+                strategy=strategy,
             )
     except ProvisionError as error:
         outcome.error = error.message
@@ -307,6 +309,8 @@ class ShardSet:
     extravars: Mapping[str, Any]
     tags: Sequence[str] = ()
     earlier_folder: str | None = None
+    #: The run's strategy ("plain" or "fast"); a node runs fast only with our mitogen.
+    strategy: str = "plain"
     outcomes: list[ShardOutcome] = field(default_factory=list, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False, repr=False)
     _book: JobBook | None = field(default=None, init=False, repr=False)
@@ -343,6 +347,7 @@ class ShardSet:
                     tags=self.tags,
                     on_event=on_event,
                     seen=seen,
+                    strategy=self.strategy,
                 ),
                 node,
             )

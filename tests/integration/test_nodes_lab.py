@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
-from provision.infra import crypto, streaming
+from provision.infra import crypto, strategy, streaming
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.compliance_tables import compliance_hosts
@@ -175,6 +175,40 @@ def test_no_job_is_left_on_the_nodes(lab: NodesLab) -> None:
     for host in NODE_HOSTS:
         left = lab.ssh(host, f"find {layout.WORK_DIR} -mindepth 1 -maxdepth 1 | wc -l")
         assert left.strip() == "0", host
+
+
+#: Where the probe playbook writes the command line of the process that ran its task.
+PROBE_FILE = "/tmp/provision-strategy-probe"
+PROBE = f"""---
+- name: Write down what runs this host's tasks
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: The command line of the shell's parent (mitogen names its own processes)
+      ansible.builtin.shell: tr '\\0' ' ' < /proc/$PPID/cmdline > {PROBE_FILE}
+      changed_when: true
+"""
+
+
+def _probe(lab: NodesLab, *args: str) -> dict[str, str]:
+    workspace_playbook(lab, "strategy-probe.yml").write_text(PROBE, encoding="utf-8")
+    done = run(lab, "rollout", "run", "strategy-probe.yml", "--yes", *args)
+    assert done.exit_code == 0, done.output
+    return {host: lab.ssh(host, f"cat {PROBE_FILE}") for host in (GAZIPUR_SITE, KALIGANJ_SITE)}
+
+
+def test_a_node_with_the_control_nodes_mitogen_runs_its_shards_through_it(lab: NodesLab) -> None:
+    ours = strategy.installed("mitogen")
+    assert ours, "the test environment installs mitogen (pyproject's dependencies)"
+    checked = run(lab, "nodes", "check", "--json", "--sample", "0")
+    assert checked.exit_code == 0, checked.output
+    found = {n["name"]: (n["mitogen"], n["fast"]) for n in json.loads(checked.stdout)["nodes"]}
+    assert found == {"gazipur": (ours, True), "kaliganj": (ours, True)}
+
+    fast = _probe(lab)
+    assert all("mitogen" in line for line in fast.values()), fast
+    plain = _probe(lab, "--strategy", "plain")
+    assert not any("mitogen" in line for line in plain.values()), plain
 
 
 def _start_gated_run(

@@ -14,6 +14,7 @@ disk_free_kb=51200000
 worker=yes
 ansible_core={core}
 ansible_runner={runner}
+mitogen={mitogen}
 worker_rc=0
 info: {{cpu_count: 4, errors: [], mem_in_bytes: 8240758784, runner_version: {runner}, uuid: u-1}}
 reach:gaz-003-lab01=0:
@@ -21,10 +22,12 @@ reach:gaz-003-lab02=255:ssh: connect to host 10.1.2.11 port 22: No route to host
 """
 
 
-def answer(core: str = "", runner: str = "") -> str:
+def answer(core: str = "", runner: str = "", mitogen: str = "0.3.54") -> str:
     control = check.control_versions()
     return ANSWER.format(
-        core=core or control["ansible-core"], runner=runner or control["ansible-runner"]
+        core=core or control["ansible-core"],
+        runner=runner or control["ansible-runner"],
+        mitogen=mitogen,
     )
 
 
@@ -75,3 +78,14 @@ def test_the_sample_is_spread_over_the_served_hosts() -> None:
     assert check.sample(hosts, 1) == ["h0"]
     assert check.sample(hosts[:2], 5) == ["h0", "h1"]
     assert check.sample(hosts, 0) == []
+
+
+def test_a_node_runs_fast_only_with_the_control_node_s_own_mitogen() -> None:
+    got = check._parse("gazipur", "gaz-001-fs01", answer(mitogen="0.3.54"), served=1)
+    assert got.mitogen == "0.3.54"
+    assert got.fast("0.3.54")
+    assert not got.fast("0.3.55")  # another release: plain, and not refused
+    assert not got.fast(None)  # a control node without mitogen runs plain everywhere
+    without = check._parse("gazipur", "gaz-001-fs01", answer(mitogen=""), served=1)
+    assert without.mitogen == "" and not without.fast("0.3.54")
+    check.refuse_unready([without])  # mitogen is never a reason to refuse a node

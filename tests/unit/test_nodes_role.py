@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from provision.infra import strategy
 from provision.nodes import layout
 
 ROLE = Path(__file__).parents[2] / "playbooks" / "roles" / "execution_node"
@@ -40,6 +41,9 @@ def test_the_wheelhouse_pins_the_control_node_s_own_versions() -> None:
     pins = dict(line.split("==") for line in requirements())
     for name in ("ansible-core", "ansible-runner", "pip", "jinja2", "pyyaml"):
         assert pins[name] == metadata.version(name), name
+    # mitogen too, where the control node has it: the node's shards then run fast.
+    for name in layout.FAST_PACKAGES:
+        assert pins.get(name) == strategy.installed(name), name
     tags = _platforms(Platform("3.11", "x86_64", "2.36"))
     assert "manylinux_2_17_x86_64" in tags and "manylinux_2_36_x86_64" in tags
     assert "manylinux_2_37_x86_64" not in tags

@@ -117,6 +117,16 @@ def test_this_machine_runs_fast_by_default() -> None:
     assert strategy.mitogen_strategies() is not None
 
 
+def test_a_node_shard_runs_mitogen_only_when_asked_allowed_here_and_on_the_node() -> None:
+    here = strategy.resolve("fast").used == strategy.FAST
+    fast = strategy.node_environment("fast", node_fast=True)
+    # The workspace's own strategy, which travels with the shard's playbooks.
+    assert fast["ANSIBLE_STRATEGY"] == "provision_linear"
+    assert fast["PROVISION_MITOGEN"] == ("1" if here else "0")
+    assert strategy.node_environment("fast", node_fast=False)["PROVISION_MITOGEN"] == "0"
+    assert strategy.node_environment("plain", node_fast=True)["PROVISION_MITOGEN"] == "0"
+
+
 # -- the setting and the flag --------------------------------------------------------
 
 
