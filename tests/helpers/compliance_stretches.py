@@ -15,6 +15,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from provision.infra.store import Store
+from provision.infra.store.compliance_detail_tables import compliance_stretches
+from provision.infra.store.compliance_queries import ComplianceQueries
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.compliance.model import ControlResult, HostReport
 
@@ -107,3 +110,33 @@ def as_before_v11(engine: Engine) -> None:
             "DELETE FROM schema_version WHERE version = 11",
         ):
             conn.execute(sa.text(statement))
+
+
+def classes(store: Store) -> list[tuple[int, int, int]]:
+    """Each stretch's (first run, last run, length class), in order."""
+    s = compliance_stretches
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(s.c.first_run, s.c.last_run, s.c.span_bucket).order_by(s.c.id)
+        ).all()
+    return [(int(a), int(b), int(c)) for a, b, c in rows]
+
+
+def check_answers(store: Store) -> None:
+    """Every pruned run's failures, critical ones and drift, against the plan."""
+    queries = ComplianceQueries(store.engine, "lab")
+    refs = queries.run_refs(None, None)
+    assert [r.pruned for r in refs] == [True] * (DAYS - 1) + [False]
+    day = {r.run_id: n for n, r in enumerate(refs, start=1)}
+    for ref in refs:
+        found = {(f.host, f.control) for f in queries.failing(ref)}
+        assert found == failing_on(day[ref.run_id]), ref
+        critical = {(f.host, f.control) for f in queries.failing(ref, critical=True)}
+        assert critical == failing_on(day[ref.run_id], "CTL-1"), ref
+        medium = {(f.host, f.control) for f in queries.failing(ref, control="CTL-2")}
+        assert medium == failing_on(day[ref.run_id], "CTL-2"), ref
+    for before, after in ((refs[3], refs[20]), (refs[16], refs[32]), (refs[8], refs[-1])):
+        new, gone, _audited = queries.drift(before, after)
+        was, now = failing_on(day[before.run_id]), failing_on(day[after.run_id])
+        assert {(f.host, f.control) for f in new} == now - was
+        assert {(f.host, f.control) for f in gone} == was - now

@@ -11,42 +11,22 @@ import pytest
 import sqlalchemy as sa
 
 from provision.infra.store import SCHEMA_VERSION, Store, current_version
-from provision.infra.store.compliance_detail_tables import compliance_stretches, span_bucket
+from provision.infra.store.compliance_detail_tables import span_bucket
 from provision.infra.store.compliance_queries import ComplianceQueries, RunRef
 from provision.infra.store.compliance_records import ComplianceRecords
-from tests.helpers.compliance_stretches import DAYS, as_before_v11, day_of, failing_on, fill
-
-
-def _classes(store: Store) -> list[tuple[int, int, int]]:
-    s = compliance_stretches
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(s.c.first_run, s.c.last_run, s.c.span_bucket)).all()
-    return [(int(a), int(b), int(c)) for a, b, c in rows]
+from tests.helpers.compliance_stretches import (
+    DAYS,
+    as_before_v11,
+    check_answers,
+    classes,
+    day_of,
+    fill,
+)
 
 
 def _indexes(store: Store) -> set[str]:
     with store.engine.connect() as conn:
         return {str(i["name"]) for i in sa.inspect(conn).get_indexes("compliance_stretches")}
-
-
-def check_answers(store: Store) -> None:
-    """Every pruned run's failures, critical ones and drift, against the plan."""
-    queries = ComplianceQueries(store.engine, "lab")
-    refs = queries.run_refs(None, None)
-    assert [r.pruned for r in refs] == [True] * (DAYS - 1) + [False]
-    day = {r.run_id: n for n, r in enumerate(refs, start=1)}
-    for ref in refs:
-        found = {(f.host, f.control) for f in queries.failing(ref)}
-        assert found == failing_on(day[ref.run_id]), ref
-        critical = {(f.host, f.control) for f in queries.failing(ref, critical=True)}
-        assert critical == failing_on(day[ref.run_id], "CTL-1"), ref
-        medium = {(f.host, f.control) for f in queries.failing(ref, control="CTL-2")}
-        assert medium == failing_on(day[ref.run_id], "CTL-2"), ref
-    for before, after in ((refs[3], refs[20]), (refs[16], refs[32]), (refs[8], refs[-1])):
-        new, gone, _audited = queries.drift(before, after)
-        was, now = failing_on(day[before.run_id]), failing_on(day[after.run_id])
-        assert {(f.host, f.control) for f in new} == now - was
-        assert {(f.host, f.control) for f in gone} == was - now
 
 
 @pytest.fixture
@@ -61,22 +41,22 @@ def pruned(tmp_path: Path) -> Store:
 
 
 def test_fold_gives_each_stretch_its_length_class(pruned: Store) -> None:
-    classes = _classes(pruned)
-    assert {b - a + 1 for a, b, _ in classes} >= {1, 2, 3, 8, 9, 16, 17, 32, 33, 39}
-    assert all(bucket == span_bucket(b - a + 1) for a, b, bucket in classes)
-    assert {bucket for _, _, bucket in classes} == {1, 2, 4, 8, 16, 32, 64}
+    made = classes(pruned)
+    assert {b - a + 1 for a, b, _ in made} >= {1, 2, 3, 8, 9, 16, 17, 32, 33, 39}
+    assert all(bucket == span_bucket(b - a + 1) for a, b, bucket in made)
+    assert {bucket for _, _, bucket in made} == {1, 2, 4, 8, 16, 32, 64}
     check_answers(pruned)
     pruned.close()
 
 
 def test_an_older_store_gets_its_stretches_length_classes(pruned: Store) -> None:
     url = str(pruned.engine.url)
-    before = _classes(pruned)
+    before = classes(pruned)
     as_before_v11(pruned.engine)
     pruned.close()
     with Store.open(url) as store:
         assert current_version(store.engine) == SCHEMA_VERSION
-        assert sorted(_classes(store)) == sorted(before)
+        assert sorted(classes(store)) == sorted(before)
         indexes = _indexes(store)
         assert {"ix_compliance_stretches_bucket", "ix_compliance_stretches_bucket_severity"} <= (
             indexes
