@@ -181,9 +181,9 @@ def span_bucket_sql(span: Any) -> Any:
 
 def holding_run(table: Any, env: str, run_id: int, severity: str | None = None) -> Any:
     """The condition that picks the rows of `table` (compliance_stretches or an alias of
-    it) that are stretches of `env` holding `run_id` (first_run <= run_id <= last_run),
-    (of one `severity`, if given), found by bounded index ranges of (env, [severity,]
-    span_bucket, first_run, last_run).
+    it) that are stretches of `env`, of one `severity` if given, holding `run_id`
+    (first_run <= run_id <= last_run): found by bounded ranges of the index by (env,
+    [severity,] span_bucket, first_run, last_run).
 
     A stretch of class b that holds the run began at most b - 1 runs before it, so
     for each class the search reads first_run in [run_id - b + 1, run_id] only: one
@@ -192,8 +192,9 @@ def holding_run(table: Any, env: str, run_id: int, severity: str | None = None) 
     the first class b >= run_id on, that range starts at run 1 already, so those
     classes are one range.
 
-    The ranges are a UNION ALL of ids, each a query of its own: as one OR of ranges
-    the planner may walk a whole (last_run, ...) index instead.
+    The ranges are a UNION ALL of ids, each a query of its own, read in the index
+    alone: given one OR of the ranges, SQLite's planner may walk a whole (last_run,
+    ...) or (host, ...) index instead, for the answer's order.
     """
     s = compliance_stretches.alias()
     held = s.c.last_run >= run_id
