@@ -446,6 +446,7 @@ def simulate_year(url: str, days: int, keep: int) -> dict[str, Any]:
         compliance_place_totals,
         compliance_run_detail,
         compliance_stretches,
+        span_bucket,
     )
     from provision.infra.store.compliance_records import ComplianceRecords
     from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
@@ -583,7 +584,8 @@ def simulate_year(url: str, days: int, keep: int) -> dict[str, Any]:
                         series = spans[host] = list(_stretches(int(host[5:]), bulk_days))
                     for one, last in series:
                         value = (status, severity, exp, act, msg, waiver)
-                        span = (run_of[one], run_of[last], at, at)
+                        ids = (run_of[one], run_of[last])
+                        span = (*ids, at, at, span_bucket(ids[1] - ids[0] + 1))
                         rows.append(("bench", host, control, *value, *span))
                     if len(rows) >= 50_000:
                         insert_many(conn, s, names, rows)

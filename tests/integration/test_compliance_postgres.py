@@ -22,6 +22,7 @@ from provision.infra.store import SCHEMA_VERSION, Store, current_version
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.scoring import RollupBuilder
 from provision.settings import Settings, load_settings
+from tests.helpers import compliance_stretches as stretches
 from tests.helpers.compliance_truth import ABOVE_SITES, at, fill
 from tests.helpers.postgres import PostgresServer, running_postgres
 
@@ -143,3 +144,19 @@ def test_bulk_rows_by_binary_copy_read_back_as_written(settings: Settings) -> No
     assert got["results"] == b"\x00\x02\xff"
     assert got["message"] == row["message"] and got["compliant"] is True
     assert tuple(found) == finding
+
+
+def test_an_older_store_gets_its_stretches_length_classes(postgres: PostgresServer) -> None:
+    """Migration 11 on PostgreSQL: an older store's stretches get their length class,
+    and the stretches holding each pruned run are found whatever their length."""
+    url = postgres.create_database()
+    with Store.open(url) as store:
+        records = ComplianceRecords(store)
+        stretches.fill(records)
+        records.prune(stretches.day_of(stretches.DAYS))
+        made = stretches.classes(store)
+        stretches.as_before_v11(store.engine)
+    with Store.open(url) as store:
+        assert current_version(store.engine) == SCHEMA_VERSION
+        assert stretches.classes(store) == made
+        stretches.check_answers(store)

@@ -25,7 +25,10 @@ decoding blobs, and keep what an auditor needs after old detail is pruned:
   the consecutive runs of its environment in which a host had the same result
   on a control (same status, expected and actual values, message, waiver):
   `first_run` to `last_run`. A daily audit of a fleet whose failures last
-  weeks keeps one row per failure, not one per failure per day.
+  weeks keeps one row per failure, not one per failure per day. Each row also
+  says its length class, `span_bucket` (version 11): the smallest power of two
+  at least `last_run - first_run + 1`, so that the stretches holding one run are
+  a few bounded index ranges (`holding_run`), not half the table.
 
 What prune keeps of an old run: its run row, these aggregates (the place
 totals above the sites), and its `fail`, `error` and `no_report` findings (the
@@ -34,6 +37,8 @@ host rows with their blobs, the `waived` findings, and the sites' place totals.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -128,6 +133,9 @@ compliance_stretches = sa.Table(
     sa.Column("last_run", sa.Integer, nullable=False),
     sa.Column("first_collected", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_collected", sa.DateTime(timezone=True), nullable=True),
+    # The smallest power of two >= last_run - first_run + 1 (`span_bucket`); no
+    # default, so that a writer that forgets it fails rather than hides the row.
+    sa.Column("span_bucket", sa.Integer, nullable=False),
 )
 # A run being pruned extends the stretches that end at the run before it.
 sa.Index(
@@ -146,6 +154,61 @@ sa.Index(
     compliance_stretches.c.host,
     compliance_stretches.c.last_run,
 )
+
+#: The largest length class: run ids are 32-bit, and no stretch spans more than 2**30 runs.
+MAX_BUCKET = 2**30
+
+
+def span_bucket(span: int) -> int:
+    """The length class of a stretch of `span` run ids (last - first + 1): the smallest
+    power of two at least `span`."""
+    bucket = 1
+    while bucket < span and bucket < MAX_BUCKET:
+        bucket *= 2
+    return bucket
+
+
+def span_bucket_sql(span: Any) -> Any:
+    """`span_bucket` as SQL, for an expression of the span (the same on SQLite and
+    PostgreSQL: neither has a portable base-two logarithm)."""
+    whens = []
+    bucket = 1
+    while bucket < MAX_BUCKET:
+        whens.append((span <= bucket, bucket))
+        bucket *= 2
+    return sa.case(*whens, else_=MAX_BUCKET)
+
+
+def holding_run(table: Any, env: str, run_id: int, severity: str | None = None) -> Any:
+    """The condition that picks the rows of `table` (compliance_stretches or an alias of
+    it) that are stretches of `env`, of one `severity` if given, holding `run_id`
+    (first_run <= run_id <= last_run): found by bounded ranges of the index by (env,
+    [severity,] span_bucket, first_run, last_run).
+
+    A stretch of class b that holds the run began at most b - 1 runs before it, so
+    for each class the search reads first_run in [run_id - b + 1, run_id] only: one
+    range per class, about log2(run_id) of them, in which at least half the entries
+    hold the run (the others are passed over in the index: last_run is in it). From
+    the first class b >= run_id on, that range starts at run 1 already, so those
+    classes are one range.
+
+    The ranges are a UNION ALL of ids, each a query of its own, read in the index
+    alone: given one OR of the ranges, SQLite's planner may walk a whole (last_run,
+    ...) or (host, ...) index instead, for the answer's order.
+    """
+    s = compliance_stretches.alias()
+    held = s.c.last_run >= run_id
+    where = [] if severity is None else [s.c.severity == severity]
+    ranges = []
+    bucket = 1
+    while bucket < run_id and bucket < MAX_BUCKET:
+        first = s.c.first_run.between(run_id - bucket + 1, run_id)
+        ranges.append([s.c.span_bucket == bucket, first])
+        bucket *= 2
+    ranges.append([s.c.span_bucket >= bucket, s.c.first_run <= run_id])
+    ids = sa.union_all(*(sa.select(s.c.id).where(s.c.env == env, *where, *r, held) for r in ranges))
+    return table.c.id.in_(ids)
+
 
 compliance_run_detail = sa.Table(
     "compliance_run_detail",
@@ -170,10 +233,14 @@ TABLES: tuple[sa.Table, ...] = (
 __all__ = [
     "FINDING_STATUSES",
     "KEPT_STATUSES",
+    "MAX_BUCKET",
     "TABLES",
     "compliance_control_totals",
     "compliance_findings",
     "compliance_place_totals",
     "compliance_run_detail",
     "compliance_stretches",
+    "holding_run",
+    "span_bucket",
+    "span_bucket_sql",
 ]

@@ -23,6 +23,7 @@ from provision.infra.store.compliance_detail_tables import (
     compliance_findings,
     compliance_run_detail,
     compliance_stretches,
+    holding_run,
 )
 from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
 from provision.model.compliance.model import ERROR, FAIL, NO_REPORT, STATUSES
@@ -262,19 +263,43 @@ class ComplianceQueries:
         )
         return finding
 
-    def _holding(self, run: RunRef, statuses: Collection[str]) -> tuple[Any, list[Any]]:
-        """The table of the run's failures and the conditions that pick them: its
-        findings while kept, the stretches holding it once pruned."""
+    def _holding(
+        self,
+        run: RunRef,
+        statuses: Collection[str],
+        *,
+        severity: str | None = None,
+        control: str | None = None,
+        keyed: bool = False,
+    ) -> tuple[Any, list[Any]]:
+        """The table of the run's failures and the conditions that pick them (of one
+        severity, of one control, if given): its findings while kept, the stretches
+        holding it once pruned.
+
+        The stretches holding a run are found by length class (`holding_run`: a few
+        bounded index ranges), unless a narrower index bounds the search already:
+        one control's stretches (by control, last run), or (`keyed`) a lookup that
+        also names the host and control, as drift's comparison does (one probe of
+        the (env, host, control) index).
+        """
         if run.pruned:
             s = compliance_stretches.alias()
-            return s, [
-                s.c.env == self.env,
-                s.c.last_run >= run.run_id,
-                s.c.first_run <= run.run_id,
-                s.c.status.in_(list(statuses)),
-            ]
+            where = [] if control is None else [s.c.control == control]
+            if control is not None or keyed:
+                where += [s.c.env == self.env, s.c.last_run >= run.run_id]
+                where.append(s.c.first_run <= run.run_id)
+                if severity is not None:
+                    where.append(s.c.severity == severity)
+            else:
+                where.append(holding_run(s, self.env, run.run_id, severity))
+            return s, [*where, s.c.status.in_(list(statuses))]
         f = compliance_findings.alias()
-        return f, [f.c.run_id == run.run_id, f.c.status.in_(list(statuses))]
+        where = [f.c.run_id == run.run_id]
+        if severity is not None:
+            where.append(f.c.severity == severity)
+        if control is not None:
+            where.append(f.c.control == control)
+        return f, [*where, f.c.status.in_(list(statuses))]
 
     def _select(self, run: RunRef, table: Any) -> Any:
         """The columns a finding is built of (times as the driver returns them)."""
@@ -298,17 +323,18 @@ class ComplianceQueries:
         """
         a, a_where = self._holding(after, statuses)
         b, b_where = self._holding(before, statuses)
+        b2, b2_where = self._holding(before, statuses, keyed=True)
         same = sa.select(sa.literal(1)).where(
-            *b_where,
-            b.c.host == a.c.host,
-            b.c.control == a.c.control,
-            b.c.status == a.c.status,
-            b.c.actual.is_not_distinct_from(a.c.actual),
+            *b2_where,
+            b2.c.host == a.c.host,
+            b2.c.control == a.c.control,
+            b2.c.status == a.c.status,
+            b2.c.actual.is_not_distinct_from(a.c.actual),
         )
         new_query = (
             self._select(after, a).where(*a_where, ~same.exists()).order_by(a.c.host, a.c.control)
         )
-        a2, a2_where = self._holding(after, statuses)
+        a2, a2_where = self._holding(after, statuses, keyed=True)
         still = sa.select(sa.literal(1)).where(
             *a2_where, a2.c.host == b.c.host, a2.c.control == b.c.control
         )
@@ -412,12 +438,9 @@ class ComplianceQueries:
         statuses: Collection[str] = FAILING,
     ) -> list[Finding]:
         """The run's hosts failing `control` (or any critical control), by host."""
-        table, where = self._holding(run, statuses)
+        severity = "critical" if critical else None
+        table, where = self._holding(run, statuses, severity=severity, control=control)
         query = self._select(run, table).where(*where).order_by(table.c.host, table.c.control)
-        if control is not None:
-            query = query.where(table.c.control == control)
-        if critical:
-            query = query.where(table.c.severity == "critical")
         with self.engine.connect() as conn:
             return self._build(run, conn.execute(query))
 

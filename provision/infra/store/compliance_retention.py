@@ -19,6 +19,7 @@ from provision.infra.store.compliance_detail_tables import (
     compliance_place_totals,
     compliance_run_detail,
     compliance_stretches,
+    span_bucket_sql,
 )
 from provision.infra.store.compliance_tables import compliance_hosts, compliance_runs
 from provision.model.scoring import ROLLUP_LEVELS
@@ -68,7 +69,11 @@ def fold(conn: Connection, run_id: int, env: str, previous: int | None) -> None:
         conn.execute(
             s.update()
             .where(s.c.last_run == previous, s.c.env == env, sa.exists().where(*same))
-            .values(last_run=run_id, last_collected=collected)
+            .values(
+                last_run=run_id,
+                last_collected=collected,
+                span_bucket=span_bucket_sql(run_id - s.c.first_run + 1),
+            )
         )
     extended = (
         sa.select(s.c.id)
@@ -91,6 +96,7 @@ def fold(conn: Connection, run_id: int, env: str, previous: int | None) -> None:
         "last_run",
         "first_collected",
         "last_collected",
+        "span_bucket",
     ]
     conn.execute(
         s.insert().from_select(
@@ -109,6 +115,7 @@ def fold(conn: Connection, run_id: int, env: str, previous: int | None) -> None:
                 sa.literal(run_id),
                 f.c.collected_at,
                 f.c.collected_at,
+                sa.literal(1),
             ).where(f.c.run_id == run_id, f.c.status.in_(KEPT_STATUSES), ~extended),
         )
     )

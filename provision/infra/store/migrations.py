@@ -162,6 +162,57 @@ def _v10_compliance_host_node(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE compliance_hosts ADD COLUMN node VARCHAR(100)"))
 
 
+def _v11_stretch_span_bucket(conn: Connection) -> None:
+    """Each stretch's length class, and the indexes that bound a search by it.
+
+    Which stretches hold a pruned run R is first_run <= R <= last_run: two ranges,
+    and one b-tree bounds one of them only, so the (env, last_run, first_run) indexes
+    of version 6 read every stretch ending after R, about half of them for a day in
+    the middle of the year. A stretch's class `span_bucket` is the smallest power of
+    two at least its length; one of class b that holds R began in [R - b + 1, R], so
+    the stretches holding R are one bounded range of (env, span_bucket, first_run)
+    per class (`compliance_detail_tables.holding_run`), about a dozen in all.
+
+    * stretches gain `span_bucket`, filled for the stretches already there (a store
+      made by today's version 4 has the column already, with nothing to fill);
+    * stretches (env, span_bucket, first_run, last_run) for every stretch holding a
+      run (`query drifted`), (env, severity, span_bucket, first_run, last_run) for
+      one severity's (`query failing --critical`), both read in the index alone;
+    * version 6's two stretch indexes go: the new ones answer what they did.
+
+    On SQLite the added column keeps the default 0 the ALTER needs (its table cannot
+    drop one); every writer sets it, as on a new store, whose column has no default.
+    """
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("compliance_stretches")}
+    if "span_bucket" not in columns:
+        conn.execute(
+            sa.text(
+                "ALTER TABLE compliance_stretches ADD COLUMN span_bucket INTEGER NOT NULL DEFAULT 0"
+            )
+        )
+        s = compliance_detail_tables.compliance_stretches
+        conn.execute(
+            s.update().values(
+                span_bucket=compliance_detail_tables.span_bucket_sql(
+                    s.c.last_run - s.c.first_run + 1
+                )
+            )
+        )
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("ALTER TABLE compliance_stretches ALTER COLUMN span_bucket DROP DEFAULT")
+            )
+    for statement in (
+        "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_bucket "
+        "ON compliance_stretches (env, span_bucket, first_run, last_run)",
+        "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_bucket_severity "
+        "ON compliance_stretches (env, severity, span_bucket, first_run, last_run)",
+        "DROP INDEX IF EXISTS ix_compliance_stretches_severity",
+        "DROP INDEX IF EXISTS ix_compliance_stretches_run",
+    ):
+        conn.execute(sa.text(statement))
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -174,6 +225,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (8, "compliance drift index", _v8_compliance_drift_index),
     (9, "place no_report", _v9_place_no_report),
     (10, "compliance host node", _v10_compliance_host_node),
+    (11, "stretch length bucket", _v11_stretch_span_bucket),
 )
 
 LATEST = MIGRATIONS[-1][0]
