@@ -13,6 +13,7 @@ On the node::
       jobs/                             ansible-runner worker's private data dirs
     /opt/provision-node/venv            ansible-core and ansible-runner, the control node's versions
     /opt/provision-node/wheelhouse      the wheels they were installed from
+    /opt/provision-node/sweep-secrets   removes the tmpfs secrets of jobs no longer alive
 
 On the control node (under the state directory)::
 
@@ -41,6 +42,8 @@ PYTHON = VENV / "bin" / "python3"
 #: How often the timer runs `ansible-runner worker cleanup`, and what it keeps.
 CLEANUP_CALENDAR = "hourly"
 CLEANUP_GRACE_HOURS = 24
+#: What the cleanup timer runs first: `infra.streaming.sweep_script`, as a file.
+SWEEP = PREFIX / "sweep-secrets"
 
 #: The packages the node's virtualenv holds, at the control node's exact versions.
 PACKAGES: tuple[str, ...] = ("ansible-core", "ansible-runner")

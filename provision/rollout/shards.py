@@ -38,6 +38,7 @@ from provision.infra.streaming import (
     ShardHandle,
     cleanup_job,
     job_state,
+    sweep_secrets,
 )
 from provision.model.inventory.model import Inventory
 from provision.model.nodes import CONTROL, Node, assign_hosts
@@ -234,6 +235,10 @@ def run_node_shard(
         outcome.error = error.message
     except Exception as error:  # a shard's crash must not take the other shards down
         outcome.error = f"{type(error).__name__}: {error}"
+    if outcome.result is not None and outcome.result.state == "lost":
+        # Its shell died with the worker, before it could remove the job's secret.
+        with contextlib.suppress(NodeLinkError):
+            sweep_secrets(link)
 
 
 def _reattach(
@@ -249,10 +254,12 @@ def _reattach(
 
     A job the node no longer has, or whose worker died without an end (the
     node was stopped), runs again: its stream ends where the worker died, so
-    its hosts have no result to replay. A dead job's folder (which may hold
-    the secret its shell had no time to remove) is removed first.
+    its hosts have no result to replay. A dead job's folder is removed first,
+    and the node's secrets of jobs no longer alive before anything else.
     """
     try:
+        # The secrets of jobs no longer alive (this one's too, if it died) go first.
+        sweep_secrets(link)
         state = job_state(link, job)
     except NodeLinkError:
         return None

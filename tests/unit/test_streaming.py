@@ -1,15 +1,20 @@
-"""The worker-stream parser: partial lines, keepalives, the artifacts zip, replays."""
+"""The worker-stream parser: partial lines, keepalives, the artifacts zip, replays; the
+sweep of the secrets of jobs no longer alive."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import subprocess
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from provision.errors import RunnerError
-from provision.infra.streaming import StreamParser
+from provision.infra.streaming import SECRETS_LOCK, StreamParser, sweep_script
 
 
 def _line(data: dict[str, Any]) -> bytes:
@@ -61,3 +66,36 @@ def test_a_line_that_is_not_json_is_an_error() -> None:
     parser = StreamParser(on_event=lambda e: None)
     with pytest.raises(RunnerError, match="not JSON"):
         parser.feed(b"Traceback (most recent call last)\n")
+
+
+def test_the_sweep_removes_the_secrets_of_jobs_no_longer_alive(tmp_path: Path) -> None:
+    """Alive: the job's pid names its shell and it has no exit status. Any other
+    secret goes: the shell killed (its pid dead, or another process's now), the job
+    finished, the job's folder gone."""
+    work, shm = tmp_path / "jobs", tmp_path / "shm"
+    work.mkdir()
+    shm.mkdir()
+    alive = work / "alive"
+    alive.mkdir()
+    shell = subprocess.Popen(["sh", "-c", f"cd {alive} && sleep 600; true"], start_new_session=True)
+    try:
+        jobs = {"alive": shell.pid, "reused": os.getpid(), "finished": shell.pid}
+        for job, pid in jobs.items():
+            (work / job).mkdir(exist_ok=True)
+            (work / job / "pid").write_text(f"{pid}\n")
+        (work / "finished" / "rc").write_text("0\n")
+        for job in [*jobs, "gone"]:
+            (shm / f"provision-node-{job}.secret").write_text("pw\n")
+        (shm / "other.secret").write_text("not a job's\n")
+        script = sweep_script(PurePosixPath(work), PurePosixPath(shm))
+        subprocess.run(["sh", "-c", script], check=True, timeout=60)
+        assert sorted(p.name for p in shm.iterdir()) == [
+            "other.secret",
+            "provision-node-alive.secret",
+        ]
+        assert (tmp_path / SECRETS_LOCK).exists()  # beside the work dir, not in it
+    finally:
+        os.killpg(shell.pid, signal.SIGKILL)  # the shell and its sleep
+        shell.wait()
+    subprocess.run(["sh", "-c", script], check=True, timeout=60)
+    assert sorted(p.name for p in shm.iterdir()) == ["other.secret"]
