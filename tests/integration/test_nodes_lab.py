@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.infra import crypto, streaming
+from provision.infra.masking import MASK
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.compliance_tables import compliance_hosts
@@ -419,7 +420,8 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
 ) -> None:
     """The canary, vaulted in the inventory, reaches node gazipur's site through a
     shard. While the job runs its folder is the worker account's alone (0700, its
-    output 0600, the vault password 0600 on the node's tmpfs); after it, neither
+    output 0600, the vault password 0600 on the node's tmpfs) and holds no canary
+    (the output masked on the node, the one task that says it too); after it, neither
     the canary nor the vault password is in any file of the node (its whole disk,
     its tmpfs, its work and home folders) nor under the control node's workspace
     and state directory (the store, artifacts)."""
@@ -457,6 +459,13 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
                 "600",
             )
         ], modes
+        # The canary's events went through the job's output filter: masked in `out`,
+        # in no file of the job's folder, and the values it masks are off the tmpfs.
+        node = NODE_OF["gazipur"]
+        assert lab.ssh(node, f"grep -rlaF {CANARY} {layout.WORK_DIR} || true").strip() == ""
+        assert lab.ssh(node, f"grep -lF '{MASK}' {layout.WORK_DIR}/*/out").strip()
+        masks = lab.ssh(node, f"ls {streaming.SECRET_DIR} | grep '^provision-node-.*mask' || true")
+        assert masks.strip() == ""
         open_gates(lab, [GAZIPUR_SITE])
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output
