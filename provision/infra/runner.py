@@ -67,6 +67,7 @@ from provision.infra.streaming import (
     follow_job,
     job_state,
     secret_file,
+    settings_for,
     start_job,
 )
 
@@ -717,6 +718,10 @@ def transmit_job(
         playbooks, project, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
     )
     (project / "ansible.cfg").write_text(_NODE_CFG, encoding="utf-8")
+    # The worker would keep what tasks said, in clear, in its artifacts' stdout file
+    # on the node's disk: ansible-runner takes this setting from env/settings only.
+    (pdd / "env").mkdir()
+    (pdd / "env" / "settings").write_text(settings_for({"suppress_output_file": True}))
     cmdline: list[str] = []
     if check:
         cmdline.append("--check")
@@ -914,7 +919,7 @@ def run_shard(
     )
     try:
         secret = _secret_of(vault_password_file) if vault_password_file else None
-        start_job(link, job, stream, secret)
+        start_job(link, job, stream, secret, masker.values)
     finally:
         stream.unlink(missing_ok=True)
     if on_started:

@@ -32,7 +32,13 @@ Job folder on the node (`<work dir>/<job id>/`)::
     pdd/        the worker's private data dir
 
 and `/dev/shm/provision-node-<job id>.secret`: the vault password, 0600,
-removed when the worker ends.
+removed when the worker ends. A job whose shell was killed with its worker
+cannot remove it: `sweep_secrets` removes every secret whose job is not
+alive, and runs as each job starts (`start_job`), when the control node finds
+a worker dead and when `resume` reaches a node; the node's cleanup timer runs
+the same script (the `execution_node` role's `provision-node-sweep`). Starts
+and sweeps hold one lock (`.secrets.lock` beside the work dir), so that a sweep never
+takes the secret of a job whose shell has not written its pid yet.
 """
 
 from __future__ import annotations
@@ -41,12 +47,16 @@ import json
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from provision.errors import RunnerError
+from provision.infra import node_mask
+
+#: The output filter's program, run with the node's Python (`node_mask`: stdlib only).
+_MASK_SOURCE = Path(node_mask.__file__).read_text(encoding="utf-8")
 
 #: Seconds between the worker's keepalive lines: a quiet task never looks like a dead link.
 KEEPALIVE_SECONDS = 15
@@ -59,9 +69,40 @@ COMMAND_TIMEOUT = 120
 SECRET_DIR = PurePosixPath("/dev/shm")  # noqa: S108 (on the node; 0600, named by job id)
 
 
+#: Beside the work dir (in the worker account's home): held by a job's start and
+#: by a sweep of the secrets.
+SECRETS_LOCK = ".secrets.lock"
+
+
 def secret_file(job_dir: PurePosixPath) -> PurePosixPath:
     """Where the vault password of the job in `job_dir` waits for its worker, on the node."""
     return SECRET_DIR / f"provision-node-{job_dir.name}.secret"
+
+
+def sweep_script(work_dir: PurePosixPath, secret_dir: PurePosixPath = SECRET_DIR) -> str:
+    """Shell that removes each job secret on the node's tmpfs whose job is not alive.
+
+    A job is alive while its folder's pid names its shell and it has no exit
+    status yet (as `job_state` says "running"); a secret with no such job (the
+    shell killed, the folder gone) is removed. Run as the worker's account,
+    after taking the lock that a job's start holds from writing its secret
+    until its shell has written its pid. The role's sweep script is this text.
+    """
+    work = shlex.quote(str(work_dir))
+    return (
+        f"exec 9>>{shlex.quote(str(work_dir.parent / SECRETS_LOCK))} && flock 9 || exit 1\n"
+        f"for f in {shlex.quote(str(secret_dir))}/provision-node-*.secret"
+        f" {shlex.quote(str(secret_dir))}/provision-node-*.mask; do\n"
+        '  [ -f "$f" ] || continue\n'
+        "  job=${f##*/provision-node-}; job=${job%.*}\n"
+        f'  d={work}/"$job"\n'
+        '  if [ -s "$d/pid" ] && [ ! -s "$d/rc" ] &&\n'
+        '    grep -qaF "$job" "/proc/$(cat "$d/pid")/cmdline" 2>/dev/null; then\n'
+        "    continue\n"
+        "  fi\n"
+        '  rm -f -- "$f"\n'
+        "done\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -155,11 +196,27 @@ def run_on_node(
     return proc.stdout.decode(errors="replace")
 
 
-def start_job(link: NodeLink, job: str, stream: Path, secret: bytes | None) -> None:
+def mask_file(job_dir: PurePosixPath) -> PurePosixPath:
+    """Where the values the job's output filter masks wait for it, on the node's tmpfs."""
+    return SECRET_DIR / f"provision-node-{job_dir.name}.mask"
+
+
+def start_job(
+    link: NodeLink,
+    job: str,
+    stream: Path,
+    secret: bytes | None,
+    mask: Sequence[str] = (),
+) -> None:
     """Send the transmit stream and the secret, then start the worker detached.
 
     The worker runs in a session of its own (setsid, stdin from the stream file,
-    output to `out`), so it outlives the SSH session that started it.
+    output to `out`), so it outlives the SSH session that started it. With
+    `mask` (the run's `Masker` values), its output reaches `out` through
+    `node_mask`'s filter, which masks them; they wait on the tmpfs beside the
+    secret until the filter has read them. Before the secret is written, the
+    secrets of jobs no longer alive are swept away; the lock is held until the
+    job's shell has written its pid.
     """
     folder = link.job_dir(job)
     q = shlex.quote
@@ -168,28 +225,49 @@ def start_job(link: NodeLink, job: str, stream: Path, secret: bytes | None) -> N
         f"umask 077 && mkdir -p {q(str(folder))} && cat > {q(str(folder))}/job.in",
         stdin=stream.read_bytes(),
     )
-    if secret is not None:
-        # noclobber: a file already there (not ours) is refused, never written into.
-        run_on_node(
-            link, f"umask 077 && set -C && cat > {q(str(secret_file(folder)))}", stdin=secret
-        )
     worker = (
         f"{q(str(link.runner))} worker --private-data-dir {q(str(folder / 'pdd'))}"
         f" --keepalive-seconds {KEEPALIVE_SECONDS}"
     )
+    secret_path, mask_path = q(str(secret_file(folder))), q(str(mask_file(folder)))
+    if mask:
+        python = q(str(link.runner.parent / "python3"))
+        masked = f"{python} -c {q(_MASK_SOURCE)} {mask_path}"
+        # The worker's status, not the filter's: kept aside until the filter is done too.
+        run = f"{{ {worker} < job.in 2> err; echo $? > rc.part; }} | {masked} > out; mv rc.part rc"
+    else:
+        run = f"{worker} < job.in > out 2> err; echo $? > rc"
     # The job's shell: records its pid, runs the worker, records its status, and
     # removes what must not outlive it (the secret, the stream holding the zip).
     job_shell = (
         f"cd {q(str(folder))} || exit 1; echo $$ > pid.tmp && mv pid.tmp pid; "
-        f"{worker} < job.in > out 2> err; echo $? > rc; "
-        f"rm -f {q(str(secret_file(folder)))} job.in"
+        f"{run}; rm -f {secret_path} {mask_path} job.in"
     )
+    payload = b""
+    # noclobber: a file already there (not ours) is refused, never written into.
+    writes = ""
+    if secret is not None:
+        payload += secret
+        writes += f"set -C; head -c {len(secret)} > {secret_path} || exit 1; set +C\n"
+    if mask:
+        values = json.dumps(list(mask)).encode()
+        payload += values
+        writes += f"set -C; head -c {len(values)} > {mask_path} || exit 1; set +C\n"
     run_on_node(
         link,
-        f"cd {q(str(folder))} && umask 077 && setsid nohup sh -c {q(job_shell)}"
-        " > /dev/null 2>&1 < /dev/null & "
+        f"cd {q(str(folder))} || exit 1\numask 077\n"
+        + sweep_script(link.work_dir)
+        + writes
+        # The shell must not hold the lock (fd 9) for as long as it runs.
+        + f"setsid nohup sh -c {q(job_shell)} > /dev/null 2>&1 < /dev/null 9>&- &\n"
         f"while [ ! -s {q(str(folder))}/pid ]; do sleep 0.1; done",
+        stdin=payload,
     )
+
+
+def sweep_secrets(link: NodeLink) -> None:
+    """Remove the node's job secrets whose job is no longer alive (`sweep_script`)."""
+    run_on_node(link, sweep_script(link.work_dir))
 
 
 def job_state(link: NodeLink, job: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ On the node::
     /opt/provision-node/venv            ansible-core and ansible-runner (and mitogen, when the
                                         control node has it), the control node's versions
     /opt/provision-node/wheelhouse      the wheels they were installed from
+    /opt/provision-node/sweep-secrets   removes the tmpfs secrets of jobs no longer alive
 
 On the control node (under the state directory)::
 
@@ -42,6 +43,8 @@ PYTHON = VENV / "bin" / "python3"
 #: How often the timer runs `ansible-runner worker cleanup`, and what it keeps.
 CLEANUP_CALENDAR = "hourly"
 CLEANUP_GRACE_HOURS = 24
+#: What the cleanup timer runs first: `infra.streaming.sweep_script`, as a file.
+SWEEP = PREFIX / "sweep-secrets"
 
 #: The packages the node's virtualenv holds, at the control node's exact versions.
 PACKAGES: tuple[str, ...] = ("ansible-core", "ansible-runner")

@@ -152,7 +152,8 @@ class WaveRecorder:
                 at=now,
                 duration=float(duration) if isinstance(duration, int | float) else None,
                 message=message,
-            )
+            ),
+            event.uuid,
         )
 
     def _recap(self, data: Mapping[str, Any]) -> None:

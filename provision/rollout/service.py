@@ -722,9 +722,9 @@ def _run_wave(
         tags.append(str(options["control"]))
     extravars = _vars_file(options.get("vars_file"))
     outcomes: list[tuple[shards.ShardOutcome, WaveRecorder]] = []
-    # Each shard has its own writer, so that its `<node>.seen` lists an event only
-    # once the rows it made are committed (shards.SeenLog).
-    logs: list[tuple[shards.SeenLog, BatchWriter]] = []
+    # Each shard has its own writer, which marks in the store, with each task row,
+    # the node's event that made it: what a resume's replay skips (shards.recorded_events).
+    node_writers: list[BatchWriter] = []
     shard_set: shards.ShardSet | None = None
     if groups:
         assert nodes is not None
@@ -741,19 +741,23 @@ def _run_wave(
         )
         for name, shard_hosts in groups.items():
             assert name is not None
-            seen_name = f"{name}{shards.SEEN_SUFFIX}"
-            seen = shards.SeenLog(
-                private / seen_name, Path(earlier_folder) / seen_name if earlier_folder else None
+            seen = shards.recorded_events(
+                store,
+                run_id=run.id,
+                wave=wave.number,
+                node=name,
+                folder=private,
+                earlier_folder=earlier_folder,
             )
-            node_writer = BatchWriter(store, on_commit=seen.committed)
-            logs.append((seen, node_writer))
+            node_writer = BatchWriter(store, node=name)
+            node_writers.append(node_writer)
             node_recorder = recorder_for(shard_hosts, name, node_writer)
             outcome = shard_set.start(
                 name,
                 shard_hosts,
                 slice_inventory(loaded.inventory, shard_hosts, loaded.folder),
-                seen.recording(node_recorder, node_writer),
-                seen=frozenset(seen.known),
+                node_recorder,
+                seen=seen,
             )
             outcomes.append((outcome, node_recorder))
     canceled = False
@@ -792,11 +796,8 @@ def _run_wave(
     finally:
         if shard_set is not None:
             shard_set.join()
-        for seen, node_writer in logs:
-            try:
-                node_writer.close()
-            finally:
-                seen.close()
+        for node_writer in node_writers:
+            node_writer.close()
     results = dict(recorder.results)
     for outcome, node_recorder in outcomes:
         if outcome.result is not None and outcome.result.state == "done":

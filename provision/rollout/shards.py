@@ -7,10 +7,10 @@ runs the rest). `ShardSet` starts each node's share of one step of a run (a
 rollout's wave, or an audit) on a thread of its own and waits for them all.
 `run_node_shard` runs one node's share through ansible-runner's
 streaming (`runner.run_shard`) into the wave's recorder, and writes down the
-job it started in the wave's run folder (`shards.json`), with the events
-whose rows are committed to the store (`<node>.seen`, `SeenLog`), so that
-`rollout resume` can re-attach to a worker that went on while the link was down
-instead of running it twice, and replay only what the store does not hold.
+job it started in the wave's run folder (`shards.json`), so that `rollout
+resume` can re-attach to a worker that went on while the link was down instead
+of running it twice, and replay only what the store does not hold: the events
+whose rows are committed are marked in the store with them (`recorded_events`).
 A node that cannot be reached when a run resumes, or when an audit starts, is
 `ExecutionNodes.down`: its hosts stay without a result, with the reason, and
 are not sent elsewhere.
@@ -21,23 +21,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from provision.access import secrets
 from provision.errors import ProvisionError
 from provision.infra import runner
-from provision.infra.store import BatchWriter
+from provision.infra.store import Store
 from provision.infra.streaming import (
     NodeLink,
     NodeLinkError,
     ShardHandle,
     cleanup_job,
     job_state,
+    sweep_secrets,
 )
 from provision.model.inventory.model import Inventory
 from provision.model.nodes import CONTROL, Node, assign_hosts
@@ -125,11 +126,12 @@ class JobBook:
         tmp.replace(self._path)
 
 
+#: An older provision's list of a shard's recorded events, in the wave's run folder.
 SEEN_SUFFIX = ".seen"
 
 
 def read_seen(path: Path | None) -> set[tuple[int, str]]:
-    """The (counter, uuid) pairs a `<node>.seen` file lists (none when it is missing)."""
+    """The (counter, uuid) pairs an older `<node>.seen` file lists (none when it is missing)."""
     known: set[tuple[int, str]] = set()
     if path is None:
         return known
@@ -144,53 +146,37 @@ def read_seen(path: Path | None) -> set[tuple[int, str]]:
     return known
 
 
-class SeenLog:
-    """A shard's `<node>.seen`: each event whose effects are in the store, in order.
+def recorded_events(
+    store: Store,
+    *,
+    run_id: int,
+    wave: int,
+    node: str,
+    folder: Path,
+    earlier_folder: str | None,
+) -> frozenset[tuple[int, str]]:
+    """The (counter, uuid) of node `node`'s events in this wave whose rows the store holds.
 
-    An event is listed only once what it made is committed: its task row (through
-    the shard's own `BatchWriter`, whose `written` count says how far the store
-    is) or its hosts' final results (written at once by the recorder). A control
-    node that dies between the two loses no event: an event the store holds but
-    the file does not list is replayed, never one the file lists but the store
-    lacks. The file starts with the earlier attempt's list, so a second resume
-    skips what the first recorded.
+    A node's shard writer marks each event in the store in the same transaction
+    as the task row it made (`BatchWriter(node=...)`), so a control node that
+    dies at any point has marked exactly what it recorded: a resume replaying
+    the node's stream skips those events and records every other once. An event
+    that made no row (a task's start, the play recap, whose host results the
+    store keeps once per host) is replayed, to no effect on the store.
+
+    A wave folder written by an older provision lists its recorded events in
+    `<node>.seen` instead: read, and copied into `folder`, so that every later
+    resume of that run still skips them.
     """
-
-    def __init__(self, path: Path, earlier: Path | None = None) -> None:
-        self.path = path
-        self.known = read_seen(earlier) | read_seen(path)
-        self._pending: deque[tuple[int, str]] = deque()
-        self._lock = threading.Lock()
-        self._file: IO[str] = path.open("w", encoding="utf-8")
-        self._file.writelines(f"{c} {u}\n" for c, u in sorted(self.known))
-        self._file.flush()
-
-    def recording(self, record: runner.EventCallback, writer: BatchWriter) -> runner.EventCallback:
-        """`record` (the shard's recorder, putting rows to `writer`), then the event noted."""
-
-        def on_event(event: runner.PlaybookEvent) -> None:
-            record(event)
-            if not event.uuid:
-                return
-            with self._lock:
-                self._pending.append((writer.queued, f"{event.counter} {event.uuid}\n"))
-            self.committed(writer.written)
-
-        return on_event
-
-    def committed(self, written: int) -> None:
-        """The writer committed its first `written` rows: list the events they cover."""
-        with self._lock:
-            lines = []
-            while self._pending and self._pending[0][0] <= written:
-                lines.append(self._pending.popleft()[1])
-            if lines and not self._file.closed:
-                self._file.writelines(lines)
-                self._file.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
+    known = store.shard_events(run_id, wave, node)
+    if earlier_folder:
+        earlier = Path(earlier_folder) / f"{node}{SEEN_SUFFIX}"
+        listed = read_seen(earlier)
+        if listed:
+            known |= listed
+            with contextlib.suppress(OSError):
+                shutil.copyfile(earlier, folder / earlier.name)
+    return frozenset(known)
 
 
 def run_node_shard(
@@ -251,6 +237,10 @@ def run_node_shard(
         outcome.error = error.message
     except Exception as error:  # a shard's crash must not take the other shards down
         outcome.error = f"{type(error).__name__}: {error}"
+    if outcome.result is not None and outcome.result.state == "lost":
+        # Its shell died with the worker, before it could remove the job's secret.
+        with contextlib.suppress(NodeLinkError):
+            sweep_secrets(link)
 
 
 def _reattach(
@@ -266,10 +256,12 @@ def _reattach(
 
     A job the node no longer has, or whose worker died without an end (the
     node was stopped), runs again: its stream ends where the worker died, so
-    its hosts have no result to replay. A dead job's folder (which may hold
-    the secret its shell had no time to remove) is removed first.
+    its hosts have no result to replay. A dead job's folder is removed first,
+    and the node's secrets of jobs no longer alive before anything else.
     """
     try:
+        # The secrets of jobs no longer alive (this one's too, if it died) go first.
+        sweep_secrets(link)
         state = job_state(link, job)
     except NodeLinkError:
         return None
@@ -363,10 +355,10 @@ class ShardSet:
 __all__ = [
     "ExecutionNodes",
     "JobBook",
-    "SeenLog",
     "ShardOutcome",
     "ShardSet",
     "read_seen",
+    "recorded_events",
     "recorded_jobs",
     "run_node_shard",
     "split",

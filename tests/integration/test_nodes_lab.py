@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from provision.cli.main import cli
 from provision.infra import crypto, strategy, streaming
+from provision.infra.masking import MASK
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.infra.store.compliance_tables import compliance_hosts
@@ -381,12 +382,80 @@ def _files_under(*roots: Path) -> list[Path]:
     return [p for root in roots for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
+def _secrets_on(lab: NodesLab, node: str) -> list[str]:
+    """The job secrets on a node's tmpfs."""
+    found = lab.ssh(node, f"ls {streaming.SECRET_DIR}/ | grep '^provision-node-' || true")
+    return found.split()
+
+
+def _plant_stale_secret(lab: NodesLab, node: str, job: str) -> None:
+    """A secret whose job is gone, as a job killed with the control node would leave."""
+    path = streaming.secret_file(layout.WORK_DIR / job)
+    lab.ssh(node, f"runuser -u {layout.USER} -- sh -c 'umask 077; echo stale > {path}'")
+
+
+def test_a_killed_worker_leaves_no_secret_on_its_node(lab: NodesLab, tmp_path: Path) -> None:
+    """Node gazipur's job (its shell and worker) is killed mid-shard: the run stops
+    with the site not run, and the job's vault password is gone from the node's
+    tmpfs as soon as the control node finds the worker dead. A secret whose job is
+    gone and that nobody came back for (the control node died too) is removed by
+    the next `resume` (or job) on the node, and by the node's cleanup timer."""
+    node = NODE_OF["gazipur"]
+    client = tmp_path / "vault-client"
+    client.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    client.chmod(0o700)
+    install_gated_playbook(lab)
+    close_gates(lab, [GAZIPUR_SITE])
+    env = {**cli_env(lab.settings), "PROVISION_VAULT_PASSWORD_FILE": str(client)}
+    proc, run_id = _start_gated_run(lab, GATED, GAZIPUR_SITE, env=env)
+    try:
+        wait_for(
+            lambda: task_rows_of(lab.settings, run_id, GAZIPUR_SITE) > 0,
+            600,
+            f"a task result of {GAZIPUR_SITE} from node gazipur",
+        )
+        [folder] = jobs_left(lab, node)
+        job = Path(folder).name
+        assert _secrets_on(lab, node) == [streaming.secret_file(layout.WORK_DIR / job).name]
+        # The job's shell leads its own process group: the worker goes with it.
+        lab.ssh(node, f"kill -KILL -- -$(cat {folder}/pid)")
+        output, _ = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    with open_store(lab.settings) as store:
+        stopped = store.get_run(run_id)
+        assert GAZIPUR_SITE not in store.host_results(run_id), output
+    assert stopped.status == "stopped", output
+    assert "the worker on node gazipur died" in (stopped.stop_reason or ""), stopped.stop_reason
+    assert _secrets_on(lab, node) == [], output
+
+    # Left by a job that is gone: the resume reruns the shard and removes it.
+    _plant_stale_secret(lab, node, "0" * 32)
+    open_gates(lab, [GAZIPUR_SITE])
+    resumed = _resume(lab, run_id)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with open_store(lab.settings) as store:
+        assert store.host_results(run_id)[GAZIPUR_SITE].node == "gazipur"
+    assert _secrets_on(lab, node) == []
+    assert jobs_left(lab, node) == []
+
+    # And the node's cleanup timer's service, between runs.
+    _plant_stale_secret(lab, node, "1" * 32)
+    lab.ssh(node, "systemctl start provision-node-cleanup.service")
+    assert _secrets_on(lab, node) == []
+    found = lab.ssh(node, f"grep -rlaF -D skip {PASSWORD} {NODE_PLACES} 2>/dev/null || true")
+    assert found.strip() == ""
+
+
 def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_home(
     lab: NodesLab, tmp_path: Path
 ) -> None:
     """The canary, vaulted in the inventory, reaches node gazipur's site through a
     shard. While the job runs its folder is the worker account's alone (0700, its
-    output 0600, the vault password 0600 on the node's tmpfs); after it, neither
+    output 0600, the vault password 0600 on the node's tmpfs) and holds no canary
+    (the output masked on the node, the one task that says it too); after it, neither
     the canary nor the vault password is in any file of the node (its whole disk,
     its tmpfs, its work and home folders) nor under the control node's workspace
     and state directory (the store, artifacts)."""
@@ -424,6 +493,13 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
                 "600",
             )
         ], modes
+        # The canary's events went through the job's output filter: masked in `out`,
+        # in no file of the job's folder, and the values it masks are off the tmpfs.
+        node = NODE_OF["gazipur"]
+        assert lab.ssh(node, f"grep -rlaF {CANARY} {layout.WORK_DIR} || true").strip() == ""
+        assert lab.ssh(node, f"grep -lF '{MASK}' {layout.WORK_DIR}/*/out").strip()
+        masks = lab.ssh(node, f"ls {streaming.SECRET_DIR} | grep '^provision-node-.*mask' || true")
+        assert masks.strip() == ""
         open_gates(lab, [GAZIPUR_SITE])
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import sqlalchemy as sa
 
-from provision.infra.store import Store
+from provision.infra.store import ShardEvent, Store, TaskRow, utcnow
 from provision.settings import Settings
 from tests.helpers.lab import Lab
 from tests.helpers.lock_race import check_one_winner_per_round
@@ -65,3 +66,28 @@ def test_max_fail_in_postgresql(lab: Lab, pg_settings: Settings) -> None:
 
 def test_sigkill_then_resume_in_postgresql(lab: Lab, pg_settings: Settings) -> None:
     check_sigkill_then_resume(lab, pg_settings)
+
+
+def test_shard_events_are_committed_with_their_rows_in_postgresql(
+    postgres: PostgresServer,
+) -> None:
+    with Store.open(postgres.create_database()) as store:
+        run = store.create_run(
+            kind="rollout",
+            user="u",
+            node="control",
+            env="lab",
+            playbook="site.yml",
+            selection="",
+            options={},
+            git_revision=None,
+            plan=[(1, "wave 1", ["a"])],
+        )
+        row = TaskRow(run, 1, 1, 2, "a", "t", None, "ok", utcnow())
+        event = ShardEvent(run, 1, "gazipur", 2, "u2")
+        with pytest.raises(sa.exc.IntegrityError):
+            store.add_task_rows([row, row], [event, event])  # the second mark is refused
+        assert store.task_rows(run) == [] and store.shard_events(run, 1, "gazipur") == set()
+        store.add_task_rows([row], [event])
+        assert [r.counter for r in store.task_rows(run)] == [2]
+        assert store.shard_events(run, 1, "gazipur") == {(2, "u2")}

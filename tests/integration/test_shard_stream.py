@@ -11,6 +11,7 @@ sees it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path, PurePosixPath
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from provision.infra import runner, streaming
+from provision.infra import node_mask, runner, streaming
 from provision.infra.masking import MASK, Masker
 from provision.infra.streaming import StreamParser
 
@@ -123,6 +124,32 @@ def test_a_shard_streams_through_the_real_worker_and_no_secret_travels(tmp_path:
     finally:
         secret.unlink(missing_ok=True)
     data = out.read_bytes()
+    # What the worker wrote holds the canary a task said, in clear; nothing else of
+    # the job's folder does (the worker keeps no event files of its own).
+    assert CANARY.encode() in data
+    held = [
+        p for p in (job_dir / "pdd").rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()
+    ]
+    assert held == []
+    # On a node the output goes through the job's filter: masked, and the same stream.
+    values = tmp_path / "mask"
+    values.write_text(json.dumps(list(Masker.of([CANARY]).values)))
+    filtered = subprocess.run(
+        [sys.executable, "-c", Path(node_mask.__file__).read_text(), str(values)],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert CANARY.encode() not in filtered and MASK.encode() in filtered
+    keys: dict[str, list[tuple[int, str]]] = {}
+    for name, stream_bytes in (("raw", data), ("filtered", filtered)):
+        seen: list[tuple[int, str]] = []
+        check = StreamParser(on_event=lambda e, seen=seen: seen.append((e["counter"], e["uuid"])))
+        check.feed(stream_bytes)
+        assert check.eof and check.status == "successful", name
+        keys[name] = seen
+    assert keys["raw"] == keys["filtered"] and keys["raw"]
 
     masker = Masker.of([CANARY])
     events: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from provision.infra import strategy
+from provision.infra.streaming import sweep_script
 from provision.nodes import layout
 
 ROLE = Path(__file__).parents[2] / "playbooks" / "roles" / "execution_node"
@@ -23,8 +24,24 @@ def test_the_role_defaults_are_the_layout() -> None:
     assert defaults["execution_node_known_hosts"] == str(layout.KNOWN_HOSTS)
     assert defaults["execution_node_cleanup_calendar"] == layout.CLEANUP_CALENDAR
     assert defaults["execution_node_cleanup_grace_hours"] == layout.CLEANUP_GRACE_HOURS
+    assert defaults["execution_node_sweep"] == str(layout.SWEEP)
     # The runner the control node starts is the one the venv holds.
     assert layout.RUNNER == layout.VENV / "bin" / "ansible-runner"
+
+
+def test_the_timer_s_sweep_is_the_script_provision_runs() -> None:
+    template = ROLE / "templates" / "opt" / "provision-node" / "sweep-secrets.j2"
+    lines = (
+        template.read_text()
+        .replace("{{ execution_node_work_dir }}", str(layout.WORK_DIR))
+        .replace("{{ execution_node_home }}", str(layout.HOME))
+    )
+    body = "".join(line for line in lines.splitlines(keepends=True) if not line.startswith("#"))
+    assert body == sweep_script(layout.WORK_DIR)
+    units = ROLE / "templates" / "etc" / "systemd" / "system"
+    service = units / "provision-node-cleanup.service.j2"
+    starts = [line for line in service.read_text().splitlines() if line.startswith("ExecStart=")]
+    assert starts[0] == "ExecStart={{ execution_node_sweep }}"  # first: before the cleanup
 
 
 def test_every_default_is_documented_in_the_readme() -> None:

@@ -5,7 +5,7 @@ Only this package imports SQLAlchemy. The public surface:
 * `Store.open(settings.database_url)` -> Store (migrates the schema to the latest version)
 * `open_store(settings)` -> Store
 * `BatchWriter(store)`: task results committed in batches from a thread of its own
-* records: `RunInfo`, `WaveInfo`, `HostResult`, `TaskRow`, `LockHolder`
+* records: `RunInfo`, `WaveInfo`, `HostResult`, `TaskRow`, `ShardEvent`, `LockHolder`
 """
 
 from pathlib import Path
@@ -20,6 +20,7 @@ from provision.infra.store.records import (
     HostResult,
     LockHolder,
     RunInfo,
+    ShardEvent,
     TaskRow,
     WaveInfo,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "HostResult",
     "LockHolder",
     "RunInfo",
+    "ShardEvent",
     "Store",
     "TaskRow",
     "WaveInfo",

@@ -213,6 +213,23 @@ def _v11_stretch_span_bucket(conn: Connection) -> None:
         conn.execute(sa.text(statement))
 
 
+def _v12_shard_events(conn: Connection) -> None:
+    """Which events of an execution node's stream made task rows, committed with them.
+
+    Replaces the run folder's `<node>.seen` list, which was written after the
+    commit and so could miss an event whose rows a crash had just committed.
+    Self-contained (one new table, its own DDL); IF NOT EXISTS, as version 6.
+    """
+    conn.execute(
+        sa.text(
+            "CREATE TABLE IF NOT EXISTS shard_events ("
+            "run_id INTEGER NOT NULL, wave INTEGER NOT NULL, node VARCHAR(100) NOT NULL, "
+            "uuid VARCHAR(64) NOT NULL, counter INTEGER NOT NULL, "
+            "PRIMARY KEY (run_id, wave, node, uuid))"
+        )
+    )
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -226,6 +243,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (9, "place no_report", _v9_place_no_report),
     (10, "compliance host node", _v10_compliance_host_node),
     (11, "stretch length bucket", _v11_stretch_span_bucket),
+    (12, "shard events", _v12_shard_events),
 )
 
 LATEST = MIGRATIONS[-1][0]

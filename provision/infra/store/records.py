@@ -104,6 +104,16 @@ class TaskRow(NamedTuple):
     message: str | None = None
 
 
+class ShardEvent(NamedTuple):
+    """One event of an execution node's stream whose task row is committed."""
+
+    run_id: int
+    wave: int
+    node: str
+    counter: int
+    uuid: str
+
+
 @dataclass(frozen=True)
 class LockHolder:
     host: str

@@ -18,6 +18,9 @@ Tables (all times are UTC):
 * `task_results`: one row per task result event (host, task, status), written
   in batches while the run goes, so a crash loses at most the last batch.
 * `host_locks`: which run holds which host: two rollouts never touch one host.
+* `shard_events`: which events of an execution node's stream made task rows,
+  by (counter, uuid), committed in the same transaction as those rows, so that
+  `rollout resume` replays the node's stream without recording an event twice.
 
 No column holds extravars values, module arguments or module results: only
 names, counts, times and a failing task's short message.
@@ -120,6 +123,18 @@ task_results = sa.Table(
     sa.Column("message", sa.Text, nullable=True),  # failures only, short
 )
 sa.Index("ix_task_results_run_host", task_results.c.run_id, task_results.c.host)
+
+shard_events = sa.Table(
+    "shard_events",
+    metadata,
+    # The events of one node's shard of one wave whose task rows are committed: a
+    # resume replaying the node's stream skips them (rows and marks share a commit).
+    sa.Column("run_id", sa.Integer, primary_key=True),
+    sa.Column("wave", sa.Integer, primary_key=True),
+    sa.Column("node", sa.String(100), primary_key=True),
+    sa.Column("uuid", sa.String(64), primary_key=True),
+    sa.Column("counter", sa.Integer, nullable=False),
+)
 
 host_locks = sa.Table(
     "host_locks",

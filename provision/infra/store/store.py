@@ -17,12 +17,20 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from provision.errors import StateError
 from provision.infra.store.engine import create_engine, migrate, write_transaction
-from provision.infra.store.records import HostResult, LockHolder, RunInfo, TaskRow, WaveInfo
+from provision.infra.store.records import (
+    HostResult,
+    LockHolder,
+    RunInfo,
+    ShardEvent,
+    TaskRow,
+    WaveInfo,
+)
 from provision.infra.store.schema import (
     host_locks,
     host_results,
     run_hosts,
     runs,
+    shard_events,
     task_results,
     waves,
 )
@@ -357,12 +365,14 @@ class Store:
                 )
             }
 
-    def add_task_rows(self, rows: Sequence[TaskRow]) -> None:
+    def add_task_rows(self, rows: Sequence[TaskRow], events: Sequence[ShardEvent] = ()) -> None:
         """Insert a batch of task results in one transaction.
 
         This is the hot path of event ingest: rows go to the driver's own
         executemany as tuples, skipping SQLAlchemy's per-row parameter
         processing (five times faster on SQLite; see benchmarks/store_ingest.py).
+        `events` (a node's shard) are the stream events the rows came from,
+        marked in the same transaction: either both are in the store or neither.
         """
         if not rows:
             return
@@ -380,6 +390,18 @@ class Store:
             ]
         with self.engine.begin() as conn:
             conn.exec_driver_sql(sql, params)
+            if events:
+                conn.execute(shard_events.insert(), [e._asdict() for e in events])
+
+    def shard_events(self, run_id: int, wave: int, node: str) -> set[tuple[int, str]]:
+        """The (counter, uuid) of node `node`'s events in wave `wave` whose rows are stored."""
+        query = sa.select(shard_events.c.counter, shard_events.c.uuid).where(
+            shard_events.c.run_id == run_id,
+            shard_events.c.wave == wave,
+            shard_events.c.node == node,
+        )
+        with self.engine.connect() as conn:
+            return {(int(c), str(u)) for c, u in conn.execute(query)}
 
     def task_rows(self, run_id: int, host: str | None = None) -> list[TaskRow]:
         query = sa.select(task_results).where(task_results.c.run_id == run_id)

@@ -9,9 +9,13 @@ arrived (at most), whichever comes first. A producer that outruns the database
 waits on the full buffer (back-pressure) instead of growing memory.
 
 `queued` counts the rows put, `written` the rows committed, and `on_commit`
-is told `written` after each commit: a single producer that notes `queued`
-after a put knows its row is in the database once `written` reaches it (a
-shard's `<node>.seen` is written that way, after the rows it covers).
+is told `written` after each commit.
+
+An execution node's shard has a writer of its own (`node=`): each row is put
+with the uuid of the stream event that made it, and the batch's events are
+marked in the store (`shard_events`) in the same transaction as its rows, so
+a resume that replays the node's stream skips exactly the events whose rows
+the store holds, whenever the control node died.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import cast
 
-from provision.infra.store.records import TaskRow
+from provision.infra.store.records import ShardEvent, TaskRow
 from provision.infra.store.store import Store
 
 
@@ -41,13 +46,17 @@ class BatchWriter:
         interval: float = 0.5,
         capacity: int = 20_000,
         on_commit: Callable[[int], None] | None = None,
+        node: str | None = None,
     ) -> None:
         self._store = store
         self._on_commit = on_commit
+        #: The execution node whose shard's rows this writer commits (None: the control node).
+        self.node = node
         self._batch = batch
         self._interval = interval
         self._capacity = capacity
-        self._rows: deque[TaskRow] = deque()
+        # A node's writer holds (row, event uuid) pairs: the two are committed together.
+        self._rows: deque[TaskRow | tuple[TaskRow, str | None]] = deque()
         self._wake = threading.Event()
         self._drained = threading.Event()
         self._closing = False
@@ -58,11 +67,12 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._run, name="provision-store", daemon=True)
         self._thread.start()
 
-    def put(self, row: TaskRow) -> None:
+    def put(self, row: TaskRow, event: str | None = None) -> None:
+        """Queue `row`; `event`: the uuid of the node's stream event that made it."""
         if self._error is not None:
             raise self._error
         rows = self._rows
-        rows.append(row)
+        rows.append(row if self.node is None else (row, event))
         self.queued += 1
         if len(rows) >= self._batch:
             self._wake.set()
@@ -92,11 +102,19 @@ class BatchWriter:
             if closing and not rows:
                 return
 
-    def _flush(self, rows: list[TaskRow]) -> None:
-        if not rows or self._error is not None:
+    def _flush(self, items: list[TaskRow | tuple[TaskRow, str | None]]) -> None:
+        if not items or self._error is not None:
             return
         try:
-            self._store.add_task_rows(rows)
+            events: list[ShardEvent] = []
+            if self.node is None:
+                rows = cast(list[TaskRow], items)
+            else:
+                pairs = cast(list[tuple[TaskRow, str | None]], items)
+                rows = [row for row, _ in pairs]
+                node = self.node
+                events = [ShardEvent(r.run_id, r.wave, node, r.counter, u) for r, u in pairs if u]
+            self._store.add_task_rows(rows, events)
             self.written += len(rows)
             self.batches += 1
             if self._on_commit is not None:
