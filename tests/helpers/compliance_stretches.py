@@ -107,7 +107,7 @@ def as_before_v11(engine: Engine) -> None:
             "ON compliance_stretches (env, severity, last_run, first_run)",
             "CREATE INDEX ix_compliance_stretches_run "
             "ON compliance_stretches (env, last_run, first_run)",
-            "DELETE FROM schema_version WHERE version = 11",
+            "DELETE FROM schema_version WHERE version >= 11",  # 12 on is IF NOT EXISTS
         ):
             conn.execute(sa.text(statement))
 
