@@ -47,6 +47,7 @@ from tests.helpers.nodes_lab import (
     workspace_playbook,
 )
 from tests.helpers.rollout_lab import cli_env, run_provision, wait_for
+from tests.helpers.secret_search import assert_in_no_file, files_under
 from tests.helpers.workspace import REPO
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -378,10 +379,6 @@ CANARY_PLAYBOOK = """\
 NODE_PLACES = f"{layout.WORK_DIR.parent} /tmp /var/tmp /run /dev/shm /root /home"
 
 
-def _files_under(*roots: Path) -> list[Path]:
-    return [p for root in roots for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
-
-
 def _secrets_on(lab: NodesLab, node: str) -> list[str]:
     """The job secrets on a node's tmpfs."""
     found = lab.ssh(node, f"ls {streaming.SECRET_DIR}/ | grep '^provision-node-' || true")
@@ -517,16 +514,12 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
                 assert found.strip() == "", (node, found)
         disks = lab.settings.state_path / "lab" / "hosts"
         node_disks = [disks / node / "upper" for node in NODE_HOSTS]
-        home = [
-            p
-            for p in _files_under(lab.settings.workspace, lab.settings.state_path)
-            if disks not in p.parents
-        ]
+        home = files_under(lab.settings.workspace, lab.settings.state_path, skip=disks)
         assert any(p.name.startswith("state.db") for p in home)  # the store is searched
-        for path in _files_under(*node_disks) + home:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data, path
-            assert PASSWORD.encode() not in data, path
+        assert_in_no_file(node_disks, CANARY, PASSWORD)
+        assert_in_no_file(
+            [lab.settings.workspace, lab.settings.state_path], CANARY, PASSWORD, skip=disks
+        )
     finally:
         if proc.poll() is None:
             open_gates(lab, [GAZIPUR_SITE])

@@ -21,6 +21,7 @@ from provision.access import secrets
 from provision.infra import crypto, runner
 from provision.inventory import load_inventory, slice_inventory
 from tests.helpers.lab import Lab
+from tests.helpers.secret_search import assert_in_no_file, files_under
 
 pytestmark = pytest.mark.lab
 
@@ -42,11 +43,15 @@ PLAYBOOK = """\
 """
 
 
-def _files(root: Path) -> list[Path]:
-    """Every file of the control node's state: the lab hosts' own disks (which live
-    under it too, in lab/hosts/) are where the secret is meant to arrive."""
-    disks = root / "lab" / "hosts"
-    return [p for p in root.rglob("*") if p.is_file() and disks not in p.parents]
+def _disks(lab: Lab) -> Path:
+    """Where the lab hosts' own disks live, under the state directory: where the secret
+    is meant to arrive, so left out of the search."""
+    return lab.settings.state_path / "lab" / "hosts"
+
+
+def _files(lab: Lab) -> list[Path]:
+    """Every file of the control node's state but the lab hosts' disks."""
+    return files_under(lab.settings.state_path, skip=_disks(lab))
 
 
 def _vaulted_host_var(lab: Lab, variable: str) -> Path:
@@ -100,12 +105,9 @@ def test_vaulted_secret_reaches_the_host_and_no_file_of_the_run(
         assert result.ok, result
         # On the host itself: the secret arrived decrypted.
         assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
-        files = _files(lab.settings.state_path)
+        files = _files(lab)
         assert any(p.name == "command" for p in files)  # the run's artifacts are searched
-        for path in files:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data, path
-            assert PASSWORD.encode() not in data, path
+        assert_in_no_file([lab.settings.state_path], CANARY, PASSWORD, skip=_disks(lab))
         assert PASSWORD not in "".join(os.environ.values())
     finally:
         lab.ssh(HOST, "rm -f /root/provision-canary")
@@ -128,12 +130,9 @@ def test_vaulted_secret_through_a_rollout_stays_out_of_state_and_store(
         result = run_rollout(settings, plan)
         assert [r.outcome for r in result.results.values()] in (["changed"], ["ok"]), result
         assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
-        files = _files(lab.settings.state_path)
+        files = _files(lab)
         assert any(p.name.startswith("state.db") for p in files)  # the store is searched
-        for path in files:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data, path
-            assert PASSWORD.encode() not in data, path
+        assert_in_no_file([lab.settings.state_path], CANARY, PASSWORD, skip=_disks(lab))
     finally:
         canary_vars.unlink()
         lab.ssh(HOST, "rm -f /root/provision-canary")
@@ -191,13 +190,10 @@ def test_ask_vault_pass_on_the_command_line_leaves_no_trace(
         assert done.exit_code == 0, done.output
         assert PASSWORD not in done.output  # never echoed
         assert lab.ssh(HOST, "cat /root/provision-canary") == CANARY
-        files = _files(lab.settings.state_path)
+        files = _files(lab)
         assert any(p.name.startswith("state.db") for p in files)
         assert any(p.name == "command" for p in files)
-        for path in files:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data, path
-            assert PASSWORD.encode() not in data, path
+        assert_in_no_file([lab.settings.state_path], CANARY, PASSWORD, skip=_disks(lab))
     finally:
         canary_vars.unlink()
         lab.ssh(HOST, "rm -f /root/provision-canary")
@@ -257,14 +253,11 @@ def test_vaulted_become_password_through_a_compliance_run_leaves_no_trace(
         assert host_status(with_vault) == "reported", with_vault
         written = [Path(str(p)) for p in with_vault["reports"]]  # type: ignore[attr-defined]
         assert {p.suffix for p in written} >= {".json", ".html", ".xml", ".csv"}, written
-        files = _files(lab.settings.state_path)
+        files = _files(lab)
         assert any(p.name.startswith("state.db") for p in files)  # the store is searched
         assert any(p.parent == reports for p in files)  # the reports are searched
         assert any(p.name == "command" for p in files)  # the run's artifacts are searched
-        for path in files:
-            data = path.read_bytes()
-            assert CANARY.encode() not in data, path
-            assert PASSWORD.encode() not in data, path
+        assert_in_no_file([lab.settings.state_path], CANARY, PASSWORD, skip=_disks(lab))
     finally:
         canary_vars.unlink()
         if added_standard:
@@ -294,14 +287,13 @@ def _vault_block(name: str, plain: str) -> str:
 def _grep_run(lab: Lab, outputs: list[str], *canaries: str) -> None:
     """No canary in anything printed, nor in any file under the state directory (the
     store and its WAL, every run's artifacts: stdout, command, events)."""
-    files = _files(lab.settings.state_path)
+    files = _files(lab)
     assert any(p.name.startswith("state.db") for p in files)
     assert any(p.name == "stdout" for p in files) and any(p.name == "command" for p in files)
     for canary in canaries:
         for text in outputs:
             assert canary not in text
-        for path in files:
-            assert canary.encode() not in path.read_bytes(), path
+    assert_in_no_file([lab.settings.state_path], *canaries, skip=_disks(lab))
 
 
 def test_a_task_failing_with_vaulted_values_shows_them_masked(lab: Lab, tmp_path: Path) -> None:
