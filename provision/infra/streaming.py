@@ -24,7 +24,7 @@ shard is collected.
 
 Job folder on the node (`<work dir>/<job id>/`)::
 
-    job.in      the transmit stream (removed when the worker has read it)
+    job.in      the transmit stream (its name removed as the worker opens it)
     out         the worker's output stream, what the control node follows
     err         the worker's stderr
     pid         the pid of the job's shell (tail's --pid)
@@ -230,13 +230,17 @@ def start_job(
         f" --keepalive-seconds {KEEPALIVE_SECONDS}"
     )
     secret_path, mask_path = q(str(secret_file(folder))), q(str(mask_file(folder)))
+    # The stream's name goes as soon as the worker's stdin is open on it: the extravars
+    # it holds in clear are then reachable only through that open file, until the
+    # worker has read it (its folder `pdd/` holds them unpacked while it runs).
+    reads = f"{{ rm -f job.in; {worker}; }} < job.in"
     if mask:
         python = q(str(link.runner.parent / "python3"))
         masked = f"{python} -c {q(_MASK_SOURCE)} {mask_path}"
         # The worker's status, not the filter's: kept aside until the filter is done too.
-        run = f"{{ {worker} < job.in 2> err; echo $? > rc.part; }} | {masked} > out; mv rc.part rc"
+        run = f"{{ {reads} 2> err; echo $? > rc.part; }} | {masked} > out; mv rc.part rc"
     else:
-        run = f"{worker} < job.in > out 2> err; echo $? > rc"
+        run = f"{reads} > out 2> err; echo $? > rc"
     # The job's shell: records its pid, runs the worker, records its status, and
     # removes what must not outlive it (the secret, the stream holding the zip).
     job_shell = (

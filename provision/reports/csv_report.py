@@ -39,6 +39,8 @@ COLUMNS: tuple[str, ...] = (
     "actual",
     "waiver",
     "waiver_expired",
+    # Last, so that readers of the columns before it keep their places.
+    "node",
 )
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -69,9 +71,10 @@ def write_csv(data: ReportInput, reports: Iterable[HostReport], out: Path) -> No
                 "" if scored.score is None else f"{scored.score:.4f}",
                 "yes" if scored.compliant else "no",
             ]
+            ran_on = report.node or ""  # the execution node that ran the audit; "" the control node
             if not report.results:
                 writer.writerow(
-                    [*head, "", "", "", report.status, _safe(report.message)] + [""] * 4
+                    [*head, "", "", "", report.status, _safe(report.message)] + [""] * 4 + [ran_on]
                 )
                 continue
             for r in report.results:
@@ -87,5 +90,6 @@ def write_csv(data: ReportInput, reports: Iterable[HostReport], out: Path) -> No
                         _safe(value_text(r.actual)),
                         r.waiver or "",
                         ("yes" if r.waiver_expired else "no") if r.waiver else "",
+                        ran_on,
                     ]
                 )

@@ -6,7 +6,7 @@ Layout (`"format": "provision-compliance/1"`)::
      "place": "district_gazipur",   # only when the report is limited to one place
      "run": {...}, "standard": {"id", "version", "digest", "title", "controls": [...]},
      "hosts": [{"host", "status", "role", "os_release", "place", "collected_at",
-                "evidence_digest", "message", "score", "compliant",
+                "evidence_digest", "message", "node", "score", "compliant",
                 "critical_failures", "counts", "results": [ControlResult.as_dict()],
                 "pull": {"mode", "serial", "reported_at", "report_age_seconds",
                          "keep_days", "within_window"}}],   # pulled hosts only
@@ -49,6 +49,7 @@ def host_dict(report: HostReport, scored: HostScore, now: datetime | None = None
         "collected_at": None if report.collected_at is None else report.collected_at.isoformat(),
         "evidence_digest": report.evidence_digest,
         "message": report.message,
+        "node": report.node,  # the execution node that ran the audit; null: the control node
         "score": scored.score,
         "compliant": scored.compliant,
         "critical_failures": list(scored.critical_failures),

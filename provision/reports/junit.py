@@ -89,6 +89,8 @@ def _suite(data: ReportInput, report: HostReport, score: float | None) -> str:
     properties += [(level, name) for level, name in report.place.items()]
     if report.role:
         properties.append(("role", report.role))
+    if report.node:
+        properties.append(("node", report.node))  # the execution node that ran the audit
     props = "".join(
         f"      <property name={_attr(k)} value={_attr(str(v))}/>\n" for k, v in properties
     )

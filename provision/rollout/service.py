@@ -491,6 +491,8 @@ def _drive(
             if not todo:
                 if wave.status != "done":
                     store.set_wave(run_id, wave.number, "done")
+                # Marks an attempt that stopped before it could drop them left behind.
+                store.forget_shard_events(run_id, wave.number)
                 continue
             if stop.after_wave.is_set():
                 status, reason = "stopped", "stopped by the user (Ctrl-C) between waves"
@@ -808,5 +810,8 @@ def _run_wave(
         if problem and missing and problems is not None:
             problems.append(f"{problem}; {len(missing)} of its hosts not run")
     store.set_wave(run.id, wave.number, "stopped" if canceled else "done")
+    if not canceled and all(h in results for h in hosts):
+        # Nothing of this wave is left for a resume to replay: its marks can go.
+        store.forget_shard_events(run.id, wave.number)
     report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts), index=index))
     return results

@@ -158,6 +158,10 @@ def test_an_audit_over_two_nodes_and_the_control_node_scores_as_a_local_one(
     shown = run(lab, "compliance", "show", str(run_id))
     assert "node gazipur" in shown.output and "node kaliganj" in shown.output
     assert "control node" in shown.output
+    written = run(lab, "compliance", "report", str(run_id), "--format", "json", "--out", "-")
+    assert written.exit_code == 0, written.output
+    reported = {h["host"]: h["node"] for h in json.loads(written.stdout)["hosts"]}
+    assert reported == {h: RAN_ON.get(h) for h in hosts}  # the report names the node too
 
     local, here = _audit(lab, "--local")
     assert local.exit_code == sharded.exit_code, local.output
@@ -274,6 +278,7 @@ def test_a_cut_link_then_resume_records_every_host_once_and_every_event(lab: Nod
     assert GAZIPUR_SITE not in results  # not run: neither failed nor passed
     assert results["dhk-kal-lab01"].node == "kaliganj"
     before = task_rows_of(lab.settings, run_id, GAZIPUR_SITE)
+    assert _marks(lab, run_id)["gazipur"]  # kept for the resume's replay
 
     # The worker went on without the link; let it finish on the node, then resume.
     open_gates(lab, [GAZIPUR_SITE])
@@ -288,8 +293,19 @@ def test_a_cut_link_then_resume_records_every_host_once_and_every_event(lab: Nod
     assert results[GAZIPUR_SITE].node == "gazipur"
     assert task_rows_of(lab.settings, run_id, GAZIPUR_SITE) > before  # the replay came home
     assert events_per_host(lab.settings, run_id) == _local_events(lab)
+    assert _marks(lab, run_id) == {"gazipur": 0, "kaliganj": 0}  # every wave done: dropped
     for host in NODE_HOSTS:
         assert jobs_left(lab, host) == [], host
+
+
+def _marks(lab: NodesLab, run_id: int) -> dict[str, int]:
+    """Per node, how many of its events the store marks as recorded, over the run's waves."""
+    with open_store(lab.settings) as store:
+        waves = [w.number for w in store.waves(run_id)]
+        return {
+            node: sum(len(store.shard_events(run_id, w, node)) for w in waves)
+            for node in ("gazipur", "kaliganj")
+        }
 
 
 def test_a_node_stopped_mid_shard_leaves_its_hosts_not_run_until_it_is_back(
@@ -497,6 +513,9 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
         assert lab.ssh(node, f"grep -lF '{MASK}' {layout.WORK_DIR}/*/out").strip()
         masks = lab.ssh(node, f"ls {streaming.SECRET_DIR} | grep '^provision-node-.*mask' || true")
         assert masks.strip() == ""
+        # The stream, with the extravars in clear, has no name left while the job lives.
+        left = lab.ssh(node, f"ls {layout.WORK_DIR}/*/job.in 2>/dev/null || true")
+        assert left.strip() == "", left
         open_gates(lab, [GAZIPUR_SITE])
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output

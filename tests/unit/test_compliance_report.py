@@ -204,3 +204,27 @@ def test_a_failed_write_leaves_the_old_report(tmp_path: Path) -> None:
 def test_default_name() -> None:
     assert default_name(RUN, "junit") == "compliance-production-run42.xml"
     assert default_name(RUN, "html") == "compliance-production-run42.html"
+
+
+def test_every_format_names_the_execution_node_that_ran_a_host(tmp_path: Path) -> None:
+    """A host an execution node audited carries the node's name; one the control node
+    audited carries none (JSON null, an empty CSV cell, no JUnit property)."""
+    reports = sample_reports()
+    by_node = [replace(reports[0], node="gazipur"), *reports[1:]]
+    ran_on = {r.host: r.node for r in by_node}
+    assert ran_on["gaz-003-lab01"] == "gazipur" and ran_on["gaz-003-lab02"] is None
+
+    data = json.loads(write_report(RUN, by_node, "json", tmp_path / "r.json", now=NOW).read_text())
+    assert {h["host"]: h["node"] for h in data["hosts"]} == ran_on
+
+    out = write_report(RUN, by_node, "csv", tmp_path / "r.csv", now=NOW)
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["host"]: r["node"] or None for r in rows} == ran_on
+
+    root = ET.parse(write_report(RUN, by_node, "junit", tmp_path / "r.xml", now=NOW)).getroot()  # noqa: S314
+    props = {
+        s.get("name"): {p.get("name"): p.get("value") for p in s.iter("property")}.get("node")
+        for s in root.findall("testsuite")
+    }
+    assert props == ran_on

@@ -218,3 +218,20 @@ def test_an_older_store_gets_the_shard_events_table(tmp_path: Path) -> None:
         step(conn)  # IF NOT EXISTS: a second run changes nothing
         columns = {c["name"] for c in sa.inspect(conn).get_columns("shard_events")}
     assert columns == {"run_id", "wave", "node", "uuid", "counter"}
+
+
+def test_a_wave_s_marks_are_forgotten_on_their_own(tmp_path: Path) -> None:
+    store, run = _store_with_run(tmp_path)
+    store.add_task_rows(
+        [TaskRow(run, 1, 1, 2, "a", "t", None, "ok", utcnow())],
+        [ShardEvent(run, 1, "gazipur", 2, "u2"), ShardEvent(run, 1, "kaliganj", 2, "v2")],
+    )
+    store.add_task_rows(
+        [TaskRow(run, 2, 1, 3, "b", "t", None, "ok", utcnow())],
+        [ShardEvent(run, 2, "gazipur", 3, "u3")],
+    )
+    assert store.forget_shard_events(run, 1) == 2
+    assert store.shard_events(run, 1, "gazipur") == set() == store.shard_events(run, 1, "kaliganj")
+    assert store.shard_events(run, 2, "gazipur") == {(3, "u3")}  # another wave keeps its own
+    assert len(store.task_rows(run)) == 2  # the rows stay
+    assert store.forget_shard_events(run, 1) == 0

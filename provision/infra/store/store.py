@@ -403,6 +403,16 @@ class Store:
         with self.engine.connect() as conn:
             return {(int(c), str(u)) for c, u in conn.execute(query)}
 
+    def forget_shard_events(self, run_id: int, wave: int) -> int:
+        """Drop wave `wave`'s event marks once every host of it has a result: no resume
+        replays its node streams again, and the marks would otherwise grow with every run.
+        Returns how many went."""
+        query = shard_events.delete().where(
+            shard_events.c.run_id == run_id, shard_events.c.wave == wave
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
     def task_rows(self, run_id: int, host: str | None = None) -> list[TaskRow]:
         query = sa.select(task_results).where(task_results.c.run_id == run_id)
         if host is not None:
