@@ -177,6 +177,43 @@ def test_an_audit_over_two_nodes_and_the_control_node_scores_as_a_local_one(
         assert jobs_left(lab, host) == [], host
 
 
+def test_an_audit_with_a_node_cut_off_leaves_its_hosts_not_run_and_says_why(
+    lab: NodesLab,
+) -> None:
+    """`lab cut` takes node kaliganj's field server off the network: an audit of the
+    two nodes' sites still runs gazipur's, and records kaliganj's as not run, with the
+    node as the reason (unreachable: never a pass, never a fail). With the link back,
+    the next audit reaches it through its node again."""
+    sites = f"{GAZIPUR_SITE};{KALIGANJ_SITE}"
+    cut = run(lab, "lab", "cut", NODE_OF["kaliganj"])
+    assert cut.exit_code == 0, cut.output
+    try:
+        done, found = _audit(lab, sites)
+    finally:
+        restored = run(lab, "lab", "restore", NODE_OF["kaliganj"])
+        assert restored.exit_code == 0, restored.output
+    hosts = {h["host"]: h for h in found["hosts"]}
+    # Hosts not run (5), unless the host reached falls short of the standard (6, first).
+    assert done.exit_code == (5 if hosts[GAZIPUR_SITE]["compliant"] else 6), done.output
+    assert sorted(hosts) == sorted([GAZIPUR_SITE, KALIGANJ_SITE])
+    assert hosts[GAZIPUR_SITE]["status"] == "reported"
+    assert hosts[GAZIPUR_SITE]["node"] == "gazipur"
+    missed = hosts[KALIGANJ_SITE]
+    assert missed["status"] == "unreachable" and missed["score"] is None, missed
+    assert missed["message"].startswith("not run: node kaliganj: cannot be reached"), missed
+    with open_store(lab.settings) as store:
+        stored = ComplianceRecords(store).host_reports(found["run"]["id"])
+    assert {r.host: r.status for r in stored} == {h: row["status"] for h, row in hosts.items()}
+
+    back, again = _audit(lab, sites)
+    assert back.exit_code in (0, 6), back.output  # reached: its score decides the rest
+    ran_on = {h["host"]: (h["status"], h["node"]) for h in again["hosts"]}
+    assert ran_on == {
+        GAZIPUR_SITE: ("reported", "gazipur"),
+        KALIGANJ_SITE: ("reported", "kaliganj"),
+    }
+
+
 def test_no_job_is_left_on_the_nodes(lab: NodesLab) -> None:
     for host in NODE_HOSTS:
         left = lab.ssh(host, f"find {layout.WORK_DIR} -mindepth 1 -maxdepth 1 | wc -l")
