@@ -59,6 +59,7 @@ from provision.infra.masking import NO_MASKER, Masker
 from provision.infra.private import private_dir
 from provision.infra.processes import MARK_VARIABLE, stop_run_processes
 from provision.infra.streaming import (
+    SHARD_IDENT,
     NodeLink,
     NodeLinkError,
     ShardHandle,
@@ -738,7 +739,7 @@ def transmit_job(
             private_data_dir=str(pdd),
             streamer="transmit",
             _output=out,
-            ident="shard",
+            ident=SHARD_IDENT,
             playbook=str(playbook.resolve().relative_to(playbooks.resolve())),
             # A dict: ansible-runner writes it as inventory/hosts (JSON) in the zip.
             inventory=dict(inventory),

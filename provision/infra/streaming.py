@@ -31,10 +31,12 @@ Job folder on the node (`<work dir>/<job id>/`)::
     rc          the worker's exit status, written when it ends
     pdd/        the worker's private data dir
 
-and `/dev/shm/provision-node-<job id>.secret`: the vault password, 0600,
-removed when the worker ends. A job whose shell was killed with its worker
-cannot remove it: `sweep_secrets` removes every secret whose job is not
-alive, and runs as each job starts (`start_job`), when the control node finds
+and on the tmpfs `/dev/shm/provision-node-<job id>.secret`, the vault
+password, 0600, and `.events/`, where Ansible drops each event (unmasked)
+until the worker reads it (`pdd/artifacts/shard/job_events` links to it):
+both removed when the worker ends. A job whose shell was killed with its worker
+cannot remove them: `sweep_secrets` removes every secret and events folder
+whose job is not alive, and runs as each job starts (`start_job`), when the control node finds
 a worker dead and when `resume` reaches a node; the node's cleanup timer runs
 the same script (the `execution_node` role's `provision-node-sweep`). Starts
 and sweeps hold one lock (`.secrets.lock` beside the work dir), so that a sweep never
@@ -74,13 +76,29 @@ SECRET_DIR = PurePosixPath("/dev/shm")  # noqa: S108 (on the node; 0600, named b
 SECRETS_LOCK = ".secrets.lock"
 
 
+#: The ident of a shard's artifacts in its worker's private data dir (`pdd/artifacts/shard`).
+SHARD_IDENT = "shard"
+
+
 def secret_file(job_dir: PurePosixPath) -> PurePosixPath:
     """Where the vault password of the job in `job_dir` waits for its worker, on the node."""
     return SECRET_DIR / f"provision-node-{job_dir.name}.secret"
 
 
+def events_dir(job_dir: PurePosixPath) -> PurePosixPath:
+    """Where the job's Ansible drops each event for its worker, on the node's tmpfs.
+
+    Ansible's callback writes every event there, unmasked, before the worker reads
+    it (and removes it) and the output filter masks it: on the tmpfs, a node that is
+    powered off mid-job keeps none on its disk. The worker's `job_events` folder is a
+    symlink to it."""
+    return SECRET_DIR / f"provision-node-{job_dir.name}.events"
+
+
 def sweep_script(work_dir: PurePosixPath, secret_dir: PurePosixPath = SECRET_DIR) -> str:
-    """Shell that removes each job secret on the node's tmpfs whose job is not alive.
+    """Shell that removes what each job keeps on the node's tmpfs once it is not alive.
+
+    That is its secret, the values its filter masks and its events folder.
 
     A job is alive while its folder's pid names its shell and it has no exit
     status yet (as `job_state` says "running"); a secret with no such job (the
@@ -92,15 +110,16 @@ def sweep_script(work_dir: PurePosixPath, secret_dir: PurePosixPath = SECRET_DIR
     return (
         f"exec 9>>{shlex.quote(str(work_dir.parent / SECRETS_LOCK))} && flock 9 || exit 1\n"
         f"for f in {shlex.quote(str(secret_dir))}/provision-node-*.secret"
-        f" {shlex.quote(str(secret_dir))}/provision-node-*.mask; do\n"
-        '  [ -f "$f" ] || continue\n'
+        f" {shlex.quote(str(secret_dir))}/provision-node-*.mask"
+        f" {shlex.quote(str(secret_dir))}/provision-node-*.events; do\n"
+        '  [ -e "$f" ] || continue\n'
         "  job=${f##*/provision-node-}; job=${job%.*}\n"
         f'  d={work}/"$job"\n'
         '  if [ -s "$d/pid" ] && [ ! -s "$d/rc" ] &&\n'
         '    grep -qaF "$job" "/proc/$(cat "$d/pid")/cmdline" 2>/dev/null; then\n'
         "    continue\n"
         "  fi\n"
-        '  rm -f -- "$f"\n'
+        '  rm -rf -- "$f"\n'
         "done\n"
     )
 
@@ -230,6 +249,13 @@ def start_job(
         f" --keepalive-seconds {KEEPALIVE_SECONDS}"
     )
     secret_path, mask_path = q(str(secret_file(folder))), q(str(mask_file(folder)))
+    events = q(str(events_dir(folder)))
+    # Ansible's events land on the tmpfs (see `events_dir`): the worker finds its
+    # job_events folder already there, a link to it.
+    drop = q(str(PurePosixPath("pdd") / "artifacts" / SHARD_IDENT))
+    links_events = (
+        f"mkdir -m 700 {events} && mkdir -p {drop} && ln -s {events} {drop}/job_events || exit 1\n"
+    )
     # The stream's name goes as soon as the worker's stdin is open on it: the extravars
     # it holds in clear are then reachable only through that open file, until the
     # worker has read it (its folder `pdd/` holds them unpacked while it runs).
@@ -245,7 +271,7 @@ def start_job(
     # removes what must not outlive it (the secret, the stream holding the zip).
     job_shell = (
         f"cd {q(str(folder))} || exit 1; echo $$ > pid.tmp && mv pid.tmp pid; "
-        f"{run}; rm -f {secret_path} {mask_path} job.in"
+        f"{run}; rm -rf {secret_path} {mask_path} {events} job.in"
     )
     payload = b""
     # noclobber: a file already there (not ours) is refused, never written into.
@@ -261,6 +287,7 @@ def start_job(
         link,
         f"cd {q(str(folder))} || exit 1\numask 077\n"
         + sweep_script(link.work_dir)
+        + links_events
         + writes
         # The shell must not hold the lock (fd 9) for as long as it runs.
         + f"setsid nohup sh -c {q(job_shell)} > /dev/null 2>&1 < /dev/null 9>&- &\n"
@@ -295,9 +322,11 @@ def job_state(link: NodeLink, job: str) -> dict[str, Any]:
 
 
 def cleanup_job(link: NodeLink, job: str) -> None:
-    """Remove the job's folder on the node (stream, output, artifacts) and its secret."""
+    """Remove the job's folder on the node (stream, output, artifacts), its secret and its
+    events folder."""
     folder = link.job_dir(job)
-    run_on_node(link, f"rm -rf {shlex.quote(str(folder))} {shlex.quote(str(secret_file(folder)))}")
+    places = (folder, secret_file(folder), events_dir(folder))
+    run_on_node(link, "rm -rf " + " ".join(shlex.quote(str(p)) for p in places))
 
 
 def follow_argv(link: NodeLink, job: str, offset: int) -> list[str]:

@@ -433,7 +433,7 @@ NODE_PLACES = f"{layout.WORK_DIR.parent} /tmp /var/tmp /run /dev/shm /root /home
 
 
 def _secrets_on(lab: NodesLab, node: str) -> list[str]:
-    """The job secrets on a node's tmpfs."""
+    """What jobs keep on a node's tmpfs: secrets, masked values, events folders."""
     found = lab.ssh(node, f"ls {streaming.SECRET_DIR}/ | grep '^provision-node-' || true")
     return found.split()
 
@@ -466,7 +466,10 @@ def test_a_killed_worker_leaves_no_secret_on_its_node(lab: NodesLab, tmp_path: P
         )
         [folder] = jobs_left(lab, node)
         job = Path(folder).name
-        assert _secrets_on(lab, node) == [streaming.secret_file(layout.WORK_DIR / job).name]
+        assert _secrets_on(lab, node) == [
+            streaming.events_dir(layout.WORK_DIR / job).name,
+            streaming.secret_file(layout.WORK_DIR / job).name,
+        ]
         # The job's shell leads its own process group: the worker goes with it.
         lab.ssh(node, f"kill -KILL -- -$(cat {folder}/pid)")
         output, _ = proc.communicate(timeout=900)
@@ -553,6 +556,10 @@ def test_a_vaulted_canary_through_a_node_is_in_no_file_left_on_the_node_or_at_ho
         # The stream, with the extravars in clear, has no name left while the job lives.
         left = lab.ssh(node, f"ls {layout.WORK_DIR}/*/job.in 2>/dev/null || true")
         assert left.strip() == "", left
+        # Ansible drops its unmasked events on the tmpfs, never on the node's disk.
+        drop = lab.ssh(node, f"readlink {layout.WORK_DIR}/*/pdd/artifacts/shard/job_events")
+        assert drop.strip().startswith(f"{streaming.SECRET_DIR}/provision-node-"), drop
+        assert drop.strip().endswith(".events"), drop
         open_gates(lab, [GAZIPUR_SITE])
         output, _ = proc.communicate(timeout=900)
         assert proc.returncode == 0, output

@@ -90,11 +90,15 @@ def test_the_sweep_removes_the_secrets_of_jobs_no_longer_alive(tmp_path: Path) -
             (shm / f"provision-node-{job}.secret").write_text("pw\n")
         (shm / "provision-node-alive.mask").write_text("[]")
         (shm / "provision-node-gone.mask").write_text("[]")
+        for job in ("alive", "gone"):  # the events folders, one with an event in it
+            (shm / f"provision-node-{job}.events").mkdir()
+            (shm / f"provision-node-{job}.events" / "e-partial.json").write_text("{}")
         (shm / "other.secret").write_text("not a job's\n")
         script = sweep_script(PurePosixPath(work), PurePosixPath(shm))
         subprocess.run(["sh", "-c", script], check=True, timeout=60)
         assert sorted(p.name for p in shm.iterdir()) == [
             "other.secret",
+            "provision-node-alive.events",
             "provision-node-alive.mask",
             "provision-node-alive.secret",
         ]
