@@ -80,9 +80,19 @@ SECRETS_LOCK = ".secrets.lock"
 SHARD_IDENT = "shard"
 
 
+#: What a job keeps on the tmpfs, as `provision-node-<job>.<kind>`: its vault password,
+#: the values its output filter masks, the folder its events pass through.
+_TMPFS_KINDS = ("secret", "mask", "events")
+
+
+def _on_tmpfs(job_dir: PurePosixPath, kind: str) -> PurePosixPath:
+    """The job's `kind` (one of `_TMPFS_KINDS`) on the node's tmpfs, named by its job id."""
+    return SECRET_DIR / f"provision-node-{job_dir.name}.{kind}"
+
+
 def secret_file(job_dir: PurePosixPath) -> PurePosixPath:
     """Where the vault password of the job in `job_dir` waits for its worker, on the node."""
-    return SECRET_DIR / f"provision-node-{job_dir.name}.secret"
+    return _on_tmpfs(job_dir, "secret")
 
 
 def events_dir(job_dir: PurePosixPath) -> PurePosixPath:
@@ -92,7 +102,7 @@ def events_dir(job_dir: PurePosixPath) -> PurePosixPath:
     it (and removes it) and the output filter masks it: on the tmpfs, a node that is
     powered off mid-job keeps none on its disk. The worker's `job_events` folder is a
     symlink to it."""
-    return SECRET_DIR / f"provision-node-{job_dir.name}.events"
+    return _on_tmpfs(job_dir, "events")
 
 
 def sweep_script(work_dir: PurePosixPath, secret_dir: PurePosixPath = SECRET_DIR) -> str:
@@ -107,11 +117,12 @@ def sweep_script(work_dir: PurePosixPath, secret_dir: PurePosixPath = SECRET_DIR
     until its shell has written its pid. The role's sweep script is this text.
     """
     work = shlex.quote(str(work_dir))
+    kept = " ".join(
+        f"{shlex.quote(str(secret_dir))}/provision-node-*.{kind}" for kind in _TMPFS_KINDS
+    )
     return (
         f"exec 9>>{shlex.quote(str(work_dir.parent / SECRETS_LOCK))} && flock 9 || exit 1\n"
-        f"for f in {shlex.quote(str(secret_dir))}/provision-node-*.secret"
-        f" {shlex.quote(str(secret_dir))}/provision-node-*.mask"
-        f" {shlex.quote(str(secret_dir))}/provision-node-*.events; do\n"
+        f"for f in {kept}; do\n"
         '  [ -e "$f" ] || continue\n'
         "  job=${f##*/provision-node-}; job=${job%.*}\n"
         f'  d={work}/"$job"\n'
@@ -217,7 +228,7 @@ def run_on_node(
 
 def mask_file(job_dir: PurePosixPath) -> PurePosixPath:
     """Where the values the job's output filter masks wait for it, on the node's tmpfs."""
-    return SECRET_DIR / f"provision-node-{job_dir.name}.mask"
+    return _on_tmpfs(job_dir, "mask")
 
 
 def start_job(
@@ -238,6 +249,7 @@ def start_job(
     job's shell has written its pid.
     """
     folder = link.job_dir(job)
+    pdd = folder / "pdd"
     q = shlex.quote
     run_on_node(
         link,
@@ -245,14 +257,14 @@ def start_job(
         stdin=stream.read_bytes(),
     )
     worker = (
-        f"{q(str(link.runner))} worker --private-data-dir {q(str(folder / 'pdd'))}"
+        f"{q(str(link.runner))} worker --private-data-dir {q(str(pdd))}"
         f" --keepalive-seconds {KEEPALIVE_SECONDS}"
     )
     secret_path, mask_path = q(str(secret_file(folder))), q(str(mask_file(folder)))
     events = q(str(events_dir(folder)))
     # Ansible's events land on the tmpfs (see `events_dir`): the worker finds its
     # job_events folder already there, a link to it.
-    drop = q(str(PurePosixPath("pdd") / "artifacts" / SHARD_IDENT))
+    drop = q(str(pdd / "artifacts" / SHARD_IDENT))
     links_events = (
         f"mkdir -m 700 {events} && mkdir -p {drop} && ln -s {events} {drop}/job_events || exit 1\n"
     )

@@ -489,10 +489,7 @@ def _drive(
         for index, wave in enumerate(waves, 1):
             todo = [h for h in wave.hosts if h not in results]
             if not todo:
-                if wave.status != "done":
-                    store.set_wave(run_id, wave.number, "done")
-                # Marks an attempt that stopped before it could drop them left behind.
-                store.forget_shard_events(run_id, wave.number)
+                store.complete_wave(run_id, wave.number)
                 continue
             if stop.after_wave.is_set():
                 status, reason = "stopped", "stopped by the user (Ctrl-C) between waves"
@@ -809,9 +806,11 @@ def _run_wave(
         missing = [h for h in outcome.hosts if h not in results]
         if problem and missing and problems is not None:
             problems.append(f"{problem}; {len(missing)} of its hosts not run")
-    store.set_wave(run.id, wave.number, "stopped" if canceled else "done")
-    if not canceled and all(h in results for h in hosts):
-        # Nothing of this wave is left for a resume to replay: its marks can go.
-        store.forget_shard_events(run.id, wave.number)
+    if canceled:
+        store.set_wave(run.id, wave.number, "stopped")
+    elif all(h in results for h in hosts):
+        store.complete_wave(run.id, wave.number)
+    else:  # a shard left hosts not run: a resume may replay its node's stream
+        store.set_wave(run.id, wave.number, "done")
     report(Progress("wave_done", run.id, wave.number, count, wave.label, len(hosts), index=index))
     return results

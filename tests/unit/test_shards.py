@@ -220,7 +220,7 @@ def test_an_older_store_gets_the_shard_events_table(tmp_path: Path) -> None:
     assert columns == {"run_id", "wave", "node", "uuid", "counter"}
 
 
-def test_a_wave_s_marks_are_forgotten_on_their_own(tmp_path: Path) -> None:
+def test_a_completed_wave_s_marks_go_with_its_status(tmp_path: Path) -> None:
     store, run = _store_with_run(tmp_path)
     store.add_task_rows(
         [TaskRow(run, 1, 1, 2, "a", "t", None, "ok", utcnow())],
@@ -230,8 +230,11 @@ def test_a_wave_s_marks_are_forgotten_on_their_own(tmp_path: Path) -> None:
         [TaskRow(run, 2, 1, 3, "b", "t", None, "ok", utcnow())],
         [ShardEvent(run, 2, "gazipur", 3, "u3")],
     )
-    assert store.forget_shard_events(run, 1) == 2
+    store.complete_wave(run, 1)
+    [wave] = store.waves(run)
+    assert wave.status == "done" and wave.finished_at is not None
     assert store.shard_events(run, 1, "gazipur") == set() == store.shard_events(run, 1, "kaliganj")
     assert store.shard_events(run, 2, "gazipur") == {(3, "u3")}  # another wave keeps its own
     assert len(store.task_rows(run)) == 2  # the rows stay
-    assert store.forget_shard_events(run, 1) == 0
+    store.complete_wave(run, 1)  # again, as a resume that finds it complete does
+    assert store.waves(run)[0].finished_at == wave.finished_at  # when it finished, kept

@@ -275,6 +275,24 @@ class Store:
                 )
             ]
 
+    def complete_wave(self, run_id: int, number: int) -> None:
+        """Wave `number` is done and every host of it has a result.
+
+        No resume replays its node streams again, so its event marks go with the same
+        commit (they would otherwise grow with every run). A wave already done keeps
+        the time it finished."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                waves.update()
+                .where(waves.c.run_id == run_id, waves.c.number == number, waves.c.status != "done")
+                .values(status="done", finished_at=utcnow())
+            )
+            conn.execute(
+                shard_events.delete().where(
+                    shard_events.c.run_id == run_id, shard_events.c.wave == number
+                )
+            )
+
     def set_wave(
         self, run_id: int, number: int, status: str, *, artifacts: str | None = None
     ) -> None:
@@ -402,16 +420,6 @@ class Store:
         )
         with self.engine.connect() as conn:
             return {(int(c), str(u)) for c, u in conn.execute(query)}
-
-    def forget_shard_events(self, run_id: int, wave: int) -> int:
-        """Drop wave `wave`'s event marks once every host of it has a result: no resume
-        replays its node streams again, and the marks would otherwise grow with every run.
-        Returns how many went."""
-        query = shard_events.delete().where(
-            shard_events.c.run_id == run_id, shard_events.c.wave == wave
-        )
-        with self.engine.begin() as conn:
-            return int(conn.execute(query).rowcount or 0)
 
     def task_rows(self, run_id: int, host: str | None = None) -> list[TaskRow]:
         query = sa.select(task_results).where(task_results.c.run_id == run_id)
