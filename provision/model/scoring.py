@@ -19,7 +19,7 @@ import heapq
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -366,9 +366,7 @@ class RollupBuilder:
         """Count one host's report in every place it belongs to; returns its score."""
         scored, statuses, failing = _scan(report)
         names = tuple(report.place.get(level) or UNPLACED for level in PLACE_LEVELS)
-        age = None
-        if report.collected_at is not None:
-            age = max((self.now - report.collected_at).total_seconds(), 0.0)
+        age = _age_seconds(self.now, report.collected_at)
         fresh = is_fresh(report.collected_at, self.now, self.freshness)
         nonzero = [(i, n) for i, n in enumerate(statuses) if n]
         kind = host_kind(report.status)
@@ -431,13 +429,73 @@ class RollupBuilder:
             median_score=statistics.median(tally.scores) if tally.scores else None,
             lowest_score=min(tally.scores) if tally.scores else None,
             fresh=tally.fresh,
-            oldest_evidence=timedelta(seconds=max(tally.ages)) if tally.ages else None,
-            median_evidence=(
-                timedelta(seconds=statistics.median(tally.ages)) if tally.ages else None
-            ),
+            oldest_evidence=_oldest(tally.ages),
+            median_evidence=_median_age(tally.ages),
             statuses=dict(zip(STATUSES, tally.statuses, strict=True)),
             worst_controls=tuple(worst),
         )
+
+
+def _age_seconds(now: datetime, collected_at: datetime | None) -> float | None:
+    """How old evidence collected at `collected_at` is at `now`, in seconds (never below 0)."""
+    if collected_at is None:
+        return None
+    return max((now - collected_at).total_seconds(), 0.0)
+
+
+def _oldest(ages: Sequence[float]) -> timedelta | None:
+    return timedelta(seconds=max(ages)) if ages else None
+
+
+def _median_age(ages: Sequence[float]) -> timedelta | None:
+    return timedelta(seconds=statistics.median(ages)) if ages else None
+
+
+class EvidenceAges:
+    """The figures of roll-ups that depend on when they are read, measured again.
+
+    A run's per-run aggregates measure fresh evidence and its age when the run
+    ended, with the default window; a report measures them at its own `now`
+    with its own window. Fed each host's place and collection time (columns a
+    store keeps beside the results), `measured` gives the aggregates' roll-ups
+    those three figures as `RollupBuilder` would have counted them from the
+    reports: the same arithmetic, shared with it, so the two cannot drift.
+    """
+
+    def __init__(self, *, now: datetime, freshness: timedelta, levels: Sequence[str]) -> None:
+        self.now = now
+        self.freshness = freshness
+        self._depth = {lv: ROLLUP_LEVELS.index(lv) for lv in levels}
+        self._fresh: dict[str, Counter[tuple[str, ...]]] = {lv: Counter() for lv in levels}
+        self._ages: dict[str, dict[tuple[str, ...], list[float]]] = {lv: {} for lv in levels}
+
+    def add(self, names: Sequence[str], collected_at: datetime | None) -> None:
+        """One host: its place's names division down (`UNPLACED` for a missing one)."""
+        age = _age_seconds(self.now, collected_at)
+        fresh = is_fresh(collected_at, self.now, self.freshness)
+        for level, depth in self._depth.items():
+            key = tuple(names[:depth])
+            if fresh:
+                self._fresh[level][key] += 1
+            if age is not None:
+                self._ages[level].setdefault(key, []).append(age)
+
+    def measured(self, rollups: Rollups) -> Rollups:
+        """`rollups` (at the levels this was made for) with fresh hosts and evidence ages
+        as measured here, and this moment and window."""
+        levels: dict[str, tuple[Rollup, ...]] = {}
+        for level in self._depth:
+            fresh, ages = self._fresh[level], self._ages[level]
+            levels[level] = tuple(
+                replace(
+                    r,
+                    fresh=fresh[r.path],
+                    oldest_evidence=_oldest(ages.get(r.path, ())),
+                    median_evidence=_median_age(ages.get(r.path, ())),
+                )
+                for r in rollups.at(level)
+            )
+        return replace(rollups, now=self.now, freshness=self.freshness, levels=levels)
 
 
 def rollup(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provision.errors import InputError
 from provision.model.compliance.model import ComplianceRunInfo, HostReport
@@ -36,6 +37,9 @@ from provision.reports.common import (
     within,
 )
 
+if TYPE_CHECKING:  # the HTML modules pull in Jinja2; a JSON report never imports them
+    from provision.reports.html_summary import StoredRun
+
 __all__ = [
     "COMPRESSIBLE",
     "DEFAULT_FRESHNESS",
@@ -45,6 +49,7 @@ __all__ = [
     "RunPoint",
     "default_name",
     "write_report",
+    "write_summary",
 ]
 
 
@@ -63,6 +68,7 @@ def write_report(
     compress: bool = False,
     place: str | None = None,
     pages: bool = False,
+    stored: StoredRun | None = None,
 ) -> Path:
     """Write the report of `run` in `fmt` (json, junit, csv, html) to `out`; returns `out`.
 
@@ -79,7 +85,9 @@ def write_report(
     a selection's place term (``district:gazipur``, ``upazila:gazipur/kaliganj``),
     limits the report to the hosts of that subtree. `pages` writes HTML as a
     folder `out` (index.html and one page per place at `by`, see
-    `html_pages`) instead of one page.
+    `html_pages`) instead of one page. `stored`, what the store keeps of the
+    run beside its results, gives a folder its roll-ups and summary without
+    the pass over `reports` counting them (the same folder; not with `place`).
     """
     if fmt not in FORMATS:
         raise InputError(f"unknown report format {fmt!r}", hint="formats: " + ", ".join(FORMATS))
@@ -96,6 +104,8 @@ def write_report(
         from provision.reports.html_pages import check_page_level
 
         check_page_level(by)
+    if stored is not None and (not pages or place is not None):
+        raise ValueError("a run's stored figures serve a whole run's folder of pages only")
     if place is not None:
         place = place_group(place)
         reports = within(run, reports, place)
@@ -113,9 +123,44 @@ def write_report(
     if pages:
         from provision.reports.html_pages import write_html_pages
 
-        write_html_pages(data, reports, out)
+        write_html_pages(data, reports, out, stored)
     else:
         _writer(fmt)(data, reports, out)
+    return out
+
+
+def write_summary(
+    run: ComplianceRunInfo,
+    stored: StoredRun,
+    out: Path,
+    *,
+    by: str = "district",
+    standard: Standard | None = None,
+    history: Sequence[RunPoint] = (),
+    now: datetime | None = None,
+    freshness: timedelta = DEFAULT_FRESHNESS,
+    waivers: WaiverSet | None = None,
+) -> Path:
+    """Write the national summary of a folder report (its index.html) alone to `out`.
+
+    From `stored` only, what the store keeps of the run beside its hosts'
+    results; the arguments are `write_report`'s. Returns `out`.
+    """
+    from provision.reports.html_pages import check_page_level, write_html_summary
+
+    check_by(by)
+    check_page_level(by)
+    check_standard(run, standard)
+    data = ReportInput(
+        run=run,
+        by=by,
+        standard=standard,
+        history=tuple(history),
+        now=now or datetime.now(UTC),
+        freshness=freshness,
+        waivers=waivers,
+    )
+    write_html_summary(data, stored, out)
     return out
 
 

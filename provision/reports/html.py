@@ -81,12 +81,13 @@ class _Kept:
     score: HostScore = field(compare=False)
 
 
-def badness(report: HostReport, scored: HostScore) -> tuple[float, ...]:
+def badness(status: str, scored: HostScore) -> tuple[float, ...]:
+    """How bad a host of `status` scored so is: the largest first in every worst-hosts list."""
     return (
         0.0 if scored.compliant else 1.0,
         float(bool(scored.critical_failures)),
         1.0 - (scored.score if scored.score is not None else 0.0),
-        float(report.status != HOST_REPORTED),
+        float(status != HOST_REPORTED),
     )
 
 
@@ -122,7 +123,7 @@ class _Collector:
             keep_pulled(self.pulled, entry)
         if scored.score is not None:
             self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
-        item = _Kept(badness(report, scored), next(self.seq), report, scored)
+        item = _Kept(badness(report.status, scored), next(self.seq), report, scored)
         if len(self.kept) < self.limit:
             heapq.heappush(self.kept, item)
         elif self.limit:
@@ -196,11 +197,14 @@ _E = TypeVar("_E", bound=Sequence[Any])
 
 def pulled_entry(report: HostReport) -> PulledEntry | None:
     """How the pull-mode section ranks `report`'s host (None for a pushed host)."""
-    if report.pull is None:
-        return None
-    at = report.pull.reported_at
+    return None if report.pull is None else pull_entry(report.host, report.pull)
+
+
+def pull_entry(host: str, state: PullState) -> PulledEntry:
+    """How the pull-mode section ranks `host`, pulled with `state`."""
+    at = state.reported_at
     when = at.timestamp() if at is not None else float("-inf")
-    return (report.pull.within, when, report.host, report.pull)
+    return (state.within, when, host, state)
 
 
 def _rank(entry: Sequence[Any]) -> tuple[bool, float, str]:

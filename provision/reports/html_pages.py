@@ -8,19 +8,22 @@ every host in one line, the worst hosts' evidence). Each page is whole on its
 own (inline CSS, no script or image from elsewhere), so the folder opens
 offline, from a share or a USB stick, one page at a time.
 
-One pass over the reports: the roll-ups, and per page one short line per host
-(bounded by `PAGE_HOSTS`, the worst kept) and the evidence of its worst
-`PAGE_DETAIL` hosts. Memory grows with the hosts' lines, never with their results.
+One pass over the reports: per page one short line per host (bounded by
+`PAGE_HOSTS`, the worst kept) and the evidence of its worst `PAGE_DETAIL`
+hosts, and the roll-ups and the summary's figures (`html_summary`) unless the
+store gives them: a recorded run's roll-ups come from its per-run aggregates
+and its summary from its host columns, read without any host's results, so
+the summary can be written on its own in a fraction of the folder's time
+(`write_html_summary`). Memory grows with the hosts' lines, never with their
+results.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,6 @@ from provision.model.compliance.model import (
     HostReport,
 )
 from provision.model.places import normalise
-from provision.model.pull import PullState
 from provision.model.scoring import (
     UNPLACED,
     HostScore,
@@ -44,10 +46,9 @@ from provision.model.scoring import (
     RollupBuilder,
     Rollups,
     coverage,
-    coverage_moment,
-    is_fresh,
+    host_score,
 )
-from provision.reports.common import ReportInput, atomic_folder, run_dict
+from provision.reports.common import ReportInput, atomic_folder, atomic_text, run_dict
 from provision.reports.html import (
     STATUS_COLOURS,
     PulledEntry,
@@ -64,35 +65,38 @@ from provision.reports.html import (
     status_bar,
     trend,
 )
+from provision.reports.html_summary import (
+    FAILING_NAMED,
+    WORST_HOSTS,
+    Line,
+    StoredRun,
+    SummaryFacts,
+    facts_from_store,
+    keep,
+    place_names,
+)
 
 #: The levels a folder report can have one page per place of.
 PAGE_LEVELS: tuple[str, ...] = ("division", "district", "upazila")
-#: Hosts the summary lists (the worst of the whole run).
-WORST_HOSTS = 50
 #: Places the summary's "worst places" table lists.
 WORST_PLACES = 20
 #: Host lines a place page holds at most, the worst first (the rest are in JSON and CSV).
 PAGE_HOSTS = 2000
 #: Hosts per place page whose failing controls are shown with their evidence.
 PAGE_DETAIL = 40
-#: Failing controls named in a host's line.
-FAILING_NAMED = 5
 
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """One host as a place page lists it."""
-
-    badness: tuple[float, ...]
-    host: str
-    below: str
-    status: str
-    score: float | None
-    compliant: bool
-    critical: tuple[str, ...]
-    failing: tuple[str, ...]
-    failing_count: int
-    collected_at: datetime | None
+__all__ = [
+    "FAILING_NAMED",
+    "PAGE_DETAIL",
+    "PAGE_HOSTS",
+    "PAGE_LEVELS",
+    "WORST_HOSTS",
+    "WORST_PLACES",
+    "StoredRun",
+    "check_page_level",
+    "write_html_pages",
+    "write_html_summary",
+]
 
 
 @dataclass(order=True)
@@ -109,7 +113,7 @@ class _Page:
     """What one place's page collects: its hosts' lines and its worst hosts' evidence."""
 
     key: tuple[str, ...]
-    lines: list[tuple[tuple[float, ...], int, _Line]] = field(default_factory=list)
+    lines: list[tuple[tuple[float, ...], int, Line]] = field(default_factory=list)
     hosts: int = 0
     detailed: list[_Detailed] = field(default_factory=list)
     #: Its hosts in pull mode (the longest silent kept) and how many there are.
@@ -118,31 +122,24 @@ class _Page:
 
 
 class _Collector:
-    """One pass over the reports: roll-ups, histogram, each page's lines and worst hosts."""
+    """One pass over the reports: each page's lines and worst hosts and, when `summary`
+    is given (the roll-ups and summary do not come from the store), those too."""
 
-    def __init__(self, data: ReportInput, depth: int) -> None:
+    def __init__(self, data: ReportInput, depth: int, summary: SummaryFacts | None) -> None:
         self.data = data
         self.depth = depth
-        self.builder = RollupBuilder(data.run, now=data.now, freshness=data.freshness)
-        self.histogram = [0] * 11
+        self.summary = summary
+        self.builder = (
+            None
+            if summary is None
+            else RollupBuilder(data.run, now=data.now, freshness=data.freshness)
+        )
         self.pages: dict[tuple[str, ...], _Page] = {}
-        self.worst: list[tuple[tuple[float, ...], int, _Line, tuple[str, ...]]] = []
         self.seq = itertools.count()
-        self.hosts = 0
-        self._at = coverage_moment(data.run)
-        self.fresh_at_run = 0
-        #: The run's hosts in pull mode (the longest silent kept), each with its page's key.
-        self.pulled: list[tuple[bool, float, str, PullState, tuple[str, ...]]] = []
-        self.pulled_count = 0
 
     def add(self, report: HostReport) -> None:
-        data = self.data
-        scored = self.builder.add(report)
-        self.hosts += 1
-        self.fresh_at_run += is_fresh(report.collected_at, self._at, data.freshness)
-        if scored.score is not None:
-            self.histogram[min(int(scored.score * 10 + 1e-9), 10)] += 1
-        names = tuple(report.place.get(level) or UNPLACED for level in PLACE_LEVELS)
+        scored = host_score(report) if self.builder is None else self.builder.add(report)
+        names = place_names(report.place)
         key = names[: self.depth]
         page = self.pages.get(key)
         if page is None:
@@ -150,13 +147,11 @@ class _Collector:
         page.hosts += 1
         entry = pulled_entry(report)
         if entry is not None:
-            self.pulled_count += 1
             page.pulled_count += 1
-            keep_pulled(self.pulled, (*entry, key))
             keep_pulled(page.pulled, entry)
-        bad = badness(report, scored)
+        bad = badness(report.status, scored)
         failing = [r.control for r in report.results if r.status in (FAIL, ERROR)]
-        line = _Line(
+        line = Line(
             badness=bad,
             host=report.host,
             below=" / ".join(n for n in names[self.depth :] if n != UNPLACED),
@@ -171,19 +166,12 @@ class _Collector:
         # Ranked by badness, then by the order the hosts came in: among equals the
         # first stays (the key is -seq), so a host costs its detail only when it ranks.
         rank = -next(self.seq)
-        _keep(page.lines, (bad, rank, line), PAGE_HOSTS)
-        _keep(self.worst, (bad, rank, line, key), WORST_HOSTS)
+        keep(page.lines, (bad, rank, line), PAGE_HOSTS)
+        if self.summary is not None:
+            self.summary.add(line, key, rank, entry)
         if len(page.detailed) < PAGE_DETAIL or page.detailed[0].badness < bad:
-            item = _Detailed(bad, rank, _host_detail(data, report, scored))
-            _keep(page.detailed, item, PAGE_DETAIL)
-
-
-def _keep(heap: list[Any], item: Any, limit: int) -> None:
-    """Keep the `limit` largest items of a stream in `heap`."""
-    if len(heap) < limit:
-        heapq.heappush(heap, item)
-    else:
-        heapq.heappushpop(heap, item)
+            item = _Detailed(bad, rank, _host_detail(self.data, report, scored))
+            keep(page.detailed, item, PAGE_DETAIL)
 
 
 def _host_detail(data: ReportInput, report: HostReport, scored: HostScore) -> dict[str, Any]:
@@ -224,20 +212,36 @@ def check_page_level(by: str) -> int:
     return PLACE_LEVELS.index(by) + 1
 
 
-def write_html_pages(data: ReportInput, reports: Iterable[HostReport], out: Path) -> None:
-    """Write the folder `out`: index.html and one page per place at `data.by`."""
+def write_html_pages(
+    data: ReportInput,
+    reports: Iterable[HostReport],
+    out: Path,
+    stored: StoredRun | None = None,
+) -> None:
+    """Write the folder `out`: index.html and one page per place at `data.by`.
+
+    With `stored` (a recorded run, as the store keeps it) the roll-ups and the
+    summary come from the store's aggregates and host columns, and the pass over
+    `reports` only fills the place pages; the folder is the same either way.
+    """
     depth = check_page_level(data.by)
-    collector = _Collector(data, depth)
-    for report in reports:
-        collector.add(report)
-    rollups = collector.builder.result()
+    if stored is None:
+        summary = SummaryFacts.of(data)
+        collector = _Collector(data, depth, summary)
+        for report in reports:
+            collector.add(report)
+        assert collector.builder is not None
+        rollups = collector.builder.result()
+    else:
+        rollups, summary = facts_from_store(data, depth, stored)
+        collector = _Collector(data, depth, None)
+        for report in reports:
+            collector.add(report)
     files = _file_names(sorted(collector.pages), depth)
     head = _head(data)
     with atomic_folder(out) as folder:
-        summary = _summary_context(data, rollups, collector, files)
         (folder / "index.html").write_text(
-            render("reports/summary.html", page_title="Compliance summary", **head, **summary),
-            encoding="utf-8",
+            _summary_page(data, rollups, summary, files, head), encoding="utf-8"
         )
         by_key = {r.path: r for r in rollups.at(data.by)}
         for key, page in sorted(collector.pages.items()):
@@ -247,6 +251,32 @@ def write_html_pages(data: ReportInput, reports: Iterable[HostReport], out: Path
                 render("reports/place.html", page_title=title, **head, **context),
                 encoding="utf-8",
             )
+
+
+def write_html_summary(data: ReportInput, stored: StoredRun, out: Path) -> None:
+    """Write a recorded run's national summary alone (a folder's index.html) to `out`.
+
+    From the store's aggregates and host columns only: no host's results are
+    read but the worst few hosts' failing controls. It links to the place pages
+    by the names `write_html_pages` gives them.
+    """
+    depth = check_page_level(data.by)
+    rollups, summary = facts_from_store(data, depth, stored)
+    files = _file_names(sorted(r.path for r in rollups.at(data.by)), depth)
+    text = _summary_page(data, rollups, summary, files, _head(data))
+    with atomic_text(out) as handle:
+        handle.write(text)
+
+
+def _summary_page(
+    data: ReportInput,
+    rollups: Rollups,
+    summary: SummaryFacts,
+    files: dict[tuple[str, ...], str],
+    head: dict[str, Any],
+) -> str:
+    context = _summary_context(data, rollups, summary, files)
+    return render("reports/summary.html", page_title="Compliance summary", **head, **context)
 
 
 def _file_names(keys: Sequence[tuple[str, ...]], depth: int) -> dict[tuple[str, ...], str]:
@@ -288,7 +318,7 @@ def _head(data: ReportInput) -> dict[str, Any]:
     }
 
 
-def _line_dict(line: _Line, page: str = "") -> dict[str, Any]:
+def _line_dict(line: Line, page: str = "") -> dict[str, Any]:
     return {
         "host": line.host,
         "below": line.below,
@@ -311,7 +341,7 @@ def _worst_first(items: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def _summary_context(
-    data: ReportInput, rollups: Rollups, collector: _Collector, files: dict[tuple[str, ...], str]
+    data: ReportInput, rollups: Rollups, summary: SummaryFacts, files: dict[tuple[str, ...], str]
 ) -> dict[str, Any]:
     depth = PLACE_LEVELS.index(data.by) + 1
     levels = PLACE_LEVELS[:depth]
@@ -324,9 +354,9 @@ def _summary_context(
         "total": place_row(total),
         "tree": _tree(rollups, levels, (), files),
         "status_bar": status_bar(total),
-        "histogram": histogram(collector.histogram),
+        "histogram": histogram(summary.histogram),
         "places_chart": places_chart(places),
-        "trend": trend(data, total, coverage(collector.fresh_at_run, collector.hosts)),
+        "trend": trend(data, total, coverage(summary.fresh_at_run, summary.hosts)),
         "worst_places": [
             {**place_row(r), "page": files.get(r.path, ""), "of": " / ".join(r.path[:-1])}
             for r in worst_places
@@ -334,21 +364,21 @@ def _summary_context(
         "worst_controls": _controls(data, total),
         "worst_hosts": [
             {**_line_dict(line, files.get(key, "")), "place": " / ".join(key)}
-            for _, _, line, key in _worst_first(collector.worst)
+            for _, _, line, key in _worst_first(summary.worst)
         ],
         "pages": len(files),
-        "hosts_seen": collector.hosts,
-        "pulled": _pulled_with_pages(collector, data, files),
-        "pulled_total": collector.pulled_count,
+        "hosts_seen": summary.hosts,
+        "pulled": _pulled_with_pages(summary, data, files),
+        "pulled_total": summary.pulled_count,
     }
 
 
 def _pulled_with_pages(
-    collector: _Collector, data: ReportInput, files: dict[tuple[str, ...], str]
+    summary: SummaryFacts, data: ReportInput, files: dict[tuple[str, ...], str]
 ) -> list[dict[str, Any]]:
     """The summary's pulled hosts, each linked to its place's page."""
-    page_of = {entry[2]: files.get(entry[4], "") for entry in collector.pulled}
-    rows = pulled_rows(collector.pulled, data.now)
+    page_of = {entry[2]: files.get(entry[4], "") for entry in summary.pulled}
+    rows = pulled_rows(summary.pulled, data.now)
     return [{**row, "page": page_of[row["host"]]} for row in rows]
 
 

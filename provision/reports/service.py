@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provision.errors import InputError, ProvisionError, StateError
 from provision.infra.store import open_store
@@ -39,6 +40,9 @@ from provision.reports import (
 from provision.settings import Settings
 from provision.standards.service import pick_standard
 from provision.standards.waivers import load_waivers, waivers_digest
+
+if TYPE_CHECKING:
+    from provision.reports.html_summary import StoredRun
 
 #: Earlier runs in a report's trend unless the caller says otherwise.
 DEFAULT_HISTORY = 30
@@ -219,6 +223,9 @@ def _write(
     when = options.now or datetime.now(UTC)
     pulled = PullRecords(records.store).compliance_pull(run.id)
     for target in targets:
+        stored = None
+        if target.pages and options.place is None:
+            stored = stored_run(records, run, options.by, pulled)
         write_report(
             run,
             with_pull(records.host_reports(run.id), pulled),
@@ -233,6 +240,7 @@ def _write(
             compress=target.compress,
             pages=target.pages,
             place=options.place,
+            stored=stored,
         )
     return WrittenReports(
         run,
@@ -241,6 +249,71 @@ def _write(
         compressed_by_default=tuple(t.path for t in targets if t.compress and t.by_default),
         pages_by_default=tuple(t.path for t in targets if t.pages and t.by_default),
     )
+
+
+def stored_run(
+    records: ComplianceRecords, run: ComplianceRunInfo, by: str, pulled: Mapping[str, PullState]
+) -> StoredRun | None:
+    """What the store keeps of `run` beside its results, for a folder's summary by `by`.
+
+    None for a run still running (its aggregates would be behind the hosts
+    read after them: the folder then counts everything in its one pass over
+    the reports) or a level with no pages (the writer says why).
+    """
+    from provision.reports.html_pages import PAGE_LEVELS
+    from provision.reports.html_summary import StoredRun, rollup_levels
+
+    if run.status == "running" or by not in PAGE_LEVELS:
+        return None
+    return StoredRun(
+        rollups=records.rollups(run.id, rollup_levels(PAGE_LEVELS.index(by) + 2)),
+        rows=lambda: records.host_lines(run.id),
+        failing=lambda hosts: records.failing_controls(run.id, hosts),
+        pulled=pulled,
+    )
+
+
+def write_run_summary(
+    settings: Settings,
+    run: int | ComplianceRunInfo | None,
+    out: Path,
+    *,
+    by: str = "district",
+    freshness: timedelta = DEFAULT_FRESHNESS,
+    history: int = DEFAULT_HISTORY,
+    now: datetime | None = None,
+) -> Path:
+    """Write `run`'s national summary alone (a folder report's index.html) to `out`.
+
+    From the store's per-run aggregates and host columns: no host's results
+    are read but the worst few hosts' failing controls, so it takes a small
+    part of the whole folder's time. The arguments are `write_run_report`'s.
+    """
+    from provision.reports import write_summary
+    from provision.reports.html_pages import check_page_level
+
+    check_page_level(by)
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        info = _run(records, settings.env, run)
+        stored = stored_run(records, info, by, PullRecords(store).compliance_pull(info.id))
+        if stored is None:
+            raise StateError(
+                f"compliance run {info.id} is still running; its summary is written once it ends",
+                hint="provision compliance report writes the whole folder of what it has so far",
+            )
+        standard = run_standard(settings, info)
+        return write_summary(
+            info,
+            stored,
+            out,
+            by=by,
+            standard=standard,
+            history=trend_points(records, info, history, freshness=freshness),
+            now=now or datetime.now(UTC),
+            freshness=freshness,
+            waivers=run_waivers(settings, info, standard),
+        )
 
 
 def with_pull(

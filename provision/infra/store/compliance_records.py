@@ -33,6 +33,8 @@ from provision.infra.store.compliance_tables import TABLES, compliance_hosts, co
 from provision.infra.store.schema import metadata
 from provision.infra.store.store import Store, pid_alive, utcnow
 from provision.model.compliance.model import (
+    ERROR,
+    FAIL,
     HOST_REPORTED,
     PLACE_LEVELS,
     STATUSES,
@@ -491,24 +493,59 @@ class ComplianceRecords:
             .order_by(compliance_hosts.c.host)
         )
         with self.engine.connect() as conn:
-            return [
-                HostRow(
-                    host=row["host"],
-                    status=row["status"],
-                    role=row["role"],
-                    place=_place(row),
-                    score=row["score"],
-                    compliant=bool(row["compliant"]),
-                    counts={s: int(row[c]) for s, c in _COUNT_COLUMNS.items()},
-                    critical_failures=tuple(
-                        filter(None, (row["critical_failures"] or "").split(","))
-                    ),
-                    collected_at=_aware(row["collected_at"]),
-                    message=row["message"] or "",
-                    node=row["node"],
-                )
-                for row in conn.execute(query).mappings()
-            ]
+            return [_host_row(row) for row in conn.execute(query).mappings()]
+
+    def host_lines(self, run_id: int, *, batch: int = 5000) -> Iterator[HostRow]:
+        """Every host's line of the run (no control results), streamed `batch` rows at a time
+        in the order `host_reports` yields the reports (by host name).
+
+        What a summary reads instead of the reports: the columns only, so no blob
+        is read or decoded. StateError, as `host_reports`, for an unknown run or
+        one whose host detail was pruned.
+        """
+        self.get_run(run_id)
+        pruned = self._pruned(run_id)
+        if pruned is not None:
+            raise StateError(
+                f"the host detail of compliance run {run_id} was pruned on "
+                f"{pruned:%Y-%m-%d}; its totals and each host's failures are kept",
+                hint=f"see them with provision compliance show {run_id} or "
+                "provision compliance query",
+            )
+        columns = [c for c in compliance_hosts.c if c.name != "results"]
+        last = ""
+        while True:
+            query = (
+                sa.select(*columns)
+                .where(compliance_hosts.c.run_id == run_id, compliance_hosts.c.host > last)
+                .order_by(compliance_hosts.c.host)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+            yield from (_host_row(row) for row in rows)
+            if len(rows) < batch:
+                return
+            last = str(rows[-1]["host"])
+
+    def failing_controls(self, run_id: int, hosts: Collection[str]) -> dict[str, tuple[str, ...]]:
+        """The controls each of `hosts` failed or errored on, in the order of its results.
+
+        For a few hosts (a summary's worst): `compliance_findings` holds which
+        controls failed but not in what order a host's results came, so these
+        hosts' own results are read, by key.
+        """
+        if not hosts:
+            return {}
+        query = sa.select(compliance_hosts.c.host, compliance_hosts.c.results).where(
+            compliance_hosts.c.run_id == run_id, compliance_hosts.c.host.in_(list(hosts))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            str(host): tuple(r.control for r in decode_results(blob) if r.status in (FAIL, ERROR))
+            for host, blob in rows
+        }
 
     def _report(self, row: RowMapping) -> HostReport:
         return HostReport(
@@ -645,6 +682,22 @@ def _empty_rollup() -> Rollup:
         median_evidence=None,
         statuses=dict.fromkeys(STATUSES, 0),
         worst_controls=(),
+    )
+
+
+def _host_row(row: RowMapping) -> HostRow:
+    return HostRow(
+        host=row["host"],
+        status=row["status"],
+        role=row["role"],
+        place=_place(row),
+        score=row["score"],
+        compliant=bool(row["compliant"]),
+        counts={s: int(row[c]) for s, c in _COUNT_COLUMNS.items()},
+        critical_failures=tuple(filter(None, (row["critical_failures"] or "").split(","))),
+        collected_at=_aware(row["collected_at"]),
+        message=row["message"] or "",
+        node=row["node"],
     )
 
 
