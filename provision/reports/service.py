@@ -260,13 +260,13 @@ def stored_run(
     read after them: the folder then counts everything in its one pass over
     the reports) or a level with no pages (the writer says why).
     """
-    from provision.reports.html_pages import PAGE_LEVELS
+    from provision.reports.html_pages import PAGE_LEVELS, check_page_level
     from provision.reports.html_summary import StoredRun, rollup_levels
 
     if run.status == "running" or by not in PAGE_LEVELS:
         return None
     return StoredRun(
-        rollups=records.rollups(run.id, rollup_levels(PAGE_LEVELS.index(by) + 2)),
+        rollups=records.rollups(run.id, rollup_levels(check_page_level(by))),
         rows=lambda: records.host_lines(run.id),
         failing=lambda hosts: records.failing_controls(run.id, hosts),
         pulled=pulled,
