@@ -12,9 +12,9 @@ One pass over the reports: per page one short line per host (bounded by
 `PAGE_HOSTS`, the worst kept) and the evidence of its worst `PAGE_DETAIL`
 hosts, and the roll-ups and the summary's figures (`html_summary`) unless the
 store gives them: a recorded run's roll-ups come from its per-run aggregates
-and its summary from its host columns, read without any host's results, so
-the summary can be written on its own in a fraction of the folder's time
-(`write_html_summary`). Memory grows with the hosts' lines, never with their
+and its summary from its host columns (of the hosts' results only the worst
+few hosts' are read), so the summary can be written on its own in a fraction
+of the folder's time (`write_html_summary`). Memory grows with the hosts' lines, never with their
 results.
 """
 

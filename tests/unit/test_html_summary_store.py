@@ -298,3 +298,41 @@ def test_a_summary_alone_needs_a_page_level_and_a_finished_run(
     with pytest.raises(StateError, match="still running"):
         write_run_summary(settings, running, tmp_path / "x.html")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_run_of_no_host_and_a_pruned_run(tmp_path: Path) -> None:
+    """No host: the same (empty) folder both ways. Pruned: the summary says why, as the
+    folder does, and writes nothing."""
+    (tmp_path / "provision.yml").write_text("env: production\n")
+    settings = load_settings(workspace=tmp_path, flags={})
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        run_id = records.create_run(
+            env="production",
+            selection="all",
+            standard_id="bd-ict-baseline",
+            standard_version="2026.1",
+            standard_digest="a" * 64,
+            waivers_digest=None,
+            user="auditor",
+            node="control-01",
+            started_at=STARTED,
+        )
+        records.finish_run(run_id, "done")
+    one_pass, from_store = _both_ways(settings, run_id, tmp_path, "district")
+    assert _files(from_store) == _files(one_pass)
+    assert list(_files(one_pass)) == ["index.html"]
+
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        records.add_host_reports(run_id, list(_reports())[:20])
+        records.finish_run(run_id, "done")
+        records.prune(NOW + timedelta(days=1))
+    out = tmp_path / "pruned"
+    for write in (
+        lambda: write_run_summary(settings, run_id, out / "index.html", now=NOW),
+        lambda: write_run_report(settings, run_id, "html", out, now=NOW, pages=True),
+    ):
+        with pytest.raises(StateError, match="was pruned"):
+            write()
+    assert not out.exists()
