@@ -379,6 +379,18 @@ class ComplianceRecords:
         StateError for an unknown run or one whose host detail was pruned (before
         the first item): its totals and failures are still there, its hosts not.
         """
+        for row in self._host_rows(run_id, list(compliance_hosts.c), hosts, batch):
+            yield self._report(row)
+
+    def _host_rows(
+        self, run_id: int, columns: Sequence[Any], hosts: Collection[str] | None, batch: int
+    ) -> Iterator[RowMapping]:
+        """The run's host rows (`columns` of them) by host name, `batch` at a time, each
+        batch on a connection of its own, so a slow reader holds no transaction open.
+
+        StateError for an unknown run or one whose host detail was pruned (before
+        the first row).
+        """
         self.get_run(run_id)
         pruned = self._pruned(run_id)
         if pruned is not None:
@@ -391,7 +403,7 @@ class ComplianceRecords:
         last = ""
         while True:
             query = (
-                sa.select(compliance_hosts)
+                sa.select(*columns)
                 .where(compliance_hosts.c.run_id == run_id, compliance_hosts.c.host > last)
                 .order_by(compliance_hosts.c.host)
                 .limit(batch)
@@ -400,8 +412,7 @@ class ComplianceRecords:
                 query = query.where(compliance_hosts.c.host.in_(list(hosts)))
             with self.engine.connect() as conn:
                 rows = conn.execute(query).mappings().all()
-            for row in rows:
-                yield self._report(row)
+            yield from rows
             if len(rows) < batch:
                 return
             last = str(rows[-1]["host"])
@@ -503,30 +514,9 @@ class ComplianceRecords:
         is read or decoded. StateError, as `host_reports`, for an unknown run or
         one whose host detail was pruned.
         """
-        self.get_run(run_id)
-        pruned = self._pruned(run_id)
-        if pruned is not None:
-            raise StateError(
-                f"the host detail of compliance run {run_id} was pruned on "
-                f"{pruned:%Y-%m-%d}; its totals and each host's failures are kept",
-                hint=f"see them with provision compliance show {run_id} or "
-                "provision compliance query",
-            )
         columns = [c for c in compliance_hosts.c if c.name != "results"]
-        last = ""
-        while True:
-            query = (
-                sa.select(*columns)
-                .where(compliance_hosts.c.run_id == run_id, compliance_hosts.c.host > last)
-                .order_by(compliance_hosts.c.host)
-                .limit(batch)
-            )
-            with self.engine.connect() as conn:
-                rows = conn.execute(query).mappings().all()
-            yield from (_host_row(row) for row in rows)
-            if len(rows) < batch:
-                return
-            last = str(rows[-1]["host"])
+        for row in self._host_rows(run_id, columns, None, batch):
+            yield _host_row(row)
 
     def failing_controls(self, run_id: int, hosts: Collection[str]) -> dict[str, tuple[str, ...]]:
         """The controls each of `hosts` failed or errored on, in the order of its results.
