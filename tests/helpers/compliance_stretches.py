@@ -5,11 +5,13 @@ the runs of `SPANS[host]` (first, last; both ends included), and host `two-NN`
 fails CTL-2 (medium) in two series of runs broken by one pass, so that stretches
 of 1 to 40 runs, starting early and late, all hold some run. `as_before_v11`
 turns a store back into one of schema version 10 (no length class, version 6's
-stretch indexes), as a store made before it has them.
+stretch indexes), as a store made before it has them; `as_before_v13` into one of
+version 12 (version 8's drift index, not the covering one), on SQLite.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -112,6 +114,48 @@ def as_before_v11(engine: Engine) -> None:
             conn.execute(sa.text(statement))
 
 
+def as_before_v13(engine: Engine) -> None:
+    """The SQLite store as schema version 12 left it: version 8's (env, host, control,
+    last_run, first_run) stretch index in place of the covering one."""
+    with engine.begin() as conn:
+        for statement in (
+            "DROP INDEX ix_compliance_stretches_drift",
+            "CREATE INDEX ix_compliance_stretches_key "
+            "ON compliance_stretches (env, host, control, last_run, first_run)",
+            "DELETE FROM schema_version WHERE version >= 13",
+        ):
+            conn.execute(sa.text(statement))
+
+
+def stretch_indexes(store: Store) -> dict[str, str]:
+    """The SQLite store's indexes of compliance_stretches: name -> its CREATE statement."""
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'compliance_stretches' AND sql IS NOT NULL"
+        ).all()
+    return {str(name): str(sql) for name, sql in rows}
+
+
+def drift_answers(store: Store) -> str:
+    """`drift` between pairs of the forty runs (pruned to kept, pruned to pruned, kept to
+    pruned, a run with itself), every finding as JSON in the answer's order."""
+    queries = ComplianceQueries(store.engine, "lab")
+    refs = queries.run_refs(None, None)
+    pairs = ((refs[3], refs[-1]), (refs[16], refs[32]), (refs[-1], refs[8]), (refs[20], refs[20]))
+    answers = []
+    for before, after in pairs:
+        new, gone, audited = queries.drift(before, after)
+        answers.append(
+            {
+                "new": [f.as_dict() for f in new],
+                "gone": [f.as_dict() for f in gone],
+                "audited": None if audited is None else sorted(audited),
+            }
+        )
+    return json.dumps(answers, sort_keys=True)
+
+
 def classes(store: Store) -> list[tuple[int, int, int]]:
     """Each stretch's (first run, last run, length class), in order."""
     s = compliance_stretches
@@ -138,5 +182,5 @@ def check_answers(store: Store) -> None:
     for before, after in ((refs[3], refs[20]), (refs[16], refs[32]), (refs[8], refs[-1])):
         new, gone, _audited = queries.drift(before, after)
         was, now = failing_on(day[before.run_id]), failing_on(day[after.run_id])
-        assert {(f.host, f.control) for f in new} == now - was
-        assert {(f.host, f.control) for f in gone} == was - now
+        assert [(f.host, f.control) for f in new] == sorted(now - was)
+        assert [(f.host, f.control) for f in gone] == sorted(was - now)

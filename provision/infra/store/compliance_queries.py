@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -280,7 +281,8 @@ class ComplianceQueries:
         bounded index ranges), unless a narrower index bounds the search already:
         one control's stretches (by control, last run), or (`keyed`) a lookup that
         also names the host and control, as drift's comparison does (one probe of
-        the (env, host, control) index).
+        the (env, host, control, last_run, ...) index: on SQLite a covering one,
+        which also holds the status and actual value drift compares, migration 13).
         """
         if run.pruned:
             s = compliance_stretches.alias()
@@ -311,6 +313,29 @@ class ComplianceQueries:
     def _build(self, run: RunRef, rows: Iterable[Sequence[Any]]) -> list[Finding]:
         return self._stretch_findings(run, rows) if run.pruned else self._kept_findings(run, rows)
 
+    def _answer(self, run: RunRef, query: Any) -> list[Finding]:
+        """The findings of `query` over `run`'s failures, on a connection of its own."""
+        with self.engine.connect() as conn:
+            return self._build(run, conn.execute(query))
+
+    def _both(
+        self, first_run: RunRef, first: Any, second_run: RunRef, second: Any
+    ) -> tuple[list[Finding], list[Finding]]:
+        """Two independent questions' findings, asked at once on two connections.
+
+        Each is a few hundred thousand index probes; both drivers step them with the
+        GIL released, so on a control node of two cores or more the two sides of
+        `drift` take about as long as the slower one, not as the two together. An
+        engine whose connections are one and the same (an in-memory SQLite store, a
+        static pool) asks them one after the other, as two threads could not share it.
+        """
+        if isinstance(self.engine.pool, (sa.pool.SingletonThreadPool, sa.pool.StaticPool)):
+            return self._answer(first_run, first), self._answer(second_run, second)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="drift") as pool:
+            one = pool.submit(self._answer, first_run, first)
+            two = pool.submit(self._answer, second_run, second)
+            return one.result(), two.result()
+
     def drift(
         self, before: RunRef, after: RunRef, statuses: Collection[str] = FAILING
     ) -> tuple[list[Finding], list[Finding], set[str] | None]:
@@ -320,6 +345,13 @@ class ComplianceQueries:
         (status and actual value), by host; the earlier run's failures the later one
         does not have at all, by host; and which of those hosts the later run
         audited (None once its host detail was pruned).
+
+        The two sides (what appeared, what is gone) are independent questions and are
+        asked at once, each on a connection of its own (`_both`), so each reads its
+        own snapshot (on SQLite in WAL mode, as each statement did already: none of
+        them ran in one read transaction). Both read recorded runs only, which change
+        only by prune (their findings folded into stretches); whether each run is
+        pruned was decided before (`RunRef.pruned`), as for any other question.
         """
         a, a_where = self._holding(after, statuses)
         b, b_where = self._holding(before, statuses)
@@ -341,12 +373,11 @@ class ComplianceQueries:
         gone_query = (
             self._select(before, b).where(*b_where, ~still.exists()).order_by(b.c.host, b.c.control)
         )
-        h = compliance_hosts
-        with self.engine.connect() as conn:
-            appeared = self._build(after, conn.execute(new_query))
-            gone = self._build(before, conn.execute(gone_query))
-            audited: set[str] | None = set()
-            if gone:
+        appeared, gone = self._both(after, new_query, before, gone_query)
+        audited: set[str] | None = set()
+        if gone:
+            h = compliance_hosts
+            with self.engine.connect() as conn:
                 any_host = conn.execute(
                     sa.select(h.c.host).where(h.c.run_id == after.run_id).limit(1)
                 ).first()

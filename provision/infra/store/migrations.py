@@ -230,6 +230,32 @@ def _v12_shard_events(conn: Connection) -> None:
     )
 
 
+def _v13_compliance_drift_covering_index(conn: Connection) -> None:
+    """On SQLite, version 8's (env, host, control, last_run, first_run) stretch index
+    becomes a covering one, (env, host, control, last_run, first_run, status, actual):
+    `compliance query drifted` from a pruned run asks, for each of the later run's
+    failures, whether the pruned run had it the same way (status and actual value).
+    The probe seeks to the first stretch of the host's control ending at or after the
+    run, the only one that can hold it (one host's stretches of one control never
+    overlap), and answers from the index entry, without reading the table's row.
+
+    PostgreSQL keeps version 8's index: a b-tree entry there is capped at about a
+    third of a page (2.7 kB) and `actual` is a JSON value of no bounded length, so a
+    long one would make the fold that writes it fail. Its planner answers the probe
+    from version 8's index and one heap row each.
+
+    Self-contained (nothing but these indexes); IF EXISTS / IF NOT EXISTS, as version 6.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    for statement in (
+        "CREATE INDEX IF NOT EXISTS ix_compliance_stretches_drift ON compliance_stretches "
+        "(env, host, control, last_run, first_run, status, actual)",
+        "DROP INDEX IF EXISTS ix_compliance_stretches_key",
+    ):
+        conn.execute(sa.text(statement))
+
+
 #: (version, name, function), in order. Append only.
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial", _v1_initial),
@@ -244,6 +270,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "compliance host node", _v10_compliance_host_node),
     (11, "stretch length bucket", _v11_stretch_span_bucket),
     (12, "shard events", _v12_shard_events),
+    (13, "compliance drift covering index", _v13_compliance_drift_covering_index),
 )
 
 LATEST = MIGRATIONS[-1][0]
