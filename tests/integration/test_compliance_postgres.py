@@ -8,17 +8,22 @@ the four questions answer, and prune keeps what it promises.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from provision.compliance import query
 from provision.compliance.prune import prune
 from provision.errors import StateError
 from provision.infra.store import SCHEMA_VERSION, Store, current_version
+from provision.infra.store.compliance_detail_tables import compliance_stretches
+from provision.infra.store.compliance_queries import ComplianceQueries
 from provision.infra.store.compliance_records import ComplianceRecords
 from provision.model.scoring import RollupBuilder
 from provision.settings import Settings, load_settings
@@ -160,3 +165,46 @@ def test_an_older_store_gets_its_stretches_length_classes(postgres: PostgresServ
         assert current_version(store.engine) == SCHEMA_VERSION
         assert stretches.classes(store) == made
         stretches.check_answers(store)
+
+
+def test_the_drift_index_stays_version_8_s_and_takes_long_values(
+    postgres: PostgresServer,
+) -> None:
+    """Migration 13 is SQLite's only: PostgreSQL keeps version 8's (env, host, control,
+    last_run, first_run) index, whose entries stay small whatever a failure's actual
+    value, so a stretch with a value far past a b-tree entry's cap (about 2.7 kB) is
+    written, and drift answers as on SQLite."""
+    url = postgres.create_database()
+    with Store.open(url) as store:
+        assert current_version(store.engine) == SCHEMA_VERSION
+        records = ComplianceRecords(store)
+        stretches.fill(records)
+        records.prune(stretches.day_of(stretches.DAYS))
+        with store.engine.connect() as conn:
+            names = {i["name"] for i in sa.inspect(conn).get_indexes("compliance_stretches")}
+        assert "ix_compliance_stretches_key" in names
+        assert "ix_compliance_stretches_drift" not in names
+        stretches.check_answers(store)
+        queries = ComplianceQueries(store.engine, "lab")
+        refs = queries.run_refs(None, None)
+        # 10 kB that do not compress (PostgreSQL compresses a long index entry first).
+        long_value = "".join(hashlib.sha256(str(n).encode()).hexdigest() for n in range(160))
+        s = compliance_stretches
+        with store.engine.begin() as conn:
+            conn.execute(
+                s.insert().values(
+                    env="lab",
+                    host="long-value",
+                    control="CTL-2",
+                    status="fail",
+                    severity="medium",
+                    expected='"no"',
+                    actual=json.dumps(long_value),
+                    first_run=refs[0].run_id,
+                    last_run=refs[0].run_id,
+                    span_bucket=1,
+                )
+            )
+        new, gone, _ = queries.drift(refs[0], refs[-1])
+        assert ("long-value", "CTL-2") in {(f.host, f.control) for f in gone}
+        assert "long-value" not in {f.host for f in new}
