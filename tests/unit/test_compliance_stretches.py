@@ -89,6 +89,29 @@ def test_a_store_of_version_12_gets_the_covering_drift_index(pruned: Store) -> N
         assert stretch_indexes(store) == fresh_indexes
         assert drift_answers(store) == fresh_answers
         check_answers(store)
+        with store.engine.connect() as conn:  # never analysed: nothing analysed now
+            assert not conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).all()
+
+
+def test_an_analysed_store_of_version_12_has_the_new_index_analysed(pruned: Store) -> None:
+    """Without figures for the new index, SQLite's planner would take its `env` for a
+    selective key and read one control's stretches through it."""
+    url = str(pruned.engine.url)
+    as_before_v13(pruned.engine)
+    with pruned.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    pruned.close()
+    with Store.open(url) as store, store.engine.connect() as conn:
+        analysed = {
+            str(name)
+            for (name,) in conn.exec_driver_sql(
+                "SELECT idx FROM sqlite_stat1 WHERE tbl = 'compliance_stretches'"
+            )
+        }
+    assert "ix_compliance_stretches_drift" in analysed
+    assert "ix_compliance_stretches_key" not in analysed
 
 
 def test_span_bucket_is_the_smallest_power_of_two_at_least_the_span() -> None:

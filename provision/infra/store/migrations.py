@@ -244,6 +244,12 @@ def _v13_compliance_drift_covering_index(conn: Connection) -> None:
     long one would make the fold that writes it fail. Its planner answers the probe
     from version 8's index and one heap row each.
 
+    A store analysed before (`ANALYZE`: sqlite_stat1 is there) has the new index
+    analysed too. Without its figures SQLite's planner takes an equality on `env`
+    alone for a selective one and reads one control's stretches of a pruned run
+    (`query failing --control`) through the new index, the whole environment,
+    instead of by (control, last run): 0.05 s became 0.25 s at 50,000 hosts.
+
     Self-contained (nothing but these indexes); IF EXISTS / IF NOT EXISTS, as version 6.
     """
     if conn.dialect.name != "sqlite":
@@ -254,6 +260,9 @@ def _v13_compliance_drift_covering_index(conn: Connection) -> None:
         "DROP INDEX IF EXISTS ix_compliance_stretches_key",
     ):
         conn.execute(sa.text(statement))
+    analysed = sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+    if conn.execute(analysed).first() is not None:
+        conn.execute(sa.text("ANALYZE ix_compliance_stretches_drift"))
 
 
 #: (version, name, function), in order. Append only.
