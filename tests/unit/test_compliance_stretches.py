@@ -114,6 +114,20 @@ def test_an_analysed_store_of_version_12_has_the_new_index_analysed(pruned: Stor
     assert "ix_compliance_stretches_key" not in analysed
 
 
+def test_an_in_memory_store_asks_drift_s_sides_one_after_the_other(pruned: Store) -> None:
+    """An in-memory SQLite store is one connection a thread (a second thread would
+    see an empty database of its own): drift answers there as on a file, its two
+    sides asked in turn on the one connection."""
+    expected = drift_answers(pruned)
+    pruned.close()
+    with Store.open("sqlite://") as store:
+        records = ComplianceRecords(store)
+        fill(records)
+        records.prune(day_of(DAYS // 2))
+        records.prune(day_of(DAYS))
+        assert drift_answers(store) == expected
+
+
 def test_span_bucket_is_the_smallest_power_of_two_at_least_the_span() -> None:
     assert [span_bucket(n) for n in (1, 2, 3, 4, 5, 8, 9, 365, 1024, 1025)] == [
         1,
