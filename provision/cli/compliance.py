@@ -332,7 +332,7 @@ def run_command(
       provision compliance run --fail-on-drift --json > today.json
     """
     from provision.compliance.service import plan_audit, run_audit
-    from provision.reports.service import parse_formats, write_run_reports
+    from provision.reports.service import parse_formats
 
     pct = _threshold(threshold)
     wanted = parse_formats(formats)  # a bad one is refused before anything runs
@@ -344,6 +344,22 @@ def run_command(
     display = AuditDisplay(len(plan.hosts), live=console.is_interactive() and not as_json)
     with display, _ctrl_c(stop):
         result = run_audit(app.settings, plan, on_progress=display, cancel=stop.is_set, nodes=nodes)
+    _conclude(app, result, pct, fail_on_drift, report_dir, wanted, as_json)
+
+
+def _conclude(
+    app: AppContext,
+    result: AuditResult,
+    pct: float,
+    fail_on_drift: bool,
+    report_dir: Path | None,
+    wanted: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """What `run` and `resume` do with a finished audit: drift, reports, notices, the
+    table or JSON, and the exit status (the whole run's, not the last audit's)."""
+    from provision.reports.service import write_run_reports
+
     settings = app.settings
     notify = bool(settings.notify_webhook or settings.notify_email_to)
     drift_report = _drift_after(app, result) if fail_on_drift or notify else None
@@ -400,6 +416,90 @@ def run_command(
     status = result.exit_status(pct, new_drift=new_drift)
     if status != ExitStatus.SUCCESS:
         raise click.exceptions.Exit(int(status))
+
+
+@compliance.command("resume")
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@click.option(
+    "--threshold",
+    metavar="PCT",
+    default="100",
+    show_default=True,
+    help="Exit 6 if a reached host scores below PCT (or fails a critical control).",
+)
+@click.option(
+    "--fail-on-drift",
+    is_flag=True,
+    help="Exit 6 if a control got worse since the host's last evidence (as with run).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write the whole run's reports into this folder.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="json,html",
+    show_default=True,
+    help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@local_option
+@env_option
+@pass_app
+def resume_command(
+    app: AppContext,
+    run_id: int | None,
+    threshold: str,
+    fail_on_drift: bool,
+    report_dir: Path | None,
+    formats: str,
+    as_json: bool,
+    local: bool,
+) -> None:
+    """Finish an interrupted or crashed audit RUN: audit only the hosts it has no report of.
+
+    RUN defaults to the environment's newest unfinished compliance run. Its
+    selection is planned again from the inventory; hosts the run recorded are
+    kept and not contacted again (pulled hosts already judged too), the others
+    are audited into the same run, which then ends as an audit does: done, with
+    its totals and roll-ups over all its hosts (or interrupted again on Ctrl-C).
+
+    Refused, with nothing changed, when the run is done or still running, or
+    when the standard (id, version, text) or waivers.yml is no longer what the
+    run was judged by: start a new `provision compliance run` then.
+
+    Exit codes are those of `compliance run`, for the whole run: 0, 6 below
+    --threshold (or new drift with --fail-on-drift), 4 evidence not collected,
+    5 hosts unreachable, 130 interrupted.
+
+    \b
+    Example:
+      provision compliance resume
+      provision compliance resume 41 --report-dir reports/
+    """
+    from provision.compliance.resume import plan_resume, resume_audit
+    from provision.reports.service import parse_formats
+
+    pct = _threshold(threshold)
+    wanted = parse_formats(formats)
+    resume = plan_resume(app.settings, run_id)
+    pushed = [h.host for h in resume.plan.hosts if h.pull_keep is None]
+    nodes = execution_nodes(app.settings, pushed, local, down_ok=True) if pushed else None
+    if not as_json:
+        console.err.print(
+            f"compliance run {resume.run.id} ({resume.run.status}): "
+            f"{resume.recorded} of {plural(resume.planned, 'host')} recorded, resuming",
+            markup=False,
+        )
+    stop = threading.Event()
+    display = AuditDisplay(resume.remaining, live=console.is_interactive() and not as_json)
+    with display, _ctrl_c(stop):
+        result = resume_audit(
+            app.settings, resume, on_progress=display, cancel=stop.is_set, nodes=nodes
+        )
+    _conclude(app, result, pct, fail_on_drift, report_dir, wanted, as_json)
 
 
 def _drift_after(app: AppContext, result: AuditResult) -> DriftReport | None:

@@ -45,6 +45,7 @@ from provision.access import secrets
 from provision.errors import ExitStatus, InputError, ProvisionError, exit_status_for
 from provision.infra import runner
 from provision.infra.identity import current_user
+from provision.infra.processes import stop_run_processes
 from provision.infra.store import open_store
 from provision.infra.store.compliance_records import ComplianceRecords, HostRow
 from provision.infra.store.pull_records import PullRecords, StoredApply
@@ -830,12 +831,6 @@ def run_audit(
     hosts it serves; a node's hosts whose shard could not finish (the node down,
     the link broken) are unreachable with the reason, never judged.
     """
-    report = on_progress or (lambda _p: None)
-    loaded, _ = select_targets(settings.inventory_path, plan.selection)
-    everyone = [h.host for h in plan.hosts]
-    # Hosts in pull mode are never contacted: their evidence is what they reported.
-    pulled = [h for h in plan.hosts if h.pull_keep is not None]
-    names = [h.host for h in plan.hosts if h.pull_keep is None]
     secrets.require_vault_file(settings)  # a missing one is refused before a run is recorded
     with open_store(settings) as store:
         records = ComplianceRecords(store)
@@ -853,33 +848,92 @@ def run_audit(
         )
         if on_created:
             on_created(run_id)
-        report(AuditProgress("started", run_id, len(everyone)))
-        local = _PortalEvidence(
-            settings,
-            [h.host for h in plan.hosts if "portals" in h.control_node and h.pull_keep is None],
+        return _audit_into(settings, records, run_id, plan, on_progress, cancel, nodes)
+
+
+def continue_audit(
+    settings: Settings,
+    run: ComplianceRunInfo,
+    plan: AuditPlan,
+    *,
+    on_progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    nodes: ExecutionNodes | None = None,
+) -> AuditResult:
+    """Audit `plan`'s hosts into the unfinished run `run`, and finish it as `run_audit` does.
+
+    `plan` holds only the hosts the run has no report of (`provision.compliance.
+    resume` decides which, and whether the run may be continued). The run is
+    taken over first: what its dead process left running is stopped. Its
+    aggregates are written at the end for all its hosts, old and new.
+    """
+    secrets.require_vault_file(settings)
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        if run.status == "crashed":
+            stop_leftovers(settings.state_path, run.id)
+        records.reopen_run(run.id, was=run, pid=os.getpid(), node=socket.gethostname())
+        return _audit_into(settings, records, run.id, plan, on_progress, cancel, nodes)
+
+
+def stop_leftovers(state_path: Path, run_id: int) -> None:
+    """Stop the Ansible processes a dead audit of run `run_id` left on this control node.
+
+    Each audit of the run ran in a private data dir of its own
+    (`<state>/runs/<time>-compliance-<run>-<id>`) whose name marks its processes
+    (`provision.infra.processes`): ansible-playbook and its workers outlive a
+    killed provision, and must not report into the run beside its resume.
+    """
+    folder = state_path / "runs"
+    for path in sorted(folder.glob(f"*-compliance-{run_id}-*")) if folder.is_dir() else []:
+        stop_run_processes(str(path))
+
+
+def _audit_into(
+    settings: Settings,
+    records: ComplianceRecords,
+    run_id: int,
+    plan: AuditPlan,
+    on_progress: ProgressCallback | None,
+    cancel: Callable[[], bool] | None,
+    nodes: ExecutionNodes | None,
+) -> AuditResult:
+    """Collect and judge `plan`'s hosts into run `run_id` (running), then finish the run."""
+    report = on_progress or (lambda _p: None)
+    loaded, _ = select_targets(settings.inventory_path, plan.selection)
+    everyone = [h.host for h in plan.hosts]
+    # Hosts in pull mode are never contacted: their evidence is what they reported.
+    pulled = [h for h in plan.hosts if h.pull_keep is not None]
+    names = [h.host for h in plan.hosts if h.pull_keep is None]
+    report(AuditProgress("started", run_id, len(everyone)))
+    local = _PortalEvidence(
+        settings,
+        [h.host for h in plan.hosts if "portals" in h.control_node and h.pull_keep is None],
+    )
+    collector = _Collector(records, run_id, plan, report, local)
+    status = "running"
+    try:
+        _add_pulled(records, run_id, pulled, collector)
+        canceled = bool(names) and _run_pushed(
+            settings, plan, run_id, names, loaded, collector, cancel, nodes
         )
-        collector = _Collector(records, run_id, plan, report, local)
-        status = "running"
+        status = "interrupted" if canceled else "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException:
+        status = "crashed"
+        raise
+    finally:
         try:
-            _add_pulled(records, run_id, pulled, collector)
-            canceled = bool(names) and _run_pushed(
-                settings, plan, run_id, names, loaded, collector, cancel, nodes
-            )
-            status = "interrupted" if canceled else "done"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except BaseException:
-            status = "crashed"
-            raise
+            collector.flush()
         finally:
-            try:
-                collector.flush()
-            finally:
-                records.finish_run(run_id, status)
-                runner.prune_run_dirs(settings.state_path, "compliance")
-        report(AuditProgress("finished", run_id, len(everyone), len(collector.done)))
-        return AuditResult(records.get_run(run_id), tuple(records.host_rows(run_id)))
+            # The run's aggregates come from all its host rows: a resumed run's
+            # hosts recorded before count as much as the ones just audited.
+            records.finish_run(run_id, status)
+            runner.prune_run_dirs(settings.state_path, "compliance")
+    report(AuditProgress("finished", run_id, len(everyone), len(collector.done)))
+    return AuditResult(records.get_run(run_id), tuple(records.host_rows(run_id)))
 
 
 def audit(

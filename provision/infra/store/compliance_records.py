@@ -189,6 +189,46 @@ class ComplianceRecords:
             )
             detail.aggregate(conn, run_id, now)
 
+    def reopen_run(self, run_id: int, *, was: ComplianceRunInfo, pid: int, node: str) -> None:
+        """Mark an unfinished run `running` again, driven by `pid` on `node` (a resume).
+
+        `was` is the run as the caller judged it resumable: the row changes only if
+        its status and process are still those, so two resumes of one run cannot
+        both go on (StateError for the second). Its hosts, findings and totals stay.
+        """
+        runs = compliance_runs
+        # A crashed run is stored `crashed`, or still `running` with its process dead.
+        stored = ("running", "crashed") if was.status == "crashed" else (was.status,)
+        with self.engine.begin() as conn:
+            old_pid = conn.execute(sa.select(runs.c.pid).where(runs.c.id == run_id)).scalar()
+            same = runs.c.pid.is_(None) if old_pid is None else runs.c.pid == old_pid
+            changed = conn.execute(
+                runs.update()
+                .where(
+                    runs.c.id == run_id,
+                    runs.c.status.in_(stored),
+                    same,
+                )
+                .values(status="running", pid=pid, node=node, finished_at=None)
+            ).rowcount
+        if changed != 1:
+            raise StateError(
+                f"compliance run {run_id} was taken over by another process meanwhile",
+                hint="see it with provision compliance runs",
+            )
+
+    def unfinished_run(self, env: str) -> ComplianceRunInfo | None:
+        """The newest run of `env` that is not done (running, interrupted, crashed), or None."""
+        query = (
+            sa.select(compliance_runs)
+            .where(compliance_runs.c.env == env, compliance_runs.c.status != "done")
+            .order_by(compliance_runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else self._info(row)
+
     def get_run(self, run_id: int) -> ComplianceRunInfo:
         with self.engine.connect() as conn:
             row = (
