@@ -565,6 +565,8 @@ class _Collector:
         self.node_of: dict[str, str] = {}
         self._pending: list[HostReport] = []
         self._last_flush = time.monotonic()
+        #: Writes a batch no later host fills, FLUSH_SECONDS after its first report.
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         # Shards report on threads of their own: one batch is written at a time.
         self._writing = threading.Lock()
@@ -610,6 +612,13 @@ class _Collector:
                 len(self._pending) >= FLUSH_HOSTS
                 or time.monotonic() - self._last_flush > FLUSH_SECONDS
             )
+            if not due and self._timer is None:
+                # A host that hangs (or the last ones of a slow run) must not keep the
+                # reports that came before it out of the store: a crash or Ctrl-C then
+                # would audit them again on resume.
+                self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
         if due:
             self.flush()
         self.report(
@@ -630,6 +639,9 @@ class _Collector:
             with self._lock:
                 batch, self._pending = self._pending, []
                 self._last_flush = time.monotonic()
+                timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()  # this batch is written now (a no-op from the timer itself)
             if batch:
                 self.records.add_host_reports(self.run_id, batch)
 

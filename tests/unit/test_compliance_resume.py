@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -298,3 +299,22 @@ def test_the_command_refuses_a_done_run_in_one_line(settings: Settings) -> None:
     assert result.exit_code != 0
     assert f"compliance run {run_id} is done" in result.output
     assert _snapshot(settings, run_id)[0].status == "done"
+
+
+# -- what a resume can count on: reports reach the store without a later host --------------
+
+
+def test_a_report_no_later_host_follows_is_committed_all_the_same(settings: Settings) -> None:
+    """A host that hangs must not hold the reports before it in memory: Ctrl-C or a
+    crash then would leave them unrecorded, to be audited again on resume."""
+    plan = plan_audit(settings)
+    run_id = _record(settings, "running", [])
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        collector = service._Collector(records, run_id, plan, lambda _p: None)
+        collector.add("pc1", None, "unreachable", "unreachable")  # then nothing more arrives
+        deadline = time.monotonic() + 60
+        while not records.host_names(run_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert records.host_names(run_id) == ["pc1"]
+        collector.flush()
