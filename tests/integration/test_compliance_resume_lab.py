@@ -5,7 +5,9 @@ a release file on the host), so the others are recorded while it is not. The
 audit is interrupted with Ctrl-C once a host is in the store, then resumed:
 the run is done, every host has exactly one report, the hosts recorded before
 were not audited again (their collection time is what it was), and the run's
-totals, roll-ups and control totals count each host once.
+totals, roll-ups and control totals count each host once. The same after a
+crash (the control node's provision killed): the resume first stops the
+ansible-playbook the dead audit left waiting on the held host.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import pytest
 
 from provision.compliance.service import AuditResult
 from provision.errors import ExitStatus
+from provision.infra.processes import find_run_processes, stop_run_processes
 from provision.infra.store import open_store
-from provision.infra.store.compliance_records import ComplianceRecords
+from provision.infra.store.compliance_records import ComplianceRecords, HostRow
 from provision.settings import Settings
 from tests.helpers.compliance_totals import counted_totals, stored_totals
 from tests.helpers.lab import Lab
@@ -90,11 +93,8 @@ def _recorded(settings: Settings) -> dict[str, object]:
         return {r.host: r.collected_at for r in records.host_rows(runs[-1].id)}
 
 
-def test_an_interrupted_audit_resumed_audits_only_the_hosts_it_lacked(
-    lab: Lab, settings: Settings, held: str
-) -> None:
-    names = sorted(h.name for h in lab.hosts)
-    proc = subprocess.Popen(
+def _start_audit(settings: Settings) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "provision", "compliance", "run", "--local"],
         env=cli_env(settings),
         stdin=subprocess.DEVNULL,
@@ -102,44 +102,41 @@ def test_an_interrupted_audit_resumed_audits_only_the_hosts_it_lacked(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        wait_for(lambda: _recorded(settings), 600, "a first host report in the store")
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == ExitStatus.INTERRUPTED, output
 
+
+def _recorded_before(settings: Settings, status: str, names: list[str]) -> dict[str, HostRow]:
+    """The one run's host lines, the run `status`: some hosts, not HELD, not all."""
     with open_store(settings) as store:
         records = ComplianceRecords(store)
         (run,) = records.list_runs()
-        assert run.status == "interrupted"
+        assert run.status == status
         before = {r.host: r for r in records.host_rows(run.id)}
-    assert before and held not in before, sorted(before)
+    assert before and HELD not in before, sorted(before)
     assert set(before) < set(names)
+    return before
 
-    # A run interrupted is not a new one's business: resuming it goes on in it.
-    release(lab)
+
+def _resume_and_check(
+    lab: Lab, settings: Settings, names: list[str], before: dict[str, HostRow]
+) -> None:
+    """Resume the run (HELD no longer held) and check it is whole, each host once."""
     (lab.inventory / "host_vars" / HELD / "audit_gate.yml").unlink()
     resumed = run_provision(settings, "compliance", "resume", "--local", "--json", timeout=900)
     body = json.loads(resumed.stdout)
-    assert body["run"]["id"] == run.id, resumed.stdout
-
     with open_store(settings) as store:
         records = ComplianceRecords(store)
-        assert [r.id for r in records.list_runs()] == [run.id]  # no new run
-        after_run = records.get_run(run.id)
+        (run,) = records.list_runs()  # no new run: the same one went on
+        assert body["run"]["id"] == run.id, resumed.stdout
         rows = records.host_rows(run.id)
-        assert after_run.status == "done"
+        assert run.status == "done"
         assert [r.host for r in rows] == names  # every host exactly once
-        assert after_run.hosts == len(names)
+        assert run.hosts == len(names)
         by_host = {r.host: r for r in rows}
         # The hosts recorded before were not audited again: their reports are as they were.
         for host, row in before.items():
             assert by_host[host].collected_at == row.collected_at, host
             assert by_host[host].counts == row.counts, host
-        assert by_host[held].status == "reported", by_host[held]
+        assert by_host[HELD].status == "reported", by_host[HELD]
         # Totals over the whole run, each host once: control totals, roll-ups, the summary.
         assert stored_totals(records, run.id) == counted_totals(records, run.id)
         assert sum(stored_totals(records, run.id).values()) == sum(
@@ -149,7 +146,7 @@ def test_an_interrupted_audit_resumed_audits_only_the_hosts_it_lacked(
         assert whole.hosts == len(names)
         assert whole.reported == sum(1 for r in rows if r.status == "reported")
         assert whole.compliant == sum(1 for r in rows if r.compliant)
-        expected = AuditResult(after_run, tuple(rows)).exit_status()
+        expected = AuditResult(run, tuple(rows)).exit_status()
     # The exit status is the whole run's, as `compliance run` would give it.
     assert resumed.returncode == expected, resumed.stdout + resumed.stderr
     assert [h["host"] for h in body["hosts"]] == names
@@ -163,5 +160,46 @@ def test_an_interrupted_audit_resumed_audits_only_the_hosts_it_lacked(
     assert again.returncode != 0 and "is done" in again.stderr, again.stderr
     assert "Traceback" not in again.stderr
     with open_store(settings) as store:
-        records = ComplianceRecords(store)
-        assert records.get_run(run.id) == after_run
+        assert ComplianceRecords(store).get_run(run.id) == run
+
+
+def test_an_interrupted_audit_resumed_audits_only_the_hosts_it_lacked(
+    lab: Lab, settings: Settings, held: str
+) -> None:
+    names = sorted(h.name for h in lab.hosts)
+    proc = _start_audit(settings)
+    try:
+        wait_for(lambda: _recorded(settings), 600, "a first host report in the store")
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitStatus.INTERRUPTED, output
+    before = _recorded_before(settings, "interrupted", names)
+    release(lab)
+    _resume_and_check(lab, settings, names, before)
+
+
+def test_a_crashed_audit_resumed_stops_what_it_left_running_first(
+    lab: Lab, settings: Settings, held: str
+) -> None:
+    """The control node's provision dies (SIGKILL) while HELD is held: its
+    ansible-playbook goes on, waiting on HELD; the resume stops it, then audits."""
+    names = sorted(h.name for h in lab.hosts)
+    proc = _start_audit(settings)
+    folders: list[Path] = []
+    try:
+        wait_for(lambda: _recorded(settings), 600, "a first host report in the store")
+        proc.kill()
+        proc.communicate(timeout=120)
+        folders = sorted((settings.state_path / "runs").glob("*-compliance-1-*"))
+        assert folders and any(find_run_processes(str(f)) for f in folders)
+        before = _recorded_before(settings, "crashed", names)
+        _resume_and_check(lab, settings, names, before)
+        assert [find_run_processes(str(f)) for f in folders] == [[] for _ in folders]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for folder in folders:
+            stop_run_processes(str(folder))
