@@ -400,6 +400,10 @@ def _conclude(
         )
         for path in written:
             console.out.print(f"report: {path}", markup=False)
+        if result.run.status == "interrupted":
+            console.out.print(
+                f"continue with: provision compliance resume {result.run.id}", markup=False
+            )
         if drift_report is not None and drift_report.new_drift:
             console.out.print(
                 "newly failing since each host's last evidence: "

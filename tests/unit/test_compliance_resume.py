@@ -318,3 +318,46 @@ def test_a_report_no_later_host_follows_is_committed_all_the_same(settings: Sett
             time.sleep(0.1)
         assert records.host_names(run_id) == ["pc1"]
         collector.flush()
+
+
+def test_an_interrupted_run_says_how_to_continue_and_resume_finishes_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cancelled_after_one(
+        settings: Settings, plan: Any, run_id: int, names: Sequence[str], *args: Any, **kw: Any
+    ) -> bool:
+        args[1].settle(names[:1], {}, None)
+        return True  # Ctrl-C after the first host
+
+    monkeypatch.setattr(service, "_run_pushed", cancelled_after_one)
+    ws = ["--workspace", str(settings.workspace), "compliance"]
+    first = CliRunner().invoke(cli, [*ws, "run"])
+    assert first.exit_code == ExitStatus.INTERRUPTED, first.output
+    assert "continue with: provision compliance resume 1" in first.output
+    assert [r.host for r in _rows(settings, 1)] == ["dc1"]
+    handed = _no_ssh(monkeypatch)
+    second = CliRunner().invoke(cli, [*ws, "resume", "--json"])
+    assert second.exit_code == ExitStatus.HOSTS_FAILED, second.output
+    assert handed == [["pc1", "pc2", "pc3"]]
+    assert [r.host for r in _rows(settings, 1)] == HOSTS
+
+
+def test_a_crashed_runs_leftovers_are_looked_for_in_its_own_folders_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = tmp_path / "runs"
+    for name in (
+        "20261204T010000Z-compliance-5-aaaa",
+        "20261204T020000Z-compliance-5-bbbb",
+        "20261204T010000Z-compliance-55-cccc",
+        "20261204T010000Z-rollout-5-dddd",
+    ):
+        (runs / name).mkdir(parents=True)
+    marks: list[str] = []
+    monkeypatch.setattr(service, "stop_run_processes", lambda mark: marks.append(mark) or [])
+    service.stop_leftovers(tmp_path, 5)
+    assert [Path(m).name for m in marks] == [
+        "20261204T010000Z-compliance-5-aaaa",
+        "20261204T020000Z-compliance-5-bbbb",
+    ]
+    service.stop_leftovers(tmp_path / "nothing-yet", 5)  # no runs folder: nothing to stop
