@@ -470,9 +470,9 @@ def resume_command(
     are audited into the same run, which then ends as an audit does: done, with
     its totals and roll-ups over all its hosts (or interrupted again on Ctrl-C).
 
-    Refused, with nothing changed, when the run is done or still running, or
-    when the standard (id, version, text) or waivers.yml is no longer what the
-    run was judged by: start a new `provision compliance run` then.
+    Refused (exit 3), with nothing changed, when the run is done or still
+    running, or when the standard (id, version, text) or waivers.yml is no
+    longer what the run was judged by: start a new `provision compliance run`.
 
     Exit codes are those of `compliance run`, for the whole run: 0, 6 below
     --threshold (or new drift with --fail-on-drift), 4 evidence not collected,

@@ -296,7 +296,7 @@ def test_the_command_resumes_and_exits_as_compliance_run_would(
 def test_the_command_refuses_a_done_run_in_one_line(settings: Settings) -> None:
     run_id = _record(settings, "done", HOSTS)
     result = _cli(settings, str(run_id))
-    assert result.exit_code != 0
+    assert result.exit_code == ExitStatus.BAD_INPUT
     assert f"compliance run {run_id} is done" in result.output
     assert _snapshot(settings, run_id)[0].status == "done"
 
