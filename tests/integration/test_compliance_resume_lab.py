@@ -157,7 +157,7 @@ def _resume_and_check(
 
     # A done run is not resumed again, and the refusal changes nothing.
     again = run_provision(settings, "compliance", "resume", str(run.id), timeout=120)
-    assert again.returncode != 0 and "is done" in again.stderr, again.stderr
+    assert again.returncode == ExitStatus.BAD_INPUT and "is done" in again.stderr, again.stderr
     assert "Traceback" not in again.stderr
     with open_store(settings) as store:
         assert ComplianceRecords(store).get_run(run.id) == run
