@@ -125,15 +125,18 @@ def check_same_judgement(
         )
 
 
-def _settings_for(settings: Settings, run: ComplianceRunInfo) -> Settings:
-    """The settings of the run's environment (a run named by id may be another env's)."""
-    return settings if settings.env == run.env else replace(settings, env=run.env)
-
-
 def find_run(records: ComplianceRecords, env: str, run_id: int | None) -> ComplianceRunInfo:
     """Run `run_id`, or the newest unfinished run of `env`; StateError when there is none."""
     if run_id is not None:
-        return records.get_run(run_id)
+        named = records.get_run(run_id)
+        # The run's hosts, its execution nodes and its reports are all of its own
+        # environment: resumed from another, they would be looked up in the wrong one.
+        if named.env != env:
+            raise StateError(
+                f"compliance run {named.id} is of environment {named.env}, not {env}",
+                hint=f"resume it there: provision compliance resume {named.id} --env {named.env}",
+            )
+        return named
     run = records.unfinished_run(env)
     if run is None:
         raise StateError(
@@ -157,7 +160,7 @@ def plan_resume(settings: Settings, run_id: int | None = None) -> ResumePlan:
         try:
             # Judged as of the day the run started, as its first hosts were (waiver expiry).
             plan = plan_audit(
-                _settings_for(settings, run),
+                settings,
                 run.selection,
                 standard=run.standard_id,
                 today=run.started_at.date(),
@@ -192,7 +195,7 @@ def resume_audit(
     """Audit the hosts `resume` left into its run, and finish the run (done, or
     interrupted again on a cancel)."""
     return continue_audit(
-        _settings_for(settings, resume.run),
+        settings,
         resume.run,
         resume.plan,
         on_progress=on_progress,

@@ -161,6 +161,7 @@ def test_an_unknown_run_is_a_clear_error(settings: Settings) -> None:
         ("interrupted", {"standard_digest": "e" * 64}, "digest eeeeeeeeeeee, now"),
         ("interrupted", {"standard_id": "bd-ict-old"}, "no longer in standards/"),
         ("crashed", {"waivers_digest": "f" * 64}, "waivers.yml changed"),
+        ("interrupted", {"env": "staging"}, "is of environment staging, not lab"),
     ],
 )
 def test_a_run_that_cannot_be_continued_is_refused_and_left_as_it_was(
@@ -170,7 +171,9 @@ def test_a_run_that_cannot_be_continued_is_refused_and_left_as_it_was(
     before = _snapshot(settings, run_id)
     with pytest.raises(StateError, match=words) as refused:
         plan_resume(settings, run_id)
-    if status != "running":
+    if "env" in changed:
+        assert f"--env {changed['env']}" in (refused.value.hint or "")
+    elif status != "running":
         assert "provision compliance run" in (refused.value.hint or "")
     assert _snapshot(settings, run_id) == before
 
