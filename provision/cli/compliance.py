@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -263,6 +263,45 @@ def _threshold(text: str) -> float:
     return number
 
 
+def _outcome_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What `run` and `resume` do with a finished audit: its threshold, drift check,
+    reports and output (see `_conclude`)."""
+    for option in reversed(
+        [
+            click.option(
+                "--threshold",
+                metavar="PCT",
+                default="100",
+                show_default=True,
+                help="Exit 6 if a reached host scores below PCT (or fails a critical control).",
+            ),
+            click.option(
+                "--fail-on-drift",
+                is_flag=True,
+                help="Exit 6 if a control got worse (into fail/error/no_report) since the "
+                "host's last evidence; a repair is not drift.",
+            ),
+            click.option(
+                "--report-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                help="Also write the whole run's reports into this folder.",
+            ),
+            click.option(
+                "--format",
+                "formats",
+                default="json,html",
+                show_default=True,
+                help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print the run and every host as JSON."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @compliance.command("run")
 @selection_argument()
 @click.option("--standard", metavar="ID|FILE", help="The standard (default: the only one).")
@@ -271,32 +310,7 @@ def _threshold(text: str) -> float:
     type=click.Path(path_type=Path, dir_okay=False),
     help="The waivers file (default: waivers.yml in the workspace).",
 )
-@click.option(
-    "--threshold",
-    metavar="PCT",
-    default="100",
-    show_default=True,
-    help="Exit 6 if a reached host scores below PCT (or fails a critical control).",
-)
-@click.option(
-    "--fail-on-drift",
-    is_flag=True,
-    help="Exit 6 if a control got worse (into fail/error/no_report) since the host's last "
-    "evidence; a repair is not drift.",
-)
-@click.option(
-    "--report-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Also write the run's reports into this folder.",
-)
-@click.option(
-    "--format",
-    "formats",
-    default="json,html",
-    show_default=True,
-    help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@_outcome_options
 @local_option
 @env_option
 @pass_app
@@ -424,31 +438,7 @@ def _conclude(
 
 @compliance.command("resume")
 @click.argument("run_id", metavar="[RUN]", type=int, required=False)
-@click.option(
-    "--threshold",
-    metavar="PCT",
-    default="100",
-    show_default=True,
-    help="Exit 6 if a reached host scores below PCT (or fails a critical control).",
-)
-@click.option(
-    "--fail-on-drift",
-    is_flag=True,
-    help="Exit 6 if a control got worse since the host's last evidence (as with run).",
-)
-@click.option(
-    "--report-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Also write the whole run's reports into this folder.",
-)
-@click.option(
-    "--format",
-    "formats",
-    default="json,html",
-    show_default=True,
-    help="Report formats for --report-dir (json, junit, csv, html; comma-separated).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the run and every host as JSON.")
+@_outcome_options
 @local_option
 @env_option
 @pass_app
