@@ -29,6 +29,7 @@ control's evaluated expected and actual values and a digest of the evidence.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -616,7 +617,7 @@ class _Collector:
                 # A host that hangs (or the last ones of a slow run) must not keep the
                 # reports that came before it out of the store: a crash or Ctrl-C then
                 # would audit them again on resume.
-                self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
+                self._timer = threading.Timer(FLUSH_SECONDS, self._timed_flush)
                 self._timer.daemon = True
                 self._timer.start()
         if due:
@@ -635,6 +636,7 @@ class _Collector:
         )
 
     def flush(self) -> None:
+        """Commit the reports waiting; a write that fails keeps them waiting, and raises."""
         with self._writing:
             with self._lock:
                 batch, self._pending = self._pending, []
@@ -643,7 +645,18 @@ class _Collector:
             if timer is not None:
                 timer.cancel()  # this batch is written now (a no-op from the timer itself)
             if batch:
-                self.records.add_host_reports(self.run_id, batch)
+                try:
+                    self.records.add_host_reports(self.run_id, batch)
+                except BaseException:
+                    with self._lock:
+                        self._pending[:0] = batch
+                    raise
+
+    def _timed_flush(self) -> None:
+        """The timer's write: one that fails (the store busy) leaves its batch to the
+        next write, at the latest the run's last, which raises if it fails too."""
+        with contextlib.suppress(Exception):
+            self.flush()
 
     def settle(
         self,
@@ -724,16 +737,16 @@ def _add_pulled(
         return
     at = records.get_run(run_id).started_at
     pulls = PullRecords(records.store)
-    states: dict[str, PullState] = {}
     for start in range(0, len(plans), 500):
         part = plans[start : start + 500]
         newest = pulls.newest([p.host for p in part])
-        for plan in part:
-            report, state = pulled_report(plan, newest.get(plan.host), at)
-            states[plan.host] = state
+        judged = [pulled_report(plan, newest.get(plan.host), at) for plan in part]
+        # Each host's pull state is written before its report can be: a run that
+        # crashes between the two never has a pulled host recorded without it.
+        pulls.set_compliance_pull(run_id, {report.host: state for report, state in judged})
+        for report, _ in judged:
             collector.keep(report)
     collector.flush()
-    pulls.set_compliance_pull(run_id, states)
 
 
 def _evidence_inventory(
@@ -876,15 +889,22 @@ def continue_audit(
 
     `plan` holds only the hosts the run has no report of (`provision.compliance.
     resume` decides which, and whether the run may be continued). The run is
-    taken over first: what its dead process left running is stopped. Its
+    taken over first (refused if another resume has it), then what its dead
+    process left running is stopped. Its
     aggregates are written at the end for all its hosts, old and new.
     """
     secrets.require_vault_file(settings)
     with open_store(settings) as store:
         records = ComplianceRecords(store)
-        if run.status == "crashed":
-            stop_leftovers(settings.state_path, run.id)
+        # Taken over first: a resume refused here (another one drives the run) must
+        # not stop what that one runs, whose folders bear the run's mark too.
         records.reopen_run(run.id, was=run, pid=os.getpid(), node=socket.gethostname())
+        if run.status == "crashed":
+            try:
+                stop_leftovers(settings.state_path, run.id)
+            except BaseException:
+                records.finish_run(run.id, "crashed")  # still resumable
+                raise
         return _audit_into(settings, records, run.id, plan, on_progress, cancel, nodes)
 
 
@@ -939,6 +959,11 @@ def _audit_into(
     finally:
         try:
             collector.flush()
+        except BaseException:
+            # Reports that could not be written: the run must stay resumable, so that
+            # a resume audits their hosts again (a `done` run is never resumed).
+            status = "crashed"
+            raise
         finally:
             # The run's aggregates come from all its host rows: a resumed run's
             # hosts recorded before count as much as the ones just audited.

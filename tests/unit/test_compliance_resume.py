@@ -323,6 +323,74 @@ def test_a_report_no_later_host_follows_is_committed_all_the_same(settings: Sett
         collector.flush()
 
 
+def test_a_timed_write_that_fails_keeps_its_reports_for_the_next(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store busy when the timer writes: the batch waits for the next write (here
+    the run's last), it is not dropped with the hosts counted as done."""
+    plan = plan_audit(settings)
+    run_id = _record(settings, "running", [])
+    with open_store(settings) as store:
+        records = ComplianceRecords(store)
+        real = records.add_host_reports
+        tried: list[int] = []
+
+        def busy_once(run: int, batch: Sequence[HostReport]) -> None:
+            tried.append(len(batch))
+            if len(tried) == 1:
+                raise RuntimeError("database is locked")
+            real(run, batch)
+
+        monkeypatch.setattr(records, "add_host_reports", busy_once)
+        collector = service._Collector(records, run_id, plan, lambda _p: None)
+        collector.add("pc1", None, "unreachable", "unreachable")
+        deadline = time.monotonic() + 60
+        while not tried and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tried == [1] and records.host_names(run_id) == []
+        collector.flush()
+        assert tried == [1, 1] and records.host_names(run_id) == ["pc1"]
+
+
+def test_a_last_write_that_fails_leaves_the_run_crashed_and_resumable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_ssh(monkeypatch)
+    run_id = _record(settings, "interrupted")
+    resume = plan_resume(settings, run_id)
+
+    def broken(self: ComplianceRecords, run: int, batch: Sequence[HostReport]) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(ComplianceRecords, "add_host_reports", broken)
+    with pytest.raises(RuntimeError, match="locked"):
+        resume_audit(settings, resume)
+    monkeypatch.undo()
+    assert _snapshot(settings, run_id)[0].status == "crashed"
+    assert plan_resume(settings, run_id).remaining == 2
+
+
+def test_a_resume_refused_for_a_crashed_run_another_resume_drives_stops_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_ssh(monkeypatch)
+    run_id = _record(settings, "running", pid=_dead_pid())
+    first, second = plan_resume(settings, run_id), plan_resume(settings, run_id)
+    assert first.run.status == second.run.status == "crashed"
+    with open_store(settings) as store:  # the first resume takes the run over, and goes on
+        ComplianceRecords(store).reopen_run(
+            run_id, was=first.run, pid=os.getpid(), node=socket.gethostname()
+        )
+    stopped: list[int] = []
+    monkeypatch.setattr(service, "stop_leftovers", lambda _state, run: stopped.append(run))
+    before = _snapshot(settings, run_id)
+    with pytest.raises(StateError, match="taken over by another process"):
+        resume_audit(settings, second)
+    assert stopped == []
+    assert _snapshot(settings, run_id) == before
+    assert before[0].status == "running"
+
+
 def test_an_interrupted_run_says_how_to_continue_and_resume_finishes_it(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

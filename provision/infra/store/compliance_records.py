@@ -197,20 +197,22 @@ class ComplianceRecords:
         both go on (StateError for the second). Its hosts, findings and totals stay.
         """
         runs = compliance_runs
-        # A crashed run is stored `crashed`, or still `running` with its process dead.
-        stored = ("running", "crashed") if was.status == "crashed" else (was.status,)
         with self.engine.begin() as conn:
-            old_pid = conn.execute(sa.select(runs.c.pid).where(runs.c.id == run_id)).scalar()
-            same = runs.c.pid.is_(None) if old_pid is None else runs.c.pid == old_pid
-            changed = conn.execute(
-                runs.update()
-                .where(
-                    runs.c.id == run_id,
-                    runs.c.status.in_(stored),
-                    same,
-                )
-                .values(status="running", pid=pid, node=node, finished_at=None)
-            ).rowcount
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+            # The run as it is now, judged as `was` was (a `running` row whose process
+            # is dead here is crashed): a run another resume drives now is running, and
+            # is refused before anything of it changes.
+            changed = 0
+            if row is not None and self._info(row).status == was.status:
+                old_pid = row["pid"]
+                same = runs.c.pid.is_(None) if old_pid is None else runs.c.pid == old_pid
+                # Compare and set: of two resumes that both read the row, the second's
+                # update finds the first's pid and changes nothing.
+                changed = conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id, runs.c.status == row["status"], same)
+                    .values(status="running", pid=pid, node=node, finished_at=None)
+                ).rowcount
         if changed != 1:
             raise StateError(
                 f"compliance run {run_id} was taken over by another process meanwhile",
