@@ -438,6 +438,16 @@ def _conclude(
 
 @compliance.command("resume")
 @click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@click.option(
+    "--standard",
+    metavar="ID|FILE",
+    help="The standard, as given to the run (default: the run's, by id).",
+)
+@click.option(
+    "--waivers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The waivers file, as given to the run (default: waivers.yml in the workspace).",
+)
 @_outcome_options
 @local_option
 @env_option
@@ -445,6 +455,8 @@ def _conclude(
 def resume_command(
     app: AppContext,
     run_id: int | None,
+    standard: str | None,
+    waivers: Path | None,
     threshold: str,
     fail_on_drift: bool,
     report_dir: Path | None,
@@ -454,7 +466,9 @@ def resume_command(
 ) -> None:
     """Finish an interrupted or crashed audit RUN: audit only the hosts it has no report of.
 
-    RUN defaults to the environment's newest unfinished compliance run. Its
+    RUN defaults to the environment's newest unfinished compliance run (unless
+    a later run finished: name the older one then). A run given --standard FILE
+    or --waivers FILE is resumed with the same. Its
     selection is planned again from the inventory; hosts the run recorded are
     kept and not contacted again (pulled hosts already judged too), the others
     are audited into the same run, which then ends as an audit does: done, with
@@ -478,7 +492,7 @@ def resume_command(
 
     pct = _threshold(threshold)
     wanted = parse_formats(formats)
-    resume = plan_resume(app.settings, run_id)
+    resume = plan_resume(app.settings, run_id, standard=standard, waivers=waivers)
     pushed = [h.host for h in resume.plan.hosts if h.pull_keep is None]
     nodes = execution_nodes(app.settings, pushed, local, down_ok=True) if pushed else None
     if not as_json:

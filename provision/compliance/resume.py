@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from provision.compliance.service import (
     AuditPlan,
@@ -92,7 +93,7 @@ def check_resumable(run: ComplianceRunInfo, *, pruned: bool = False) -> None:
 
 
 def check_same_judgement(
-    run: ComplianceRunInfo, standard: Standard, waivers_digest: str | None
+    run: ComplianceRunInfo, standard: Standard, waivers_digest: str | None, waivers_name: str = ""
 ) -> None:
     """StateError unless `standard` and the waivers are the ones the run was judged by.
 
@@ -110,7 +111,7 @@ def check_same_judgement(
         raise StateError(
             f"compliance run {run.id} was judged by standard {run.standard_id} "
             f"{what} in standards/: its hosts cannot be judged alike",
-            hint=_new_run(run),
+            hint=_given_or_new(run, "--standard FILE"),
         )
     if run.waivers_digest != waivers_digest:
 
@@ -118,11 +119,15 @@ def check_same_judgement(
             return "no waivers file" if digest is None else f"digest {digest[:12]}"
 
         raise StateError(
-            f"waivers.yml changed since compliance run {run.id} "
+            f"{waivers_name or 'waivers.yml'} changed since compliance run {run.id} "
             f"(then {shown(run.waivers_digest)}, now {shown(waivers_digest)}): "
             "its hosts cannot be judged alike",
-            hint=_new_run(run),
+            hint=_given_or_new(run, "--waivers FILE"),
         )
+
+
+def _given_or_new(run: ComplianceRunInfo, option: str) -> str:
+    return f"if run {run.id} was given {option}, give resume the same; else " + _new_run(run)
 
 
 def find_run(records: ComplianceRecords, env: str, run_id: int | None) -> ComplianceRunInfo:
@@ -143,11 +148,30 @@ def find_run(records: ComplianceRecords, env: str, run_id: int | None) -> Compli
             f"no unfinished compliance run in environment {env}: nothing to resume",
             hint="list them with provision compliance runs",
         )
+    # An unfinished run older than the latest finished one is not what "resume"
+    # means by default: its hosts' new evidence would rank behind that later run.
+    later = records.latest_run(env)
+    if later is not None and later.id > run.id:
+        raise StateError(
+            f"the newest unfinished compliance run of environment {env}, {run.id}, "
+            f"is older than run {later.id}, which finished",
+            hint=f"to continue it all the same, name it: provision compliance resume {run.id}",
+        )
     return run
 
 
-def plan_resume(settings: Settings, run_id: int | None = None) -> ResumePlan:
+def plan_resume(
+    settings: Settings,
+    run_id: int | None = None,
+    *,
+    standard: str | None = None,
+    waivers: Path | None = None,
+) -> ResumePlan:
     """Decide what resuming run `run_id` (default: the env's newest unfinished) audits.
+
+    `standard` and `waivers` are `compliance run`'s options of the same names, for a
+    run that was given them (default: the run's standard by id from standards/, and
+    waivers.yml); what they name must still be what the run was judged by.
 
     Changes nothing: every refusal (the run done, still running, pruned; the
     standard or the waivers changed since) is a StateError before the store or
@@ -162,18 +186,21 @@ def plan_resume(settings: Settings, run_id: int | None = None) -> ResumePlan:
             plan = plan_audit(
                 settings,
                 run.selection,
-                standard=run.standard_id,
+                standard=standard or run.standard_id,
+                waivers=waivers,
                 today=run.started_at.date(),
             )
         except InputError as exc:
-            if "no standard with id" not in exc.message:
+            if standard is not None or "no standard with id" not in exc.message:
                 raise
             raise StateError(
                 f"compliance run {run.id} was judged by standard {run.standard_id}, "
                 "which is no longer in standards/",
                 hint=_new_run(run),
             ) from None
-        check_same_judgement(run, plan.standard, plan.waivers.digest)
+        check_same_judgement(
+            run, plan.standard, plan.waivers.digest, str(waivers) if waivers else ""
+        )
         recorded = records.host_names(run.id)
     left = remaining_hosts(plan.hosts, recorded)
     return ResumePlan(

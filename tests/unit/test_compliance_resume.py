@@ -147,6 +147,28 @@ def test_no_unfinished_run_is_a_clear_error(settings: Settings) -> None:
         plan_resume(settings)
 
 
+def test_by_default_an_unfinished_run_older_than_a_finished_one_is_not_resumed(
+    settings: Settings,
+) -> None:
+    old = _record(settings, "interrupted")
+    done = _record(settings, "done", HOSTS)
+    with pytest.raises(StateError, match=f"{old}, is older than run {done}") as refused:
+        plan_resume(settings)
+    assert f"provision compliance resume {old}" in (refused.value.hint or "")
+    assert plan_resume(settings, old).remaining == 2  # named, it is resumed
+
+
+def test_a_run_given_a_waivers_file_is_resumed_with_the_same(settings: Settings) -> None:
+    other = settings.workspace / "other-waivers.yml"
+    other.write_text("waivers: []\n")
+    plan = plan_audit(settings, waivers=other)
+    run_id = _record(settings, "interrupted", waivers_digest=plan.waivers.digest)
+    with pytest.raises(StateError, match=r"waivers\.yml changed") as refused:
+        plan_resume(settings, run_id)
+    assert "--waivers FILE" in (refused.value.hint or "")
+    assert plan_resume(settings, run_id, waivers=other).remaining == 2
+
+
 def test_an_unknown_run_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(StateError, match="there is no compliance run 7"):
         plan_resume(settings, 7)
